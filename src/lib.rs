@@ -1,0 +1,18 @@
+//! wmbusd: a wireless M-Bus / OMS gateway.
+//!
+//! Data flows one way through the layers of this crate:
+//!
+//! ```text
+//! radio (dongle codecs + sessions) -> frame::RadioFrame -> decode (wire + crypto + keys)
+//!     -> reading::Reading -> pipeline (dedupe, filter, health) -> spool -> mqtt / stdout
+//! ```
+//!
+//! The decoder core (`wire`, `crypto`, `keys`, `decode`, `reading`, `frame`) is pure and
+//! builds without the `daemon` feature; everything doing I/O sits behind that feature.
+
+pub mod crypto;
+pub mod decode;
+pub mod frame;
+pub mod keys;
+pub mod reading;
+pub mod wire;

@@ -1,0 +1,119 @@
+//! Errors of the pure protocol layers: which layer, which byte, what was wrong.
+
+use std::fmt;
+
+/// Protocol layer an error belongs to. Serialised in lower case in error JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// Wireless data link layer (L, C, M, A, DLL CRCs) or wired M-Bus long frame.
+    Link,
+    /// Extended link layer (CI 0x8C..0x8F).
+    Ell,
+    /// Authentication and fragmentation layer (CI 0x90).
+    Afl,
+    /// Transport layer header (ACC, STS, CF).
+    Tpl,
+    /// Application layer: DIF/VIF data records.
+    Apl,
+    /// Compact frames (CI 0x79 and friends).
+    Compact,
+    /// Decryption and authentication.
+    Security,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Link => "link",
+            Layer::Ell => "ell",
+            Layer::Afl => "afl",
+            Layer::Tpl => "tpl",
+            Layer::Apl => "apl",
+            Layer::Compact => "compact",
+            Layer::Security => "security",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong, independent of where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input ended before the layer did; `needed` more bytes were expected.
+    Truncated { needed: usize },
+    /// A CRC did not match.
+    Crc { stored: u16, computed: u16 },
+    /// A field holds a value the layer cannot accept.
+    Invalid(&'static str),
+    /// Well-formed, but a feature this decoder does not implement.
+    Unsupported(&'static str),
+}
+
+impl ErrorKind {
+    /// Short machine-readable name used in error JSON (`"kind"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::Truncated { .. } => "truncated",
+            ErrorKind::Crc { .. } => "crc",
+            ErrorKind::Invalid(_) => "invalid",
+            ErrorKind::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Truncated { needed } => write!(f, "truncated: {needed} more byte(s) expected"),
+            ErrorKind::Crc { stored, computed } => {
+                write!(f, "CRC mismatch: stored {stored:04X}, computed {computed:04X}")
+            }
+            ErrorKind::Invalid(what) => write!(f, "invalid {what}"),
+            ErrorKind::Unsupported(what) => write!(f, "unsupported {what}"),
+        }
+    }
+}
+
+/// A parse error: the layer, the byte offset where it was detected, and the kind.
+///
+/// Offsets are relative to the slice the layer parser was given; callers that know
+/// where that slice starts in the frame shift them with [`Error::shift`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{layer} layer, byte {offset}: {kind}")]
+pub struct Error {
+    pub layer: Layer,
+    pub offset: usize,
+    pub kind: ErrorKind,
+}
+
+impl Error {
+    pub fn new(layer: Layer, offset: usize, kind: ErrorKind) -> Self {
+        Error { layer, offset, kind }
+    }
+
+    pub fn truncated(layer: Layer, offset: usize, needed: usize) -> Self {
+        Error::new(layer, offset, ErrorKind::Truncated { needed })
+    }
+
+    pub fn invalid(layer: Layer, offset: usize, what: &'static str) -> Self {
+        Error::new(layer, offset, ErrorKind::Invalid(what))
+    }
+
+    pub fn unsupported(layer: Layer, offset: usize, what: &'static str) -> Self {
+        Error::new(layer, offset, ErrorKind::Unsupported(what))
+    }
+
+    /// Re-bases the offset when the failing slice started `base` bytes into the frame.
+    pub fn shift(mut self, base: usize) -> Self {
+        self.offset += base;
+        self
+    }
+}
+
+pub type Result<T> = core::result::Result<T, Error>;
