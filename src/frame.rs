@@ -68,3 +68,82 @@ impl RadioFrame {
         }
     }
 }
+
+/// Why a hex telegram could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    #[error("no hex digits")]
+    Empty,
+    #[error("character {ch:?} at position {position} is not a hex digit")]
+    BadDigit { ch: char, position: usize },
+    #[error("odd number of hex digits ({0})")]
+    OddLength(usize),
+}
+
+/// Reads a hex telegram as people and tools write them: upper or lower case, an optional
+/// `0x` prefix, and separators (white space, `_`, `|`, `#`, `:`, `-`) anywhere.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or(text);
+    let mut out = Vec::with_capacity(text.len() / 2);
+    let mut high: Option<u8> = None;
+    let mut digits = 0usize;
+    for (position, ch) in text.char_indices() {
+        let nibble = match ch {
+            '0'..='9' => ch as u8 - b'0',
+            'a'..='f' => ch as u8 - b'a' + 10,
+            'A'..='F' => ch as u8 - b'A' + 10,
+            c if c.is_whitespace() || matches!(c, '_' | '|' | '#' | ':' | '-') => continue,
+            _ => return Err(HexError::BadDigit { ch, position }),
+        };
+        digits += 1;
+        match high.take() {
+            None => high = Some(nibble),
+            Some(h) => out.push(h << 4 | nibble),
+        }
+    }
+    if high.is_some() {
+        return Err(HexError::OddLength(digits));
+    }
+    if out.is_empty() {
+        return Err(HexError::Empty);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_with_separators() {
+        assert_eq!(
+            parse_hex("0x2E_44 93|15#78").unwrap(),
+            vec![0x2E, 0x44, 0x93, 0x15, 0x78]
+        );
+        assert_eq!(parse_hex(" aB cd\n").unwrap(), vec![0xAB, 0xCD]);
+    }
+
+    #[test]
+    fn hex_errors_say_where() {
+        assert_eq!(parse_hex("2E4"), Err(HexError::OddLength(3)));
+        assert_eq!(
+            parse_hex("2Eg4"),
+            Err(HexError::BadDigit {
+                ch: 'g',
+                position: 2
+            })
+        );
+        assert_eq!(parse_hex(" _ "), Err(HexError::Empty));
+    }
+
+    #[test]
+    fn link_modes_parse() {
+        assert_eq!(LinkMode::parse("c1+t1"), Some(LinkMode::C1T1));
+        assert_eq!(LinkMode::parse("T1"), Some(LinkMode::T1));
+        assert_eq!(LinkMode::parse("X9"), None);
+    }
+}

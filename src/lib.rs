@@ -15,4 +15,5 @@ pub mod decode;
 pub mod frame;
 pub mod keys;
 pub mod reading;
+pub mod timefmt;
 pub mod wire;

@@ -1,3 +1,5 @@
-fn main() {
-    println!("wmbusd: being built");
+//! The `wmbusd` binary: everything lives in the library; see `wmbusd::cli`.
+
+fn main() -> std::process::ExitCode {
+    wmbusd::cli::main()
 }

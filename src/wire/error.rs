@@ -70,9 +70,14 @@ impl ErrorKind {
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrorKind::Truncated { needed } => write!(f, "truncated: {needed} more byte(s) expected"),
+            ErrorKind::Truncated { needed } => {
+                write!(f, "truncated: {needed} more byte(s) expected")
+            }
             ErrorKind::Crc { stored, computed } => {
-                write!(f, "CRC mismatch: stored {stored:04X}, computed {computed:04X}")
+                write!(
+                    f,
+                    "CRC mismatch: stored {stored:04X}, computed {computed:04X}"
+                )
             }
             ErrorKind::Invalid(what) => write!(f, "invalid {what}"),
             ErrorKind::Unsupported(what) => write!(f, "unsupported {what}"),
@@ -94,7 +99,11 @@ pub struct Error {
 
 impl Error {
     pub fn new(layer: Layer, offset: usize, kind: ErrorKind) -> Self {
-        Error { layer, offset, kind }
+        Error {
+            layer,
+            offset,
+            kind,
+        }
     }
 
     pub fn truncated(layer: Layer, offset: usize, needed: usize) -> Self {

@@ -1,0 +1,154 @@
+//! `wmbusd decode`: hex telegrams in, one JSON line per telegram out.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::decode::{DecodeError, Decoder};
+use crate::frame::{parse_hex, RadioFrame};
+use crate::keys::KeyStore;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  wmbusd decode 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3 \\
+      --key 0102030405060708090A0B0C0D0E0F11
+  wmbusd decode - < telegrams.txt
+
+Telegrams given in one call share state: a compact frame decodes when its full frame came
+earlier in the same call. Exit status: 0 all decoded, 1 at least one failed, 2 usage error.")]
+pub struct DecodeArgs {
+    /// Hex telegrams starting at the L-field (wireless) or 0x68 (wired long frame), with or
+    /// without link-layer CRCs; separators (space _ | #) are ignored. `-` reads one per line
+    /// from stdin.
+    #[arg(required = true, value_name = "TELEGRAM")]
+    telegrams: Vec<String>,
+
+    /// AES-128 key (32 hex digits) to try for every meter that has no key of its own.
+    #[arg(long, value_name = "HEX")]
+    key: Option<String>,
+
+    /// Take meter keys from this daemon configuration (and its key file).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Pretty-print the JSON (one multi-line object per telegram).
+    #[arg(long)]
+    pretty: bool,
+}
+
+pub fn run(args: DecodeArgs) -> ExitCode {
+    let keys = match load_keys(&args) {
+        Ok(k) => k,
+        Err(message) => {
+            eprintln!("wmbusd decode: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut decoder = Decoder::new(keys);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut failed = 0usize;
+    let mut line_buf = Vec::with_capacity(1024);
+
+    let mut emit = |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
+        if !decode_one(decoder, input, args.pretty, &mut line_buf) {
+            failed += 1;
+        }
+        out.write_all(&line_buf)?;
+        out.write_all(b"\n")
+    };
+
+    let result = (|| -> std::io::Result<()> {
+        for arg in &args.telegrams {
+            if arg == "-" {
+                let stdin = std::io::stdin();
+                let mut reader = stdin.lock();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line)? == 0 {
+                        break;
+                    }
+                    let input = line.trim();
+                    if input.is_empty() || input.starts_with("//") {
+                        continue;
+                    }
+                    emit(&mut decoder, input, &mut out)?;
+                }
+            } else {
+                emit(&mut decoder, arg, &mut out)?;
+            }
+        }
+        out.flush()
+    })();
+
+    match result {
+        // A closed pipe (`| head`) is not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(u8::from(failed > 0)),
+        Err(e) => {
+            eprintln!("wmbusd decode: {e}");
+            ExitCode::from(2)
+        }
+        Ok(()) if failed > 0 => ExitCode::from(1),
+        Ok(()) => ExitCode::SUCCESS,
+    }
+}
+
+fn load_keys(args: &DecodeArgs) -> Result<KeyStore, String> {
+    let mut keys = KeyStore::new();
+    if let Some(path) = &args.config {
+        let config = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+        for (id, key) in config.keys() {
+            keys.insert_hex(&id, &key).map_err(|e| format!("meter {id}: {e}"))?;
+        }
+    }
+    if let Some(hex) = &args.key {
+        keys.set_default_hex(hex).map_err(|e| format!("--key: {e}"))?;
+    }
+    Ok(keys)
+}
+
+/// Decodes one telegram into `out` (JSON, no newline). Returns false when it failed.
+fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let bytes = match parse_hex(input) {
+        Ok(b) => b,
+        Err(e) => {
+            let err = DecodeError::input(e.to_string());
+            write_json(out, &ErrorLine { error: &err, telegram: input }, pretty);
+            return false;
+        }
+    };
+    match decoder.decode(&RadioFrame::new(bytes.clone())) {
+        Ok(reading) => {
+            write_json(out, &reading, pretty);
+            true
+        }
+        Err(err) => {
+            let telegram = hex::encode_upper(&bytes);
+            write_json(out, &ErrorLine { error: &err, telegram: &telegram }, pretty);
+            false
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ErrorLine<'a> {
+    error: &'a DecodeError,
+    telegram: &'a str,
+}
+
+fn write_json<T: serde::Serialize>(out: &mut Vec<u8>, value: &T, pretty: bool) {
+    let result = if pretty {
+        serde_json::to_writer_pretty(&mut *out, value)
+    } else {
+        serde_json::to_writer(&mut *out, value)
+    };
+    // Serialising our own types into a Vec cannot fail; keep a line anyway if it does.
+    if let Err(e) = result {
+        out.clear();
+        out.extend_from_slice(format!("{{\"error\":{{\"message\":\"{e}\"}}}}").as_bytes());
+    }
+}

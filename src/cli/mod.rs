@@ -1,0 +1,72 @@
+//! The `wmbusd` command line: a thin layer over the library.
+
+mod decode;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Wireless M-Bus / OMS gateway: radio dongle -> decrypt -> decode -> spool -> MQTT.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wmbusd",
+    version,
+    about = "Wireless M-Bus / OMS gateway: radio dongle -> decrypt -> decode -> spool -> MQTT",
+    long_about = "wmbusd listens to wireless M-Bus utility meters (water, heat, heat cost \
+allocators, electricity) through a USB/serial radio dongle, decrypts each telegram with the \
+meter's AES key, decodes its data records (EN 13757-3) and publishes normalised readings as \
+JSON over MQTT, spooling them on disk until the broker has acknowledged them.",
+    after_help = "Start with `wmbusd demo` (no hardware, no broker needed). \
+Run `wmbusd help <command>` for the options of one command."
+)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Only errors in the log.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode hex telegrams to JSON readings, one line per telegram.
+    Decode(decode::DecodeArgs),
+    /// Run the gateway daemon with a configuration file.
+    Run(run::RunArgs),
+    /// Run the whole pipeline on bundled telegrams (replayed radio; stdout or a broker).
+    Demo(run::DemoArgs),
+}
+
+/// Entry point used by `src/main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match cli.command {
+        Command::Decode(args) => decode::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Demo(args) => run::demo(args),
+    }
+}
+
+/// Logs go to stderr so that stdout stays machine-readable (JSON lines).
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,139 @@
+//! Why a telegram did not decode, in terms a technician can act on.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::wire::{self, Layer};
+
+/// The class of a decode failure. `name()` is the stable string used in JSON, in the
+/// daemon's per-meter counters and in the `listen` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// Input was not a telegram at all (bad hex, empty).
+    Input,
+    /// The bytes ended before a layer did.
+    Truncated,
+    /// A link-layer CRC (DLL block CRC) failed: a reception error.
+    Crc,
+    /// A field value no layer accepts.
+    Invalid,
+    /// Well-formed, but a feature this decoder does not implement (DES modes, TLS, ...).
+    Unsupported,
+    /// The telegram is encrypted and no key is configured for the meter.
+    NoKey,
+    /// A key is configured, but decryption did not verify (2F2F check or ELL CRC).
+    WrongKey,
+    /// The AFL MAC did not verify (mode 7): almost always a wrong key.
+    MacFailure,
+    /// A compact frame whose format signature was never seen in a full frame.
+    UnknownCompactFormat,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Input => "input",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Crc => "crc",
+            FailureKind::Invalid => "invalid",
+            FailureKind::Unsupported => "unsupported",
+            FailureKind::NoKey => "no_key",
+            FailureKind::WrongKey => "wrong_key",
+            FailureKind::MacFailure => "mac_failure",
+            FailureKind::UnknownCompactFormat => "unknown_compact_format",
+        }
+    }
+
+    /// The short label technicians see (`listen` table, logs).
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Input => "bad input",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Crc => "CRC error",
+            FailureKind::Invalid => "invalid frame",
+            FailureKind::Unsupported => "unsupported",
+            FailureKind::NoKey => "no key",
+            FailureKind::WrongKey => "wrong key",
+            FailureKind::MacFailure => "MAC failure",
+            FailureKind::UnknownCompactFormat => "unknown compact format",
+        }
+    }
+}
+
+impl Serialize for FailureKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed decode: which layer, what class, where in the frame, and a message.
+///
+/// Serialises as the `"error"` object of `wmbusd decode`:
+/// `{"layer":"security","kind":"wrong_key","message":"…","offset":15}`.
+/// Messages never contain key material.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("{layer} layer: {message}")]
+pub struct DecodeError {
+    pub layer: Layer,
+    pub kind: FailureKind,
+    pub message: String,
+    /// Byte offset in the canonical (CRC-free) frame, when one byte is to blame.
+    pub offset: Option<usize>,
+    /// The meter the telegram came from, when the header was readable (8-digit id).
+    #[serde(skip)]
+    pub meter: Option<String>,
+}
+
+impl DecodeError {
+    pub fn new(layer: Layer, kind: FailureKind, message: impl Into<String>) -> Self {
+        DecodeError {
+            layer,
+            kind,
+            message: message.into(),
+            offset: None,
+            meter: None,
+        }
+    }
+
+    /// Input that is not a telegram (e.g. bad hex on a command line).
+    pub fn input(message: impl Into<String>) -> Self {
+        DecodeError::new(Layer::Link, FailureKind::Input, message)
+    }
+
+    pub fn at(mut self, offset: usize) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    pub fn for_meter(mut self, meter: Option<&str>) -> Self {
+        if self.meter.is_none() {
+            self.meter = meter.map(str::to_owned);
+        }
+        self
+    }
+
+    /// Converts a parse error of a layer that started `base` bytes into the frame.
+    pub fn from_wire(e: wire::Error, base: usize) -> Self {
+        let kind = match e.kind {
+            wire::ErrorKind::Truncated { .. } => FailureKind::Truncated,
+            wire::ErrorKind::Crc { .. } => FailureKind::Crc,
+            wire::ErrorKind::Invalid(_) => FailureKind::Invalid,
+            wire::ErrorKind::Unsupported(_) => FailureKind::Unsupported,
+        };
+        let offset = e.offset + base;
+        DecodeError {
+            layer: e.layer,
+            kind,
+            message: format!("{} at byte {offset}", e.kind),
+            offset: Some(offset),
+            meter: None,
+        }
+    }
+}

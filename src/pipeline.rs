@@ -1,0 +1,324 @@
+//! Between the decoder and the sinks: duplicate suppression, the meter filter, and
+//! per-meter health counters. Pure and synchronous; the daemon drives it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::decode::{DecodeError, Decoder, FailureKind};
+use crate::frame::RadioFrame;
+use crate::reading::Reading;
+
+/// What became of one received frame.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new reading for a meter that passes the filter.
+    Reading(Box<Reading>),
+    /// The same frame was heard again inside the dedupe window (repeater, C+T receiver).
+    Duplicate,
+    /// Decoded or not, the meter is not configured and only configured meters are wanted.
+    Filtered { meter: Option<String> },
+    /// The frame did not decode.
+    Failed(DecodeError),
+}
+
+/// Pipeline settings (from the `[pipeline]` section of the configuration).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub dedupe_window: Duration,
+    /// When set, only meters in `meters` produce readings.
+    pub only_configured: bool,
+    /// Configured meter ids (8 digits) with their display names.
+    pub meters: BTreeMap<String, Option<String>>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            dedupe_window: Duration::from_secs(30),
+            only_configured: false,
+            meters: BTreeMap::new(),
+        }
+    }
+}
+
+/// Duplicate suppression over a time window, keyed by a hash of the frame bytes (which
+/// contain the meter address, the access number and the payload).
+#[derive(Debug)]
+pub struct Dedupe {
+    window: Duration,
+    seen: HashSet<u64>,
+    order: VecDeque<(Instant, u64)>,
+}
+
+impl Dedupe {
+    /// At most this many frames are remembered, whatever the window, to bound memory.
+    const CAPACITY: usize = 4096;
+
+    pub fn new(window: Duration) -> Self {
+        Dedupe {
+            window,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// True when the same bytes were seen within the window; records them otherwise.
+    pub fn is_duplicate(&mut self, bytes: &[u8], now: Instant) -> bool {
+        if self.window.is_zero() {
+            return false;
+        }
+        while let Some(&(t, h)) = self.order.front() {
+            if now.duration_since(t) <= self.window && self.order.len() < Self::CAPACITY {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&h);
+        }
+        let mut hasher = DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        let h = hasher.finish();
+        if self.seen.contains(&h) {
+            return true;
+        }
+        self.seen.insert(h);
+        self.order.push_back((now, h));
+        false
+    }
+}
+
+/// Counters and radio figures for one meter, as published on `<prefix>/<gw>/meters`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct MeterStats {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    pub configured: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub manufacturer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device_type: Option<String>,
+    pub heard: u64,
+    pub decoded: u64,
+    pub duplicates: u64,
+    /// Failures by class (`no_key`, `wrong_key`, `crc`, ...).
+    pub failed: BTreeMap<String, u64>,
+    /// Outcome of the last telegram: `ok` or a failure class.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_outcome: Option<String>,
+    /// RFC 3339 time of the last telegram heard.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_rssi_dbm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mean_rssi_dbm: Option<f32>,
+    /// Typical seconds between telegrams (exponentially weighted mean of the gaps).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub interval_s: Option<f64>,
+    #[serde(skip)]
+    pub last_seen_at: Option<SystemTime>,
+    #[serde(skip)]
+    rssi_samples: u64,
+}
+
+impl MeterStats {
+    fn heard_at(&mut self, at: SystemTime, rssi: Option<f32>) {
+        self.heard += 1;
+        if let Some(prev) = self.last_seen_at {
+            if let Ok(gap) = at.duration_since(prev) {
+                let gap = gap.as_secs_f64();
+                // Ignore near-simultaneous receptions (two receivers, C+T) for the interval.
+                if gap >= 1.0 {
+                    self.interval_s = Some(match self.interval_s {
+                        None => gap,
+                        Some(mean) => mean + (gap - mean) / 8.0,
+                    });
+                }
+            }
+        }
+        self.last_seen_at = Some(at);
+        self.last_seen = Some(crate::timefmt::rfc3339(at));
+        if let Some(r) = rssi {
+            self.last_rssi_dbm = Some(r);
+            self.rssi_samples += 1;
+            let n = self.rssi_samples as f32;
+            let mean = self.mean_rssi_dbm.unwrap_or(r);
+            self.mean_rssi_dbm = Some(mean + (r - mean) / n.min(32.0));
+        }
+    }
+}
+
+/// Gateway-wide counters.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub frames: u64,
+    pub readings: u64,
+    pub duplicates: u64,
+    pub filtered: u64,
+    pub failed: BTreeMap<String, u64>,
+}
+
+/// Dedupe, decode, filter and count, in that order.
+pub struct Pipeline {
+    config: PipelineConfig,
+    dedupe: Dedupe,
+    meters: HashMap<String, MeterStats>,
+    totals: Totals,
+}
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig) -> Self {
+        let mut p = Pipeline {
+            dedupe: Dedupe::new(config.dedupe_window),
+            config: PipelineConfig::default(),
+            meters: HashMap::new(),
+            totals: Totals::default(),
+        };
+        p.reconfigure(config);
+        p
+    }
+
+    /// Applies a new meter list (SIGHUP) without losing counters.
+    pub fn reconfigure(&mut self, config: PipelineConfig) {
+        for stats in self.meters.values_mut() {
+            stats.configured = false;
+            stats.name = None;
+        }
+        for (id, name) in &config.meters {
+            let stats = self.meters.entry(id.clone()).or_default();
+            stats.configured = true;
+            stats.name = name.clone();
+        }
+        self.dedupe.window = config.dedupe_window;
+        self.config = config;
+    }
+
+    pub fn process(&mut self, decoder: &mut Decoder, frame: &RadioFrame, now: Instant) -> Outcome {
+        self.totals.frames += 1;
+        let at = frame.received_at.unwrap_or_else(SystemTime::now);
+        if self.dedupe.is_duplicate(&frame.bytes, now) {
+            self.totals.duplicates += 1;
+            if let Some(id) = crate::decode::peek_meter_id(&frame.bytes) {
+                if let Some(stats) = self.meters.get_mut(&id) {
+                    stats.duplicates += 1;
+                }
+            }
+            return Outcome::Duplicate;
+        }
+        match decoder.decode(frame) {
+            Ok(reading) => {
+                let id = reading.meter.id.clone();
+                let configured = self.config.meters.contains_key(&id);
+                let stats = self.meters.entry(id.clone()).or_default();
+                stats.heard_at(at, frame.rssi_dbm);
+                stats.manufacturer = Some(reading.meter.manufacturer.clone());
+                stats.device_type = Some(reading.meter.device_type.clone());
+                if self.config.only_configured && !configured {
+                    self.totals.filtered += 1;
+                    stats.last_outcome = Some("not_configured".into());
+                    return Outcome::Filtered { meter: Some(id) };
+                }
+                stats.decoded += 1;
+                stats.last_outcome = Some("ok".into());
+                self.totals.readings += 1;
+                Outcome::Reading(Box::new(reading))
+            }
+            Err(err) => {
+                let meter = err
+                    .meter
+                    .clone()
+                    .or_else(|| crate::decode::peek_meter_id(&frame.bytes));
+                let configured = meter
+                    .as_ref()
+                    .is_some_and(|id| self.config.meters.contains_key(id));
+                if self.config.only_configured && !configured {
+                    // Someone else's meter we cannot or need not read: count, stay quiet.
+                    self.totals.filtered += 1;
+                    if let Some(id) = &meter {
+                        let stats = self.meters.entry(id.clone()).or_default();
+                        stats.heard_at(at, frame.rssi_dbm);
+                        stats.last_outcome = Some("not_configured".into());
+                    }
+                    return Outcome::Filtered { meter };
+                }
+                let kind = err.kind.name().to_owned();
+                *self.totals.failed.entry(kind.clone()).or_default() += 1;
+                if let Some(id) = &meter {
+                    let stats = self.meters.entry(id.clone()).or_default();
+                    stats.heard_at(at, frame.rssi_dbm);
+                    *stats.failed.entry(kind.clone()).or_default() += 1;
+                    stats.last_outcome = Some(kind);
+                }
+                Outcome::Failed(err.for_meter(meter.as_deref()))
+            }
+        }
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn meter(&self, id: &str) -> Option<&MeterStats> {
+        self.meters.get(id)
+    }
+
+    /// All meters heard or configured, sorted by id.
+    pub fn meters(&self) -> BTreeMap<&str, &MeterStats> {
+        self.meters.iter().map(|(k, v)| (k.as_str(), v)).collect()
+    }
+
+    /// Restores counters saved by an earlier run (health state survives restarts).
+    pub fn restore(&mut self, saved: BTreeMap<String, MeterStats>) {
+        for (id, mut stats) in saved {
+            let entry = self.meters.entry(id).or_default();
+            stats.configured = entry.configured;
+            stats.name = entry.name.clone();
+            *entry = stats;
+        }
+    }
+}
+
+/// Whether a failure class means "this meter's key is missing or wrong" (for alarms/logs).
+pub fn is_key_problem(kind: FailureKind) -> bool {
+    matches!(kind, FailureKind::NoKey | FailureKind::WrongKey | FailureKind::MacFailure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_window() {
+        let mut d = Dedupe::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(!d.is_duplicate(b"abc", t0));
+        assert!(d.is_duplicate(b"abc", t0 + Duration::from_secs(5)));
+        assert!(!d.is_duplicate(b"abd", t0 + Duration::from_secs(5)));
+        // Outside the window the same bytes count as new.
+        assert!(!d.is_duplicate(b"abc", t0 + Duration::from_secs(11)));
+    }
+
+    #[test]
+    fn dedupe_disabled_with_zero_window() {
+        let mut d = Dedupe::new(Duration::ZERO);
+        let t0 = Instant::now();
+        assert!(!d.is_duplicate(b"abc", t0));
+        assert!(!d.is_duplicate(b"abc", t0));
+    }
+
+    #[test]
+    fn interval_and_rssi_means() {
+        let mut s = MeterStats::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        s.heard_at(t0, Some(-70.0));
+        s.heard_at(t0 + Duration::from_secs(16), Some(-80.0));
+        s.heard_at(t0 + Duration::from_secs(32), None);
+        assert_eq!(s.heard, 3);
+        assert_eq!(s.interval_s, Some(16.0));
+        assert_eq!(s.last_rssi_dbm, Some(-80.0));
+        assert_eq!(s.mean_rssi_dbm, Some(-75.0));
+    }
+}
