@@ -358,6 +358,66 @@ pub fn normalize(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Option<FrameFormat>)> {
     ))
 }
 
+/// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`.
+///
+/// Every read either yields the bytes or a `Truncated` error for the reader's layer, at the
+/// offset (relative to the reader's start) where the data ran out.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    layer: Layer,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8], layer: Layer) -> Self {
+        Reader {
+            data,
+            pos: 0,
+            layer,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let rest = self.data.get(self.pos..).unwrap_or_default();
+        match rest.get(..n) {
+            Some(bytes) => {
+                self.pos += n;
+                Ok(bytes)
+            }
+            None => Err(Error::truncated(
+                self.layer,
+                self.data.len(),
+                n - rest.len(),
+            )),
+        }
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let bytes = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        self.array::<1>().map(|[b]| b)
+    }
+
+    pub(crate) fn u16_le(&mut self) -> Result<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    pub(crate) fn u32_le(&mut self) -> Result<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
