@@ -326,19 +326,37 @@ impl TplRepr {
     /// header, CF extension and the optional mode-7 counter and key version); the
     /// (possibly encrypted) application data follows.
     pub fn parse(data: &[u8]) -> Result<(TplRepr, usize)> {
-        let mut r = Reader::new(data, Layer::Tpl);
-        let ci = r.u8()?;
-        let kind = match header_kind(ci) {
-            Some(kind) => kind,
-            None if is_manufacturer_specific(ci) => {
-                return Err(Error::unsupported(
-                    Layer::Tpl,
-                    0,
-                    "manufacturer-specific CI",
-                ))
-            }
-            None => return Err(Error::unsupported(Layer::Tpl, 0, "CI")),
+        let Some((&ci, rest)) = data.split_first() else {
+            return Err(Error::truncated(Layer::Tpl, 0, 1));
         };
+        let kind = Self::kind_for(ci)?;
+        Self::parse_body(ci, kind, rest)
+            .map(|(repr, used)| (repr, used + 1))
+            .map_err(|e| e.shift(1))
+    }
+
+    /// Like [`TplRepr::parse`] for a CI already read by the caller (e.g. the wired M-Bus
+    /// frame); `rest` starts after the CI and the count returned excludes the CI. Error
+    /// offsets are relative to `rest`, except an unsupported CI, reported at offset 0.
+    pub fn parse_with_ci(ci: u8, rest: &[u8]) -> Result<(TplRepr, usize)> {
+        let kind = Self::kind_for(ci)?;
+        Self::parse_body(ci, kind, rest)
+    }
+
+    fn kind_for(ci: u8) -> Result<HeaderKind> {
+        match header_kind(ci) {
+            Some(kind) => Ok(kind),
+            None if is_manufacturer_specific(ci) => Err(Error::unsupported(
+                Layer::Tpl,
+                0,
+                "manufacturer-specific CI",
+            )),
+            None => Err(Error::unsupported(Layer::Tpl, 0, "CI")),
+        }
+    }
+
+    fn parse_body(ci: u8, kind: HeaderKind, rest: &[u8]) -> Result<(TplRepr, usize)> {
+        let mut r = Reader::new(rest, Layer::Tpl);
         let long_address = if kind == HeaderKind::Long {
             Some(LongAddress {
                 id: r.array()?,
