@@ -1,1 +1,145 @@
-//! (being written)
+//! The two CRC-16 variants a wM-Bus receiver meets.
+//!
+//! * CRC-16/EN-13757 (poly 0x3D65, init 0, no reflection, xorout 0xFFFF): DLL block CRCs,
+//!   the ELL payload CRC and compact-frame signatures (protocol.md §1.2).
+//! * CRC-16/X-25 (poly 0x1021 reflected, init 0xFFFF, xorout 0xFFFF): the iM871A HCI
+//!   framing (§6.1); kept here so the radio codecs do not grow their own copy.
+//!
+//! Both are table driven (one lookup per byte); the tables are built at compile time.
+
+const EN13757_POLY: u16 = 0x3D65;
+/// 0x1021 bit-reversed, for the LSB-first (reflected) X-25 register.
+const X25_POLY_REFLECTED: u16 = 0x8408;
+
+const EN13757_TABLE: [u16; 256] = build_msb_first_table(EN13757_POLY);
+const X25_TABLE: [u16; 256] = build_lsb_first_table(X25_POLY_REFLECTED);
+
+const fn build_msb_first_table(poly: u16) -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ poly
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+const fn build_lsb_first_table(poly: u16) -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u16;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ poly
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+/// CRC-16/EN-13757 of `data`. DLL block CRCs are sent big-endian, the ELL payload CRC and
+/// compact-frame CRCs little-endian; this returns the value, callers pick the byte order.
+pub fn crc16_en13757(data: &[u8]) -> u16 {
+    let crc = data.iter().fold(0u16, |crc, &b| {
+        (crc << 8) ^ EN13757_TABLE[usize::from((crc >> 8) as u8 ^ b)]
+    });
+    crc ^ 0xFFFF
+}
+
+/// CRC-16/X-25 of `data` (iM871A HCI messages append it least significant byte first).
+pub fn crc16_x25(data: &[u8]) -> u16 {
+    let crc = data.iter().fold(0xFFFFu16, |crc, &b| {
+        (crc >> 8) ^ X25_TABLE[usize::from(crc as u8 ^ b)]
+    });
+    crc ^ 0xFFFF
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bit-at-a-time form exactly as written in protocol.md §1.2, as an oracle for the table.
+    fn en13757_bitwise(data: &[u8]) -> u16 {
+        let mut crc: u16 = 0;
+        for &b in data {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x3D65
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc ^ 0xFFFF
+    }
+
+    #[test]
+    fn en13757_check_value() {
+        assert_eq!(crc16_en13757(b"123456789"), 0xC2B7);
+    }
+
+    #[test]
+    fn en13757_listed_vectors() {
+        assert_eq!(crc16_en13757(&[0x01, 0xFD, 0x1F, 0x01]), 0xCC22);
+        assert_eq!(crc16_en13757(&[0x01, 0xFD, 0x1F, 0x00]), 0xF147);
+        assert_eq!(
+            crc16_en13757(&[0xEE, 0x44, 0x9A, 0xCE, 0x01, 0x00, 0x00, 0x80, 0x23, 0x07]),
+            0xAABC
+        );
+        // First block of the Sontex format-A frame (§1.2): CRC 0x811D.
+        assert_eq!(
+            crc16_en13757(&[0x34, 0x44, 0xEE, 0x4D, 0x81, 0x39, 0x29, 0x27, 0x16, 0x08]),
+            0x811D
+        );
+    }
+
+    #[test]
+    fn en13757_empty_is_xorout() {
+        assert_eq!(crc16_en13757(&[]), 0xFFFF);
+    }
+
+    #[test]
+    fn x25_check_value() {
+        assert_eq!(crc16_x25(b"123456789"), 0x906E);
+    }
+
+    #[test]
+    fn x25_im871a_vectors() {
+        // §6.1: CRC over control/endpoint byte .. last payload byte (SOF excluded).
+        assert_eq!(
+            crc16_x25(&[0x81, 0x03, 0x06, 0x00, 0x03, 0x00, 0x06, 0x08, 0x00]),
+            0xEF05
+        );
+        assert_eq!(crc16_x25(&[0x81, 0x04, 0x00]), 0xF79C);
+        assert_eq!(
+            crc16_x25(&[0x81, 0x03, 0x06, 0x00, 0x02, 0x03, 0x30, 0x01, 0x00]),
+            0x46E3
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn en13757_table_matches_bitwise(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(crc16_en13757(&data), en13757_bitwise(&data));
+        }
+    }
+}

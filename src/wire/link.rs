@@ -1,1 +1,604 @@
-//! (being written)
+//! Wireless data link layer (EN 13757-4): the 10-byte header and the DLL CRCs of frame
+//! formats A and B (protocol.md §1.2–1.4, §6.6).
+//!
+//! Everything above this layer works on the *canonical* frame: L-field first, no DLL CRCs,
+//! `L == len - 1`. [`normalize`] turns whatever a receiver delivered into that form.
+
+use std::borrow::Cow;
+
+use super::crc::crc16_en13757;
+use super::manufacturer::Manufacturer;
+use super::{Error, ErrorKind, Layer, Result};
+
+/// Bytes of the DLL header: L, C, M[2], ID[4], version, device type.
+pub const HEADER_LEN: usize = 10;
+
+/// Format A: data bytes per block after the 10-byte first block.
+const A_BLOCK_LEN: usize = 16;
+/// Format B: the first CRC sits at offsets 126..128 and covers bytes 0..126.
+const B_FIRST_CRC_AT: usize = 126;
+/// Format B: a frame of at most this many bytes (CRC included) has a single CRC.
+const B_SINGLE_BLOCK_MAX: usize = 128;
+const CRC_LEN: usize = 2;
+
+/// Where the DLL CRCs sit on air (§1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameFormat {
+    /// CRC after the 10-byte first block and after every 16 following bytes; L excludes CRCs.
+    A,
+    /// One CRC over the first 126 bytes (or the whole frame), a second over the rest;
+    /// L includes the CRCs.
+    B,
+}
+
+/// Control field values a meter sends (§1.4).
+pub mod control {
+    /// SND_NR: spontaneous meter data, the normal telegram.
+    pub const SND_NR: u8 = 0x44;
+    /// SND_IR: installation telegram, decoded like SND_NR.
+    pub const SND_IR: u8 = 0x46;
+    /// ACC_NR: access opportunity, usually without application data.
+    pub const ACC_NR: u8 = 0x47;
+    /// ACC_DMD: access demand.
+    pub const ACC_DMD: u8 = 0x48;
+    /// RSP_UD: response with user data (also sent by radio adapters).
+    pub const RSP_UD: u8 = 0x08;
+}
+
+/// The DLL header of a canonical frame (§1.3). `id` is kept in on-air order (LE BCD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkHeader {
+    /// L-field: bytes after L. In a canonical frame this excludes all CRCs.
+    pub length: u8,
+    pub control: u8,
+    /// M-field as received (bit 15 kept).
+    pub manufacturer: u16,
+    /// Identification number in on-air order: ID 12345678 is `[0x78, 0x56, 0x34, 0x12]`.
+    pub id: [u8; 4],
+    pub version: u8,
+    pub device_type: u8,
+}
+
+impl LinkHeader {
+    /// Parses the 10 header bytes; returns the header and the bytes consumed (10).
+    ///
+    /// Does not compare L with the slice length: that is [`normalize`]'s job, and a header
+    /// alone (e.g. from a log line) is still worth reading.
+    pub fn parse(bytes: &[u8]) -> Result<(LinkHeader, usize)> {
+        let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
+            return Err(Error::truncated(
+                Layer::Link,
+                bytes.len(),
+                HEADER_LEN - bytes.len(),
+            ));
+        };
+        let header = LinkHeader {
+            length: h[0],
+            control: h[1],
+            manufacturer: u16::from_le_bytes([h[2], h[3]]),
+            id: [h[4], h[5], h[6], h[7]],
+            version: h[8],
+            device_type: h[9],
+        };
+        Ok((header, HEADER_LEN))
+    }
+
+    /// Appends the 10 header bytes.
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        out.push(self.length);
+        out.push(self.control);
+        out.extend_from_slice(&self.manufacturer.to_le_bytes());
+        out.extend_from_slice(&self.id);
+        out.push(self.version);
+        out.push(self.device_type);
+    }
+
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    pub fn manufacturer(&self) -> Manufacturer {
+        Manufacturer(self.manufacturer)
+    }
+
+    /// The meter ID as printed everywhere: on-air bytes reversed, as hex digits ("12345678").
+    pub fn id_string(&self) -> String {
+        id_string(&self.id)
+    }
+
+    /// M and A (ID, version, device type) in on-air order: the first 8 bytes of the mode-5
+    /// and ELL-CTR IVs (§1.3).
+    pub fn address_bytes(&self) -> [u8; 8] {
+        let m = self.manufacturer.to_le_bytes();
+        let [i0, i1, i2, i3] = self.id;
+        [m[0], m[1], i0, i1, i2, i3, self.version, self.device_type]
+    }
+}
+
+/// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
+/// Non-BCD nibbles are kept as lower-case hex digits rather than rejected (§1.3).
+pub fn id_string(id: &[u8; 4]) -> String {
+    format!("{:02x}{:02x}{:02x}{:02x}", id[3], id[2], id[1], id[0])
+}
+
+fn read_crc_be(raw: &[u8], at: usize) -> Option<u16> {
+    raw.get(at..at + CRC_LEN)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Checks one block's big-endian CRC stored at `crc_at`, covering `raw[start..crc_at]`.
+fn check_block(raw: &[u8], start: usize, crc_at: usize) -> Result<()> {
+    let (Some(data), Some(stored)) = (raw.get(start..crc_at), read_crc_be(raw, crc_at)) else {
+        return Err(Error::truncated(
+            Layer::Link,
+            raw.len(),
+            (crc_at + CRC_LEN).saturating_sub(raw.len()),
+        ));
+    };
+    let computed = crc16_en13757(data);
+    if computed == stored {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Layer::Link,
+            crc_at,
+            ErrorKind::Crc { stored, computed },
+        ))
+    }
+}
+
+/// On-air length of a format-A frame with L-field `l` (L counts no CRCs), or `None` if
+/// L is too small to hold the header.
+pub fn format_a_len(l: u8) -> Option<usize> {
+    let l = usize::from(l);
+    let after_first = l.checked_sub(HEADER_LEN - 1)?;
+    let blocks = 1 + after_first.div_ceil(A_BLOCK_LEN);
+    Some(l + 1 + CRC_LEN * blocks)
+}
+
+/// Removes and verifies the DLL CRCs of `raw` (L-field first) laid out as `format`.
+/// The result is canonical: its L is rewritten to `len - 1`.
+///
+/// The frame must have exactly the on-air length its L-field announces.
+pub fn strip_crc(raw: &[u8], format: FrameFormat) -> Result<Vec<u8>> {
+    let Some(&l) = raw.first() else {
+        return Err(Error::truncated(Layer::Link, 0, 1));
+    };
+    let mut out = match format {
+        FrameFormat::A => strip_a(raw, l)?,
+        FrameFormat::B => strip_b(raw, l)?,
+    };
+    let Ok(new_l) = u8::try_from(out.len() - 1) else {
+        return Err(Error::invalid(Layer::Link, 0, "L-field (frame too long)"));
+    };
+    if let Some(first) = out.first_mut() {
+        *first = new_l;
+    }
+    Ok(out)
+}
+
+fn expect_len(raw: &[u8], expected: usize) -> Result<()> {
+    match raw.len().cmp(&expected) {
+        std::cmp::Ordering::Less => Err(Error::truncated(
+            Layer::Link,
+            raw.len(),
+            expected - raw.len(),
+        )),
+        std::cmp::Ordering::Greater => Err(Error::invalid(
+            Layer::Link,
+            expected,
+            "frame length (bytes after the length announced by L)",
+        )),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+fn strip_a(raw: &[u8], l: u8) -> Result<Vec<u8>> {
+    let Some(expected) = format_a_len(l) else {
+        return Err(Error::invalid(
+            Layer::Link,
+            0,
+            "L-field (shorter than the header)",
+        ));
+    };
+    expect_len(raw, expected)?;
+    let mut out = Vec::with_capacity(usize::from(l) + 1);
+    check_block(raw, 0, HEADER_LEN)?;
+    out.extend_from_slice(raw.get(..HEADER_LEN).unwrap_or_default());
+    let mut pos = HEADER_LEN + CRC_LEN;
+    while pos < raw.len() {
+        // Every block but the last carries 16 data bytes; the last one the remainder.
+        let data_len = (raw.len() - pos - CRC_LEN).min(A_BLOCK_LEN);
+        let crc_at = pos + data_len;
+        check_block(raw, pos, crc_at)?;
+        out.extend_from_slice(raw.get(pos..crc_at).unwrap_or_default());
+        pos = crc_at + CRC_LEN;
+    }
+    Ok(out)
+}
+
+fn strip_b(raw: &[u8], l: u8) -> Result<Vec<u8>> {
+    let total = usize::from(l) + 1;
+    expect_len(raw, total)?;
+    if total < HEADER_LEN + CRC_LEN {
+        return Err(Error::invalid(
+            Layer::Link,
+            0,
+            "L-field (shorter than the header)",
+        ));
+    }
+    if total <= B_SINGLE_BLOCK_MAX {
+        check_block(raw, 0, total - CRC_LEN)?;
+        return Ok(raw.get(..total - CRC_LEN).unwrap_or_default().to_vec());
+    }
+    // A third block needs at least one data byte besides its CRC.
+    if total < B_SINGLE_BLOCK_MAX + CRC_LEN + 1 {
+        return Err(Error::invalid(
+            Layer::Link,
+            0,
+            "L-field (format B block 3 would be empty)",
+        ));
+    }
+    check_block(raw, 0, B_FIRST_CRC_AT)?;
+    check_block(raw, B_SINGLE_BLOCK_MAX, total - CRC_LEN)?;
+    let mut out = Vec::with_capacity(total - 2 * CRC_LEN);
+    out.extend_from_slice(raw.get(..B_FIRST_CRC_AT).unwrap_or_default());
+    out.extend_from_slice(
+        raw.get(B_SINGLE_BLOCK_MAX..total - CRC_LEN)
+            .unwrap_or_default(),
+    );
+    Ok(out)
+}
+
+/// Inserts DLL CRCs into a canonical frame (its L-field is rewritten for `format`).
+///
+/// Fails if the frame is shorter than the header or too long for an 8-bit L in that format
+/// (A: at most 256 canonical bytes; B: at most 252).
+pub fn add_crc(canonical: &[u8], format: FrameFormat) -> Result<Vec<u8>> {
+    let n = canonical.len();
+    if n < HEADER_LEN {
+        return Err(Error::truncated(Layer::Link, n, HEADER_LEN - n));
+    }
+    let (header, rest) = canonical.split_at(HEADER_LEN);
+    let mut out = Vec::with_capacity(n + 2 * CRC_LEN * (2 + n / A_BLOCK_LEN));
+    match format {
+        FrameFormat::A => {
+            let l = u8::try_from(n - 1)
+                .map_err(|_| Error::invalid(Layer::Link, 0, "frame too long for format A"))?;
+            out.push(l);
+            out.extend_from_slice(header.get(1..).unwrap_or_default());
+            push_crc(&mut out, 0);
+            for block in rest.chunks(A_BLOCK_LEN) {
+                let start = out.len();
+                out.extend_from_slice(block);
+                push_crc(&mut out, start);
+            }
+        }
+        FrameFormat::B => {
+            let total = if n + CRC_LEN <= B_SINGLE_BLOCK_MAX {
+                n + CRC_LEN
+            } else {
+                n + 2 * CRC_LEN
+            };
+            let l = u8::try_from(total - 1)
+                .map_err(|_| Error::invalid(Layer::Link, 0, "frame too long for format B"))?;
+            out.push(l);
+            if total == n + CRC_LEN {
+                out.extend_from_slice(canonical.get(1..).unwrap_or_default());
+                push_crc(&mut out, 0);
+            } else {
+                let (first, second) = canonical.split_at(B_FIRST_CRC_AT);
+                out.extend_from_slice(first.get(1..).unwrap_or_default());
+                push_crc(&mut out, 0);
+                let start = out.len();
+                out.extend_from_slice(second);
+                push_crc(&mut out, start);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the big-endian CRC of `out[start..]`.
+fn push_crc(out: &mut Vec<u8>, start: usize) {
+    let crc = crc16_en13757(out.get(start..).unwrap_or_default());
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// True if `raw` (with `raw.len() == L + 1`) carries valid format-B CRCs.
+fn is_format_b_with_crc(raw: &[u8]) -> bool {
+    let total = raw.len();
+    if total < HEADER_LEN + CRC_LEN {
+        return false;
+    }
+    if total <= B_SINGLE_BLOCK_MAX {
+        check_block(raw, 0, total - CRC_LEN).is_ok()
+    } else {
+        total > B_SINGLE_BLOCK_MAX + CRC_LEN
+            && check_block(raw, 0, B_FIRST_CRC_AT).is_ok()
+            && check_block(raw, B_SINGLE_BLOCK_MAX, total - CRC_LEN).is_ok()
+    }
+}
+
+/// Turns a received frame, with or without DLL CRCs, into the canonical frame.
+///
+/// * `len == L + 1`: canonical already, unless its CRCs check out as format B, in which
+///   case they are stripped (`Some(B)`). A canonical frame is returned borrowed.
+/// * `len == ` format-A on-air length for L: CRCs verified and stripped (`Some(A)`).
+/// * anything else: a `Link` error (`Truncated` when shorter than L announces).
+///
+/// A canonical frame whose last two bytes happen to be a valid CRC over the rest
+/// (probability 2^-16) would be misread as format B; every receiver that keeps CRCs
+/// has the same ambiguity and real dongles do not produce such frames.
+pub fn normalize(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Option<FrameFormat>)> {
+    let Some(&l) = bytes.first() else {
+        return Err(Error::truncated(Layer::Link, 0, 1));
+    };
+    let announced = usize::from(l) + 1;
+    if bytes.len() < announced {
+        return Err(Error::truncated(
+            Layer::Link,
+            bytes.len(),
+            announced - bytes.len(),
+        ));
+    }
+    if bytes.len() == announced {
+        if is_format_b_with_crc(bytes) {
+            return strip_crc(bytes, FrameFormat::B).map(|v| (Cow::Owned(v), Some(FrameFormat::B)));
+        }
+        return Ok((Cow::Borrowed(bytes), None));
+    }
+    if format_a_len(l) == Some(bytes.len()) {
+        return strip_crc(bytes, FrameFormat::A).map(|v| (Cow::Owned(v), Some(FrameFormat::A)));
+    }
+    Err(Error::invalid(
+        Layer::Link,
+        announced,
+        "frame length (fits neither L + 1, format A nor format B)",
+    ))
+}
+
+/// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`.
+///
+/// Every read either yields the bytes or a `Truncated` error for the reader's layer, at the
+/// offset (relative to the reader's start) where the data ran out.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    layer: Layer,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8], layer: Layer) -> Self {
+        Reader {
+            data,
+            pos: 0,
+            layer,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let rest = self.data.get(self.pos..).unwrap_or_default();
+        match rest.get(..n) {
+            Some(bytes) => {
+                self.pos += n;
+                Ok(bytes)
+            }
+            None => Err(Error::truncated(
+                self.layer,
+                self.data.len(),
+                n - rest.len(),
+            )),
+        }
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let bytes = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        self.array::<1>().map(|[b]| b)
+    }
+
+    pub(crate) fn u16_le(&mut self) -> Result<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    pub(crate) fn u32_le(&mut self) -> Result<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        hex::decode(s.replace([' ', '|', '\n'], "")).expect("test vector hex")
+    }
+
+    const SONTEX_A: &str = "34 44 EE 4D 81 39 29 27 16 08 | 81 1D
+        7A 51 00 00 00 04 6D 19 12 A6 2B 03 6E 00 00 00 | 51 70
+        42 6C E1 F1 43 6E 00 00 00 02 FF 2C 00 00 02 59 | D6 D0
+        D4 09 02 65 FC 09 02 FD 66 A0 00 | 44 C4";
+
+    const OMS_CANONICAL: &str = "2E 44 93 15 78 56 34 12 33 03 7A 2A 00 20 25 59 23 C9 5A AA 26
+        D1 B2 E7 49 3B 01 3E C4 A6 F6 D3 52 9B 52 0E DF F0 EA 6D EF C9 9D 6D 69 EB F3";
+    const OMS_AS_A: &str = "2E 44 93 15 78 56 34 12 33 03 | 33 63 | 7A 2A 00 20 25 59 23 C9 5A AA
+        26 D1 B2 E7 49 3B | C2 AD | 01 3E C4 A6 F6 D3 52 9B 52 0E DF F0 EA 6D EF C9 | 55 B2 |
+        9D 6D 69 EB F3 | EC 8A";
+
+    pub(crate) const SENSOSTAR_B: &str =
+        "C2 44 C5 14 04 43 05 43 00 04 8C 20 0E 90 0F 00 2C 25 89 5E 02 00
+        3B 08 77 D3 1D A8 40 B1 7A 0E 00 90 07 10 0F 8F AD 4C 4E 61 40 0D A4 F3 B1 F7 E2 73 CC 4C
+        5C 07 F9 3C D2 0B 23 73 45 DB 39 F9 A9 8F 84 15 E1 C4 B7 A2 5C 86 E4 C2 2D 05 C3 35 2F A7
+        E2 E5 62 70 31 F1 46 43 06 3F 1D C8 FE 2C 32 45 9B 6F 02 E4 23 4B 44 7B 18 E4 BF DA 8C 4D
+        A9 B1 ED E6 CF 29 D0 B2 12 2A 3E 8B 9D EE BE E3 E6 DB E6 61 7B 4E 70 9E C6 B5 95 17 9C B0
+        1C 2C 0B DE 67 23 A3 45 B7 08 65 28 80 C1 14 A5 8D A0 7C 73 AD 9E B8 AC B1 7F A0 A8 8F 19
+        BC 84 CB 1F C5 66 72 DE 8A 96 03 FD 0C 05 01 00 02 FD 0B 21 11 F6 0B";
+
+    #[test]
+    fn header_parse_emit() {
+        let frame = hex(OMS_CANONICAL);
+        let (h, used) = LinkHeader::parse(&frame).unwrap();
+        assert_eq!(used, 10);
+        assert_eq!(h.length, 0x2E);
+        assert_eq!(h.control, control::SND_NR);
+        assert_eq!(h.manufacturer().to_string(), "ELS");
+        assert_eq!(h.id_string(), "12345678");
+        assert_eq!(h.version, 0x33);
+        assert_eq!(h.device_type, 0x03);
+        assert_eq!(
+            h.address_bytes(),
+            [0x93, 0x15, 0x78, 0x56, 0x34, 0x12, 0x33, 0x03]
+        );
+        let mut out = Vec::new();
+        h.emit(&mut out);
+        assert_eq!(out.len(), h.buffer_len());
+        assert_eq!(out, frame[..10]);
+    }
+
+    #[test]
+    fn header_truncated() {
+        let err = LinkHeader::parse(&[0x2E, 0x44, 0x93]).unwrap_err();
+        assert_eq!(err, Error::truncated(Layer::Link, 3, 7));
+    }
+
+    #[test]
+    fn id_string_keeps_hex_nibbles() {
+        assert_eq!(id_string(&[0x99, 0x87, 0x34, 0x76]), "76348799");
+        assert_eq!(id_string(&[0x0A, 0xBC, 0x00, 0xF1]), "f100bc0a");
+    }
+
+    #[test]
+    fn sontex_format_a_strips() {
+        let raw = hex(SONTEX_A);
+        assert_eq!(raw.len(), 61);
+        assert_eq!(format_a_len(0x34), Some(61));
+        let canon = strip_crc(&raw, FrameFormat::A).unwrap();
+        assert_eq!(canon.len(), 53);
+        assert_eq!(canon[0], 0x34);
+        assert_eq!(canon[10], 0x7A);
+        assert_eq!(&canon[49..], &[0x02, 0xFD, 0x66, 0xA0, 0x00][1..]);
+        assert_eq!(add_crc(&canon, FrameFormat::A).unwrap(), raw);
+        let (norm, fmt) = normalize(&raw).unwrap();
+        assert_eq!(fmt, Some(FrameFormat::A));
+        assert_eq!(norm.as_ref(), canon.as_slice());
+    }
+
+    #[test]
+    fn synthesised_a_and_b() {
+        let canon = hex(OMS_CANONICAL);
+        let a = hex(OMS_AS_A);
+        assert_eq!(add_crc(&canon, FrameFormat::A).unwrap(), a);
+        assert_eq!(strip_crc(&a, FrameFormat::A).unwrap(), canon);
+
+        let b = add_crc(&canon, FrameFormat::B).unwrap();
+        assert_eq!(b.len(), 49);
+        assert_eq!(b[0], 0x30);
+        assert_eq!(&b[47..], &[0xB8, 0x53]);
+        assert_eq!(b[1..47], canon[1..]);
+        assert_eq!(strip_crc(&b, FrameFormat::B).unwrap(), canon);
+
+        let (n, f) = normalize(&b).unwrap();
+        assert_eq!((n.as_ref(), f), (canon.as_slice(), Some(FrameFormat::B)));
+        let (n, f) = normalize(&canon).unwrap();
+        assert!(matches!(n, Cow::Borrowed(_)));
+        assert_eq!((n.as_ref(), f), (canon.as_slice(), None));
+    }
+
+    #[test]
+    fn sensostar_format_b_two_crcs() {
+        let raw = hex(SENSOSTAR_B);
+        assert_eq!(raw.len(), 195);
+        let canon = strip_crc(&raw, FrameFormat::B).unwrap();
+        assert_eq!(canon.len(), 191);
+        assert_eq!(canon[0], 190);
+        assert_eq!(&canon[124..128], &[raw[124], raw[125], raw[128], raw[129]]);
+        assert_eq!(add_crc(&canon, FrameFormat::B).unwrap(), raw);
+        let (n, f) = normalize(&raw).unwrap();
+        assert_eq!(f, Some(FrameFormat::B));
+        assert_eq!(n.as_ref(), canon.as_slice());
+    }
+
+    #[test]
+    fn crc_errors_name_the_offset() {
+        let mut raw = hex(SONTEX_A);
+        raw[30] ^= 0x01; // first byte of block 3 (data 30..46 on air, CRC at 46)
+        let err = strip_crc(&raw, FrameFormat::A).unwrap_err();
+        assert_eq!(err.layer, Layer::Link);
+        assert_eq!(err.offset, 46);
+        assert!(matches!(err.kind, ErrorKind::Crc { stored: 0xD6D0, .. }));
+        assert_eq!(normalize(&raw).unwrap_err().offset, 46);
+
+        let mut b = hex(SENSOSTAR_B);
+        b[150] ^= 0x80;
+        let err = strip_crc(&b, FrameFormat::B).unwrap_err();
+        assert_eq!(err.offset, 193);
+    }
+
+    #[test]
+    fn lengths_that_fit_nothing() {
+        let mut raw = hex(SONTEX_A);
+        raw.push(0x00);
+        let err = normalize(&raw).unwrap_err();
+        assert_eq!((err.layer, err.offset), (Layer::Link, 53));
+        assert!(matches!(err.kind, ErrorKind::Invalid(_)));
+
+        let canon = hex(OMS_CANONICAL);
+        let err = normalize(&canon[..20]).unwrap_err();
+        assert_eq!(err, Error::truncated(Layer::Link, 20, 27));
+        assert_eq!(
+            normalize(&[]).unwrap_err(),
+            Error::truncated(Layer::Link, 0, 1)
+        );
+        // Format B with 129 or 130 bytes would leave block 3 without data.
+        let mut weird = vec![0u8; 130];
+        weird[0] = 129;
+        assert!(strip_crc(&weird, FrameFormat::B).is_err());
+    }
+
+    #[test]
+    fn add_crc_rejects_what_l_cannot_say() {
+        assert!(add_crc(&[0u8; 5], FrameFormat::A).is_err());
+        assert!(add_crc(&[0u8; 256], FrameFormat::A).is_ok());
+        assert!(add_crc(&[0u8; 257], FrameFormat::A).is_err());
+        assert!(add_crc(&[0u8; 252], FrameFormat::B).is_ok());
+        assert!(add_crc(&[0u8; 253], FrameFormat::B).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn crc_round_trip(body in proptest::collection::vec(any::<u8>(), 9..=251), b_ok in any::<bool>()) {
+            let mut canon = vec![0u8];
+            canon.extend_from_slice(&body);
+            canon[0] = (canon.len() - 1) as u8;
+            let format = if b_ok { FrameFormat::B } else { FrameFormat::A };
+            let raw = add_crc(&canon, format).unwrap();
+            prop_assert_eq!(strip_crc(&raw, format).unwrap(), canon.clone());
+            let (n, f) = normalize(&raw).unwrap();
+            prop_assert_eq!(n.as_ref(), canon.as_slice());
+            prop_assert_eq!(f, Some(format));
+        }
+
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = LinkHeader::parse(&bytes);
+            let _ = normalize(&bytes);
+            let _ = strip_crc(&bytes, FrameFormat::A);
+            let _ = strip_crc(&bytes, FrameFormat::B);
+            let _ = add_crc(&bytes, FrameFormat::A);
+            let _ = add_crc(&bytes, FrameFormat::B);
+        }
+    }
+}
