@@ -157,8 +157,8 @@ fn slice(apl: &[u8], pos: usize, len: usize) -> Result<&[u8]> {
     })
 }
 
-/// Data length announced by an LVAR byte (§5.5).
-fn lvar_len(lvar: u8) -> Option<usize> {
+/// Data length announced by an LVAR byte (§5.5); `None` for reserved values.
+pub fn lvar_len(lvar: u8) -> Option<usize> {
     Some(usize::from(match lvar {
         0x00..=0xBF => lvar,
         0xC0..=0xC9 => lvar - 0xC0,
@@ -180,7 +180,52 @@ enum TextPosition {
     AfterVif,
 }
 
+/// DIB and VIB of one record, without its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub dib: Dib,
+    pub vib: Vib,
+    /// Header length in bytes (DIF up to the last VIFE or plain-text unit byte).
+    pub len: usize,
+}
+
+/// Parses the DIB and VIB starting at `bytes[start]` (used for format frames, whose
+/// DIF/VIF lists carry no data). A plain-text unit is read after the VIB, falling back
+/// to directly after 0xFC when that does not fit.
+pub fn parse_header(bytes: &[u8], start: usize) -> Result<RecordHeader> {
+    match parse_header_at(bytes, start, TextPosition::AfterVib) {
+        Err(e) if vif_is_fc(bytes, start) => {
+            parse_header_at(bytes, start, TextPosition::AfterVif).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+/// Whether the VIF of the record at `start` is 0xFC (plain text with VIFEs), the only
+/// case where the plain-text position is ambiguous.
+fn vif_is_fc(bytes: &[u8], start: usize) -> bool {
+    let mut pos = start;
+    loop {
+        match bytes.get(pos) {
+            Some(&b) if b & EXTENSION != 0 && pos - start < MAX_EXTENSIONS => pos += 1,
+            Some(_) => return bytes.get(pos + 1) == Some(&0xFC),
+            None => return false,
+        }
+    }
+}
+
 fn parse_record(apl: &[u8], start: usize) -> Result<(DataRecord<'_>, usize)> {
+    let first =
+        parse_header_at(apl, start, TextPosition::AfterVib).and_then(|h| parse_data(apl, start, h));
+    match first {
+        Err(e) if vif_is_fc(apl, start) => parse_header_at(apl, start, TextPosition::AfterVif)
+            .and_then(|h| parse_data(apl, start, h))
+            .map_err(|_| e),
+        other => other,
+    }
+}
+
+fn parse_header_at(apl: &[u8], start: usize, text_at: TextPosition) -> Result<RecordHeader> {
     let mut pos = start + 1;
     let mut last = byte(apl, start)?;
     let mut difes = 0;
@@ -197,25 +242,9 @@ fn parse_record(apl: &[u8], start: usize) -> Result<(DataRecord<'_>, usize)> {
         .and_then(Dib::decode)
         .ok_or_else(|| Error::invalid(Layer::Apl, start, "DIF"))?;
 
-    let vif = byte(apl, pos)?;
-    let first = parse_vib_and_data(apl, start, pos, dib, TextPosition::AfterVib);
-    match first {
-        Err(e) if vif == 0xFC => {
-            parse_vib_and_data(apl, start, pos, dib, TextPosition::AfterVif).map_err(|_| e)
-        }
-        other => other,
-    }
-}
-
-fn parse_vib_and_data(
-    apl: &[u8],
-    start: usize,
-    vif_pos: usize,
-    dib: Dib,
-    text_at: TextPosition,
-) -> Result<(DataRecord<'_>, usize)> {
+    let vif_pos = pos;
     let vif = byte(apl, vif_pos)?;
-    let mut pos = vif_pos + 1;
+    pos += 1;
     // Bytes after the VIF (extension codes and VIFEs) count against the limit of ten.
     let mut after_vif = 0usize;
     let mut next = |pos: &mut usize| -> Result<u8> {
@@ -274,9 +303,17 @@ fn parse_vib_and_data(
     if table == VifTable::PlainText && text_at == TextPosition::AfterVib {
         vib.plain_text_unit = Some(read_text(&mut pos)?);
     }
+    Ok(RecordHeader {
+        dib,
+        vib,
+        len: pos - start,
+    })
+}
 
-    let header = slice(apl, start, pos - start)?;
-    let (lvar, len) = match dib.data_field.len() {
+fn parse_data(apl: &[u8], start: usize, h: RecordHeader) -> Result<(DataRecord<'_>, usize)> {
+    let header = slice(apl, start, h.len)?;
+    let mut pos = start + h.len;
+    let (lvar, len) = match h.dib.data_field.len() {
         Some(len) => (None, len),
         None => {
             let lvar = byte(apl, pos)?;
@@ -286,16 +323,16 @@ fn parse_vib_and_data(
         }
     };
     let data = slice(apl, pos, len)?;
-    let meaning = vib.meaning(dib.data_field);
-    let value = value::decode(dib.data_field, lvar, data, &meaning);
+    let meaning = h.vib.meaning(h.dib.data_field);
+    let value = value::decode(h.dib.data_field, lvar, data, &meaning);
     Ok((
         DataRecord {
             offset: start,
             header,
             lvar,
             data,
-            dib,
-            vib,
+            dib: h.dib,
+            vib: h.vib,
             value,
         },
         pos + len,
