@@ -1,0 +1,388 @@
+//! Exact decimal numbers: `mantissa × 10^exponent`.
+//!
+//! Meter values are integers scaled by powers of ten. Multiplying them out in `f64`
+//! prints `123.45600000000002`; keeping mantissa and exponent apart and only producing
+//! a float from the exact decimal text gives the shortest round-trip form (`123.456`).
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+/// An exact decimal number `mantissa × 10^exponent`.
+///
+/// Equality compares numeric values (`1.50 == 1.5`), independent of the representation.
+#[derive(Debug, Clone, Copy)]
+pub struct Decimal {
+    mantissa: i128,
+    exponent: i32,
+}
+
+/// Largest exponent shift applied at once; beyond it an `i128` overflows anyway.
+const MAX_SHIFT: i32 = 38;
+
+impl Decimal {
+    pub const ZERO: Decimal = Decimal {
+        mantissa: 0,
+        exponent: 0,
+    };
+
+    pub const fn new(mantissa: i128, exponent: i32) -> Self {
+        Decimal { mantissa, exponent }
+    }
+
+    pub const fn from_int(value: i128) -> Self {
+        Decimal {
+            mantissa: value,
+            exponent: 0,
+        }
+    }
+
+    pub fn mantissa(&self) -> i128 {
+        self.mantissa
+    }
+
+    pub fn exponent(&self) -> i32 {
+        self.exponent
+    }
+
+    /// Same value with trailing zeros of the mantissa moved into the exponent.
+    pub fn normalized(self) -> Self {
+        if self.mantissa == 0 {
+            return Decimal::ZERO;
+        }
+        let mut d = self;
+        while d.mantissa % 10 == 0 {
+            match d.exponent.checked_add(1) {
+                Some(e) => {
+                    d.mantissa /= 10;
+                    d.exponent = e;
+                }
+                None => break,
+            }
+        }
+        d
+    }
+
+    /// Product of two decimals, `None` on overflow.
+    pub fn checked_mul(self, other: Decimal) -> Option<Decimal> {
+        Some(Decimal {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            exponent: self.exponent.checked_add(other.exponent)?,
+        })
+    }
+
+    /// Sum of two decimals (exponents aligned exactly), `None` on overflow.
+    pub fn checked_add(self, other: Decimal) -> Option<Decimal> {
+        let (hi, lo) = if self.exponent >= other.exponent {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let shift = hi.exponent.checked_sub(lo.exponent)?;
+        let scaled = hi.mantissa.checked_mul(pow10(shift)?)?;
+        Some(Decimal {
+            mantissa: scaled.checked_add(lo.mantissa)?,
+            exponent: lo.exponent,
+        })
+    }
+
+    /// Multiplies by 10^`by`.
+    pub fn scaled(self, by: i32) -> Option<Decimal> {
+        Some(Decimal {
+            mantissa: self.mantissa,
+            exponent: self.exponent.checked_add(by)?,
+        })
+    }
+
+    /// The value as an integer, when it is one and fits.
+    pub fn to_i128(self) -> Option<i128> {
+        let d = self.normalized();
+        if d.exponent < 0 {
+            return None;
+        }
+        d.mantissa.checked_mul(pow10(d.exponent)?)
+    }
+
+    /// Nearest `f64`: parsed from the exact decimal text, so it is correctly rounded.
+    pub fn to_f64(self) -> f64 {
+        let mut buf = StackString::new();
+        if write!(buf, "{self}").is_err() {
+            // Only absurd exponents overflow the buffer; go through the slow path.
+            return self.mantissa as f64 * 10f64.powi(self.exponent);
+        }
+        buf.as_str().parse().unwrap_or(f64::NAN)
+    }
+
+    /// Exact decimal form of an `f32` (its shortest round-trip text), `None` for NaN/inf
+    /// or values whose digits do not fit.
+    pub fn from_f32(value: f32) -> Option<Decimal> {
+        if !value.is_finite() {
+            return None;
+        }
+        let mut buf = StackString::new();
+        write!(buf, "{value}").ok()?;
+        buf.as_str().parse().ok()
+    }
+
+    /// Exact decimal form of an `f64` (its shortest round-trip text).
+    pub fn from_f64(value: f64) -> Option<Decimal> {
+        if !value.is_finite() {
+            return None;
+        }
+        value.to_string().parse().ok()
+    }
+}
+
+fn pow10(exp: i32) -> Option<i128> {
+    if !(0..=MAX_SHIFT).contains(&exp) {
+        return None;
+    }
+    10i128.checked_pow(exp as u32)
+}
+
+impl PartialEq for Decimal {
+    fn eq(&self, other: &Self) -> bool {
+        let a = self.normalized();
+        let b = other.normalized();
+        a.mantissa == b.mantissa && a.exponent == b.exponent
+    }
+}
+
+impl Eq for Decimal {}
+
+impl From<i64> for Decimal {
+    fn from(v: i64) -> Self {
+        Decimal::from_int(v.into())
+    }
+}
+
+impl From<u64> for Decimal {
+    fn from(v: u64) -> Self {
+        Decimal::from_int(v.into())
+    }
+}
+
+/// Plain decimal notation without exponent: `-0.0015`, `28504.27`, `1200`.
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.normalized();
+        let negative = d.mantissa < 0;
+        let mut digits = StackString::new();
+        write!(digits, "{}", d.mantissa.unsigned_abs())?;
+        let digits = digits.as_str();
+        if negative {
+            f.write_char('-')?;
+        }
+        if d.exponent >= 0 {
+            f.write_str(digits)?;
+            for _ in 0..d.exponent {
+                f.write_char('0')?;
+            }
+            return Ok(());
+        }
+        let frac = d.exponent.unsigned_abs() as usize;
+        if digits.len() > frac {
+            let (int, fraction) = digits.split_at(digits.len() - frac);
+            f.write_str(int)?;
+            f.write_char('.')?;
+            f.write_str(fraction)
+        } else {
+            f.write_str("0.")?;
+            for _ in 0..frac - digits.len() {
+                f.write_char('0')?;
+            }
+            f.write_str(digits)
+        }
+    }
+}
+
+/// Error parsing a decimal from text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a decimal number")]
+pub struct ParseDecimalError;
+
+/// Accepts `-?digits(.digits)?`, the output of `Display` (and of Rust's float `Display`).
+impl FromStr for Decimal {
+    type Err = ParseDecimalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (negative, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (int, frac) = match body.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (body, ""),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(ParseDecimalError);
+        }
+        let mut mantissa: i128 = 0;
+        for c in int.bytes().chain(frac.bytes()) {
+            if !c.is_ascii_digit() {
+                return Err(ParseDecimalError);
+            }
+            mantissa = mantissa
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(c - b'0')))
+                .ok_or(ParseDecimalError)?;
+        }
+        let exponent = i32::try_from(frac.len())
+            .map_err(|_| ParseDecimalError)?
+            .checked_neg()
+            .ok_or(ParseDecimalError)?;
+        Ok(Decimal {
+            mantissa: if negative { -mantissa } else { mantissa },
+            exponent,
+        })
+    }
+}
+
+/// Serialises as a JSON number: integers as integers, fractions as the `f64` nearest to
+/// the exact decimal, which JSON writers print in shortest form (`123.456`).
+impl serde::Serialize for Decimal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let d = self.normalized();
+        if d.exponent >= 0 {
+            if let Some(v) = d.to_i128() {
+                if let Ok(v) = i64::try_from(v) {
+                    return serializer.serialize_i64(v);
+                }
+                if let Ok(v) = u64::try_from(v) {
+                    return serializer.serialize_u64(v);
+                }
+            }
+        }
+        serializer.serialize_f64(d.to_f64())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Decimal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DecimalVisitor)
+    }
+}
+
+/// Visitor shared with `reading::Value`: JSON numbers only (strings stay strings there).
+pub(crate) struct DecimalVisitor;
+
+impl serde::de::Visitor<'_> for DecimalVisitor {
+    type Value = Decimal;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
+        Decimal::from_f64(v).ok_or_else(|| E::custom("number out of decimal range"))
+    }
+}
+
+/// Fixed-capacity text buffer so formatting on the hot path does not allocate.
+pub(crate) struct StackString {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl StackString {
+    pub(crate) fn new() -> Self {
+        StackString {
+            buf: [0; 128],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever appended, so the prefix is valid UTF-8.
+        self.buf
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackString {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_exact() {
+        assert_eq!(Decimal::new(123456, -3).to_string(), "123.456");
+        assert_eq!(Decimal::new(2850427, -2).to_string(), "28504.27");
+        assert_eq!(Decimal::new(-15, -4).to_string(), "-0.0015");
+        assert_eq!(Decimal::new(12, 2).to_string(), "1200");
+        assert_eq!(Decimal::new(1000, -3).to_string(), "1");
+        assert_eq!(Decimal::new(0, -3).to_string(), "0");
+    }
+
+    #[test]
+    fn json_prints_shortest_exact_form() {
+        let j = |m, e| serde_json::to_string(&Decimal::new(m, e)).unwrap();
+        assert_eq!(j(123456, -3), "123.456");
+        assert_eq!(j(2850427, -2), "28504.27");
+        assert_eq!(j(1348631, -3), "1348.631");
+        assert_eq!(j(9341, 0), "9341");
+        assert_eq!(j(1000, -3), "1");
+        assert_eq!(j(25, 3), "25000");
+        assert_eq!(j(-123, 0), "-123");
+        assert_eq!(j(1, -1), "0.1");
+    }
+
+    #[test]
+    fn equality_is_numeric() {
+        assert_eq!(Decimal::new(150, -2), Decimal::new(15, -1));
+        assert_ne!(Decimal::new(150, -2), Decimal::new(15, -2));
+        assert_eq!(Decimal::new(0, 5), Decimal::ZERO);
+    }
+
+    #[test]
+    fn parse_and_float_conversions() {
+        assert_eq!("28504.27".parse::<Decimal>(), Ok(Decimal::new(2850427, -2)));
+        assert_eq!("-0.5".parse::<Decimal>(), Ok(Decimal::new(-5, -1)));
+        assert!("1e5".parse::<Decimal>().is_err());
+        assert!("".parse::<Decimal>().is_err());
+        assert_eq!(Decimal::from_f32(1.1), Some(Decimal::new(11, -1)));
+        assert_eq!(Decimal::from_f32(f32::NAN), None);
+        assert_eq!(Decimal::new(123456, -3).to_f64(), 123.456);
+    }
+
+    #[test]
+    fn arithmetic_is_exact() {
+        let a = Decimal::new(15, -1);
+        let b = Decimal::new(25, -3);
+        assert_eq!(a.checked_add(b), Some(Decimal::new(1525, -3)));
+        assert_eq!(a.checked_mul(b), Some(Decimal::new(375, -4)));
+        assert_eq!(Decimal::new(i128::MAX, 0).checked_mul(a), None);
+    }
+
+    #[test]
+    fn json_round_trip() {
+        for d in [
+            Decimal::new(123456, -3),
+            Decimal::new(-7, -9),
+            Decimal::new(i64::MAX.into(), 0),
+            Decimal::new(u64::MAX.into(), 0),
+        ] {
+            let s = serde_json::to_string(&d).unwrap();
+            let back: Decimal = serde_json::from_str(&s).unwrap();
+            assert_eq!(back, d, "{s}");
+        }
+    }
+}
