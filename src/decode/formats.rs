@@ -1,0 +1,121 @@
+//! Compact-frame formats learned from full frames (protocol.md §7.5).
+//!
+//! A compact frame carries only data bytes and a 16-bit signature of the DIF/VIF list it
+//! abbreviates. Formats are remembered per meter first (safest: the same signature can
+//! stand for different layouts across vendors), then per model (manufacturer, version,
+//! device type) for meters of the same firmware that were not heard in full yet.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::compact::CompactFormat;
+
+/// Who a format belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MeterKey {
+    pub manufacturer: u16,
+    pub id: [u8; 4],
+    pub version: u8,
+    pub device_type: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ModelKey {
+    manufacturer: u16,
+    version: u8,
+    device_type: u8,
+}
+
+impl MeterKey {
+    fn model(&self) -> ModelKey {
+        ModelKey {
+            manufacturer: self.manufacturer,
+            version: self.version,
+            device_type: self.device_type,
+        }
+    }
+}
+
+/// One persisted format: whose, which signature, what layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedFormat {
+    pub meter: MeterKey,
+    pub signature: u16,
+    pub format: CompactFormat,
+}
+
+/// Formats by meter and by model. Bounded so a flood of forged frames cannot grow it
+/// without limit.
+#[derive(Debug, Default, Clone)]
+pub struct FormatCache {
+    by_meter: HashMap<(MeterKey, u16), CompactFormat>,
+    by_model: HashMap<(ModelKey, u16), CompactFormat>,
+}
+
+impl FormatCache {
+    /// Formats kept at most; beyond that new ones are not learned (old ones stay valid).
+    pub const CAPACITY: usize = 10_000;
+
+    pub fn new() -> Self {
+        FormatCache::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_meter.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_meter.is_empty()
+    }
+
+    /// True when the format is known for this meter (cheap check before building one).
+    pub fn knows(&self, meter: &MeterKey, signature: u16) -> bool {
+        self.by_meter.contains_key(&(*meter, signature))
+    }
+
+    pub fn learn(&mut self, meter: MeterKey, signature: u16, format: CompactFormat) {
+        if self.by_meter.len() >= Self::CAPACITY {
+            return;
+        }
+        self.by_model
+            .entry((meter.model(), signature))
+            .or_insert_with(|| format.clone());
+        self.by_meter.insert((meter, signature), format);
+    }
+
+    pub fn lookup(&self, meter: &MeterKey, signature: u16) -> Option<&CompactFormat> {
+        self.by_meter
+            .get(&(*meter, signature))
+            .or_else(|| self.by_model.get(&(meter.model(), signature)))
+    }
+
+    /// Everything learned, for persistence across restarts.
+    pub fn export(&self) -> Vec<SavedFormat> {
+        let mut out: Vec<SavedFormat> = self
+            .by_meter
+            .iter()
+            .map(|((meter, signature), format)| SavedFormat {
+                meter: *meter,
+                signature: *signature,
+                format: format.clone(),
+            })
+            .collect();
+        out.sort_by_key(|s| (s.meter.id, s.signature));
+        out
+    }
+
+    /// Restores formats saved by [`FormatCache::export`]. Entries whose layout does not
+    /// match their signature (a corrupted file) are skipped and counted.
+    pub fn import(&mut self, saved: Vec<SavedFormat>) -> usize {
+        let mut skipped = 0;
+        for s in saved {
+            if s.format.signature() == s.signature {
+                self.learn(s.meter, s.signature, s.format);
+            } else {
+                skipped += 1;
+            }
+        }
+        skipped
+    }
+}
