@@ -1,1 +1,611 @@
-//! (being written)
+//! The normalized reading: what wmbusd publishes for every decoded telegram.
+//!
+//! # JSON schema, version 1
+//!
+//! One JSON object per telegram. The schema changes only together with
+//! [`SCHEMA_VERSION`]; consumers should check `"schema"`. Fields marked *optional* are
+//! left out when unknown.
+//!
+//! ```json
+//! {"schema":1,
+//!  "meter":{"id":"12345678","manufacturer":"KAM","version":27,"device_type":"cold_water"},
+//!  "received_at":"2026-11-22T22:30:00Z","rssi_dbm":-67.5,"link_mode":"C1",
+//!  "access_number":42,
+//!  "status":{"byte":0,"flags":[]},
+//!  "security":{"mode":5,"decrypted":true,"verified_by":"2f2f"},
+//!  "records":[{"quantity":"volume","value":123.456,"unit":"m3","function":"instantaneous",
+//!              "storage":0,"tariff":0,"subunit":0,"dif_vif":"0C13"}]}
+//! ```
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `schema` | integer | always 1 for this layout |
+//! | `meter.id` | string | 8 BCD digits of the meter address (long TPL header wins over the DLL) |
+//! | `meter.manufacturer` | string | three-letter FLAG code, e.g. `KAM` |
+//! | `meter.version` | integer | version byte |
+//! | `meter.device_type` | string | snake_case device type, e.g. `cold_water`, `heat` |
+//! | `received_at` | string, optional | receive time, RFC 3339 UTC |
+//! | `rssi_dbm` | number, optional | signal strength reported by the receiver |
+//! | `link_mode` | string, optional | `S1`, `T1`, `C1`, `C1+T1`, `N1` |
+//! | `access_number` | integer, optional | TPL access number (0–255) |
+//! | `status.byte` | integer | TPL status byte |
+//! | `status.flags` | array of strings | set bits of the status byte, see below |
+//! | `security.mode` | integer | TPL security mode (0 = none, 5, 7, …) |
+//! | `security.decrypted` | boolean | the payload was decrypted by wmbusd |
+//! | `security.verified_by` | string or null | how the content was checked: `"2f2f"` (decrypted data starts with 2F 2F), `"mac"` (AFL MAC), `"ell_crc"` (ELL payload CRC), null (not verified, e.g. plaintext) |
+//! | `records` | array | data records in telegram order, see below |
+//! | `manufacturer_data` | string, optional | uppercase hex of vendor bytes after DIF 0x0F/0x1F, or of a whole proprietary APL |
+//!
+//! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
+//! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
+//! `"temporary_error"`; vendor bits 5–7 appear as `"manufacturer_bit5"` …
+//! `"manufacturer_bit7"`. No flag set means the meter reports no problem.
+//!
+//! ## Records
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `quantity` | string | what is measured (table below) |
+//! | `value` | number, string or null | exact decimal number in `unit`; ISO 8601 string for dates and times; text; uppercase hex for binary data; null when the meter marks the value invalid, sends no data, or a record error is set |
+//! | `unit` | string or null | unit of a numeric `value` (table below); null for dates, text, binary and unitless values |
+//! | `function` | string | `instantaneous`, `maximum`, `minimum`, `error` (value during error state) |
+//! | `storage` | integer | storage number: 0 = current, 1 = usually the last billing date, higher = history |
+//! | `tariff` | integer | tariff number (0 = total) |
+//! | `subunit` | integer | device subunit |
+//! | `dif_vif` | string | uppercase hex of the record header (DIF, DIFEs, VIF, VIFEs and plain-text unit) exactly as on air; identifies the record |
+//! | `error` | string, optional | record error from a VIFE: `no_data_available`, `data_overflow`, `data_underflow`, `data_error`, `premature_end_of_record`, `storage_not_implemented`, … |
+//! | `qualifiers` | array of strings, optional | combinable VIFEs refining the quantity: `per_hour`, `forward_flow`, `backward_flow`, `lower_limit`, `start_date`, `phase_l1`, `average`, `at_base_conditions`, … |
+//! | `unit_text` | string, optional | unit sent as text by a plain-text VIF (0x7C/0xFC) |
+//! | `raw` | string, optional | uppercase hex of the data of manufacturer-specific records |
+//!
+//! Numbers are exact: raw meter integers scaled by powers of ten are printed as the
+//! shortest decimal (`123.456`, never `123.45600000000002`); integers print without a
+//! fraction. A numeric value's `unit` is always one of:
+//!
+//! | unit | used for | conversion from the meter's unit |
+//! |---|---|---|
+//! | `kWh` | energy (Wh VIFs, MWh table FB) | exact power of ten |
+//! | `MJ` | energy (J VIFs, GJ and Mcal in table FB) | power of ten; 1 Mcal = 4.1868 MJ exactly |
+//! | `m3` | volume | power of ten; ft³ (× 0.028316846592) and US gallon (× 0.003785411784) exactly |
+//! | `kg` | mass | power of ten (t → kg) |
+//! | `kW` | power (W VIFs, MW in FB), cumulative max power | power of ten |
+//! | `MJ/h` | power (J/h VIFs, GJ/h in FB) | power of ten |
+//! | `m3/h`, `m3/min`, `m3/s` | volume flow (gallon flows converted exactly) | power of ten |
+//! | `kg/h` | mass flow | power of ten |
+//! | `C` | flow, return, external temperature, temperature limit | power of ten |
+//! | `K` | temperature difference | power of ten |
+//! | `bar` | pressure | power of ten |
+//! | `s`, `min`, `h`, `d` | durations (on time, operating time, intervals, periods) | as sent |
+//! | `hca` | heat cost allocator units | as sent |
+//! | `V`, `A` | voltage, current | power of ten |
+//!
+//! Quantities whose unit is outside this list carry the unit in their name and have
+//! `unit` null: `*_fahrenheit` (°F temperatures are not converted because ×5/9 is not
+//! an exact decimal), `relative_humidity_percent`, `reactive_energy_kvarh`,
+//! `apparent_energy_kvah`, `reactive_power_kvar`, `apparent_power_kva`, `frequency_hz`,
+//! `rf_level_dbm`, `*_months`, `*_years`; `credit`/`debit` are in local currency units.
+//!
+//! ## Quantities
+//!
+//! | quantity | unit | source |
+//! |---|---|---|
+//! | `energy` | kWh / MJ | VIF 0x00–0x0F, FB 0x00–0x01, 0x08–0x09, 0x0C–0x0F |
+//! | `volume` | m3 | VIF 0x10–0x17, FB 0x10–0x11, 0x20–0x23 |
+//! | `mass` | kg | VIF 0x18–0x1F, FB 0x18–0x19 |
+//! | `on_time`, `operating_time` | s/min/h/d | VIF 0x20–0x27 |
+//! | `power` | kW / MJ/h | VIF 0x28–0x37, FB 0x28–0x29, 0x30–0x31 |
+//! | `volume_flow` | m3/h, m3/min, m3/s | VIF 0x38–0x4F, FB 0x24–0x26 |
+//! | `mass_flow` | kg/h | VIF 0x50–0x57 |
+//! | `flow_temperature`, `return_temperature`, `external_temperature` | C | VIF 0x58–0x5F, 0x64–0x67 |
+//! | `temperature_difference` | K | VIF 0x60–0x63 |
+//! | `pressure` | bar | VIF 0x68–0x6B |
+//! | `date` | – (ISO date) | VIF 0x6C (type G); VIF 0x6D with 2 bytes |
+//! | `datetime` | – (ISO date-time) | VIF 0x6D (type F, I) |
+//! | `time` | – (ISO time) | VIF 0x6D with 3 bytes (type J) |
+//! | `hca` | hca | VIF 0x6E |
+//! | `averaging_duration`, `actuality_duration` | s/min/h/d | VIF 0x70–0x77 |
+//! | `fabrication_number`, `enhanced_identification`, `bus_address` | – | VIF 0x78–0x7A |
+//! | `any_vif` | – | VIF 0x7E |
+//! | `plain_text` | – (see `unit_text`) | VIF 0x7C/0xFC |
+//! | `manufacturer_specific` | – (see `raw`) | VIF 0x7F/0xFF |
+//! | `temperature_limit` | C | FB 0x74–0x77 |
+//! | `cumulative_max_power` | kW | FB 0x78–0x7F |
+//! | `resulting_rating_factor`, `thermal_output_rating_factor`, `thermal_coupling_rating_factor_overall`/`_room`/`_heater`, `low_temperature_rating_factor`, `display_output_scaling_factor` | – | FB 0x68–0x6E |
+//! | `credit`, `debit` | – | FD 0x00–0x07 |
+//! | `access_number`, `device_type`, `manufacturer`, `parameter_set`, `model_version`, `hardware_version`, `firmware_version`, `software_version` | – | FD 0x08–0x0F |
+//! | `customer_location`, `customer`, `access_code_user`/`_operator`/`_system_operator`/`_developer`, `password` | – | FD 0x10–0x16 |
+//! | `error_flags`, `error_mask`, `digital_output`, `digital_input`, `remote_control`, `control_signal`, `parameter_activation_state` | – (integer bit field) | FD 0x17, 0x18, 0x1A, 0x1B, 0x1F, 0x62, 0x66 |
+//! | `security_key`, `baud_rate`, `response_delay_time`, `retry` | – | FD 0x19, 0x1C–0x1E |
+//! | `first_storage_number`, `last_storage_number`, `storage_block_size`, `tariff_subunit_descriptor` | – | FD 0x20–0x23 |
+//! | `storage_interval`, `duration_since_last_readout`, `tariff_duration`, `tariff_period`, `nominal_transmission_period` | s/min/h/d | FD 0x24–0x27, 0x2C–0x2F, 0x31–0x37, 0x3C–0x3F |
+//! | `storage_interval_months`/`_years`, `tariff_period_months`/`_years` | – | FD 0x28, 0x29, 0x38, 0x39 |
+//! | `operator_specific_data`, `wmbus_data_container`, `manufacturer_data_container` | – | FD 0x2A, 0x3B, 0x76 |
+//! | `time_point_second` | s | FD 0x2B |
+//! | `tariff_start`, `battery_change_datetime` | – (ISO) | FD 0x30, 0x70 |
+//! | `dimensionless` | – | FD 0x3A |
+//! | `voltage` | V | FD 0x40–0x4F |
+//! | `current` | A | FD 0x50–0x5F |
+//! | `reset_counter`, `cumulation_counter`, `day_of_week`, `week_number`, `day_change_time_point`, `special_supplier_information` | – | FD 0x60–0x61, 0x63–0x65, 0x67 |
+//! | `duration_since_last_cumulation`, `battery_operating_time` | h/d (`_months`/`_years`: –) | FD 0x68–0x6F |
+//! | `rf_level_dbm` | – | FD 0x71 |
+//! | `daylight_saving`, `listening_window_management`, `meter_stop_count` | – | FD 0x72, 0x73, 0x75 |
+//! | `remaining_battery_lifetime` | d | FD 0x74 (`_months`/`_years` from `FD FD 02/03`) |
+//! | `reserved`, `reserved_fb`, `reserved_fd`, `reserved_ef`, … | – | codes without assigned meaning (value as unsigned integer) |
+//!
+//! Combinable VIFEs that turn a record into a date, duration or count (e.g. `start_date`,
+//! `duration_first_upper_limit_exceed`, `upper_limit_exceed_count`) keep the base
+//! `quantity`, list the VIFE in `qualifiers`, and change `unit` accordingly (null for
+//! dates and counts, s/min/h/d for durations). Multiplicative (0x70–0x77, 0x7D) and
+//! additive (0x78–0x7B, read as 10^(nn−3) units of the VIF added to the value)
+//! correction VIFEs are already applied to `value`.
+//!
+//! Dates and times are the meter's local time without zone: `2008-05-31`,
+//! `2008-05-31T23:50`, `2021-11-06T18:25:07`, `23:59:59`. Periodic ("every") fields are
+//! written as `X` digits (ISO 8601-2 unspecified digits): `XXXX-01-01` = every 1 January.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::apl::{self, Combinable, DataRecord, VifTable};
+pub use crate::wire::apl::{Decimal, Function};
+
+/// Version of the JSON layout documented above.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    pub schema: u32,
+    pub meter: Meter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rssi_dbm: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_number: Option<u8>,
+    pub status: Status,
+    pub security: Security,
+    pub records: Vec<Record>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer_data: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meter {
+    /// Eight BCD digits.
+    pub id: String,
+    /// Three-letter FLAG code.
+    pub manufacturer: String,
+    pub version: u8,
+    /// snake_case device type.
+    pub device_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub byte: u8,
+    pub flags: Vec<Cow<'static, str>>,
+}
+
+impl Status {
+    /// Flags of a TPL status byte (protocol.md §3.3).
+    pub fn from_byte(byte: u8) -> Status {
+        let mut flags = Vec::new();
+        match byte & 0x03 {
+            0x01 => flags.push(Cow::Borrowed("busy")),
+            0x02 => flags.push(Cow::Borrowed("error")),
+            0x03 => flags.push(Cow::Borrowed("alarm")),
+            _ => {}
+        }
+        const BITS: [(u8, &str); 6] = [
+            (0x04, "power_low"),
+            (0x08, "permanent_error"),
+            (0x10, "temporary_error"),
+            (0x20, "manufacturer_bit5"),
+            (0x40, "manufacturer_bit6"),
+            (0x80, "manufacturer_bit7"),
+        ];
+        flags.extend(
+            BITS.iter()
+                .filter(|(mask, _)| byte & mask != 0)
+                .map(|&(_, name)| Cow::Borrowed(name)),
+        );
+        Status { byte, flags }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    pub mode: u8,
+    pub decrypted: bool,
+    /// `"2f2f"`, `"mac"`, `"ell_crc"` or null.
+    pub verified_by: Option<String>,
+}
+
+/// One published data record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub quantity: Cow<'static, str>,
+    pub value: Value,
+    pub unit: Option<Cow<'static, str>>,
+    pub function: Function,
+    pub storage: u64,
+    pub tariff: u32,
+    pub subunit: u32,
+    pub dif_vif: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Cow<'static, str>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qualifiers: Vec<Cow<'static, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl Record {
+    pub fn from_data_record(r: &DataRecord<'_>) -> Record {
+        let meaning = r.meaning();
+        let record_error = r.vib.record_error();
+        let mut value = match &r.value {
+            apl::Value::NoData | apl::Value::Invalid => Value::Null,
+            apl::Value::Number(d) => Value::Number(*d),
+            apl::Value::Bits(b) => Value::Number(Decimal::from(*b)),
+            apl::Value::Date(d) => Value::Text(d.to_string()),
+            apl::Value::Time(t) => Value::Text(t.to_string()),
+            apl::Value::DateTime(dt) => Value::Text(dt.to_string()),
+            apl::Value::Text(s) => Value::Text(s.clone()),
+            apl::Value::Binary => Value::Text(hex::encode_upper(r.data)),
+        };
+        // A record error means the data field holds no valid value.
+        if record_error.is_some() {
+            value = Value::Null;
+        }
+        let unit = match value {
+            Value::Text(_) => None,
+            _ => meaning.unit.map(Cow::Borrowed),
+        };
+        let mut manufacturer_vifes = r.vib.table == VifTable::Manufacturer;
+        let mut qualifiers = Vec::new();
+        for c in r.vib.combinables() {
+            if let Combinable::ManufacturerSpecific(_) = c {
+                manufacturer_vifes = true;
+            }
+            if let Some(name) = c.name() {
+                qualifiers.push(Cow::Borrowed(name));
+            }
+        }
+        Record {
+            quantity: Cow::Borrowed(meaning.quantity),
+            value,
+            unit,
+            function: r.dib.function,
+            storage: r.dib.storage,
+            tariff: r.dib.tariff,
+            subunit: r.dib.subunit,
+            dif_vif: hex::encode_upper(r.header),
+            error: record_error.map(|e| Cow::Borrowed(e.name())),
+            qualifiers,
+            unit_text: r.vib.plain_text_unit.clone(),
+            raw: manufacturer_vifes.then(|| hex::encode_upper(r.data)),
+        }
+    }
+}
+
+/// Records of a parsed APL, in order.
+pub fn records_from_apl(apl: &apl::Apl<'_>) -> Vec<Record> {
+    apl.records.iter().map(Record::from_data_record).collect()
+}
+
+/// A record value as published: a JSON number, string or null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Number(Decimal),
+    Text(String),
+    Null,
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Number(d) => d.serialize(serializer),
+            Value::Text(s) => serializer.serialize_str(s),
+            Value::Null => serializer.serialize_none(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, a string or null")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(Decimal::from(v)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(Decimal::from(v)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Decimal::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of decimal range"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Text(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    fn records(s: &str) -> Vec<Record> {
+        let bytes = hex(s);
+        records_from_apl(&apl::parse(&bytes).unwrap())
+    }
+
+    fn json(r: &Record) -> String {
+        serde_json::to_string(r).unwrap()
+    }
+
+    #[test]
+    fn example_reading_json_is_exact() {
+        let reading = Reading {
+            schema: SCHEMA_VERSION,
+            meter: Meter {
+                id: "12345678".into(),
+                manufacturer: "KAM".into(),
+                version: 27,
+                device_type: "cold_water".into(),
+            },
+            received_at: None,
+            rssi_dbm: None,
+            link_mode: None,
+            access_number: Some(42),
+            status: Status::from_byte(0),
+            security: Security {
+                mode: 5,
+                decrypted: true,
+                verified_by: Some("2f2f".into()),
+            },
+            records: records("0C13 56341200"),
+            manufacturer_data: None,
+        };
+        let text = serde_json::to_string(&reading).unwrap();
+        assert_eq!(
+            text,
+            r#"{"schema":1,"meter":{"id":"12345678","manufacturer":"KAM","version":27,"device_type":"cold_water"},"access_number":42,"status":{"byte":0,"flags":[]},"security":{"mode":5,"decrypted":true,"verified_by":"2f2f"},"records":[{"quantity":"volume","value":123.456,"unit":"m3","function":"instantaneous","storage":0,"tariff":0,"subunit":0,"dif_vif":"0C13"}]}"#
+        );
+        let back: Reading = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, reading);
+    }
+
+    #[test]
+    fn optional_fields_round_trip() {
+        let reading = Reading {
+            schema: SCHEMA_VERSION,
+            meter: Meter {
+                id: "43054304".into(),
+                manufacturer: "EFE".into(),
+                version: 0,
+                device_type: "heat".into(),
+            },
+            received_at: Some("2026-11-22T22:30:00Z".into()),
+            rssi_dbm: Some(-67.5),
+            link_mode: Some("C1".into()),
+            access_number: None,
+            status: Status::from_byte(0x85),
+            security: Security {
+                mode: 0,
+                decrypted: false,
+                verified_by: None,
+            },
+            records: records("0DFD11 02 4241 02FF2C 0100 0493 15 00000000 81037C034C412300"),
+            manufacturer_data: Some("AABB".into()),
+        };
+        let text = serde_json::to_string(&reading).unwrap();
+        assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));
+        assert!(text.contains(r#""verified_by":null"#));
+        assert!(text.contains(r#""rssi_dbm":-67.5"#));
+        let back: Reading = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, reading);
+    }
+
+    #[test]
+    fn exact_values() {
+        let r = records("04 13 40E20100  0C 14 27048502  04 13 17941400  02 59 D409");
+        assert_eq!(serde_json::to_string(&r[0].value).unwrap(), "123.456");
+        assert_eq!(serde_json::to_string(&r[1].value).unwrap(), "28504.27");
+        assert_eq!(serde_json::to_string(&r[2].value).unwrap(), "1348.631");
+        assert_eq!(serde_json::to_string(&r[3].value).unwrap(), "25.16");
+        assert_eq!(r[3].unit.as_deref(), Some("C"));
+    }
+
+    #[test]
+    fn oms_plaintext_records() {
+        let r = records("2F2F0C1427048502046D32371F1502FD1700002F2F2F");
+        assert_eq!(
+            json(&r[0]),
+            r#"{"quantity":"volume","value":28504.27,"unit":"m3","function":"instantaneous","storage":0,"tariff":0,"subunit":0,"dif_vif":"0C14"}"#
+        );
+        assert_eq!(
+            json(&r[1]),
+            r#"{"quantity":"datetime","value":"2008-05-31T23:50","unit":null,"function":"instantaneous","storage":0,"tariff":0,"subunit":0,"dif_vif":"046D"}"#
+        );
+        assert_eq!(
+            json(&r[2]),
+            r#"{"quantity":"error_flags","value":0,"unit":null,"function":"instantaneous","storage":0,"tariff":0,"subunit":0,"dif_vif":"02FD17"}"#
+        );
+    }
+
+    #[test]
+    fn lvar_text_bcd12_and_negative_bcd() {
+        let r = records(
+            "0E13750600000000 0DFD11 2065646F4D20532021 6C75646F6D7473 6554207373656C 657269 7720 5245424D41 0A1623F1",
+        );
+        assert_eq!(serde_json::to_string(&r[0].value).unwrap(), "0.675");
+        assert_eq!(r[1].quantity, "customer");
+        assert_eq!(
+            r[1].value,
+            Value::Text("AMBER wireless Testmodul! S Mode".into())
+        );
+        assert_eq!(r[1].unit, None);
+        assert_eq!(serde_json::to_string(&r[2].value).unwrap(), "-123");
+    }
+
+    #[test]
+    fn sontex_hca_records() {
+        let r =
+            records("046d1912a62b036e000000426ce1f1436e00000002ff2c00000259d4090265fc0902fd66a000");
+        assert_eq!(r[0].value, Value::Text("2021-11-06T18:25".into()));
+        assert_eq!(
+            (r[1].quantity.as_ref(), r[1].unit.as_deref()),
+            ("hca", Some("hca"))
+        );
+        assert_eq!(
+            (r[2].storage, &r[2].value),
+            (1, &Value::Text("XXXX-01-01".into()))
+        );
+        assert_eq!(
+            json(&r[4]),
+            r#"{"quantity":"manufacturer_specific","value":0,"unit":null,"function":"instantaneous","storage":0,"tariff":0,"subunit":0,"dif_vif":"02FF2C","raw":"0000"}"#
+        );
+        assert_eq!(r[6].quantity, "external_temperature");
+        assert_eq!(serde_json::to_string(&r[6].value).unwrap(), "25.56");
+        assert_eq!(r[7].quantity, "parameter_activation_state");
+        assert_eq!(serde_json::to_string(&r[7].value).unwrap(), "160");
+    }
+
+    #[test]
+    fn sensostar_energy_and_storage() {
+        let r = records("04067D240000 4406250B0000 84010653230000 840F0600000000 03FD0C050100");
+        assert_eq!(
+            (r[0].quantity.as_ref(), r[0].unit.as_deref()),
+            ("energy", Some("kWh"))
+        );
+        assert_eq!(serde_json::to_string(&r[0].value).unwrap(), "9341");
+        assert_eq!((r[1].storage, r[2].storage, r[3].storage), (1, 2, 30));
+        assert_eq!(r[4].quantity, "model_version");
+    }
+
+    #[test]
+    fn record_errors_qualifiers_and_plain_text() {
+        let r = records("0493150000 0000 04933B 10000000 81037C034C412300 01FD9700 02");
+        assert_eq!(r[0].value, Value::Null);
+        assert_eq!(r[0].error.as_deref(), Some("no_data_available"));
+        assert_eq!(r[1].qualifiers, ["forward_flow"]);
+        assert_eq!(serde_json::to_string(&r[1].value).unwrap(), "0.016");
+        assert_eq!(r[2].quantity, "plain_text");
+        assert_eq!(r[2].unit_text.as_deref(), Some("#AL"));
+        assert_eq!(r[2].storage, 6);
+        // FD 17 + VIFE 0x00 ("no error") keeps the value.
+        assert_eq!(r[3].error, None);
+        assert_eq!(r[3].value, Value::Number(Decimal::from(2u64)));
+    }
+
+    #[test]
+    fn function_and_tariff_serialise() {
+        let r = records("94 10 13 01000000  2A 59 0000");
+        assert!(json(&r[0]).contains(r#""function":"maximum","storage":0,"tariff":1"#));
+        assert!(json(&r[1]).contains(r#""function":"minimum""#));
+    }
+
+    #[test]
+    fn status_flags() {
+        assert!(Status::from_byte(0).flags.is_empty());
+        assert_eq!(Status::from_byte(0x02).flags, ["error"]);
+        assert_eq!(
+            Status::from_byte(0x1B).flags,
+            ["alarm", "permanent_error", "temporary_error"]
+        );
+        assert_eq!(
+            Status::from_byte(0x60).flags,
+            ["manufacturer_bit5", "manufacturer_bit6"]
+        );
+    }
+
+    #[test]
+    fn invalid_value_is_null_and_units_follow_table() {
+        let r = records("02 16 0080  04 2B 01000000  04 FB 00 01000000  02 FD 48 0100");
+        assert_eq!(r[0].value, Value::Null);
+        assert_eq!(r[0].unit.as_deref(), Some("m3"));
+        assert_eq!(
+            (
+                r[1].unit.as_deref(),
+                json(&r[1]).contains(r#""value":0.001"#)
+            ),
+            (Some("kW"), true)
+        );
+        assert_eq!(serde_json::to_string(&r[2].value).unwrap(), "100");
+        assert_eq!(r[2].unit.as_deref(), Some("kWh"));
+        assert_eq!(r[3].unit.as_deref(), Some("V"));
+        assert_eq!(serde_json::to_string(&r[3].value).unwrap(), "0.1");
+    }
+
+    proptest! {
+        #[test]
+        fn decimal_values_round_trip(m in -999_999_999_999i128..1_000_000_000_000, e in -9i32..=6) {
+            // Meter-sized values: up to 12 digits, exponents of VIF tables. These parse
+            // exactly in serde_json's float fast path.
+            let v = Value::Number(Decimal::new(m, e));
+            let text = serde_json::to_string(&v).unwrap();
+            let back: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(back, v);
+        }
+
+        #[test]
+        fn any_apl_converts(bytes in prop::collection::vec(any::<u8>(), 0..120)) {
+            if let Ok(apl) = apl::parse(&bytes) {
+                for r in records_from_apl(&apl) {
+                    let text = serde_json::to_string(&r).unwrap();
+                    let back: Record = serde_json::from_str(&text).unwrap();
+                    prop_assert_eq!(&back.dif_vif, &r.dif_vif);
+                    prop_assert_eq!(&back.quantity, &r.quantity);
+                    match (&back.value, &r.value) {
+                        // Extreme real32 exponents leave serde_json's exact float path;
+                        // allow its last-digit error there.
+                        (Value::Number(a), Value::Number(b)) => {
+                            let (a, b) = (a.to_f64(), b.to_f64());
+                            prop_assert!((a - b).abs() <= b.abs() * 1e-15, "{} vs {}", a, b);
+                        }
+                        (a, b) => prop_assert_eq!(a, b),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -70,7 +70,7 @@ impl CompactFormat {
                 .iter()
                 .map(|r| FormatEntry {
                     header: r.header.to_vec(),
-                    data_len: r.dib.data_field.len(),
+                    data_len: r.dib.data_field.data_len(),
                 })
                 .collect(),
         }
@@ -100,7 +100,7 @@ impl CompactFormat {
                 .ok_or_else(|| Error::truncated(Layer::Compact, pos, h.len))?;
             records.push(FormatEntry {
                 header: header.to_vec(),
-                data_len: h.dib.data_field.len(),
+                data_len: h.dib.data_field.data_len(),
             });
             pos += h.len;
         }

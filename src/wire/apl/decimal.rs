@@ -262,8 +262,8 @@ impl<'de> serde::Deserialize<'de> for Decimal {
     }
 }
 
-/// Visitor shared with `reading::Value`: JSON numbers only (strings stay strings there).
-pub(crate) struct DecimalVisitor;
+/// Accepts JSON numbers only: a string stays text in `reading::Value`.
+struct DecimalVisitor;
 
 impl serde::de::Visitor<'_> for DecimalVisitor {
     type Value = Decimal;
@@ -286,20 +286,20 @@ impl serde::de::Visitor<'_> for DecimalVisitor {
 }
 
 /// Fixed-capacity text buffer so formatting on the hot path does not allocate.
-pub(crate) struct StackString {
+struct StackString {
     buf: [u8; 128],
     len: usize,
 }
 
 impl StackString {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         StackString {
             buf: [0; 128],
             len: 0,
         }
     }
 
-    pub(crate) fn as_str(&self) -> &str {
+    fn as_str(&self) -> &str {
         // Only whole `&str`s are ever appended, so the prefix is valid UTF-8.
         self.buf
             .get(..self.len)

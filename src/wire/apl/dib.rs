@@ -109,7 +109,7 @@ impl DataField {
     }
 
     /// Fixed data length in bytes; `None` for LVAR.
-    pub fn len(self) -> Option<usize> {
+    pub fn data_len(self) -> Option<usize> {
         match self {
             DataField::NoData | DataField::Selection => Some(0),
             DataField::Integer(n) | DataField::Bcd(n) => Some(usize::from(n)),

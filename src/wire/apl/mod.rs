@@ -19,8 +19,6 @@ pub use vib::{
     Combinable, Combinables, Kind, Meaning, RecordError, TimeUnit, Vib, VifTable, Vifes,
 };
 
-pub(crate) use decimal::{DecimalVisitor, StackString};
-
 use super::{Error, Layer, Result};
 use dib::EXTENSION;
 
@@ -313,7 +311,7 @@ fn parse_header_at(apl: &[u8], start: usize, text_at: TextPosition) -> Result<Re
 fn parse_data(apl: &[u8], start: usize, h: RecordHeader) -> Result<(DataRecord<'_>, usize)> {
     let header = slice(apl, start, h.len)?;
     let mut pos = start + h.len;
-    let (lvar, len) = match h.dib.data_field.len() {
+    let (lvar, len) = match h.dib.data_field.data_len() {
         Some(len) => (None, len),
         None => {
             let lvar = byte(apl, pos)?;
@@ -466,7 +464,7 @@ impl RecordRepr {
 
     fn emit_unchecked(&self, out: &mut Vec<u8>) -> Result<()> {
         let at = out.len();
-        let expected = match self.dib.data_field.len() {
+        let expected = match self.dib.data_field.data_len() {
             Some(len) => len,
             None => self
                 .lvar

@@ -375,7 +375,7 @@ fn record() -> impl Strategy<Value = RecordRepr> {
                 dib.storage = storage;
                 dib.tariff = tariff;
                 dib.subunit = subunit;
-                let len = df.len().or_else(|| lvar_len(lvar)).unwrap_or(0);
+                let len = df.data_len().or_else(|| lvar_len(lvar)).unwrap_or(0);
                 let lvar = (df == DataField::Variable).then_some(lvar);
                 RecordRepr::new(dib, vib, lvar, bytes[..len].to_vec())
             },

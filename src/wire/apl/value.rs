@@ -306,6 +306,23 @@ pub fn decode(data_field: DataField, lvar: Option<u8>, data: &[u8], meaning: &Me
     }
 }
 
+impl fmt::Display for Value {
+    /// Human-readable form used by tests and `--explain`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::NoData => f.write_str("no data"),
+            Value::Invalid => f.write_str("invalid"),
+            Value::Number(d) => write!(f, "{d}"),
+            Value::Bits(b) => write!(f, "0x{b:X}"),
+            Value::Date(d) => write!(f, "{d}"),
+            Value::Time(t) => write!(f, "{t}"),
+            Value::DateTime(dt) => write!(f, "{dt}"),
+            Value::Text(s) => f.write_str(s),
+            Value::Binary => f.write_str("binary"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,22 +400,5 @@ mod tests {
         assert_eq!(le_signed(&[0xFF, 0xFF, 0x7F]), Some(0x7FFFFF));
         assert_eq!(le_signed(&[0, 0, 0, 0, 0, 0, 0, 0x80]), None);
         assert_eq!(le_unsigned(&[0x05, 0x01, 0x00]), 0x105);
-    }
-}
-
-impl fmt::Display for Value {
-    /// Human-readable form used by tests and `--explain`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::NoData => f.write_str("no data"),
-            Value::Invalid => f.write_str("invalid"),
-            Value::Number(d) => write!(f, "{d}"),
-            Value::Bits(b) => write!(f, "0x{b:X}"),
-            Value::Date(d) => write!(f, "{d}"),
-            Value::Time(t) => write!(f, "{t}"),
-            Value::DateTime(dt) => write!(f, "{dt}"),
-            Value::Text(s) => f.write_str(s),
-            Value::Binary => f.write_str("binary"),
-        }
     }
 }

@@ -206,7 +206,7 @@ impl Vib {
             VifTable::Fd => table_fd(self.code),
             VifTable::FdSecondLevel => table_fd_second(self.code),
             VifTable::Ef => Meaning::unitless("reserved_ef", Kind::Unsigned),
-            VifTable::PlainText => Meaning::unitless("plain_text_unit", Kind::Signed),
+            VifTable::PlainText => Meaning::unitless("plain_text", Kind::Signed),
             VifTable::Manufacturer => Meaning::unitless("manufacturer_specific", Kind::Unsigned),
         };
         let base_scale = m.scale;
