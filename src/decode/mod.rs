@@ -173,7 +173,7 @@ impl Decoder {
             EllEncryption::AesCtr if crc_ok(buf) => {}
             EllEncryption::AesCtr => {
                 let meter = link.id_string();
-                let Some(key) = self.keys.lookup(&meter) else {
+                let Some(key) = self.keys.lookup(link.manufacturer, &link.id) else {
                     return Err(no_key(&meter, "ELL AES-CTR").at(crc_at));
                 };
                 if let Some(encrypted) = buf.get_mut(crc_at..) {
@@ -304,7 +304,7 @@ impl Decoder {
                     announced
                 };
                 let encrypted = encrypted_region(buf, data_start, len)?;
-                let Some(key) = self.keys.lookup(&meter_id) else {
+                let Some(key) = self.keys.lookup(meter.manufacturer, &meter.id) else {
                     return if already_plain {
                         Ok(SecurityOutcome::NONE)
                     } else {
@@ -321,7 +321,7 @@ impl Decoder {
             SecurityMode::Mode7 => {
                 let len = usize::from(header.config.encrypted_blocks()) * crypto::BLOCK_LEN;
                 encrypted_region(buf, data_start, len)?;
-                let Some(key) = self.keys.lookup(&meter_id) else {
+                let Some(key) = self.keys.lookup(meter.manufacturer, &meter.id) else {
                     return if already_plain {
                         Ok(SecurityOutcome::NONE)
                     } else {

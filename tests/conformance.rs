@@ -1,0 +1,271 @@
+//! Conformance over the real telegrams of `tests/data/wmbusmeters-public.jsonl`.
+//!
+//! Two figures, printed with every miss and its cause:
+//! * decode rate: standard OMS wireless telegrams (CI not 0xA0..0xB7) that give a reading;
+//! * value rate: numeric values of the reference decoder whose field name ends in a unit
+//!   (`_m3`, `_kwh`, `_c`, `_hca`, ...) that appear among our records after unit
+//!   conversion; separately for wired M-Bus long frames.
+//!
+//! Run with `cargo test --test conformance -- --nocapture` to see the report.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+use wmbusd::decode::{DecodeError, Decoder};
+use wmbusd::frame::{parse_hex, RadioFrame};
+use wmbusd::keys::KeyStore;
+use wmbusd::reading::{Reading, Value};
+
+const CORPUS: &str = include_str!("data/wmbusmeters-public.jsonl");
+
+/// Field-name unit suffix -> (our unit, factor): expected = ours × factor.
+fn conversions(suffix: &str) -> &'static [(&'static str, f64)] {
+    match suffix {
+        "m3" => &[("m3", 1.0)],
+        "l" => &[("m3", 1000.0)],
+        "kwh" => &[("kWh", 1.0), ("MJ", 1.0 / 3.6)],
+        "mwh" => &[("kWh", 0.001), ("MJ", 1.0 / 3600.0)],
+        "mj" => &[("MJ", 1.0), ("kWh", 3.6)],
+        "gj" => &[("MJ", 0.001), ("kWh", 0.0036)],
+        "kw" => &[("kW", 1.0), ("MJ/h", 1.0 / 3.6)],
+        "w" => &[("kW", 1000.0)],
+        "m3h" => &[("m3/h", 1.0), ("m3/min", 60.0), ("m3/s", 3600.0)],
+        "lh" => &[("m3/h", 1000.0)],
+        "c" => &[("C", 1.0)],
+        "k" => &[("K", 1.0)],
+        "hca" => &[("hca", 1.0)],
+        "h" => &[("h", 1.0), ("d", 24.0), ("min", 1.0 / 60.0), ("s", 1.0 / 3600.0)],
+        "d" => &[("d", 1.0), ("h", 1.0 / 24.0)],
+        "min" => &[("min", 1.0), ("s", 1.0 / 60.0), ("h", 60.0)],
+        "s" => &[("s", 1.0), ("min", 60.0), ("h", 3600.0)],
+        "y" => &[("d", 1.0 / 365.0), ("h", 1.0 / 8760.0)],
+        "v" => &[("V", 1.0)],
+        "a" => &[("A", 1.0)],
+        "bar" => &[("bar", 1.0)],
+        "kg" => &[("kg", 1.0)],
+        _ => &[],
+    }
+}
+
+/// Suffixes that name a physical unit. Dimensionless names (`_counter`, `_factor`, `_nr`,
+/// `_pct`) are not unit suffixes and are not counted.
+fn is_unit_suffix(suffix: &str) -> bool {
+    !conversions(suffix).is_empty()
+        || matches!(
+            suffix,
+            "kvarh" | "kvah" | "kvar" | "kva" | "hz" | "rh" | "m3c" | "ppm" | "dbm"
+        )
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(d) => Some(d.to_f64()),
+        _ => None,
+    }
+}
+
+/// Why an expected value is not among the records (the miss report).
+fn miss_cause(reading: &Reading, suffix: &str) -> String {
+    let units: Vec<&str> = conversions(suffix).iter().map(|(u, _)| *u).collect();
+    if units.is_empty() {
+        return format!("unit '{suffix}' is outside the reading's unit vocabulary");
+    }
+    let same_unit = reading
+        .records
+        .iter()
+        .filter(|r| r.unit.as_deref().is_some_and(|u| units.contains(&u)))
+        .count();
+    let vendor = reading.manufacturer_data.is_some() || reading.records.iter().any(|r| r.raw.is_some());
+    match (same_unit, vendor) {
+        (0, true) => "manufacturer-specific content (vendor bytes kept as hex)".into(),
+        (0, false) => format!("no record in {}", units.join("/")),
+        (_, true) => format!("{same_unit} record(s) in that unit differ; vendor content present"),
+        (_, false) => format!("{same_unit} record(s) in that unit differ (driver-computed value?)"),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    telegrams: usize,
+    decoded: usize,
+    values: usize,
+    found: usize,
+    failures: Vec<String>,
+    misses: Vec<String>,
+    causes: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn decode_rate(&self) -> f64 {
+        self.decoded as f64 / self.telegrams.max(1) as f64
+    }
+    fn value_rate(&self) -> f64 {
+        self.found as f64 / self.values.max(1) as f64
+    }
+}
+
+fn decode_entry(entry: &Json) -> (Result<Reading, DecodeError>, String) {
+    let mut keys = KeyStore::new();
+    if let Some(key) = entry["key"].as_str() {
+        keys.set_default_hex(key).expect("corpus key is 32 hex digits");
+    }
+    let mut decoder = Decoder::new(keys);
+    for prior in entry["prior_telegrams"].as_array().into_iter().flatten() {
+        if let Some(hex) = prior.as_str() {
+            let bytes = parse_hex(hex).expect("corpus hex");
+            let _ = decoder.decode(&RadioFrame::new(bytes));
+        }
+    }
+    let hex = entry["telegram"].as_str().expect("telegram field");
+    let bytes = parse_hex(hex).expect("corpus hex");
+    (decoder.decode(&RadioFrame::new(bytes)), hex.to_owned())
+}
+
+fn score(entry: &Json, tally: &mut Tally) {
+    let name = format!(
+        "{} {} ({})",
+        entry["driver"].as_str().unwrap_or("?"),
+        entry["meter_id"].as_str().unwrap_or("?"),
+        entry["ci"].as_str().unwrap_or("?")
+    );
+    tally.telegrams += 1;
+    let (result, _hex) = decode_entry(entry);
+    let expected = entry["expected"].as_object().expect("expected object");
+    let numeric: Vec<(&String, f64)> = expected
+        .iter()
+        .filter_map(|(k, v)| {
+            let suffix = k.rsplit_once('_')?.1;
+            (is_unit_suffix(suffix) && !v.is_boolean()).then_some((k, v.as_f64()?))
+        })
+        .collect();
+    tally.values += numeric.len();
+    let reading = match result {
+        Ok(r) => {
+            tally.decoded += 1;
+            r
+        }
+        Err(e) => {
+            let cause = format!("telegram fails: {} ({})", e.kind.name(), e.message);
+            tally.failures.push(format!("{name}: {} {}", e.kind.name(), e.message));
+            for (k, v) in &numeric {
+                tally.misses.push(format!("{name}: {k} = {v}: {cause}"));
+            }
+            *tally.causes.entry(format!("telegram fails: {}", e.kind.name())).or_default() += numeric.len();
+            return;
+        }
+    };
+    for (k, v) in numeric {
+        let suffix = k.rsplit_once('_').map_or("", |s| s.1);
+        let hit = conversions(suffix).iter().any(|(unit, factor)| {
+            reading.records.iter().any(|r| {
+                r.unit.as_deref() == Some(*unit) && number(&r.value).is_some_and(|x| close(x * factor, v))
+            })
+        });
+        if hit {
+            tally.found += 1;
+        } else {
+            let cause = miss_cause(&reading, suffix);
+            *tally.causes.entry(cause.split(" (").next().unwrap_or(&cause).to_owned()).or_default() += 1;
+            tally.misses.push(format!("{name}: {k} = {v}: {cause}"));
+        }
+    }
+}
+
+fn report(title: &str, t: &Tally) {
+    println!("== {title}");
+    println!(
+        "decoded {}/{} telegrams ({:.1}%); values found {}/{} ({:.1}%)",
+        t.decoded,
+        t.telegrams,
+        100.0 * t.decode_rate(),
+        t.found,
+        t.values,
+        100.0 * t.value_rate()
+    );
+    for f in &t.failures {
+        println!("  FAIL {f}");
+    }
+    println!("  misses by cause:");
+    for (cause, n) in &t.causes {
+        println!("    {n:4}  {cause}");
+    }
+    for m in &t.misses {
+        println!("  MISS {m}");
+    }
+}
+
+fn corpus() -> Vec<Json> {
+    CORPUS
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("corpus line is JSON"))
+        .collect()
+}
+
+fn ci_of(entry: &Json) -> u8 {
+    entry["ci"]
+        .as_str()
+        .and_then(|s| u8::from_str_radix(s, 16).ok())
+        .expect("ci field")
+}
+
+#[test]
+fn standard_wireless_telegrams() {
+    let mut tally = Tally::default();
+    for entry in corpus() {
+        let ci = ci_of(&entry);
+        if entry["frame"] == "wmbus" && !(0xA0..=0xB7).contains(&ci) {
+            score(&entry, &mut tally);
+        }
+    }
+    report("standard OMS wireless telegrams (CI not 0xA0..0xB7)", &tally);
+    assert!(tally.telegrams > 200, "corpus went missing: {} telegrams", tally.telegrams);
+    assert!(
+        tally.decode_rate() >= 0.95,
+        "decode rate {:.1}% < 95%",
+        100.0 * tally.decode_rate()
+    );
+    assert!(
+        tally.value_rate() >= 0.78,
+        "value rate {:.1}% < 78%",
+        100.0 * tally.value_rate()
+    );
+}
+
+#[test]
+fn wired_long_frames() {
+    let mut tally = Tally::default();
+    for entry in corpus() {
+        if entry["frame"] == "wired_mbus_long_frame" {
+            score(&entry, &mut tally);
+        }
+    }
+    report("wired M-Bus long frames", &tally);
+    assert!(tally.telegrams >= 20, "wired corpus went missing");
+    assert!(
+        tally.value_rate() >= 0.88,
+        "wired value rate {:.1}% < 88%",
+        100.0 * tally.value_rate()
+    );
+}
+
+#[test]
+fn manufacturer_specific_frames_are_kept_not_lost() {
+    // CI 0xA0..0xB7: no generic records, but the vendor bytes must be in the reading.
+    let mut seen = 0;
+    for entry in corpus() {
+        let ci = ci_of(&entry);
+        if entry["frame"] == "wmbus" && (0xA0..=0xB7).contains(&ci) {
+            seen += 1;
+            let (result, hex) = decode_entry(&entry);
+            let reading = result.unwrap_or_else(|e| panic!("{hex}: {e}"));
+            let kept = reading.manufacturer_data.expect("vendor bytes kept");
+            assert!(!kept.is_empty() && hex.to_uppercase().ends_with(&kept), "{hex}");
+        }
+    }
+    assert!(seen > 20);
+}
