@@ -16,3 +16,5 @@ pub mod frame;
 pub mod keys;
 pub mod reading;
 pub mod wire;
+#[cfg(feature = "daemon")]
+pub mod spool;
