@@ -17,4 +17,6 @@ pub mod keys;
 pub mod reading;
 pub mod wire;
 #[cfg(feature = "daemon")]
+pub mod mqtt;
+#[cfg(feature = "daemon")]
 pub mod spool;
