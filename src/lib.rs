@@ -10,6 +10,8 @@
 //! The decoder core (`wire`, `crypto`, `keys`, `decode`, `reading`, `frame`) is pure and
 //! builds without the `daemon` feature; everything doing I/O sits behind that feature.
 
+#[cfg(feature = "daemon")]
+pub mod config;
 pub mod crypto;
 pub mod decode;
 pub mod frame;
@@ -17,3 +19,7 @@ pub mod keys;
 pub mod reading;
 pub mod timefmt;
 pub mod wire;
+#[cfg(feature = "daemon")]
+pub mod mqtt;
+#[cfg(feature = "daemon")]
+pub mod spool;

@@ -1,0 +1,1180 @@
+//! The daemon's TOML configuration (`/etc/wmbusd/wmbusd.toml`) and the optional key file.
+//!
+//! Unknown keys are errors everywhere (`deny_unknown_fields`), and every error names
+//! `file:line:column` of the offending text where there is one. Meter keys never appear in an
+//! error message or in `Debug` output.
+//!
+//! Layout (see `config/wmbusd.toml` for the commented example):
+//!
+//! - `[gateway]` `id` (required; used in MQTT topics), `key_file` (optional path of a key file,
+//!   relative paths are taken from the directory of the main file).
+//! - `[[radio]]` (one or more): `driver` (`im871a` `amb8465` `cul` `rtlwmbus` `replay` `auto`),
+//!   `device` (required except for `auto`), `modes`, `baud`, `watchdog_secs`,
+//!   `replay_interval_ms`.
+//! - `[mqtt]` (optional; without it readings go to stdout only).
+//! - `[spool]`, `[pipeline]`, `[health]`: all fields optional.
+//! - `[[meter]]`: `id` (8 hex/BCD digits), `key` (32 hex digits, optional), `name`,
+//!   `manufacturer`.
+//!
+//! The key file holds `[[key]]` tables with `id`, `key` and optional `name`, `manufacturer`.
+//! It is refused when its mode grants anything to "others" (`mode & 0o007 != 0`); a key given
+//! both there and in the main file is an error.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::frame::LinkMode;
+use crate::mqtt::{MqttConfig, TlsConfig};
+use crate::spool::{FsyncPolicy, SpoolConfig};
+
+/// A configuration problem at a position in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    At(Located),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<Located>),
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error(
+        "{path}: refusing secrets file with mode {mode:04o}: it is accessible by other users; \
+         run `chmod 600 {path}`"
+    )]
+    Insecure { path: PathBuf, mode: u32 },
+}
+
+impl ConfigError {
+    /// Every located problem (one for `At`, all for `Many`).
+    pub fn locations(&self) -> Vec<&Located> {
+        match self {
+            ConfigError::At(l) => vec![l],
+            ConfigError::Many(v) => v.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    // Snap to a char boundary so slicing cannot fail on multi-byte characters.
+    let offset = (0..=offset)
+        .rev()
+        .find(|o| text.is_char_boundary(*o))
+        .unwrap_or(0);
+    let before = text.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
+    (line, column)
+}
+
+fn locate(file: &str, text: &str, span: Range<usize>, message: impl Into<String>) -> Located {
+    let (line, column) = line_col(text, span.start);
+    Located {
+        file: file.to_string(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// A 128-bit AES meter key. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MeterKey([u8; 16]);
+
+impl MeterKey {
+    /// Parses 32 hex digits. The error never contains the input.
+    pub fn from_hex(s: &str) -> Result<MeterKey, String> {
+        if s.len() != 32 {
+            return Err(format!(
+                "key must be 32 hex digits, found {} characters",
+                s.chars().count()
+            ));
+        }
+        let mut key = [0u8; 16];
+        hex::decode_to_slice(s, &mut key)
+            .map_err(|_| "key must contain only hex digits 0-9 a-f".to_string())?;
+        Ok(MeterKey(key))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Upper-case hex, for loading into the KeyStore. Do not log it.
+    pub fn to_hex(&self) -> String {
+        hex::encode_upper(self.0)
+    }
+}
+
+impl fmt::Debug for MeterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MeterKey(<redacted>)")
+    }
+}
+
+/// A password or similar string that `Debug` must not show.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RadioDriver {
+    Im871a,
+    Amb8465,
+    Cul,
+    RtlWmbus,
+    Replay,
+    Auto,
+}
+
+impl RadioDriver {
+    pub const NAMES: &'static [&'static str] =
+        &["im871a", "amb8465", "cul", "rtlwmbus", "replay", "auto"];
+
+    pub fn parse(s: &str) -> Option<RadioDriver> {
+        match s {
+            "im871a" => Some(RadioDriver::Im871a),
+            "amb8465" => Some(RadioDriver::Amb8465),
+            "cul" => Some(RadioDriver::Cul),
+            "rtlwmbus" => Some(RadioDriver::RtlWmbus),
+            "replay" => Some(RadioDriver::Replay),
+            "auto" => Some(RadioDriver::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RadioDriver::Im871a => "im871a",
+            RadioDriver::Amb8465 => "amb8465",
+            RadioDriver::Cul => "cul",
+            RadioDriver::RtlWmbus => "rtlwmbus",
+            RadioDriver::Replay => "replay",
+            RadioDriver::Auto => "auto",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub id: String,
+    /// Resolved against the main file's directory.
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadioConfig {
+    pub driver: RadioDriver,
+    /// Serial device; for `replay` the telegram file, for `rtlwmbus` a command line or `-`
+    /// (stdin). `None` only for `auto` (probe all serial ports).
+    pub device: Option<String>,
+    /// Empty: the driver's default.
+    pub modes: Vec<LinkMode>,
+    pub baud: Option<u32>,
+    pub watchdog_secs: Option<u64>,
+    pub replay_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File holding the password (first line); same permission rule as the key file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_client_key: Option<PathBuf>,
+    /// Default `wmbusd-<gateway id>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_secs: u64,
+    #[serde(default)]
+    pub publish_raw: bool,
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: u16,
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_topic_prefix() -> String {
+    "wmbus".into()
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_max_inflight() -> u16 {
+    32
+}
+
+impl MqttSection {
+    /// The runtime MQTT settings; reads `password_file` if given.
+    pub fn to_mqtt_config(&self, gateway_id: &str) -> Result<MqttConfig, ConfigError> {
+        let mut c = MqttConfig::new(self.host.clone(), self.port, gateway_id);
+        if let Some(id) = &self.client_id {
+            c.client_id = id.clone();
+        }
+        c.username = self.username.clone();
+        c.password = match (&self.password, &self.password_file) {
+            (Some(p), _) => Some(p.expose().to_string()),
+            (None, Some(path)) => {
+                check_private(path)?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(text.lines().next().unwrap_or_default().to_string())
+            }
+            (None, None) => None,
+        };
+        c.tls = self.tls_ca_file.as_ref().map(|ca| TlsConfig {
+            ca_file: ca.clone(),
+            client_cert: self.tls_client_cert.clone(),
+            client_key: self.tls_client_key.clone(),
+        });
+        c.topic_prefix = self.topic_prefix.clone();
+        c.keep_alive = Duration::from_secs(self.keep_alive_secs);
+        c.publish_raw = self.publish_raw;
+        c.max_inflight = self.max_inflight;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    Always,
+    Interval,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSection {
+    #[serde(default = "default_spool_dir")]
+    pub dir: PathBuf,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    #[serde(default = "default_fsync")]
+    pub fsync: FsyncMode,
+    #[serde(default = "default_fsync_interval_ms")]
+    pub fsync_interval_ms: u64,
+}
+
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("/var/lib/wmbusd/spool")
+}
+fn default_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_segment_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_fsync() -> FsyncMode {
+    FsyncMode::Always
+}
+fn default_fsync_interval_ms() -> u64 {
+    1000
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        SpoolSection {
+            dir: default_spool_dir(),
+            max_bytes: default_max_bytes(),
+            segment_bytes: default_segment_bytes(),
+            fsync: default_fsync(),
+            fsync_interval_ms: default_fsync_interval_ms(),
+        }
+    }
+}
+
+impl SpoolSection {
+    pub fn to_spool_config(&self) -> SpoolConfig {
+        SpoolConfig {
+            dir: self.dir.clone(),
+            max_bytes: self.max_bytes,
+            segment_bytes: self.segment_bytes,
+            fsync: match self.fsync {
+                FsyncMode::Always => FsyncPolicy::Always,
+                FsyncMode::Interval => {
+                    FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+                }
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    #[serde(default = "default_dedupe")]
+    pub dedupe_window_secs: u64,
+    /// Drop telegrams of meters not listed in `[[meter]]` or the key file.
+    #[serde(default)]
+    pub only_configured_meters: bool,
+}
+
+fn default_dedupe() -> u64 {
+    30
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            dedupe_window_secs: default_dedupe(),
+            only_configured_meters: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// A meter is reported missing after this many of its usual intervals without a telegram.
+    #[serde(default = "default_missing_factor")]
+    pub missing_factor: f64,
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+fn default_missing_factor() -> f64 {
+    3.0
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            missing_factor: default_missing_factor(),
+            state_file: None,
+        }
+    }
+}
+
+/// Where a meter's key came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Config,
+    KeyFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterConfig {
+    /// 8 hex/BCD digits, lower-case.
+    pub id: String,
+    pub key: Option<MeterKey>,
+    pub key_source: Option<KeySource>,
+    pub name: Option<String>,
+    pub manufacturer: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub radios: Vec<RadioConfig>,
+    pub mqtt: Option<MqttSection>,
+    pub spool: SpoolSection,
+    pub pipeline: PipelineConfig,
+    pub health: HealthConfig,
+    /// From `[[meter]]` and the key file, merged; ids unique.
+    pub meters: Vec<MeterConfig>,
+}
+
+// ---- raw, as parsed -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    gateway: RawGateway,
+    #[serde(default)]
+    radio: Vec<RawRadio>,
+    #[serde(default)]
+    mqtt: Option<MqttSection>,
+    #[serde(default)]
+    spool: SpoolSection,
+    #[serde(default)]
+    pipeline: PipelineConfig,
+    #[serde(default)]
+    health: HealthConfig,
+    #[serde(default)]
+    meter: Vec<RawMeter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    id: Spanned<String>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRadio {
+    driver: Spanned<String>,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    modes: Vec<Spanned<String>>,
+    #[serde(default)]
+    baud: Option<Spanned<u32>>,
+    #[serde(default)]
+    watchdog_secs: Option<u64>,
+    #[serde(default)]
+    replay_interval_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeter {
+    id: Spanned<String>,
+    #[serde(default)]
+    key: Option<Spanned<Secret>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    manufacturer: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyFile {
+    #[serde(default)]
+    key: Vec<RawMeter>,
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, name: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        // Built from message + span, not Display: Display quotes the source line, which may
+        // hold a key.
+        let span = e.span().unwrap_or(0..0);
+        ConfigError::At(locate(name, text, span, e.message().trim_end()))
+    })
+}
+
+/// Lower-cased 8-digit meter id, or why not.
+fn normalize_meter_id(id: &str) -> Result<String, String> {
+    if id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "meter id '{}' must be 8 hex/BCD digits, e.g. \"12345678\"",
+            id.escape_default()
+        ))
+    }
+}
+
+/// Refuses files readable or writable by "others".
+fn check_private(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o007 != 0 {
+        return Err(ConfigError::Insecure {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// A meter as read from one file, with positions kept for merge errors.
+struct ParsedMeter {
+    meter: MeterConfig,
+    id_at: Located,
+    key_at: Option<Located>,
+}
+
+fn parse_meters(
+    raw: Vec<RawMeter>,
+    name: &str,
+    text: &str,
+    source: KeySource,
+) -> (Vec<ParsedMeter>, Vec<Located>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, Located> = HashMap::new();
+    for m in raw {
+        let id_span = m.id.span();
+        let id_at = locate(name, text, id_span.clone(), "");
+        let id = match normalize_meter_id(m.id.get_ref()) {
+            Ok(id) => id,
+            Err(msg) => {
+                errors.push(locate(name, text, id_span, msg));
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&id) {
+            errors.push(locate(
+                name,
+                text,
+                id_span,
+                format!(
+                    "duplicate meter id '{id}' (first defined at line {}, column {})",
+                    first.line, first.column
+                ),
+            ));
+            continue;
+        }
+        seen.insert(id.clone(), id_at.clone());
+        let (key, key_at) = match &m.key {
+            None => (None, None),
+            Some(k) => match MeterKey::from_hex(k.get_ref().expose()) {
+                Ok(key) => (Some(key), Some(locate(name, text, k.span(), ""))),
+                Err(msg) => {
+                    errors.push(locate(name, text, k.span(), format!("meter {id}: {msg}")));
+                    continue;
+                }
+            },
+        };
+        out.push(ParsedMeter {
+            meter: MeterConfig {
+                id,
+                key_source: key.as_ref().map(|_| source.clone()),
+                key,
+                name: m.name,
+                manufacturer: m.manufacturer,
+            },
+            id_at,
+            key_at,
+        });
+    }
+    (out, errors)
+}
+
+fn validate_topic_part(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if value.contains(['+', '#', '\0']) {
+        return Err(format!(
+            "{what} '{value}' must not contain MQTT wildcards '+' or '#'"
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads, parses and validates `path`, then the key file it names (if any).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path.display().to_string();
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, &name, Some(base))
+    }
+
+    /// Parses and validates `text`; `name` is used in error messages. A relative `key_file`
+    /// is resolved against the current directory.
+    pub fn from_str_named(text: &str, name: &str) -> Result<Config, ConfigError> {
+        Self::parse(text, name, None)
+    }
+
+    fn parse(text: &str, name: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = parse_toml(text, name)?;
+        let mut errors = Vec::new();
+
+        let gateway_id = raw.gateway.id.get_ref().clone();
+        if let Err(msg) = validate_topic_part("gateway id", &gateway_id).and_then(|_| {
+            if gateway_id.contains('/') {
+                Err(format!("gateway id '{gateway_id}' must not contain '/'"))
+            } else {
+                Ok(())
+            }
+        }) {
+            errors.push(locate(name, text, raw.gateway.id.span(), msg));
+        }
+
+        let mut radios = Vec::new();
+        for r in raw.radio {
+            let Some(driver) = RadioDriver::parse(r.driver.get_ref()) else {
+                errors.push(locate(
+                    name,
+                    text,
+                    r.driver.span(),
+                    format!(
+                        "unknown radio driver '{}', expected one of {}",
+                        r.driver.get_ref().escape_default(),
+                        RadioDriver::NAMES.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            let mut modes = Vec::new();
+            for m in &r.modes {
+                match LinkMode::parse(m.get_ref()) {
+                    Some(mode) => modes.push(mode),
+                    None => errors.push(locate(
+                        name,
+                        text,
+                        m.span(),
+                        format!(
+                            "unknown link mode '{}', expected one of S1, T1, C1, C1+T1, N1",
+                            m.get_ref().escape_default()
+                        ),
+                    )),
+                }
+            }
+            if r.device.is_none() && driver != RadioDriver::Auto {
+                errors.push(locate(
+                    name,
+                    text,
+                    r.driver.span(),
+                    format!("radio driver '{}' needs a 'device'", driver.as_str()),
+                ));
+            }
+            if let Some(b) = &r.baud {
+                if *b.get_ref() == 0 {
+                    errors.push(locate(name, text, b.span(), "baud must be above zero"));
+                }
+            }
+            radios.push(RadioConfig {
+                driver,
+                device: r.device,
+                modes,
+                baud: r.baud.map(|b| b.into_inner()),
+                watchdog_secs: r.watchdog_secs,
+                replay_interval_ms: r.replay_interval_ms,
+            });
+        }
+
+        let invalid = |message: String| ConfigError::Invalid {
+            file: name.to_string(),
+            message,
+        };
+        if let Some(m) = &raw.mqtt {
+            validate_topic_part("mqtt.topic_prefix", &m.topic_prefix).map_err(invalid)?;
+            if m.password.is_some() && m.password_file.is_some() {
+                return Err(invalid(
+                    "mqtt: give either password or password_file, not both".into(),
+                ));
+            }
+            if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
+                return Err(invalid("mqtt: a password needs a username".into()));
+            }
+            if m.tls_client_cert.is_some() != m.tls_client_key.is_some() {
+                return Err(invalid(
+                    "mqtt: tls_client_cert and tls_client_key go together".into(),
+                ));
+            }
+            if m.max_inflight == 0 {
+                return Err(invalid("mqtt: max_inflight must be at least 1".into()));
+            }
+        }
+        if raw.spool.fsync == FsyncMode::Interval && raw.spool.fsync_interval_ms == 0 {
+            return Err(invalid(
+                "spool: fsync_interval_ms must be above zero (or fsync = \"always\")".into(),
+            ));
+        }
+        if !(raw.health.missing_factor.is_finite() && raw.health.missing_factor >= 1.0) {
+            return Err(invalid(
+                "health: missing_factor must be at least 1.0".into(),
+            ));
+        }
+
+        let (mut meters, meter_errors) = parse_meters(raw.meter, name, text, KeySource::Config);
+        errors.extend(meter_errors);
+
+        match errors.len() {
+            0 => {}
+            1 => return Err(ConfigError::At(errors.remove(0))),
+            _ => return Err(ConfigError::Many(errors)),
+        }
+
+        let key_file = raw.gateway.key_file.map(|p| match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p,
+        });
+        if let Some(path) = &key_file {
+            merge_key_file(&mut meters, path)?;
+        }
+
+        Ok(Config {
+            gateway: GatewayConfig {
+                id: gateway_id,
+                key_file,
+            },
+            radios,
+            mqtt: raw.mqtt,
+            spool: raw.spool,
+            pipeline: raw.pipeline,
+            health: raw.health,
+            meters: meters.into_iter().map(|p| p.meter).collect(),
+        })
+    }
+
+    /// (meter id, 32 upper-case hex digits) for every meter with a key, for the KeyStore.
+    pub fn keys(&self) -> Vec<(String, String)> {
+        self.meters
+            .iter()
+            .filter_map(|m| m.key.as_ref().map(|k| (m.id.clone(), k.to_hex())))
+            .collect()
+    }
+
+    /// The runtime MQTT settings, if an `[mqtt]` section exists.
+    pub fn mqtt_config(&self) -> Result<Option<MqttConfig>, ConfigError> {
+        self.mqtt
+            .as_ref()
+            .map(|m| m.to_mqtt_config(&self.gateway.id))
+            .transpose()
+    }
+}
+
+fn merge_key_file(meters: &mut Vec<ParsedMeter>, path: &Path) -> Result<(), ConfigError> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path.display().to_string();
+    let raw: RawKeyFile = parse_toml(&text, &name)?;
+    let (from_file, mut errors) = parse_meters(raw.key, &name, &text, KeySource::KeyFile);
+    for k in from_file {
+        if k.meter.key.is_none() {
+            errors.push(Located {
+                message: format!("key entry for meter {} has no 'key'", k.meter.id),
+                ..k.id_at
+            });
+            continue;
+        }
+        match meters.iter_mut().find(|m| m.meter.id == k.meter.id) {
+            Some(m) if m.meter.key.is_some() => {
+                let first = m.key_at.as_ref().unwrap_or(&m.id_at);
+                errors.push(Located {
+                    message: format!(
+                        "key for meter {} is also given at {}:{}:{}; keep it in one place",
+                        k.meter.id, first.file, first.line, first.column
+                    ),
+                    ..k.key_at.clone().unwrap_or(k.id_at.clone())
+                });
+            }
+            Some(m) => {
+                m.meter.key = k.meter.key;
+                m.meter.key_source = Some(KeySource::KeyFile);
+                if m.meter.name.is_none() {
+                    m.meter.name = k.meter.name;
+                }
+                if m.meter.manufacturer.is_none() {
+                    m.meter.manufacturer = k.meter.manufacturer;
+                }
+                m.key_at = k.key_at;
+            }
+            None => meters.push(k),
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(ConfigError::At(errors.remove(0))),
+        _ => Err(ConfigError::Many(errors)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let t = "a = 1\nbb = 2\n  cé = 3\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 6), (2, 1));
+        assert_eq!(line_col(t, 7), (2, 2));
+        let c3 = t.find("= 3").unwrap();
+        assert_eq!(line_col(t, c3), (3, 6));
+        assert_eq!(line_col(t, 10_000).0, 4);
+    }
+
+    #[test]
+    fn meter_key_parsing_never_echoes_input() {
+        let secret = "00112233445566778899AABBCCDDEEFZ";
+        let err = MeterKey::from_hex(secret).unwrap_err();
+        assert!(
+            !err.contains(secret) && !err.contains("0011223344"),
+            "{err}"
+        );
+        let err = MeterKey::from_hex("0011").unwrap_err();
+        assert!(err.contains("found 4 characters"), "{err}");
+        let k = MeterKey::from_hex("00112233445566778899aabbccddeeff").unwrap();
+        assert_eq!(k.to_hex(), "00112233445566778899AABBCCDDEEFF");
+        assert_eq!(format!("{k:?}"), "MeterKey(<redacted>)");
+    }
+
+    #[test]
+    fn meter_ids() {
+        assert_eq!(normalize_meter_id("12345678").unwrap(), "12345678");
+        assert_eq!(normalize_meter_id("ABCDEF01").unwrap(), "abcdef01");
+        assert!(normalize_meter_id("1234567").is_err());
+        assert!(normalize_meter_id("1234567G").is_err());
+    }
+
+    const KEY_A: &str = "00112233445566778899AABBCCDDEEFF";
+    const KEY_B: &str = "FFEEDDCCBBAA99887766554433221100";
+
+    fn minimal(extra: &str) -> String {
+        format!("[gateway]\nid = \"gw-1\"\n{extra}")
+    }
+
+    fn single(err: ConfigError) -> Located {
+        match err {
+            ConfigError::At(l) => l,
+            other => panic!("expected one located error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shipped_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/wmbusd.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.gateway.id, "gw-1");
+        assert_eq!(cfg.radios.len(), 1);
+        assert_eq!(cfg.radios[0].driver, RadioDriver::Im871a);
+        assert_eq!(cfg.radios[0].modes, vec![LinkMode::C1, LinkMode::T1]);
+        assert_eq!(cfg.meters.len(), 2);
+        let mqtt = cfg.mqtt_config().unwrap().unwrap();
+        assert_eq!((mqtt.host.as_str(), mqtt.port), ("127.0.0.1", 1883));
+        assert_eq!(mqtt.status_topic(), "wmbus/gw-1/status");
+        assert_eq!(cfg.spool.to_spool_config().fsync, FsyncPolicy::Always);
+    }
+
+    #[test]
+    fn valid_config_with_all_sections() {
+        let text = format!(
+            r#"
+[gateway]
+id = "roof"
+
+[[radio]]
+driver = "replay"
+device = "telegrams.txt"
+replay_interval_ms = 10
+
+[[radio]]
+driver = "auto"
+modes = ["c1+t1"]
+
+[mqtt]
+host = "broker.lan"
+port = 8883
+username = "gw"
+password = "pw-not-shown"
+tls_ca_file = "/etc/ssl/ca.pem"
+keep_alive_secs = 10
+publish_raw = true
+
+[spool]
+dir = "/tmp/spool"
+fsync = "interval"
+fsync_interval_ms = 250
+
+[pipeline]
+dedupe_window_secs = 5
+only_configured_meters = true
+
+[health]
+missing_factor = 2.5
+
+[[meter]]
+id = "ABCD0001"
+key = "{KEY_A}"
+"#
+        );
+        let cfg = Config::from_str_named(&text, "t.toml").unwrap();
+        assert_eq!(cfg.radios[1].device, None);
+        assert_eq!(cfg.radios[1].modes, vec![LinkMode::C1T1]);
+        assert_eq!(
+            cfg.spool.to_spool_config().fsync,
+            FsyncPolicy::Interval(Duration::from_millis(250))
+        );
+        assert!(cfg.pipeline.only_configured_meters);
+        assert_eq!(
+            cfg.keys(),
+            vec![("abcd0001".to_string(), KEY_A.to_string())]
+        );
+        let mqtt = cfg.mqtt_config().unwrap().unwrap();
+        assert_eq!(mqtt.password.as_deref(), Some("pw-not-shown"));
+        assert!(mqtt.tls.is_some());
+        assert_eq!(mqtt.client_id, "wmbusd-roof");
+        // Secrets stay out of Debug output.
+        let dbg = format!("{cfg:?} {mqtt:?}");
+        assert!(
+            !dbg.contains(KEY_A) && !dbg.contains(&KEY_A.to_lowercase()),
+            "{dbg}"
+        );
+        assert!(!dbg.contains("pw-not-shown"), "{dbg}");
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_column() {
+        let text = "[gateway]\nid = \"gw\"\n\n[mqtt]\nhost = \"h\"\n  hots = \"x\"\n";
+        let e = single(Config::from_str_named(text, "wmbusd.toml").unwrap_err());
+        assert_eq!((e.line, e.column), (6, 3));
+        assert!(e.message.contains("unknown field `hots`"), "{}", e.message);
+        assert!(e.message.contains("expected one of"), "{}", e.message);
+        assert!(
+            e.to_string().starts_with("wmbusd.toml:6:3: unknown field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_table_is_an_error() {
+        let e =
+            single(Config::from_str_named(&minimal("[mqttt]\nhost = \"h\"\n"), "c").unwrap_err());
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("mqttt"), "{}", e.message);
+    }
+
+    #[test]
+    fn malformed_key_is_located_and_not_echoed() {
+        let bad = "00112233445566778899AABBCCDDEEFG";
+        let text = minimal(&format!("[[meter]]\nid = \"12345678\"\nkey = \"{bad}\"\n"));
+        let err = Config::from_str_named(&text, "c.toml").unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains(bad) && !shown.contains("0011223344"),
+            "{shown}"
+        );
+        let e = single(err);
+        assert_eq!((e.line, e.column), (5, 7));
+        assert!(e.message.contains("hex digits"), "{}", e.message);
+    }
+
+    #[test]
+    fn short_key_and_bad_id_are_all_reported() {
+        let text =
+            minimal("[[meter]]\nid = \"1234\"\n\n[[meter]]\nid = \"12345678\"\nkey = \"0011\"\n");
+        let err = Config::from_str_named(&text, "c.toml").unwrap_err();
+        let locs: Vec<(usize, usize)> =
+            err.locations().iter().map(|l| (l.line, l.column)).collect();
+        assert_eq!(locs, vec![(4, 6), (8, 7)], "{err}");
+    }
+
+    #[test]
+    fn duplicate_meter_is_rejected() {
+        let text = minimal("[[meter]]\nid = \"12345678\"\n[[meter]]\nid = \"12345678\"\n");
+        let e = single(Config::from_str_named(&text, "c.toml").unwrap_err());
+        assert_eq!((e.line, e.column), (6, 6));
+        assert!(
+            e.message.contains("duplicate meter id '12345678'"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("line 4"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_driver_and_mode() {
+        let text = minimal("[[radio]]\ndriver = \"im999\"\ndevice = \"/dev/x\"\n");
+        let e = single(Config::from_str_named(&text, "c").unwrap_err());
+        assert_eq!((e.line, e.column), (4, 10));
+        assert!(e.message.contains("im871a, amb8465"), "{}", e.message);
+        let text =
+            minimal("[[radio]]\ndriver = \"cul\"\ndevice = \"/dev/x\"\nmodes = [\"T1\", \"X9\"]\n");
+        let e = single(Config::from_str_named(&text, "c").unwrap_err());
+        assert_eq!((e.line, e.column), (6, 16));
+        assert!(
+            e.message.contains("unknown link mode 'X9'"),
+            "{}",
+            e.message
+        );
+        let text = minimal("[[radio]]\ndriver = \"cul\"\n");
+        let e = single(Config::from_str_named(&text, "c").unwrap_err());
+        assert!(e.message.contains("needs a 'device'"), "{}", e.message);
+    }
+
+    #[test]
+    fn section_level_checks() {
+        for extra in [
+            "[mqtt]\nhost = \"h\"\npassword = \"p\"\n",
+            "[mqtt]\nhost = \"h\"\ntopic_prefix = \"a/#\"\n",
+            "[spool]\nfsync = \"interval\"\nfsync_interval_ms = 0\n",
+            "[health]\nmissing_factor = 0.5\n",
+        ] {
+            let err = Config::from_str_named(&minimal(extra), "c").unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { .. }),
+                "{extra}: {err:?}"
+            );
+        }
+        let e = single(
+            Config::from_str_named(&minimal("[spool]\nfsync = \"sometimes\"\n"), "c").unwrap_err(),
+        );
+        assert_eq!(e.line, 4);
+    }
+
+    fn write_key_file(dir: &Path, mode: u32, body: &str) -> PathBuf {
+        let path = dir.join("keys.toml");
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn main_with_key_file(dir: &Path, meters: &str) -> PathBuf {
+        let path = dir.join("wmbusd.toml");
+        std::fs::write(
+            &path,
+            format!("[gateway]\nid = \"gw\"\nkey_file = \"keys.toml\"\n{meters}"),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn key_file_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_key_file(
+            dir.path(),
+            0o644,
+            &format!("[[key]]\nid = \"12345678\"\nkey = \"{KEY_A}\"\n"),
+        );
+        let main = main_with_key_file(dir.path(), "");
+        let err = Config::load(&main).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Insecure { mode: 0o644, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("0644") && msg.contains("chmod 600"), "{msg}");
+        assert!(!msg.contains(KEY_A));
+    }
+
+    #[test]
+    fn private_key_file_is_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        write_key_file(
+            dir.path(),
+            0o600,
+            &format!(
+                "[[key]]\nid = \"12345678\"\nkey = \"{KEY_A}\"\nname = \"from-key-file\"\n\n\
+                 [[key]]\nid = \"99999999\"\nkey = \"{KEY_B}\"\nmanufacturer = \"KAM\"\n"
+            ),
+        );
+        let main = main_with_key_file(
+            dir.path(),
+            "[[meter]]\nid = \"12345678\"\nname = \"cold\"\n",
+        );
+        let cfg = Config::load(&main).unwrap();
+        let mut keys = cfg.keys();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                ("12345678".to_string(), KEY_A.to_string()),
+                ("99999999".to_string(), KEY_B.to_string()),
+            ]
+        );
+        let m = cfg.meters.iter().find(|m| m.id == "12345678").unwrap();
+        assert_eq!(m.name.as_deref(), Some("cold"));
+        assert_eq!(m.key_source, Some(KeySource::KeyFile));
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains(KEY_A) && !dbg.contains(KEY_B), "{dbg}");
+    }
+
+    #[test]
+    fn key_in_both_places_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let kf = write_key_file(
+            dir.path(),
+            0o600,
+            &format!("[[key]]\nid = \"12345678\"\nkey = \"{KEY_A}\"\n"),
+        );
+        let main = main_with_key_file(
+            dir.path(),
+            &format!("[[meter]]\nid = \"12345678\"\nkey = \"{KEY_B}\"\n"),
+        );
+        let err = Config::load(&main).unwrap_err();
+        let msg = err.to_string();
+        assert!(!msg.contains(KEY_A) && !msg.contains(KEY_B), "{msg}");
+        let e = single(err);
+        assert_eq!(e.file, kf.display().to_string());
+        assert_eq!((e.line, e.column), (3, 7));
+        assert!(
+            e.message.contains(&format!("{}:6:7", main.display())),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn key_file_unknown_field_and_missing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write_key_file(
+            dir.path(),
+            0o600,
+            "[[key]]\nid = \"12345678\"\nkee = \"x\"\n",
+        );
+        let main = main_with_key_file(dir.path(), "");
+        let e = single(Config::load(&main).unwrap_err());
+        assert_eq!((e.line, e.column), (3, 1));
+        write_key_file(dir.path(), 0o600, "[[key]]\nid = \"12345678\"\n");
+        let e = single(Config::load(&main).unwrap_err());
+        assert!(e.message.contains("has no 'key'"), "{}", e.message);
+    }
+}
