@@ -11,11 +11,14 @@
 //! builds without the `daemon` feature; everything doing I/O sits behind that feature.
 
 #[cfg(feature = "daemon")]
+pub mod cli;
+#[cfg(feature = "daemon")]
 pub mod config;
 pub mod crypto;
 pub mod decode;
 pub mod frame;
 pub mod keys;
+pub mod pipeline;
 pub mod reading;
 pub mod timefmt;
 pub mod wire;

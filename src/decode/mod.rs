@@ -97,8 +97,7 @@ impl Decoder {
         if is_wired_long_frame(&frame.bytes) {
             return self.decode_wired(frame, buf);
         }
-        let (canonical, _format) =
-            link::normalize(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
+        let (canonical, _format) = normalize_lenient(&frame.bytes)?;
         buf.clear();
         buf.extend_from_slice(&canonical);
         let (link, mut pos) = LinkHeader::parse(buf).map_err(|e| DecodeError::from_wire(e, 0))?;
@@ -237,6 +236,14 @@ impl Decoder {
         let data = tail(buf, data_start);
         match tpl.ci {
             0x79 | 0x7B | 0x73 => {
+                // After mode 5/7 decryption the compact body follows the 2F 2F check bytes.
+                let skip = if security.decrypted || mode != SecurityMode::None {
+                    data.iter().take_while(|&&b| b == apl::IDLE_FILLER).count()
+                } else {
+                    0
+                };
+                let data_start = data_start + skip;
+                let data = tail(data, skip);
                 let compact = CompactRepr::parse(data).map_err(|e| DecodeError::from_wire(e, data_start))?;
                 let Some(format) = self.formats.lookup(&key, compact.signature) else {
                     return Err(DecodeError::new(
@@ -460,6 +467,22 @@ pub fn peek_meter_id(bytes: &[u8]) -> Option<String> {
     }
     let id: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
     Some(link::id_string(&id))
+}
+
+/// Link CRCs removed; bytes after the L-field's end that are neither CRCs nor part of
+/// the frame (some receivers append RSSI or padding) are ignored.
+fn normalize_lenient(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, Option<link::FrameFormat>), DecodeError> {
+    match link::normalize(bytes) {
+        Ok(ok) => Ok(ok),
+        Err(e) if matches!(e.kind, crate::wire::ErrorKind::Invalid(_)) => {
+            let announced = bytes.first().map_or(0, |&l| usize::from(l) + 1);
+            match bytes.get(..announced) {
+                Some(frame) if announced > 0 => link::normalize(frame).map_err(|e| DecodeError::from_wire(e, 0)),
+                _ => Err(DecodeError::from_wire(e, 0)),
+            }
+        }
+        Err(e) => Err(DecodeError::from_wire(e, 0)),
+    }
 }
 
 /// `68 L L 68 … 16` with a consistent length: a wired M-Bus long frame rather than a
