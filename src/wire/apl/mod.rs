@@ -104,24 +104,8 @@ impl DataRecord<'_> {
     }
 
     /// Bytes the record occupies on air.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         self.header.len() + usize::from(self.lvar.is_some()) + self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// DIF, DIFEs, VIF, VIFEs without the plain-text unit: what compact-frame format
-    /// signatures are computed over.
-    pub fn dif_vif(&self) -> &[u8] {
-        match &self.vib.plain_text_unit {
-            Some(text) => {
-                let keep = self.header.len().saturating_sub(text.len() + 1);
-                self.header.get(..keep).unwrap_or(self.header)
-            }
-            None => self.header,
-        }
     }
 }
 
