@@ -103,6 +103,16 @@ impl DataRecord<'_> {
         self.vib.meaning(self.dib.data_field)
     }
 
+    /// LVAR text read in transmission order, for the vendors that send strings forward
+    /// (protocol.md §5.5); `None` unless the data is LVAR text. `value` holds the
+    /// standard (reversed) reading.
+    pub fn lvar_text_forward(&self) -> Option<String> {
+        match self.lvar {
+            Some(0x00..=0xBF) => Some(self.data.iter().map(|&b| char::from(b)).collect()),
+            _ => None,
+        }
+    }
+
     /// Bytes the record occupies on air.
     pub fn encoded_len(&self) -> usize {
         self.header.len() + usize::from(self.lvar.is_some()) + self.data.len()

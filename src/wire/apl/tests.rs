@@ -58,6 +58,11 @@ fn long_header_lvar_text_and_bcd12() {
         Value::Text("AMBER wireless Testmodul! S Mode".into())
     );
     assert_eq!(text.meaning().quantity, "customer");
+    assert_eq!(
+        text.lvar_text_forward().as_deref(),
+        Some("edoM S !ludomtseT sseleriw REBMA")
+    );
+    assert_eq!(apl.records[0].lvar_text_forward(), None);
 }
 
 #[test]
