@@ -436,6 +436,53 @@ mod tests {
             .is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            if let Ok(ff) = FormatFrameRepr::parse(&bytes) {
+                if let Ok(format) = ff.format() {
+                    let _ = format.expand(&bytes);
+                }
+            }
+            if let Ok(c) = CompactRepr::parse(&bytes) {
+                let _ = CompactFormat::from_headers(c.data);
+            }
+        }
+
+        #[test]
+        fn compact_round_trip(values in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..8)) {
+            // Full frame of 32-bit volumes at increasing storage numbers.
+            let mut full = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                let r = apl::RecordRepr::integer(
+                    apl::DataField::Integer(4),
+                    apl::Vib::primary(0x13),
+                    i64::from(*v),
+                )
+                .unwrap()
+                .storage(i as u64);
+                r.emit(&mut full).unwrap();
+            }
+            let records = apl::parse(&full).unwrap().records;
+            let format = CompactFormat::from_records(&records);
+            let data: Vec<u8> = records.iter().flat_map(|r| r.data.iter().copied()).collect();
+            let compact = CompactRepr {
+                signature: format_signature(&records),
+                full_crc: full_frame_crc(&full),
+                data: &data,
+            };
+            let mut apl_bytes = Vec::new();
+            compact.emit(&mut apl_bytes);
+            let parsed = CompactRepr::parse(&apl_bytes).unwrap();
+            proptest::prop_assert_eq!(format.expand_verified(&parsed).unwrap(), full);
+            let mut ff = Vec::new();
+            FormatFrameRepr { signature: format.signature(), headers: &format.headers() }
+                .emit(&mut ff)
+                .unwrap();
+            proptest::prop_assert_eq!(FormatFrameRepr::parse(&ff).unwrap().format().unwrap(), format);
+        }
+    }
+
     #[test]
     fn format_persists_as_json() {
         let full = hex("0C14 27048502 0DFD11 02 4241");

@@ -161,35 +161,45 @@ impl From<u64> for Decimal {
     }
 }
 
-/// Plain decimal notation without exponent: `-0.0015`, `28504.27`, `1200`.
+/// Plain decimal notation without exponent and without trailing fraction zeros:
+/// `-0.0015`, `28504.27`, `1200`. (Exponents above 40, which no meter produces, are
+/// written as `1e41` to keep the output bounded.)
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.normalized();
-        let negative = d.mantissa < 0;
-        let mut digits = StackString::new();
-        write!(digits, "{}", d.mantissa.unsigned_abs())?;
-        let digits = digits.as_str();
-        if negative {
+        let abs = self.mantissa.unsigned_abs();
+        let mut buf = StackString::new();
+        // u64 formatting is much cheaper than u128 and covers every meter value.
+        match u64::try_from(abs) {
+            Ok(v) => write!(buf, "{v}")?,
+            Err(_) => write!(buf, "{abs}")?,
+        }
+        let digits = buf.as_str();
+        if abs == 0 {
+            return f.write_str("0");
+        }
+        if self.mantissa < 0 {
             f.write_char('-')?;
         }
-        if d.exponent >= 0 {
+        if self.exponent >= 0 {
             f.write_str(digits)?;
-            for _ in 0..d.exponent {
-                f.write_char('0')?;
+            if self.exponent > 40 {
+                return write!(f, "e{}", self.exponent);
             }
-            return Ok(());
+            return (0..self.exponent).try_for_each(|_| f.write_char('0'));
         }
-        let frac = d.exponent.unsigned_abs() as usize;
-        if digits.len() > frac {
-            let (int, fraction) = digits.split_at(digits.len() - frac);
-            f.write_str(int)?;
-            f.write_char('.')?;
-            f.write_str(fraction)
+        let frac_len = self.exponent.unsigned_abs() as usize;
+        let trailing_zeros = digits.bytes().rev().take_while(|&b| b == b'0').count();
+        let cut = trailing_zeros.min(frac_len);
+        let digits = digits.get(..digits.len() - cut).unwrap_or(digits);
+        let frac_len = frac_len - cut;
+        if frac_len == 0 {
+            f.write_str(digits)
+        } else if digits.len() > frac_len {
+            let (int, fraction) = digits.split_at(digits.len() - frac_len);
+            write!(f, "{int}.{fraction}")
         } else {
             f.write_str("0.")?;
-            for _ in 0..frac - digits.len() {
-                f.write_char('0')?;
-            }
+            (0..frac_len - digits.len()).try_for_each(|_| f.write_char('0'))?;
             f.write_str(digits)
         }
     }
@@ -241,18 +251,22 @@ impl FromStr for Decimal {
 /// the exact decimal, which JSON writers print in shortest form (`123.456`).
 impl serde::Serialize for Decimal {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let d = self.normalized();
-        if d.exponent >= 0 {
-            if let Some(v) = d.to_i128() {
-                if let Ok(v) = i64::try_from(v) {
-                    return serializer.serialize_i64(v);
-                }
-                if let Ok(v) = u64::try_from(v) {
-                    return serializer.serialize_u64(v);
-                }
+        let integer = if self.exponent >= 0 {
+            pow10(self.exponent).and_then(|p| self.mantissa.checked_mul(p))
+        } else {
+            pow10(-self.exponent)
+                .filter(|p| self.mantissa % p == 0)
+                .map(|p| self.mantissa / p)
+        };
+        if let Some(v) = integer {
+            if let Ok(v) = i64::try_from(v) {
+                return serializer.serialize_i64(v);
+            }
+            if let Ok(v) = u64::try_from(v) {
+                return serializer.serialize_u64(v);
             }
         }
-        serializer.serialize_f64(d.to_f64())
+        serializer.serialize_f64(self.to_f64())
     }
 }
 
@@ -330,6 +344,13 @@ mod tests {
         assert_eq!(Decimal::new(12, 2).to_string(), "1200");
         assert_eq!(Decimal::new(1000, -3).to_string(), "1");
         assert_eq!(Decimal::new(0, -3).to_string(), "0");
+        assert_eq!(Decimal::new(1, -3).to_string(), "0.001");
+        assert_eq!(Decimal::new(120, -1).to_string(), "12");
+        assert_eq!(Decimal::new(1200, -3).to_string(), "1.2");
+        assert_eq!(
+            Decimal::new(i128::MIN, 0).to_string(),
+            i128::MIN.to_string()
+        );
     }
 
     #[test]

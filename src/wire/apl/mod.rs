@@ -15,6 +15,7 @@ pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
 pub use value::{bcd, le_signed, le_unsigned, type_f, type_g, type_i, type_j};
 pub use value::{Date, DateTime, Time, Value};
+
 pub use vib::{
     Combinable, Combinables, Kind, Meaning, RecordError, TimeUnit, Vib, VifTable, Vifes,
 };
@@ -37,6 +38,20 @@ pub struct Apl<'a> {
     pub manufacturer_data: Option<&'a [u8]>,
     /// DIF 0x1F was seen.
     pub more_records_follow: bool,
+    /// Set by [`parse_lenient`] when record parsing stopped at bytes it could not read.
+    pub unparsed: Option<Unparsed<'a>>,
+}
+
+/// Where and why lenient parsing stopped. Real meters sometimes end a telegram with a
+/// few bytes that are not a record (seen on several Qundis-family devices); the records
+/// before them are still valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unparsed<'a> {
+    /// Offset of the first byte not parsed (the DIF of the failing record).
+    pub offset: usize,
+    /// The bytes from `offset` to the end of the APL.
+    pub bytes: &'a [u8],
+    pub error: Error,
 }
 
 impl Apl<'_> {
@@ -52,6 +67,9 @@ impl Apl<'_> {
                 DIF_MANUFACTURER_DATA
             });
             out.extend_from_slice(data);
+        }
+        if let Some(u) = &self.unparsed {
+            out.extend_from_slice(u.bytes);
         }
     }
 }
@@ -85,57 +103,74 @@ impl DataRecord<'_> {
         self.vib.meaning(self.dib.data_field)
     }
 
-    /// Bytes the record occupies on air.
-    pub fn len(&self) -> usize {
-        self.header.len() + usize::from(self.lvar.is_some()) + self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// DIF, DIFEs, VIF, VIFEs without the plain-text unit: what compact-frame format
-    /// signatures are computed over.
-    pub fn dif_vif(&self) -> &[u8] {
-        match &self.vib.plain_text_unit {
-            Some(text) => {
-                let keep = self.header.len().saturating_sub(text.len() + 1);
-                self.header.get(..keep).unwrap_or(self.header)
-            }
-            None => self.header,
+    /// LVAR text read in transmission order, for the vendors that send strings forward
+    /// (protocol.md §5.5); `None` unless the data is LVAR text. `value` holds the
+    /// standard (reversed) reading.
+    pub fn lvar_text_forward(&self) -> Option<String> {
+        match self.lvar {
+            Some(0x00..=0xBF) => Some(self.data.iter().map(|&b| char::from(b)).collect()),
+            _ => None,
         }
+    }
+
+    /// Bytes the record occupies on air.
+    pub fn encoded_len(&self) -> usize {
+        self.header.len() + usize::from(self.lvar.is_some()) + self.data.len()
     }
 }
 
 /// Parses the record area of an APL (everything after the TPL header / decryption,
-/// `2F 2F` verification bytes included).
+/// `2F 2F` verification bytes included). Any malformed record is an error.
 pub fn parse(apl: &[u8]) -> Result<Apl<'_>> {
-    let mut records = Vec::with_capacity((apl.len() / 5).min(64));
+    let parsed = parse_lenient(apl);
+    match parsed.unparsed {
+        Some(u) => Err(u.error),
+        None => Ok(parsed),
+    }
+}
+
+/// Like [`parse`], but keeps the records before a malformed one and reports the rest
+/// in [`Apl::unparsed`]. Reserved special-function DIFs (0x3F–0x7F, data field 0xF
+/// with the extension bit) also stop parsing there.
+pub fn parse_lenient(apl: &[u8]) -> Apl<'_> {
+    let mut parsed = Apl {
+        records: Vec::with_capacity((apl.len() / 5).min(64)),
+        manufacturer_data: None,
+        more_records_follow: false,
+        unparsed: None,
+    };
     let mut pos = 0;
     loop {
         while apl.get(pos) == Some(&IDLE_FILLER) {
             pos += 1;
         }
         let Some(&dif) = apl.get(pos) else {
-            return Ok(Apl {
-                records,
-                manufacturer_data: None,
-                more_records_follow: false,
-            });
+            return parsed;
         };
         if dif == DIF_MANUFACTURER_DATA || dif == DIF_MORE_RECORDS_FOLLOW {
-            return Ok(Apl {
-                records,
-                manufacturer_data: Some(apl.get(pos + 1..).unwrap_or(&[])),
-                more_records_follow: dif == DIF_MORE_RECORDS_FOLLOW,
-            });
+            parsed.manufacturer_data = Some(apl.get(pos + 1..).unwrap_or(&[]));
+            parsed.more_records_follow = dif == DIF_MORE_RECORDS_FOLLOW;
+            return parsed;
         }
-        if dif & 0x0F == 0x0F {
-            return Err(Error::unsupported(Layer::Apl, pos, "special-function DIF"));
+        let record = if dif & 0x0F == 0x0F {
+            Err(Error::unsupported(Layer::Apl, pos, "special-function DIF"))
+        } else {
+            parse_record(apl, pos)
+        };
+        match record {
+            Ok((record, next)) => {
+                parsed.records.push(record);
+                pos = next;
+            }
+            Err(error) => {
+                parsed.unparsed = Some(Unparsed {
+                    offset: pos,
+                    bytes: apl.get(pos..).unwrap_or(&[]),
+                    error,
+                });
+                return parsed;
+            }
         }
-        let (record, next) = parse_record(apl, pos)?;
-        records.push(record);
-        pos = next;
     }
 }
 

@@ -271,10 +271,11 @@ fn date_by_length(data: &[u8]) -> Value {
 pub fn decode(data_field: DataField, lvar: Option<u8>, data: &[u8], meaning: &Meaning) -> Value {
     match data_field {
         DataField::NoData | DataField::Selection => Value::NoData,
+        _ if meaning.kind == Kind::Binary => Value::Binary,
         DataField::Integer(_) => match meaning.kind {
             Kind::DateTime => date_by_length(data),
             Kind::Bits => Value::Bits(le_unsigned(data)),
-            Kind::Unsigned => scaled(Decimal::from(le_unsigned(data)), meaning),
+            Kind::Unsigned | Kind::Binary => scaled(Decimal::from(le_unsigned(data)), meaning),
             Kind::Signed => match le_signed(data) {
                 Some(v) => scaled(Decimal::from(v), meaning),
                 None => Value::Invalid,

@@ -207,7 +207,14 @@ impl Vib {
             VifTable::FdSecondLevel => table_fd_second(self.code),
             VifTable::Ef => Meaning::unitless("reserved_ef", Kind::Unsigned),
             VifTable::PlainText => Meaning::unitless("plain_text", Kind::Signed),
-            VifTable::Manufacturer => Meaning::unitless("manufacturer_specific", Kind::Unsigned),
+            VifTable::Manufacturer => Meaning::unitless(
+                "manufacturer_specific",
+                if data_field == DataField::Variable {
+                    Kind::Binary
+                } else {
+                    Kind::Unsigned
+                },
+            ),
         };
         let base_scale = m.scale;
         for c in self.combinables() {
@@ -235,6 +242,14 @@ impl Vib {
                     m.kind = Kind::Unsigned;
                     m.scale = Decimal::from_int(1);
                 }
+                // History arrays with a spacing header; decoding them is a later extension.
+                Combinable::Qualifier(
+                    "compact_profile"
+                    | "compact_profile_with_register_numbers"
+                    | "inverse_compact_profile",
+                ) => {
+                    m.kind = Kind::Binary;
+                }
                 _ => {}
             }
         }
@@ -254,6 +269,8 @@ pub enum Kind {
     /// Date and/or time: type G (2 bytes), J (3), F (4) or I (6), chosen by the data
     /// length (EN 13757-3 pairs VIF 0x6C with G and 0x6D with F/I/J; meters vary).
     DateTime,
+    /// Opaque bytes: vendor LVAR data, compact profiles (EN 13757-3 Annex F).
+    Binary,
 }
 
 /// Quantity, unit and scaling of a record. The decoded value is
