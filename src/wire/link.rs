@@ -72,13 +72,14 @@ impl LinkHeader {
                 HEADER_LEN - bytes.len(),
             ));
         };
+        let [length, control, m0, m1, i0, i1, i2, i3, version, device_type] = *h;
         let header = LinkHeader {
-            length: h[0],
-            control: h[1],
-            manufacturer: u16::from_le_bytes([h[2], h[3]]),
-            id: [h[4], h[5], h[6], h[7]],
-            version: h[8],
-            device_type: h[9],
+            length,
+            control,
+            manufacturer: u16::from_le_bytes([m0, m1]),
+            id: [i0, i1, i2, i3],
+            version,
+            device_type,
         };
         Ok((header, HEADER_LEN))
     }
@@ -109,16 +110,17 @@ impl LinkHeader {
     /// M and A (ID, version, device type) in on-air order: the first 8 bytes of the mode-5
     /// and ELL-CTR IVs (§1.3).
     pub fn address_bytes(&self) -> [u8; 8] {
-        let m = self.manufacturer.to_le_bytes();
+        let [m0, m1] = self.manufacturer.to_le_bytes();
         let [i0, i1, i2, i3] = self.id;
-        [m[0], m[1], i0, i1, i2, i3, self.version, self.device_type]
+        [m0, m1, i0, i1, i2, i3, self.version, self.device_type]
     }
 }
 
 /// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
 /// Non-BCD nibbles are kept as lower-case hex digits rather than rejected (§1.3).
 pub fn id_string(id: &[u8; 4]) -> String {
-    format!("{:02x}{:02x}{:02x}{:02x}", id[3], id[2], id[1], id[0])
+    let [i0, i1, i2, i3] = *id;
+    format!("{i3:02x}{i2:02x}{i1:02x}{i0:02x}")
 }
 
 fn read_crc_be(raw: &[u8], at: usize) -> Option<u16> {

@@ -275,9 +275,9 @@ impl LongAddress {
     /// M ‖ ID ‖ version ‖ type in DLL order, as the mode-5 IV needs it even when the long
     /// header sent ID before M (§3.1).
     pub fn address_bytes(&self) -> [u8; 8] {
-        let m = self.manufacturer.to_le_bytes();
+        let [m0, m1] = self.manufacturer.to_le_bytes();
         let [i0, i1, i2, i3] = self.id;
-        [m[0], m[1], i0, i1, i2, i3, self.version, self.device_type]
+        [m0, m1, i0, i1, i2, i3, self.version, self.device_type]
     }
 }
 
