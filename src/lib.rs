@@ -14,5 +14,6 @@ pub mod crypto;
 pub mod decode;
 pub mod frame;
 pub mod keys;
+pub mod radio;
 pub mod reading;
 pub mod wire;
