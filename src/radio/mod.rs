@@ -21,13 +21,13 @@ pub mod im871a;
 pub mod replay;
 pub mod rtlwmbus;
 
-// SESSION#[cfg(feature = "daemon")]
-// SESSIONpub mod session;
-// SESSION#[cfg(feature = "daemon")]
-// SESSIONpub mod sim;
+#[cfg(feature = "daemon")]
+pub mod session;
+#[cfg(feature = "daemon")]
+pub mod sim;
 
-// SESSION#[cfg(feature = "daemon")]
-// SESSIONpub use session::{probe, run, ProbeError, RadioEvent, RadioSpec, RadioState};
+#[cfg(feature = "daemon")]
+pub use session::{probe, run, ProbeError, RadioEvent, RadioSpec, RadioState};
 
 use crate::frame::LinkMode;
 
