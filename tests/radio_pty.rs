@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use wmbusd::frame::LinkMode;
 use wmbusd::radio::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
-use wmbusd::radio::{self, amb8465, im871a, DriverKind, RadioEvent, RadioSpec, RadioState};
+use wmbusd::radio::{self, amb8465, cul, im871a, DriverKind, RadioEvent, RadioSpec, RadioState};
 
 /// OMS Vol.2 Annex N.1.1, security profile A (protocol.md §4.2.1).
 const PROFILE_A: &str = "2E449315785634123303 7A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3";
@@ -34,6 +34,15 @@ struct Session {
 }
 
 fn start(driver: DriverKind, device: &Path, mode: LinkMode) -> Session {
+    start_with_watchdog(driver, device, mode, Duration::from_secs(30))
+}
+
+fn start_with_watchdog(
+    driver: DriverKind,
+    device: &Path,
+    mode: LinkMode,
+    watchdog: Duration,
+) -> Session {
     let (tx, events) = mpsc::channel(256);
     let (stop, stop_rx) = watch::channel(false);
     let spec = RadioSpec {
@@ -41,7 +50,7 @@ fn start(driver: DriverKind, device: &Path, mode: LinkMode) -> Session {
         device: device.to_string_lossy().into_owned(),
         modes: vec![mode],
         baud: None,
-        watchdog: Duration::from_secs(30),
+        watchdog,
         replay_interval: Duration::ZERO,
         name: "test-dongle".into(),
     };
@@ -354,6 +363,109 @@ async fn auto_driver_finds_amber_and_receives() {
     feed(&tx, telegram(KAMSTRUP, 0xD6)).await;
     let (got, _) = frames(&mut s, 1).await;
     assert_eq!(got.first().map(|f| f.bytes.clone()), Some(bytes(KAMSTRUP)));
+    s.stop().await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn watchdog_checks_politely_and_reopens_a_hung_dongle() {
+    let pty = Pty::open().expect("pty");
+    let path = pty.slave_path().to_path_buf();
+    let (tx, task) = spawn_im871a(pty);
+    let mut s = start_with_watchdog(
+        DriverKind::Im871a,
+        &path,
+        LinkMode::T1,
+        Duration::from_secs(1),
+    );
+    s.wait_for("Ready", is_ready).await;
+
+    // Quiet air but a healthy dongle: the watchdog's ping is answered, nothing is reset.
+    match tokio::time::timeout(Duration::from_millis(3500), s.events.recv()).await {
+        Err(_) => {}
+        Ok(ev) => panic!("a live but quiet dongle must not be reset: {ev:?}"),
+    }
+    feed(&tx, telegram(PROFILE_A, 0x9D)).await;
+    let (got, _) = frames(&mut s, 1).await;
+    assert_eq!(got.first().map(|f| f.bytes.clone()), Some(bytes(PROFILE_A)));
+
+    // The firmware hangs: silence, unanswered ping, reopen; it recovers, so does the session.
+    feed(&tx, SimInput::Hang(true)).await;
+    let (lost, _) = s.wait_for("Lost by watchdog", is_lost).await;
+    assert!(
+        matches!(&lost, RadioEvent::State { state: RadioState::Lost { reason }, .. } if reason.contains("watchdog")),
+        "{lost:?}"
+    );
+    feed(&tx, SimInput::Hang(false)).await;
+    s.wait_for("Ready after recovery", is_ready).await;
+    feed(&tx, telegram(KAMSTRUP, 0x9D)).await;
+    let (got, _) = frames(&mut s, 1).await;
+    assert_eq!(got.first().map(|f| f.bytes.clone()), Some(bytes(KAMSTRUP)));
+
+    s.stop().await;
+    task.abort();
+}
+
+/// A minimal culfw stick: answers `V` and `brt`, prints the lines it is given.
+async fn run_cul_sim(pty: Pty, mut lines: mpsc::Receiver<String>) -> std::io::Result<()> {
+    let mut pending = String::new();
+    let mut buf = [0u8; 256];
+    loop {
+        tokio::select! {
+            n = pty.read(&mut buf) => {
+                let n = n?;
+                pending.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or(&[])));
+                while let Some(end) = pending.find("\r\n") {
+                    let cmd: String = pending.drain(..end + 2).collect();
+                    match cmd.trim_end() {
+                        "V" => pty.write_all(b"V 1.30 CUL868\r\n").await?,
+                        "brt" => pty.write_all(b"TMODE\r\n").await?,
+                        _ => {}
+                    }
+                }
+            }
+            line = lines.recv() => {
+                let Some(line) = line else { return Ok(()) };
+                pty.write_all(line.as_bytes()).await?;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn cul_lines_with_crcs_and_rssi() {
+    const T1_LINE: &str = "b2E44931578563412330333637A2A0020255923C95AAA26D1B2E7493BC2AD013EC4A6F6D3529B520EDFF0EA6DEFC955B29D6D69EBF3EC8A2ED6";
+    let pty = Pty::open().expect("pty");
+    let path = pty.slave_path().to_path_buf();
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(run_cul_sim(pty, rx));
+    let mut s = start(DriverKind::Cul, &path, LinkMode::T1);
+    let (ready, _) = s.wait_for("Ready", is_ready).await;
+    assert!(
+        matches!(&ready, RadioEvent::State { state: RadioState::Ready { dongle }, .. } if dongle == "V 1.30 CUL868"),
+        "{ready:?}"
+    );
+    let kamstrup_line =
+        cul::telegram_line(&bytes(KAMSTRUP), cul::FrameFormat::A, Some((0x30, 0x10)))
+            .expect("line");
+    for line in [
+        format!("{T1_LINE}\r\n"),
+        "LOVF\r\n".to_string(),
+        format!("{}\r\n", &T1_LINE[..T1_LINE.len() - 1]),
+        kamstrup_line,
+    ] {
+        tokio::time::timeout(WAIT, tx.send(line))
+            .await
+            .expect("send")
+            .expect("sim running");
+    }
+    let (got, bad) = frames(&mut s, 2).await;
+    assert_eq!(got.first().map(|f| f.bytes.clone()), Some(bytes(PROFILE_A)));
+    assert_eq!(got.first().and_then(|f| f.rssi_dbm), Some(-95.0));
+    assert_eq!(got.get(1).map(|f| f.bytes.clone()), Some(bytes(KAMSTRUP)));
+    assert_eq!(got.get(1).and_then(|f| f.rssi_dbm), Some(-66.0));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad.iter().any(|r| r.contains("odd")), "{bad:?}");
     s.stop().await;
     task.abort();
 }

@@ -249,29 +249,40 @@ impl LineSplitter {
 
     /// Next complete line, if one is buffered.
     pub fn next_line(&mut self) -> Option<Line> {
-        match self.buf.iter().position(|&b| b == b'\n') {
-            Some(nl) => {
-                let mut line: Vec<u8> = self.buf.drain(..=nl).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
+        loop {
+            match self.buf.iter().position(|&b| b == b'\n') {
+                Some(nl) => {
+                    let mut line: Vec<u8> = self.buf.drain(..=nl).collect();
+                    if self.overlong {
+                        // The tail of a line already reported as overlong.
+                        self.overlong = false;
+                        continue;
+                    }
                     line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    if line.len() > self.max_line {
+                        return Some(Line::Overlong {
+                            discarded: line.len(),
+                        });
+                    }
+                    return Some(Line::Text(String::from_utf8_lossy(&line).into_owned()));
                 }
-                if self.overlong || line.len() > self.max_line {
-                    self.overlong = false;
-                    return Some(Line::Overlong {
-                        discarded: line.len(),
-                    });
+                None if self.buf.len() > self.max_line => {
+                    // Report once and forget the bytes; the rest of the line is dropped
+                    // when its newline arrives.
+                    let discarded = self.buf.len();
+                    self.buf.clear();
+                    let first = !self.overlong;
+                    self.overlong = true;
+                    if first {
+                        return Some(Line::Overlong { discarded });
+                    }
+                    return None;
                 }
-                Some(Line::Text(String::from_utf8_lossy(&line).into_owned()))
+                None => return None,
             }
-            None if self.buf.len() > self.max_line => {
-                // Keep only the knowledge that the current line is too long.
-                let discarded = self.buf.len();
-                self.buf.clear();
-                self.overlong = true;
-                Some(Line::Overlong { discarded })
-            }
-            None => None,
         }
     }
 
@@ -343,8 +354,10 @@ mod tests {
         s.push(b"DE\n0123456789");
         assert_eq!(s.next_line(), Some(Line::Text("TMODE".into())));
         assert_eq!(s.next_line(), Some(Line::Overlong { discarded: 10 }));
+        s.push(b"abcdefghijk");
+        assert_eq!(s.next_line(), None);
         s.push(b"ab\nok\n");
-        assert_eq!(s.next_line(), Some(Line::Overlong { discarded: 2 }));
         assert_eq!(s.next_line(), Some(Line::Text("ok".into())));
+        assert_eq!(s.next_line(), None);
     }
 }

@@ -520,7 +520,7 @@ struct Port {
     mode: LinkMode,
     buf: Vec<u8>,
     last_rx: Instant,
-    /// Any well-formed frame or telegram decoded (used to reset the backoff).
+    /// A telegram arrived (used to reset the backoff).
     healthy: bool,
 }
 
@@ -602,10 +602,7 @@ impl Port {
                     rep.send(RadioEvent::Frame(f)).await?;
                 }
                 Item::Bad(reason) => rep.bad(reason).await?,
-                Item::Reply(r) => {
-                    self.healthy = true;
-                    replies.push(r);
-                }
+                Item::Reply(r) => replies.push(r),
             }
         }
         Ok(replies)
@@ -757,6 +754,18 @@ async fn initialise(
             if let Codec::Amber(d) = &mut port.codec {
                 d.set_rssi_enabled(true);
             }
+            let req = request_bytes(amb8465::get_params(amb8465::PARAM_AUTO_SLEEP, 1).encode())?;
+            let sleep = port
+                .transact(rep, shutdown, &req, "AMB8465 GET auto-sleep", |r| match r {
+                    Reply::AmGet { addr, values } if *addr == amb8465::PARAM_AUTO_SLEEP => {
+                        values.first().copied()
+                    }
+                    _ => None,
+                })
+                .await?;
+            if sleep != 0 {
+                tracing::warn!(source = %rep.source, value = sleep, "AMB8465 auto-sleep is enabled; telegrams may be lost");
+            }
             let req = request_bytes(amb8465::set_mode(mode).and_then(|f| f.encode()))?;
             let status = port
                 .transact(rep, shutdown, &req, "AMB8465 set mode", |r| match r {
@@ -813,10 +822,14 @@ async fn receive(
         if let Err(stop) = port.dispatch(rep, items).await {
             return stop;
         }
+        let silent = port.last_rx.elapsed();
+        // USB unplug removes the node (and its by-id link) even if no read error came yet.
+        if silent > TICK && !Path::new(&spec.device).exists() {
+            return Stop::Lost(format!("device path {} vanished", spec.device));
+        }
         if spec.watchdog.is_zero() {
             continue;
         }
-        let silent = port.last_rx.elapsed();
         match check_sent {
             Some(t) if port.last_rx > t => check_sent = None,
             Some(t) if t.elapsed() > REPLY_TIMEOUT => {
@@ -826,9 +839,6 @@ async fn receive(
             }
             Some(_) => {}
             None if silent > spec.watchdog => {
-                if !Path::new(&spec.device).exists() {
-                    return Stop::Lost(format!("device path {} vanished", spec.device));
-                }
                 let req = port.codec.liveness_request();
                 if let Err(stop) = port.write(&req).await {
                     return stop;
@@ -906,8 +916,11 @@ async fn session_once(
     rep.state(RadioState::Ready { dongle })
         .await
         .map_err(|_| (Stop::Closed, true))?;
+    let ready_at = Instant::now();
     let stop = receive(&mut port, spec, rep, shutdown).await;
-    Err((stop, port.healthy))
+    // A dongle that worked for a while earns a quick reconnect; one that fails right
+    // after initialising keeps backing off.
+    Err((stop, port.healthy || ready_at.elapsed() > BACKOFF_MAX))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -165,6 +165,9 @@ pub enum SimInput {
     Telegram { frame: Vec<u8>, rssi_raw: u8 },
     /// Bytes written to the host verbatim (garbage, truncated frames, …).
     Raw(Vec<u8>),
+    /// `true`: the module hangs — it stays connected but answers nothing and loses
+    /// telegrams; `false`: it works again.
+    Hang(bool),
 }
 
 /// Behaviour of the simulated iM871A.
@@ -214,11 +217,15 @@ pub async fn run_im871a_sim(
     let mut mode: Option<u8> = None;
     let mut rssi_on = false;
     let mut held: Vec<SimInput> = Vec::new();
+    let mut hung = false;
     let mut buf = [0u8; 512];
     loop {
         tokio::select! {
             n = pty.read(&mut buf) => {
                 let n = n?;
+                if hung {
+                    continue;
+                }
                 decoder.push(buf.get(..n).unwrap_or(&[]));
                 while let Some(item) = decoder.next_frame() {
                     let Ok(req) = item else { continue };
@@ -251,10 +258,11 @@ pub async fn run_im871a_sim(
             }
             input = inputs.recv() => {
                 let Some(input) = input else { return Ok(()) };
-                if mode.is_none() && matches!(input, SimInput::Telegram { .. }) {
-                    held.push(input);
-                } else {
-                    emit_im871a(&pty, input, rssi_on, sim.crc).await?;
+                match input {
+                    SimInput::Hang(h) => hung = h,
+                    _ if hung => {}
+                    SimInput::Telegram { .. } if mode.is_none() => held.push(input),
+                    _ => emit_im871a(&pty, input, rssi_on, sim.crc).await?,
                 }
             }
         }
@@ -311,6 +319,7 @@ fn apply_set_config(p: &[u8]) -> (Option<u8>, Option<bool>, u8) {
 
 async fn emit_im871a(pty: &Pty, input: SimInput, rssi_on: bool, crc: bool) -> io::Result<()> {
     match input {
+        SimInput::Hang(_) => Ok(()),
         SimInput::Raw(bytes) => pty.write_all(&bytes).await,
         SimInput::Telegram { frame, rssi_raw } => {
             let ind = im871a::data_indication(&frame, rssi_on.then_some(rssi_raw), None, crc)
@@ -375,6 +384,7 @@ pub async fn run_amb8465_sim(
     let mut decoder = amb8465::Decoder::new(false);
     let mut mode: Option<u8> = None;
     let mut held: Vec<SimInput> = Vec::new();
+    let mut hung = false;
     let mut buf = [0u8; 512];
     let resp =
         |cmd: u8, payload: Vec<u8>| amb8465::AmberFrame::new(cmd | amb8465::RESPONSE, payload);
@@ -382,6 +392,9 @@ pub async fn run_amb8465_sim(
         tokio::select! {
             n = pty.read(&mut buf) => {
                 let n = n?;
+                if hung {
+                    continue;
+                }
                 decoder.push(buf.get(..n).unwrap_or(&[]));
                 while let Some(item) = decoder.next_frame() {
                     let Ok(req) = item else { continue };
@@ -432,10 +445,11 @@ pub async fn run_amb8465_sim(
             }
             input = inputs.recv() => {
                 let Some(input) = input else { return Ok(()) };
-                if mode.is_none() && matches!(input, SimInput::Telegram { .. }) {
-                    held.push(input);
-                } else {
-                    emit_amber(&pty, input, &active).await?;
+                match input {
+                    SimInput::Hang(h) => hung = h,
+                    _ if hung => {}
+                    SimInput::Telegram { .. } if mode.is_none() => held.push(input),
+                    _ => emit_amber(&pty, input, &active).await?,
                 }
             }
         }
@@ -444,6 +458,7 @@ pub async fn run_amb8465_sim(
 
 async fn emit_amber(pty: &Pty, input: SimInput, active: &[u8; 256]) -> io::Result<()> {
     match input {
+        SimInput::Hang(_) => Ok(()),
         SimInput::Raw(bytes) => pty.write_all(&bytes).await,
         SimInput::Telegram { frame, rssi_raw } => {
             let rssi_on = active.get(usize::from(amb8465::PARAM_RSSI_ENABLE)) == Some(&1);
