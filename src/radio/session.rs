@@ -251,7 +251,12 @@ async fn run_rtlwmbus(
             dongle: "rtl-wmbus (stdin)".into(),
         })
         .await?;
-        let reason = read_rtl_lines(tokio::io::stdin(), spec, rep, shutdown).await?;
+        // Standard input cannot be restarted, so the watchdog would only end reception.
+        let stdin_spec = RadioSpec {
+            watchdog: Duration::ZERO,
+            ..spec.clone()
+        };
+        let reason = read_rtl_lines(tokio::io::stdin(), &stdin_spec, rep, shutdown).await?;
         if is_shutdown(shutdown) {
             return Ok(());
         }
@@ -271,6 +276,9 @@ async fn run_rtlwmbus(
             .arg(&spec.device)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
+            // Own process group, so stopping it also stops the pipeline `sh` started
+            // (rtl_sdr would otherwise keep the SDR busy for the restarted instance).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn();
         let reason = match spawned {
@@ -284,8 +292,7 @@ async fn run_rtlwmbus(
                     .await?;
                     let started = Instant::now();
                     let reason = read_rtl_lines(stdout, spec, rep, shutdown).await?;
-                    let _ = child.start_kill();
-                    let status = child.wait().await;
+                    let status = stop_process_group(&mut child).await;
                     if started.elapsed() > BACKOFF_MAX {
                         backoff.reset();
                     }
@@ -304,6 +311,32 @@ async fn run_rtlwmbus(
             return Ok(());
         }
     }
+}
+
+/// Terminates the child's process group: SIGTERM, then SIGKILL if it lingers.
+async fn stop_process_group(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    if let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        // SAFETY: kill(2) with a negative pid signals the group we created; no memory
+        // is involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
+        }
+        if let Ok(status) = tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+            // The shell may be gone while members of its pipeline still run.
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            return status;
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    child.wait().await
 }
 
 /// Reads rtl-wmbus lines until EOF, error, watchdog or shutdown; returns why it stopped.
