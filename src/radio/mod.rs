@@ -360,4 +360,20 @@ mod tests {
         assert_eq!(s.next_line(), Some(Line::Text("ok".into())));
         assert_eq!(s.next_line(), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn line_splitter_never_panics_and_stays_bounded(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..16)) {
+            let mut s = LineSplitter::new(16);
+            for c in &chunks {
+                s.push(c);
+                while let Some(line) = s.next_line() {
+                    if let Line::Text(t) = line {
+                        proptest::prop_assert!(t.len() <= 16 * 3);
+                    }
+                }
+                proptest::prop_assert!(s.pending() <= 16 + 64);
+            }
+        }
+    }
 }
