@@ -419,4 +419,25 @@ mod tests {
             cmac(&master, &input)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_length_is_handled(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let k = expand_key(&[0x42; 16]);
+            let iv = [7u8; 16];
+            let mut buf = data.clone();
+            let encrypted = encrypt_cbc_in_place(&k, &iv, &mut buf);
+            proptest::prop_assert_eq!(encrypted.is_ok(), data.len() % 16 == 0);
+            if encrypted.is_ok() {
+                decrypt_cbc_in_place(&k, &iv, &mut buf).unwrap();
+                proptest::prop_assert_eq!(&buf, &data);
+            }
+            let mut buf = data.clone();
+            ctr_apply(&k, &iv, &mut buf);
+            ctr_apply(&k, &iv, &mut buf);
+            proptest::prop_assert_eq!(&buf, &data);
+            let mac = afl_mac(&k, &data);
+            proptest::prop_assert!(mac_matches(&mac, &mac[..8]));
+        }
+    }
 }

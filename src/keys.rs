@@ -361,4 +361,15 @@ mod tests {
         }
         assert!(!text.contains("[1, 2, 3"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(id in ".{0,12}", key in ".{0,40}") {
+            let mut store = KeyStore::new();
+            if store.insert_hex(&id, &key).is_ok() {
+                proptest::prop_assert!(store.get(&id).is_some());
+            }
+            let _ = Key::from_hex(&key).map(|k| k.fingerprint());
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod decode;
 pub mod frame;
 pub mod keys;
 pub mod pipeline;
+pub mod radio;
 pub mod reading;
 pub mod timefmt;
 pub mod wire;

@@ -72,13 +72,14 @@ impl LinkHeader {
                 HEADER_LEN - bytes.len(),
             ));
         };
+        let [length, control, m0, m1, i0, i1, i2, i3, version, device_type] = *h;
         let header = LinkHeader {
-            length: h[0],
-            control: h[1],
-            manufacturer: u16::from_le_bytes([h[2], h[3]]),
-            id: [h[4], h[5], h[6], h[7]],
-            version: h[8],
-            device_type: h[9],
+            length,
+            control,
+            manufacturer: u16::from_le_bytes([m0, m1]),
+            id: [i0, i1, i2, i3],
+            version,
+            device_type,
         };
         Ok((header, HEADER_LEN))
     }
@@ -109,21 +110,23 @@ impl LinkHeader {
     /// M and A (ID, version, device type) in on-air order: the first 8 bytes of the mode-5
     /// and ELL-CTR IVs (§1.3).
     pub fn address_bytes(&self) -> [u8; 8] {
-        let m = self.manufacturer.to_le_bytes();
+        let [m0, m1] = self.manufacturer.to_le_bytes();
         let [i0, i1, i2, i3] = self.id;
-        [m[0], m[1], i0, i1, i2, i3, self.version, self.device_type]
+        [m0, m1, i0, i1, i2, i3, self.version, self.device_type]
     }
 }
 
 /// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
 /// Non-BCD nibbles are kept as lower-case hex digits rather than rejected (§1.3).
 pub fn id_string(id: &[u8; 4]) -> String {
-    format!("{:02x}{:02x}{:02x}{:02x}", id[3], id[2], id[1], id[0])
+    let [i0, i1, i2, i3] = *id;
+    format!("{i3:02x}{i2:02x}{i1:02x}{i0:02x}")
 }
 
 fn read_crc_be(raw: &[u8], at: usize) -> Option<u16> {
-    raw.get(at..at + CRC_LEN)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    raw.get(at..)
+        .and_then(|rest| rest.first_chunk::<CRC_LEN>())
+        .map(|b| u16::from_be_bytes(*b))
 }
 
 /// Checks one block's big-endian CRC stored at `crc_at`, covering `raw[start..crc_at]`.
@@ -358,6 +361,53 @@ pub fn normalize(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Option<FrameFormat>)> {
     ))
 }
 
+/// Result of [`normalize_lenient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized<'a> {
+    /// Canonical frame (`L == len - 1`, no DLL CRCs).
+    pub frame: Cow<'a, [u8]>,
+    /// Which CRC layout was removed, if any.
+    pub format: Option<FrameFormat>,
+    /// The received L-field when it had to be rewritten because the frame is longer than
+    /// L announces and the extra bytes are not DLL CRCs.
+    pub original_length: Option<u8>,
+}
+
+/// [`normalize`], but a frame longer than its L-field whose extra bytes are not DLL CRCs
+/// is kept whole with L rewritten to `len - 1`, and the old L reported.
+///
+/// Real meters send such frames (a wrong L-field with the data running on past it; one in
+/// the corpus has its date/time record there), and the reference decoder reads them whole.
+/// Frames shorter than L announces stay an error: their end is missing.
+pub fn normalize_lenient(bytes: &[u8]) -> Result<Normalized<'_>> {
+    match normalize(bytes) {
+        Ok((frame, format)) => Ok(Normalized {
+            frame,
+            format,
+            original_length: None,
+        }),
+        Err(Error {
+            kind: ErrorKind::Invalid(_),
+            ..
+        }) if bytes.len() > 1 => {
+            let (Some(&original), Ok(new_l)) = (bytes.first(), u8::try_from(bytes.len() - 1))
+            else {
+                return Err(Error::invalid(Layer::Link, 0, "L-field (frame too long)"));
+            };
+            let mut frame = bytes.to_vec();
+            if let Some(l) = frame.first_mut() {
+                *l = new_l;
+            }
+            Ok(Normalized {
+                frame: Cow::Owned(frame),
+                format: None,
+                original_length: Some(original),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`.
 ///
 /// Every read either yields the bytes or a `Truncated` error for the reader's layer, at the
@@ -577,6 +627,59 @@ mod tests {
         assert!(add_crc(&[0u8; 253], FrameFormat::B).is_err());
     }
 
+    /// Every wireless corpus telegram normalises leniently; exactly the two documented
+    /// format-B frames with CRCs are recognised as such, and exactly the two frames noted
+    /// as "len > L+1, CRCs do not verify" need their L-field rewritten (strict
+    /// [`normalize`] rejects those two).
+    #[test]
+    fn corpus_frames_normalize() {
+        let corpus = include_str!("../../tests/data/wmbusmeters-public.jsonl");
+        let (mut canonical, mut format_b, mut fixed) = (0, 0, 0);
+        for (line_no, line) in corpus.lines().enumerate() {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            if entry["frame"] != "wmbus" {
+                continue;
+            }
+            let bytes = hex(entry["telegram"].as_str().unwrap());
+            let n =
+                normalize_lenient(&bytes).unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
+            assert_eq!(usize::from(n.frame[0]) + 1, n.frame.len());
+            if n.original_length.is_some() {
+                fixed += 1;
+                assert!(normalize(&bytes).is_err());
+                assert!(entry["notes"].to_string().contains("len > L+1"));
+            }
+            match n.format {
+                None => canonical += 1,
+                Some(FrameFormat::B) => format_b += 1,
+                Some(FrameFormat::A) => panic!("line {}: unexpected format A", line_no + 1),
+            }
+            LinkHeader::parse(&n.frame).unwrap();
+        }
+        assert_eq!((format_b, fixed), (2, 2));
+        assert_eq!(canonical + format_b, 259);
+    }
+
+    #[test]
+    fn lenient_keeps_trailing_bytes() {
+        let canon = hex(OMS_CANONICAL);
+        let mut long = canon.clone();
+        long.extend_from_slice(&[0xDE, 0x21, 0xFE, 0xD0]);
+        let n = normalize_lenient(&long).unwrap();
+        assert_eq!(n.original_length, Some(0x2E));
+        assert_eq!(n.frame[0], 0x32);
+        assert_eq!(n.frame[1..], long[1..]);
+        let n = normalize_lenient(&canon).unwrap();
+        assert_eq!((n.original_length, n.format), (None, None));
+        assert!(normalize_lenient(&canon[..30]).is_err());
+        let mut bad_crc = hex(SONTEX_A);
+        bad_crc[20] ^= 1;
+        assert!(matches!(
+            normalize_lenient(&bad_crc).unwrap_err().kind,
+            ErrorKind::Crc { .. }
+        ));
+    }
+
     proptest! {
         #[test]
         fn crc_round_trip(body in proptest::collection::vec(any::<u8>(), 9..=251), b_ok in any::<bool>()) {
@@ -595,6 +698,7 @@ mod tests {
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = LinkHeader::parse(&bytes);
             let _ = normalize(&bytes);
+            let _ = normalize_lenient(&bytes);
             let _ = strip_crc(&bytes, FrameFormat::A);
             let _ = strip_crc(&bytes, FrameFormat::B);
             let _ = add_crc(&bytes, FrameFormat::A);

@@ -1,0 +1,527 @@
+//! culfw ASCII protocol of CC1101 sticks (CUL, nanoCUL, …), protocol.md §6.3.
+//!
+//! The stick reports each telegram as one line: `b` (frame format A) or `bY` (format B)
+//! followed by the hex of the on-air frame *with* DLL CRCs, then, when reporting was
+//! enabled with `X21`, two hex bytes LQI and RSSI. Every other line is status text.
+//! Lines with odd hex length (nanoCUL firmware truncates long telegrams) or failing
+//! CRCs are rejected with the reason.
+//!
+//! RSSI: CC1101 datasheet formula `dBm = (int8)raw / 2 - 74`.
+
+use super::{check_canonical, decode_hex, HexError, TelegramError};
+use crate::frame::LinkMode;
+
+/// Default serial speed.
+pub const BAUD: u32 = 38_400;
+/// Longest line culfw can produce: `bY`, 2 × 291 frame hex, 4 hex LQI/RSSI, slack.
+pub const MAX_LINE: usize = 600;
+
+/// Asks for the version string, e.g. `V 1.30 CUL868`.
+pub const CMD_VERSION: &str = "V\r\n";
+/// Enables reports with LQI and RSSI appended to telegram lines.
+pub const CMD_REPORT_RSSI: &str = "X21\r\n";
+
+/// DLL frame format (EN 13757-4 §1.2 of protocol.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameFormat {
+    A,
+    B,
+}
+
+/// Command that switches the receiver to `mode`.
+pub fn listen_command(mode: LinkMode) -> Result<&'static str, Error> {
+    match mode {
+        LinkMode::S1 => Ok("brs\r\n"),
+        LinkMode::T1 => Ok("brt\r\n"),
+        LinkMode::C1 => Ok("brc\r\n"),
+        // Whether culfw's C receiver also hears T1 is not documented; do not pretend.
+        LinkMode::C1T1 | LinkMode::N1 => Err(Error::UnsupportedMode(mode)),
+    }
+}
+
+/// The acknowledgement culfw prints for a listen command.
+pub fn mode_ack(mode: LinkMode) -> Option<&'static str> {
+    match mode {
+        LinkMode::S1 => Some("SMODE"),
+        LinkMode::T1 => Some("TMODE"),
+        LinkMode::C1 => Some("CMODE"),
+        LinkMode::C1T1 | LinkMode::N1 => None,
+    }
+}
+
+/// A telegram line, decoded and CRC-checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telegram {
+    /// Canonical frame, DLL CRCs removed, L rewritten to count the remaining bytes.
+    pub frame: Vec<u8>,
+    pub format: FrameFormat,
+    pub lqi: Option<u8>,
+    pub rssi_raw: Option<u8>,
+    pub rssi_dbm: Option<f32>,
+}
+
+/// One line from the stick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CulLine {
+    Telegram(Telegram),
+    /// Answer to `V`; contains "CUL" for a culfw stick.
+    Version(String),
+    /// `SMODE` / `TMODE` / `CMODE` acknowledgement.
+    ModeAck(LinkMode),
+    /// Anything else the firmware prints.
+    Status(String),
+}
+
+/// Why a line was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("cul: telegram line: {0}")]
+    Hex(HexError),
+    #[error("cul: telegram line has {digits} hex digits, too few for LQI and RSSI")]
+    NoRoomForRssi { digits: usize },
+    #[error("cul: format {format:?}: frame of {got} byte(s), L-field implies {expected}")]
+    LengthMismatch {
+        format: FrameFormat,
+        expected: usize,
+        got: usize,
+    },
+    #[error("cul: format {format:?}: CRC of block at byte {offset}: stored {stored:04X}, computed {computed:04X}")]
+    Crc {
+        format: FrameFormat,
+        offset: usize,
+        stored: u16,
+        computed: u16,
+    },
+    #[error("cul: telegram: {0}")]
+    Telegram(TelegramError),
+    #[error("cul: line of {discarded} byte(s) exceeds the longest possible telegram line")]
+    Overlong { discarded: usize },
+    #[error("cul: link mode {0} cannot be selected on culfw")]
+    UnsupportedMode(LinkMode),
+}
+
+/// CRC-16/EN-13757 (poly 0x3D65, init 0, final XOR 0xFFFF), check("123456789") = 0xC2B7.
+// TODO(merge): use wire::crc / wire::link::strip_crc once merged; this private copy only
+// exists because that module is written on another branch.
+fn crc16_en13757(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x3D65
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc ^ 0xFFFF
+}
+
+/// Header block: L, C, M(2), A(6).
+const BLOCK1: usize = 10;
+/// Data bytes per following block in format A.
+const BLOCK_A: usize = 16;
+/// Format B: bytes covered by the first CRC (block 1 + block 2 data).
+const BLOCK_B12: usize = 126;
+
+fn check_block(format: FrameFormat, raw: &[u8], data: std::ops::Range<usize>) -> Result<(), Error> {
+    let offset = data.end;
+    let bytes = raw.get(data).unwrap_or(&[]);
+    let stored = match raw.get(offset..offset + 2) {
+        Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+        _ => {
+            return Err(Error::LengthMismatch {
+                format,
+                expected: offset + 2,
+                got: raw.len(),
+            })
+        }
+    };
+    let computed = crc16_en13757(bytes);
+    if stored != computed {
+        return Err(Error::Crc {
+            format,
+            offset,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+// TODO(merge): use wire::link
+/// Verifies and removes format-A DLL CRCs; L already counts only data bytes.
+pub(crate) fn strip_crc_format_a(raw: &[u8]) -> Result<Vec<u8>, Error> {
+    let format = FrameFormat::A;
+    let l = usize::from(raw.first().copied().unwrap_or(0));
+    if l + 1 < super::MIN_TELEGRAM_LEN {
+        return Err(Error::Telegram(TelegramError::TooShort { len: raw.len() }));
+    }
+    let blocks_after_first = (l - (BLOCK1 - 1)).div_ceil(BLOCK_A);
+    let expected = l + 1 + 2 * (1 + blocks_after_first);
+    if raw.len() != expected {
+        return Err(Error::LengthMismatch {
+            format,
+            expected,
+            got: raw.len(),
+        });
+    }
+    let mut out = Vec::with_capacity(l + 1);
+    check_block(format, raw, 0..BLOCK1)?;
+    out.extend_from_slice(raw.get(..BLOCK1).unwrap_or(&[]));
+    let mut pos = BLOCK1 + 2;
+    let mut remaining = l + 1 - BLOCK1;
+    while remaining > 0 {
+        let n = remaining.min(BLOCK_A);
+        check_block(format, raw, pos..pos + n)?;
+        out.extend_from_slice(raw.get(pos..pos + n).unwrap_or(&[]));
+        pos += n + 2;
+        remaining -= n;
+    }
+    Ok(out)
+}
+
+// TODO(merge): use wire::link
+/// Verifies and removes format-B DLL CRCs and rewrites L to exclude them.
+pub(crate) fn strip_crc_format_b(raw: &[u8]) -> Result<Vec<u8>, Error> {
+    let format = FrameFormat::B;
+    let l = usize::from(raw.first().copied().unwrap_or(0));
+    let expected = l + 1;
+    if raw.len() != expected {
+        return Err(Error::LengthMismatch {
+            format,
+            expected,
+            got: raw.len(),
+        });
+    }
+    // One CRC when the frame fits in 128 bytes; otherwise one after byte 126 and one at
+    // the end, and block 3 must carry at least one data byte.
+    let mut out = if raw.len() <= BLOCK_B12 + 2 {
+        if raw.len() < super::MIN_TELEGRAM_LEN + 2 {
+            return Err(Error::Telegram(TelegramError::TooShort { len: raw.len() }));
+        }
+        check_block(format, raw, 0..raw.len() - 2)?;
+        raw.get(..raw.len() - 2).unwrap_or(&[]).to_vec()
+    } else if raw.len() < BLOCK_B12 + 2 + 3 {
+        return Err(Error::LengthMismatch {
+            format,
+            expected: BLOCK_B12 + 2 + 3,
+            got: raw.len(),
+        });
+    } else {
+        check_block(format, raw, 0..BLOCK_B12)?;
+        check_block(format, raw, BLOCK_B12 + 2..raw.len() - 2)?;
+        let mut v = raw.get(..BLOCK_B12).unwrap_or(&[]).to_vec();
+        v.extend_from_slice(raw.get(BLOCK_B12 + 2..raw.len() - 2).unwrap_or(&[]));
+        v
+    };
+    let new_l = u8::try_from(out.len() - 1).unwrap_or(u8::MAX);
+    if let Some(first) = out.first_mut() {
+        *first = new_l;
+    }
+    Ok(out)
+}
+
+/// Inserts format-A DLL CRCs into a canonical frame (for simulators and tests).
+pub fn add_crc_format_a(canonical: &[u8]) -> Result<Vec<u8>, Error> {
+    check_canonical(canonical).map_err(Error::Telegram)?;
+    let mut out = Vec::with_capacity(canonical.len() + 36);
+    let (head, rest) = canonical.split_at(BLOCK1.min(canonical.len()));
+    out.extend_from_slice(head);
+    out.extend_from_slice(&crc16_en13757(head).to_be_bytes());
+    for block in rest.chunks(BLOCK_A) {
+        out.extend_from_slice(block);
+        out.extend_from_slice(&crc16_en13757(block).to_be_bytes());
+    }
+    Ok(out)
+}
+
+/// Turns a canonical frame into format B with CRCs and L counting them.
+pub fn add_crc_format_b(canonical: &[u8]) -> Result<Vec<u8>, Error> {
+    check_canonical(canonical).map_err(Error::Telegram)?;
+    let one_block = canonical.len() + 2 <= BLOCK_B12 + 2;
+    let total = canonical.len() + if one_block { 2 } else { 4 };
+    let l = u8::try_from(total - 1).map_err(|_| Error::LengthMismatch {
+        format: FrameFormat::B,
+        expected: 256,
+        got: total,
+    })?;
+    let mut v = canonical.to_vec();
+    if let Some(first) = v.first_mut() {
+        *first = l;
+    }
+    let mut out = Vec::with_capacity(total);
+    if one_block {
+        out.extend_from_slice(&v);
+        out.extend_from_slice(&crc16_en13757(&v).to_be_bytes());
+    } else {
+        let (b12, b3) = v.split_at(BLOCK_B12);
+        out.extend_from_slice(b12);
+        out.extend_from_slice(&crc16_en13757(b12).to_be_bytes());
+        out.extend_from_slice(b3);
+        out.extend_from_slice(&crc16_en13757(b3).to_be_bytes());
+    }
+    Ok(out)
+}
+
+/// Raw RSSI byte to dBm (CC1101 formula).
+pub fn rssi_to_dbm(raw: u8) -> f32 {
+    f32::from(i8::from_ne_bytes([raw])) / 2.0 - 74.0
+}
+
+/// Parses one line (without CR LF). `rssi_attached`: `X21` reporting is active.
+pub fn parse_line(line: &str, rssi_attached: bool) -> Result<CulLine, Error> {
+    let line = line.trim();
+    let (format, hex) = if let Some(rest) = line.strip_prefix("bY") {
+        (FrameFormat::B, rest)
+    } else if let Some(rest) = line.strip_prefix('b') {
+        (FrameFormat::A, rest)
+    } else {
+        return Ok(match line {
+            "SMODE" => CulLine::ModeAck(LinkMode::S1),
+            "TMODE" => CulLine::ModeAck(LinkMode::T1),
+            "CMODE" => CulLine::ModeAck(LinkMode::C1),
+            l if l.starts_with('V') && l.contains("CUL") => CulLine::Version(l.to_string()),
+            l => CulLine::Status(l.to_string()),
+        });
+    };
+    // Odd length means the firmware cut the line short; reject before splitting off RSSI.
+    if hex.len() % 2 != 0 {
+        return Err(Error::Hex(HexError::OddLength(hex.len())));
+    }
+    let (frame_hex, lqi, rssi_raw) = if rssi_attached {
+        let Some(split) = hex
+            .len()
+            .checked_sub(4)
+            .filter(|_| hex.is_char_boundary(hex.len() - 4))
+        else {
+            return Err(Error::NoRoomForRssi { digits: hex.len() });
+        };
+        let (f, tail) = hex.split_at(split);
+        let tail = decode_hex(tail).map_err(|e| match e {
+            HexError::NotHex { offset } => Error::Hex(HexError::NotHex {
+                offset: offset + split,
+            }),
+            other => Error::Hex(other),
+        })?;
+        (f, tail.first().copied(), tail.get(1).copied())
+    } else {
+        (hex, None, None)
+    };
+    let raw = decode_hex(frame_hex).map_err(Error::Hex)?;
+    let frame = match format {
+        FrameFormat::A => strip_crc_format_a(&raw)?,
+        FrameFormat::B => strip_crc_format_b(&raw)?,
+    };
+    check_canonical(&frame).map_err(Error::Telegram)?;
+    Ok(CulLine::Telegram(Telegram {
+        frame,
+        format,
+        lqi,
+        rssi_raw,
+        rssi_dbm: rssi_raw.map(rssi_to_dbm),
+    }))
+}
+
+/// Formats the line a stick prints for a canonical frame (for simulators and tests).
+pub fn telegram_line(
+    canonical: &[u8],
+    format: FrameFormat,
+    lqi_rssi: Option<(u8, u8)>,
+) -> Result<String, Error> {
+    let raw = match format {
+        FrameFormat::A => add_crc_format_a(canonical)?,
+        FrameFormat::B => add_crc_format_b(canonical)?,
+    };
+    let mut s = String::from(match format {
+        FrameFormat::A => "b",
+        FrameFormat::B => "bY",
+    });
+    s.push_str(&hex::encode_upper(raw));
+    if let Some((lqi, rssi)) = lqi_rssi {
+        s.push_str(&format!("{lqi:02X}{rssi:02X}"));
+    }
+    s.push_str("\r\n");
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE_A: [u8; 47] = [
+        0x2E, 0x44, 0x93, 0x15, 0x78, 0x56, 0x34, 0x12, 0x33, 0x03, 0x7A, 0x2A, 0x00, 0x20, 0x25,
+        0x59, 0x23, 0xC9, 0x5A, 0xAA, 0x26, 0xD1, 0xB2, 0xE7, 0x49, 0x3B, 0x01, 0x3E, 0xC4, 0xA6,
+        0xF6, 0xD3, 0x52, 0x9B, 0x52, 0x0E, 0xDF, 0xF0, 0xEA, 0x6D, 0xEF, 0xC9, 0x9D, 0x6D, 0x69,
+        0xEB, 0xF3,
+    ];
+    const T1_LINE: &str = "b2E44931578563412330333637A2A0020255923C95AAA26D1B2E7493BC2AD013EC4A6F6D3529B520EDFF0EA6DEFC955B29D6D69EBF3EC8A2ED6";
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        decode_hex(&s).unwrap()
+    }
+
+    #[test]
+    fn crc_vectors() {
+        assert_eq!(crc16_en13757(b"123456789"), 0xC2B7);
+        assert_eq!(crc16_en13757(&hex("01 FD 1F 01")), 0xCC22);
+        assert_eq!(crc16_en13757(&hex("EE 44 9A CE 01 00 00 80 23 07")), 0xAABC);
+    }
+
+    #[test]
+    fn sontex_format_a_worked_example() {
+        let raw = hex("34 44 EE 4D 81 39 29 27 16 08 81 1D
+             7A 51 00 00 00 04 6D 19 12 A6 2B 03 6E 00 00 00 51 70
+             42 6C E1 F1 43 6E 00 00 00 02 FF 2C 00 00 02 59 D6 D0
+             D4 09 02 65 FC 09 02 FD 66 A0 00 44 C4");
+        let stripped = strip_crc_format_a(&raw).unwrap();
+        assert_eq!(stripped.len(), 53);
+        assert_eq!(stripped.first(), Some(&0x34));
+        assert_eq!(add_crc_format_a(&stripped), Ok(raw));
+    }
+
+    #[test]
+    fn synthesised_formats_a_and_b() {
+        let a = hex(
+            "2E 44 93 15 78 56 34 12 33 03 33 63 7A 2A 00 20 25 59 23 C9 5A AA 26 D1 B2 E7 49 3B C2 AD
+             01 3E C4 A6 F6 D3 52 9B 52 0E DF F0 EA 6D EF C9 55 B2 9D 6D 69 EB F3 EC 8A",
+        );
+        assert_eq!(add_crc_format_a(&PROFILE_A), Ok(a.clone()));
+        assert_eq!(strip_crc_format_a(&a), Ok(PROFILE_A.to_vec()));
+        let b = add_crc_format_b(&PROFILE_A).unwrap();
+        assert_eq!(b.len(), 49);
+        assert_eq!(b.first(), Some(&0x30));
+        assert_eq!(b.get(47..), Some(&[0xB8, 0x53][..]));
+        assert_eq!(strip_crc_format_b(&b), Ok(PROFILE_A.to_vec()));
+    }
+
+    #[test]
+    fn long_format_b_round_trip() {
+        // 200-byte canonical frame: two CRCs, L rewritten both ways.
+        let mut canonical = vec![199u8];
+        canonical.extend((0..199u8).map(|i| i.wrapping_mul(7)));
+        let b = add_crc_format_b(&canonical).unwrap();
+        assert_eq!(b.len(), 204);
+        assert_eq!(b.first(), Some(&203));
+        assert_eq!(strip_crc_format_b(&b), Ok(canonical));
+    }
+
+    #[test]
+    fn recorded_t1_line() {
+        match parse_line(T1_LINE, true) {
+            Ok(CulLine::Telegram(t)) => {
+                assert_eq!(t.frame, PROFILE_A.to_vec());
+                assert_eq!(t.format, FrameFormat::A);
+                assert_eq!(t.lqi, Some(0x2E));
+                assert_eq!(t.rssi_raw, Some(0xD6));
+                assert_eq!(t.rssi_dbm, Some(-95.0));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            telegram_line(&PROFILE_A, FrameFormat::A, Some((0x2E, 0xD6))),
+            Ok(format!("{T1_LINE}\r\n"))
+        );
+    }
+
+    #[test]
+    fn format_b_line() {
+        let line = telegram_line(&PROFILE_A, FrameFormat::B, Some((0x80, 0x10))).unwrap();
+        assert!(line.starts_with("bY30449315"));
+        match parse_line(line.trim_end(), true) {
+            Ok(CulLine::Telegram(t)) => {
+                assert_eq!(t.frame, PROFILE_A.to_vec());
+                assert_eq!(t.format, FrameFormat::B);
+                assert_eq!(t.rssi_dbm, Some(-66.0));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejected_lines_say_why() {
+        // nanoCUL truncation: odd hex length.
+        assert_eq!(
+            parse_line(&T1_LINE[..T1_LINE.len() - 1], true),
+            Err(Error::Hex(HexError::OddLength(T1_LINE.len() - 2)))
+        );
+        // One flipped nibble in the second block.
+        let corrupt = T1_LINE.replacen("7A2A", "7A2B", 1);
+        assert!(matches!(
+            parse_line(&corrupt, true),
+            Err(Error::Crc {
+                format: FrameFormat::A,
+                offset: 28,
+                ..
+            })
+        ));
+        // Lines cut at an even position no longer match the L-field.
+        assert!(matches!(
+            parse_line(&T1_LINE[..61], true),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert_eq!(
+            parse_line("bZZ", false),
+            Err(Error::Hex(HexError::NotHex { offset: 0 }))
+        );
+        assert_eq!(
+            parse_line("b12", true),
+            Err(Error::NoRoomForRssi { digits: 2 })
+        );
+        assert!(matches!(
+            parse_line("b1234", false),
+            Err(Error::LengthMismatch {
+                expected: 23,
+                got: 2,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_line("b0500", false),
+            Err(Error::Telegram(TelegramError::TooShort { len: 2 }))
+        );
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            parse_line("V 1.30 CUL868", true),
+            Ok(CulLine::Version("V 1.30 CUL868".into()))
+        );
+        assert_eq!(
+            parse_line("TMODE", true),
+            Ok(CulLine::ModeAck(LinkMode::T1))
+        );
+        assert_eq!(parse_line("LOVF", true), Ok(CulLine::Status("LOVF".into())));
+        assert_eq!(listen_command(LinkMode::C1), Ok("brc\r\n"));
+        assert!(listen_command(LinkMode::C1T1).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,200}", rssi in proptest::prelude::any::<bool>()) {
+            let _ = parse_line(&s, rssi);
+            let _ = parse_line(&format!("b{s}"), rssi);
+        }
+
+        #[test]
+        fn never_panics_on_hex(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_line(&format!("b{}", hex::encode(&bytes)), true);
+            let _ = parse_line(&format!("bY{}", hex::encode(&bytes)), false);
+        }
+
+        #[test]
+        fn crc_round_trips(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 10..251usize)) {
+            let mut canonical = vec![body.len() as u8];
+            canonical.extend_from_slice(&body);
+            let a = add_crc_format_a(&canonical);
+            proptest::prop_assert!(a.is_ok());
+            proptest::prop_assert_eq!(strip_crc_format_a(&a.unwrap_or_default()), Ok(canonical.clone()));
+            let b = add_crc_format_b(&canonical);
+            proptest::prop_assert!(b.is_ok());
+            proptest::prop_assert_eq!(strip_crc_format_b(&b.unwrap_or_default()), Ok(canonical));
+        }
+    }
+}
