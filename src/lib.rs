@@ -18,12 +18,12 @@ pub mod crypto;
 pub mod decode;
 pub mod frame;
 pub mod keys;
+#[cfg(feature = "daemon")]
+pub mod mqtt;
 pub mod pipeline;
 pub mod radio;
 pub mod reading;
-pub mod timefmt;
-pub mod wire;
-#[cfg(feature = "daemon")]
-pub mod mqtt;
 #[cfg(feature = "daemon")]
 pub mod spool;
+pub mod timefmt;
+pub mod wire;

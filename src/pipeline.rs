@@ -283,7 +283,10 @@ impl Pipeline {
 
 /// Whether a failure class means "this meter's key is missing or wrong" (for alarms/logs).
 pub fn is_key_problem(kind: FailureKind) -> bool {
-    matches!(kind, FailureKind::NoKey | FailureKind::WrongKey | FailureKind::MacFailure)
+    matches!(
+        kind,
+        FailureKind::NoKey | FailureKind::WrongKey | FailureKind::MacFailure
+    )
 }
 
 #[cfg(test)]

@@ -171,6 +171,20 @@ pub struct Reading {
     pub records: Vec<Record>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manufacturer_data: Option<String>,
+    /// Record bytes the decoder could not read (a malformed or truncated last record,
+    /// a reserved DIF), kept so that nothing is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unparsed: Option<Unparsed>,
+}
+
+/// The tail of an APL that did not parse as records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unparsed {
+    /// Offset of the first unread byte in the canonical frame.
+    pub offset: usize,
+    /// Why parsing stopped there.
+    pub reason: String,
+    pub hex: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +418,7 @@ mod tests {
             },
             records: records("0C13 56341200"),
             manufacturer_data: None,
+            unparsed: None,
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -436,6 +451,7 @@ mod tests {
             },
             records: records("0DFD11 02 4241 02FF2C 0100 0493 15 00000000 81037C034C412300"),
             manufacturer_data: Some("AABB".into()),
+            unparsed: None,
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));

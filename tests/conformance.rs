@@ -35,7 +35,12 @@ fn conversions(suffix: &str) -> &'static [(&'static str, f64)] {
         "c" => &[("C", 1.0), ("K", 1.0)],
         "k" => &[("K", 1.0)],
         "hca" => &[("hca", 1.0)],
-        "h" => &[("h", 1.0), ("d", 24.0), ("min", 1.0 / 60.0), ("s", 1.0 / 3600.0)],
+        "h" => &[
+            ("h", 1.0),
+            ("d", 24.0),
+            ("min", 1.0 / 60.0),
+            ("s", 1.0 / 3600.0),
+        ],
         "d" => &[("d", 1.0), ("h", 1.0 / 24.0)],
         "min" => &[("min", 1.0), ("s", 1.0 / 60.0), ("h", 60.0)],
         "s" => &[("s", 1.0), ("min", 60.0), ("h", 3600.0)],
@@ -82,7 +87,8 @@ fn miss_cause(reading: &Reading, suffix: &str) -> String {
         .iter()
         .filter(|r| r.unit.as_deref().is_some_and(|u| units.contains(&u)))
         .count();
-    let vendor = reading.manufacturer_data.is_some() || reading.records.iter().any(|r| r.raw.is_some());
+    let vendor =
+        reading.manufacturer_data.is_some() || reading.records.iter().any(|r| r.raw.is_some());
     match (same_unit, vendor) {
         (0, true) => "manufacturer-specific content (vendor bytes kept as hex)".into(),
         (0, false) => format!("no record in {}", units.join("/")),
@@ -114,7 +120,8 @@ impl Tally {
 fn decode_entry(entry: &Json) -> (Result<Reading, DecodeError>, String) {
     let mut keys = KeyStore::new();
     if let Some(key) = entry["key"].as_str() {
-        keys.set_default_hex(key).expect("corpus key is 32 hex digits");
+        keys.set_default_hex(key)
+            .expect("corpus key is 32 hex digits");
     }
     let mut decoder = Decoder::new(keys);
     for prior in entry["prior_telegrams"].as_array().into_iter().flatten() {
@@ -153,11 +160,16 @@ fn score(entry: &Json, tally: &mut Tally) {
         }
         Err(e) => {
             let cause = format!("telegram fails: {} ({})", e.kind.name(), e.message);
-            tally.failures.push(format!("{name}: {} {}", e.kind.name(), e.message));
+            tally
+                .failures
+                .push(format!("{name}: {} {}", e.kind.name(), e.message));
             for (k, v) in &numeric {
                 tally.misses.push(format!("{name}: {k} = {v}: {cause}"));
             }
-            *tally.causes.entry(format!("telegram fails: {}", e.kind.name())).or_default() += numeric.len();
+            *tally
+                .causes
+                .entry(format!("telegram fails: {}", e.kind.name()))
+                .or_default() += numeric.len();
             return;
         }
     };
@@ -165,14 +177,18 @@ fn score(entry: &Json, tally: &mut Tally) {
         let suffix = k.rsplit_once('_').map_or("", |s| s.1);
         let hit = conversions(suffix).iter().any(|(unit, factor)| {
             reading.records.iter().any(|r| {
-                r.unit.as_deref() == Some(*unit) && number(&r.value).is_some_and(|x| close(x * factor, v))
+                r.unit.as_deref() == Some(*unit)
+                    && number(&r.value).is_some_and(|x| close(x * factor, v))
             })
         });
         if hit {
             tally.found += 1;
         } else {
             let cause = miss_cause(&reading, suffix);
-            *tally.causes.entry(cause.split(" (").next().unwrap_or(&cause).to_owned()).or_default() += 1;
+            *tally
+                .causes
+                .entry(cause.split(" (").next().unwrap_or(&cause).to_owned())
+                .or_default() += 1;
             tally.misses.push(format!("{name}: {k} = {v}: {cause}"));
         }
     }
@@ -225,8 +241,15 @@ fn standard_wireless_telegrams() {
             score(&entry, &mut tally);
         }
     }
-    report("standard OMS wireless telegrams (CI not 0xA0..0xB7)", &tally);
-    assert!(tally.telegrams > 200, "corpus went missing: {} telegrams", tally.telegrams);
+    report(
+        "standard OMS wireless telegrams (CI not 0xA0..0xB7)",
+        &tally,
+    );
+    assert!(
+        tally.telegrams > 200,
+        "corpus went missing: {} telegrams",
+        tally.telegrams
+    );
     assert!(
         tally.decode_rate() >= 0.95,
         "decode rate {:.1}% < 95%",
@@ -267,7 +290,10 @@ fn manufacturer_specific_frames_are_kept_not_lost() {
             let (result, hex) = decode_entry(&entry);
             let reading = result.unwrap_or_else(|e| panic!("{hex}: {e}"));
             let kept = reading.manufacturer_data.expect("vendor bytes kept");
-            assert!(!kept.is_empty() && hex.to_uppercase().contains(&kept), "{hex}");
+            assert!(
+                !kept.is_empty() && hex.to_uppercase().contains(&kept),
+                "{hex}"
+            );
         }
     }
     assert!(seen > 20);

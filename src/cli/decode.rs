@@ -52,13 +52,14 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     let mut failed = 0usize;
     let mut line_buf = Vec::with_capacity(1024);
 
-    let mut emit = |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
-        if !decode_one(decoder, input, args.pretty, &mut line_buf) {
-            failed += 1;
-        }
-        out.write_all(&line_buf)?;
-        out.write_all(b"\n")
-    };
+    let mut emit =
+        |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
+            if !decode_one(decoder, input, args.pretty, &mut line_buf) {
+                failed += 1;
+            }
+            out.write_all(&line_buf)?;
+            out.write_all(b"\n")
+        };
 
     let result = (|| -> std::io::Result<()> {
         for arg in &args.telegrams {
@@ -86,7 +87,9 @@ pub fn run(args: DecodeArgs) -> ExitCode {
 
     match result {
         // A closed pipe (`| head`) is not an error of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(u8::from(failed > 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(u8::from(failed > 0))
+        }
         Err(e) => {
             eprintln!("wmbusd decode: {e}");
             ExitCode::from(2)
@@ -101,11 +104,13 @@ fn load_keys(args: &DecodeArgs) -> Result<KeyStore, String> {
     if let Some(path) = &args.config {
         let config = crate::config::Config::load(path).map_err(|e| e.to_string())?;
         for (id, key) in config.keys() {
-            keys.insert_hex(&id, &key).map_err(|e| format!("meter {id}: {e}"))?;
+            keys.insert_hex(&id, &key)
+                .map_err(|e| format!("meter {id}: {e}"))?;
         }
     }
     if let Some(hex) = &args.key {
-        keys.set_default_hex(hex).map_err(|e| format!("--key: {e}"))?;
+        keys.set_default_hex(hex)
+            .map_err(|e| format!("--key: {e}"))?;
     }
     Ok(keys)
 }
@@ -117,7 +122,14 @@ fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8
         Ok(b) => b,
         Err(e) => {
             let err = DecodeError::input(e.to_string());
-            write_json(out, &ErrorLine { error: &err, telegram: input }, pretty);
+            write_json(
+                out,
+                &ErrorLine {
+                    error: &err,
+                    telegram: input,
+                },
+                pretty,
+            );
             return false;
         }
     };
@@ -128,7 +140,14 @@ fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8
         }
         Err(err) => {
             let telegram = hex::encode_upper(&bytes);
-            write_json(out, &ErrorLine { error: &err, telegram: &telegram }, pretty);
+            write_json(
+                out,
+                &ErrorLine {
+                    error: &err,
+                    telegram: &telegram,
+                },
+                pretty,
+            );
             false
         }
     }

@@ -14,7 +14,7 @@ pub use formats::{FormatCache, MeterKey, SavedFormat};
 use crate::crypto::{self, derivation};
 use crate::frame::RadioFrame;
 use crate::keys::KeyStore;
-use crate::reading::{Meter, Reading, Record, Security, Status, SCHEMA_VERSION};
+use crate::reading::{Meter, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION};
 use crate::wire::afl::{AflRepr, CI_AFL};
 use crate::wire::compact::{format_signature, CompactFormat, CompactRepr, FormatFrameRepr};
 use crate::wire::ell::{self, EllEncryption, EllRepr};
@@ -97,9 +97,12 @@ impl Decoder {
         if is_wired_long_frame(&frame.bytes) {
             return self.decode_wired(frame, buf);
         }
-        let (canonical, _format) = normalize_lenient(&frame.bytes)?;
+        // Frames longer than their L-field (receivers appending bytes) keep the extra
+        // bytes with L rewritten, as the reference decoder reads records running past L.
+        let normalized =
+            link::normalize_lenient(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
         buf.clear();
-        buf.extend_from_slice(&canonical);
+        buf.extend_from_slice(&normalized.frame);
         let (link, mut pos) = LinkHeader::parse(buf).map_err(|e| DecodeError::from_wire(e, 0))?;
 
         let mut lower = Lower {
@@ -115,7 +118,8 @@ impl Decoder {
             }
         }
         if buf.get(pos) == Some(&CI_AFL) {
-            let (afl, used) = AflRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
+            let (afl, used) =
+                AflRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
             if !afl.fragment_control.is_unfragmented() {
                 return Err(DecodeError::new(
                     Layer::Afl,
@@ -141,7 +145,8 @@ impl Decoder {
             reading.manufacturer_data = Some(hex::encode_upper(tail(buf, pos)));
             return Ok(reading);
         }
-        let (tpl, used) = TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
+        let (tpl, used) =
+            TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
         let meter = tpl.meter_address(&link);
         self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower)
             .map_err(|e| e.for_meter(Some(&meter.id_string())))
@@ -156,7 +161,8 @@ impl Decoder {
         link: &LinkHeader,
         lower: &mut Lower,
     ) -> Result<usize, DecodeError> {
-        let (ell, used) = EllRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
+        let (ell, used) =
+            EllRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
         lower.ell_access_number = Some(ell.access_number);
         let Some(rel) = ell.encrypted_offset() else {
             return Ok(pos + used);
@@ -244,7 +250,8 @@ impl Decoder {
                 };
                 let data_start = data_start + skip;
                 let data = tail(data, skip);
-                let compact = CompactRepr::parse(data).map_err(|e| DecodeError::from_wire(e, data_start))?;
+                let compact =
+                    CompactRepr::parse(data).map_err(|e| DecodeError::from_wire(e, data_start))?;
                 let Some(format) = self.formats.lookup(&key, compact.signature) else {
                     return Err(DecodeError::new(
                         Layer::Compact,
@@ -260,24 +267,29 @@ impl Decoder {
                 let full = format
                     .expand_verified(&compact)
                     .map_err(|e| DecodeError::from_wire(e, data_start))?;
-                let parsed = apl::parse(&full).map_err(|e| DecodeError::from_wire(e, data_start))?;
-                fill_records(&mut reading, &parsed);
+                fill_records(&mut reading, &apl::parse_lenient(&full), data_start);
             }
             0x69 | 0x6A | 0x6B => {
-                let ff = FormatFrameRepr::parse(data).map_err(|e| DecodeError::from_wire(e, data_start))?;
-                let format = ff.format().map_err(|e| DecodeError::from_wire(e, data_start))?;
+                let ff = FormatFrameRepr::parse(data)
+                    .map_err(|e| DecodeError::from_wire(e, data_start))?;
+                let format = ff
+                    .format()
+                    .map_err(|e| DecodeError::from_wire(e, data_start))?;
                 self.formats.learn(key, ff.signature, format);
             }
             // Transport layer without application data.
             0x8A | 0x8B => {}
             _ => {
-                let parsed = apl::parse(data).map_err(|e| DecodeError::from_wire(e, data_start))?;
+                let parsed = apl::parse_lenient(data);
                 let signature = format_signature(&parsed.records);
                 if !parsed.records.is_empty() && !self.formats.knows(&key, signature) {
-                    self.formats
-                        .learn(key, signature, CompactFormat::from_records(&parsed.records));
+                    self.formats.learn(
+                        key,
+                        signature,
+                        CompactFormat::from_records(&parsed.records),
+                    );
                 }
-                fill_records(&mut reading, &parsed);
+                fill_records(&mut reading, &parsed, data_start);
             }
         }
         Ok(reading)
@@ -418,15 +430,19 @@ impl Decoder {
         }
     }
 
-    fn decode_wired(&mut self, frame: &RadioFrame, buf: &mut Vec<u8>) -> Result<Reading, DecodeError> {
-        let (long, _) = MbusLongFrame::parse(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
+    fn decode_wired(
+        &mut self,
+        frame: &RadioFrame,
+        buf: &mut Vec<u8>,
+    ) -> Result<Reading, DecodeError> {
+        let (long, _) =
+            MbusLongFrame::parse(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
         // Offsets below are relative to the frame: 68 L L 68 C A CI = 7 bytes before data.
         const CI_AT: usize = 6;
         buf.clear();
         buf.push(long.ci);
         buf.extend_from_slice(long.data);
-        let (tpl, used) =
-            TplRepr::parse(buf).map_err(|e| DecodeError::from_wire(e, CI_AT))?;
+        let (tpl, used) = TplRepr::parse(buf).map_err(|e| DecodeError::from_wire(e, CI_AT))?;
         let Some(meter) = tpl.long_address else {
             return Err(DecodeError::new(
                 Layer::Tpl,
@@ -451,7 +467,12 @@ impl Decoder {
             })
     }
 
-    fn header_only_reading(&self, frame: &RadioFrame, link: &LinkHeader, acc: Option<u8>) -> Reading {
+    fn header_only_reading(
+        &self,
+        frame: &RadioFrame,
+        link: &LinkHeader,
+        acc: Option<u8>,
+    ) -> Reading {
         let mut reading = base_reading(frame, &LongAddress::from_link(link));
         reading.access_number = acc;
         reading
@@ -467,22 +488,6 @@ pub fn peek_meter_id(bytes: &[u8]) -> Option<String> {
     }
     let id: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
     Some(link::id_string(&id))
-}
-
-/// Link CRCs removed; bytes after the L-field's end that are neither CRCs nor part of
-/// the frame (some receivers append RSSI or padding) are ignored.
-fn normalize_lenient(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, [u8]>, Option<link::FrameFormat>), DecodeError> {
-    match link::normalize(bytes) {
-        Ok(ok) => Ok(ok),
-        Err(e) if matches!(e.kind, crate::wire::ErrorKind::Invalid(_)) => {
-            let announced = bytes.first().map_or(0, |&l| usize::from(l) + 1);
-            match bytes.get(..announced) {
-                Some(frame) if announced > 0 => link::normalize(frame).map_err(|e| DecodeError::from_wire(e, 0)),
-                _ => Err(DecodeError::from_wire(e, 0)),
-            }
-        }
-        Err(e) => Err(DecodeError::from_wire(e, 0)),
-    }
 }
 
 /// `68 L L 68 … 16` with a consistent length: a wired M-Bus long frame rather than a
@@ -585,13 +590,27 @@ fn base_reading(frame: &RadioFrame, meter: &LongAddress) -> Reading {
         security: security_json(0, SecurityOutcome::NONE),
         records: Vec::new(),
         manufacturer_data: None,
+        unparsed: None,
     }
 }
 
-fn fill_records(reading: &mut Reading, parsed: &apl::Apl<'_>) {
-    reading.records = parsed.records.iter().map(Record::from_data_record).collect();
+/// Records into the reading; vendor bytes and anything the record parser could not read
+/// are kept as hex, so no byte of the telegram is lost.
+fn fill_records(reading: &mut Reading, parsed: &apl::Apl<'_>, base: usize) {
+    reading.records = parsed
+        .records
+        .iter()
+        .map(Record::from_data_record)
+        .collect();
     if let Some(data) = parsed.manufacturer_data {
         reading.manufacturer_data = Some(hex::encode_upper(data));
+    }
+    if let Some(rest) = &parsed.unparsed {
+        reading.unparsed = Some(Unparsed {
+            offset: base + rest.offset,
+            reason: rest.error.kind.to_string(),
+            hex: hex::encode_upper(rest.bytes),
+        });
     }
 }
 
