@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
-use support::mosquitto::{free_port, Mosquitto};
+use support::mosquitto::{free_port, make_test_certificates, run_tool, Mosquitto};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
-use wmbusd::mqtt::{self, MqttConfig, MqttState, RetainedPublisher};
+use wmbusd::mqtt::{self, MqttConfig, MqttState, RetainedPublisher, TlsConfig};
 use wmbusd::spool::{Spool, SpoolConfig, SpoolHandle};
 
 const PREFIX: &str = "wmbus";
@@ -41,7 +41,19 @@ impl Subscriber {
     /// Subscribes to `filter` with a persistent session, so QoS 1 messages published while it
     /// is disconnected (broker restart) are queued for it.
     async fn start(port: u16, id: &str, filter: &str) -> Subscriber {
+        Self::start_login(port, id, filter, None).await
+    }
+
+    async fn start_login(
+        port: u16,
+        id: &str,
+        filter: &str,
+        login: Option<(&str, &str)>,
+    ) -> Subscriber {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((user, pass)) = login {
+            o.set_credentials(user, pass);
+        }
         o.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(1 << 20, 1 << 20);
@@ -391,4 +403,123 @@ async fn last_will_marks_gateway_offline() {
         late.last_on(&status) == Some((b"offline".to_vec(), true))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_password_login() {
+    let port = free_port();
+    let _broker = Mosquitto::start_with(port, |dir| {
+        run_tool(
+            dir,
+            "mosquitto_passwd",
+            &["-c", "-b", "passwd", "gw", "right-pw"],
+        );
+        format!(
+            "allow_anonymous false\npassword_file {}\n",
+            dir.join("passwd").display()
+        )
+    });
+    let sub = Subscriber::start_login(
+        port,
+        "sub-e",
+        &format!("{PREFIX}/#"),
+        Some(("gw", "right-pw")),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_in(dir.path());
+    append_readings(&spool, 1..=5).await;
+
+    let mut wrong = config(port, "pub-e");
+    wrong.username = Some("gw".into());
+    wrong.password = Some("wrong-pw".into());
+    let mut running = start_publisher(wrong, spool.clone(), RetainedPublisher::new());
+    let state = tokio::time::timeout(
+        Duration::from_secs(10),
+        running
+            .state
+            .wait_for(|s| matches!(s, MqttState::Disconnected { .. })),
+    )
+    .await
+    .expect("login refusal within 10 s")
+    .unwrap()
+    .clone();
+    let MqttState::Disconnected { reason, .. } = state else {
+        unreachable!()
+    };
+    assert!(reason.contains("refused login"), "{reason}");
+    assert!(!reason.contains("wrong-pw"));
+    assert_eq!(spool.pending().unwrap(), 5);
+    running.stop().await;
+
+    let mut right = config(port, "pub-e");
+    right.username = Some("gw".into());
+    right.password = Some("right-pw".into());
+    let running = start_publisher(right, spool.clone(), RetainedPublisher::new());
+    wait_for(
+        "5 readings with the right password",
+        Duration::from_secs(20),
+        || sub.unique_payloads("/meter/") == expected_payloads(1..=5),
+    )
+    .await;
+    wait_for("spool drained", Duration::from_secs(10), || {
+        spool.pending().unwrap() == 0
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_ca_file() {
+    let port = free_port();
+    let tls_port = free_port();
+    let broker = Mosquitto::start_with(port, |dir| {
+        make_test_certificates(dir);
+        let d = dir.display();
+        format!(
+            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\n\
+             keyfile {d}/server.key\n"
+        )
+    });
+    // The subscriber uses the plain listener of the same broker.
+    let sub = Subscriber::start(port, "sub-f", &format!("{PREFIX}/#")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_in(dir.path());
+    append_readings(&spool, 1..=5).await;
+    let mut c = config(tls_port, "pub-f");
+    c.host = "localhost".into();
+    c.tls = Some(TlsConfig {
+        ca_file: broker.dir().join("ca.crt"),
+        client_cert: None,
+        client_key: None,
+    });
+    let running = start_publisher(c, spool.clone(), RetainedPublisher::new());
+    wait_for("5 readings over TLS", Duration::from_secs(20), || {
+        sub.unique_payloads("/meter/") == expected_payloads(1..=5)
+    })
+    .await;
+    wait_for("spool drained", Duration::from_secs(10), || {
+        spool.pending().unwrap() == 0
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_ca_file_fails_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_in(dir.path());
+    let mut c = config(free_port(), "pub-g");
+    c.tls = Some(TlsConfig {
+        ca_file: dir.path().join("missing-ca.pem"),
+        client_cert: None,
+        client_key: None,
+    });
+    let running = start_publisher(c, spool, RetainedPublisher::new());
+    let err = tokio::time::timeout(Duration::from_secs(5), running.task)
+        .await
+        .expect("run returns promptly")
+        .expect("no panic")
+        .unwrap_err();
+    assert!(err.to_string().contains("missing-ca.pem"), "{err}");
 }
