@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 use wmbusd::mqtt::{self, MqttConfig, MqttState, RetainedPublisher, TlsConfig};
-use wmbusd::spool::{Spool, SpoolConfig, SpoolHandle};
+use wmbusd::spool::{FsyncPolicy, Spool, SpoolConfig, SpoolHandle};
 
 const PREFIX: &str = "wmbus";
 const GW: &str = "gw-test";
@@ -144,6 +144,15 @@ fn config(port: u16, client: &str) -> MqttConfig {
 
 fn spool_in(dir: &std::path::Path) -> SpoolHandle {
     SpoolHandle::new(Spool::open(SpoolConfig::new(dir)).unwrap())
+}
+
+/// A spool that fsyncs rarely, for tests that append many records quickly.
+fn spool_fast(dir: &std::path::Path) -> SpoolHandle {
+    let cfg = SpoolConfig {
+        fsync: FsyncPolicy::Interval(Duration::from_secs(60)),
+        ..SpoolConfig::new(dir)
+    };
+    SpoolHandle::new(Spool::open(cfg).unwrap())
 }
 
 struct Running {
@@ -522,4 +531,72 @@ async fn unreadable_ca_file_fails_run() {
         .expect("no panic")
         .unwrap_err();
     assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+}
+
+/// Stopping mid-stream: whatever the spool forgot was received by the broker, and a restarted
+/// daemon (spool reopened from disk) delivers the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_stream_then_restart_delivers_everything() {
+    const TOTAL: u32 = 3_000;
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "sub-h", &format!("{PREFIX}/#")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_fast(dir.path());
+    append_readings(&spool, 1..=TOTAL).await;
+    let mut running = start_publisher(
+        config(broker.port, "pub-h"),
+        spool.clone(),
+        RetainedPublisher::new(),
+    );
+    // Stop as soon as it is connected: the first in-flight window is out, the rest is not.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        running.state.wait_for(|s| *s == MqttState::Connected),
+    )
+    .await
+    .expect("publisher connected within 10 s")
+    .unwrap();
+    running.stop().await;
+
+    let still_pending: HashSet<u64> = spool
+        .lock()
+        .unwrap()
+        .peek_from(None, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(
+        !still_pending.is_empty(),
+        "stopped before the end of the backlog"
+    );
+    // Readings were appended in order, so seq n carries reading n.
+    let acked: HashSet<Vec<u8>> = (1..=TOTAL)
+        .filter(|n| !still_pending.contains(&u64::from(*n)))
+        .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+        .collect();
+    wait_for(
+        "every acknowledged reading at the subscriber",
+        Duration::from_secs(10),
+        || sub.unique_payloads("/meter/").is_superset(&acked),
+    )
+    .await;
+
+    drop(spool);
+    let spool = spool_fast(dir.path());
+    assert_eq!(spool.pending().unwrap(), still_pending.len());
+    let running = start_publisher(
+        config(broker.port, "pub-h"),
+        spool.clone(),
+        RetainedPublisher::new(),
+    );
+    wait_for("all readings", Duration::from_secs(60), || {
+        sub.unique_payloads("/meter/") == expected_payloads(1..=TOTAL)
+    })
+    .await;
+    wait_for("spool drained", Duration::from_secs(10), || {
+        spool.pending().unwrap() == 0
+    })
+    .await;
+    running.stop().await;
 }
