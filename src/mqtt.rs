@@ -343,7 +343,8 @@ pub fn next_backoff(current: Duration, max: Duration) -> Duration {
 enum Sent {
     Spooled(u64),
     Retained { topic: String, generation: u64 },
-    Status,
+    Online,
+    Offline,
 }
 
 enum SessionEnd {
@@ -503,7 +504,7 @@ async fn session(
             {
                 return Ok(lost(format!("client closed: {e}"), connected));
             }
-            handed.push_back(Sent::Status);
+            handed.push_back(Sent::Offline);
             stage = Stage::Offline;
         }
 
@@ -525,7 +526,7 @@ async fn session(
                     {
                         return Ok(lost(format!("client closed: {e}"), connected));
                     }
-                    handed.push_back(Sent::Status);
+                    handed.push_back(Sent::Online);
                 }
                 Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
                     if let Some(sent) = handed.pop_front() {
@@ -545,11 +546,11 @@ async fn session(
                             let d = delivered.entry(topic).or_insert(0);
                             *d = (*d).max(generation);
                         }
-                        Some(Sent::Status) => {
-                            if stage == Stage::Offline {
-                                client.try_disconnect().ok();
-                                stage = Stage::Disconnecting;
-                            }
+                        Some(Sent::Online) => {}
+                        Some(Sent::Offline) => {
+                            // An error means the event loop is gone; the next event says so.
+                            let _ = client.disconnect().await;
+                            stage = Stage::Disconnecting;
                         }
                         None => tracing::debug!(pkid = ack.pkid, "mqtt: PUBACK for unknown packet id"),
                     }

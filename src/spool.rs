@@ -1031,6 +1031,34 @@ impl SpoolHandle {
     pub async fn notified(&self) {
         self.notify.notified().await;
     }
+
+    /// For [`FsyncPolicy::Interval`]: syncs every `period` until `shutdown` turns true, then a
+    /// last time, so a quiet spool does not keep unsynced records indefinitely. Errors are
+    /// logged and retried at the next tick.
+    pub async fn sync_periodically(
+        self,
+        period: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = self.sync().await {
+                tracing::error!("spool: periodic fsync failed: {e}");
+            }
+        }
+        if let Err(e) = self.sync().await {
+            tracing::error!("spool: final fsync failed: {e}");
+        }
+    }
 }
 
 async fn spawn_blocking<T: Send + 'static>(

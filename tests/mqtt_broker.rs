@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
-use support::mosquitto::{free_port, Mosquitto};
+use support::mosquitto::{free_port, make_test_certificates, run_tool, Mosquitto};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
-use wmbusd::mqtt::{self, MqttConfig, MqttState, RetainedPublisher};
-use wmbusd::spool::{Spool, SpoolConfig, SpoolHandle};
+use wmbusd::mqtt::{self, MqttConfig, MqttState, RetainedPublisher, TlsConfig};
+use wmbusd::spool::{FsyncPolicy, Spool, SpoolConfig, SpoolHandle};
 
 const PREFIX: &str = "wmbus";
 const GW: &str = "gw-test";
@@ -41,7 +41,19 @@ impl Subscriber {
     /// Subscribes to `filter` with a persistent session, so QoS 1 messages published while it
     /// is disconnected (broker restart) are queued for it.
     async fn start(port: u16, id: &str, filter: &str) -> Subscriber {
+        Self::start_login(port, id, filter, None).await
+    }
+
+    async fn start_login(
+        port: u16,
+        id: &str,
+        filter: &str,
+        login: Option<(&str, &str)>,
+    ) -> Subscriber {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((user, pass)) = login {
+            o.set_credentials(user, pass);
+        }
         o.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(1 << 20, 1 << 20);
@@ -132,6 +144,15 @@ fn config(port: u16, client: &str) -> MqttConfig {
 
 fn spool_in(dir: &std::path::Path) -> SpoolHandle {
     SpoolHandle::new(Spool::open(SpoolConfig::new(dir)).unwrap())
+}
+
+/// A spool that fsyncs rarely, for tests that append many records quickly.
+fn spool_fast(dir: &std::path::Path) -> SpoolHandle {
+    let cfg = SpoolConfig {
+        fsync: FsyncPolicy::Interval(Duration::from_secs(60)),
+        ..SpoolConfig::new(dir)
+    };
+    SpoolHandle::new(Spool::open(cfg).unwrap())
 }
 
 struct Running {
@@ -391,4 +412,191 @@ async fn last_will_marks_gateway_offline() {
         late.last_on(&status) == Some((b"offline".to_vec(), true))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_password_login() {
+    let port = free_port();
+    let _broker = Mosquitto::start_with(port, |dir| {
+        run_tool(
+            dir,
+            "mosquitto_passwd",
+            &["-c", "-b", "passwd", "gw", "right-pw"],
+        );
+        format!(
+            "allow_anonymous false\npassword_file {}\n",
+            dir.join("passwd").display()
+        )
+    });
+    let sub = Subscriber::start_login(
+        port,
+        "sub-e",
+        &format!("{PREFIX}/#"),
+        Some(("gw", "right-pw")),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_in(dir.path());
+    append_readings(&spool, 1..=5).await;
+
+    let mut wrong = config(port, "pub-e");
+    wrong.username = Some("gw".into());
+    wrong.password = Some("wrong-pw".into());
+    let mut running = start_publisher(wrong, spool.clone(), RetainedPublisher::new());
+    let state = tokio::time::timeout(
+        Duration::from_secs(10),
+        running
+            .state
+            .wait_for(|s| matches!(s, MqttState::Disconnected { .. })),
+    )
+    .await
+    .expect("login refusal within 10 s")
+    .unwrap()
+    .clone();
+    let MqttState::Disconnected { reason, .. } = state else {
+        unreachable!()
+    };
+    assert!(reason.contains("refused login"), "{reason}");
+    assert!(!reason.contains("wrong-pw"));
+    assert_eq!(spool.pending().unwrap(), 5);
+    running.stop().await;
+
+    let mut right = config(port, "pub-e");
+    right.username = Some("gw".into());
+    right.password = Some("right-pw".into());
+    let running = start_publisher(right, spool.clone(), RetainedPublisher::new());
+    wait_for(
+        "5 readings with the right password",
+        Duration::from_secs(20),
+        || sub.unique_payloads("/meter/") == expected_payloads(1..=5),
+    )
+    .await;
+    wait_for("spool drained", Duration::from_secs(10), || {
+        spool.pending().unwrap() == 0
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_ca_file() {
+    let port = free_port();
+    let tls_port = free_port();
+    let broker = Mosquitto::start_with(port, |dir| {
+        make_test_certificates(dir);
+        let d = dir.display();
+        format!(
+            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\n\
+             keyfile {d}/server.key\n"
+        )
+    });
+    // The subscriber uses the plain listener of the same broker.
+    let sub = Subscriber::start(port, "sub-f", &format!("{PREFIX}/#")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_in(dir.path());
+    append_readings(&spool, 1..=5).await;
+    let mut c = config(tls_port, "pub-f");
+    c.host = "localhost".into();
+    c.tls = Some(TlsConfig {
+        ca_file: broker.dir().join("ca.crt"),
+        client_cert: None,
+        client_key: None,
+    });
+    let running = start_publisher(c, spool.clone(), RetainedPublisher::new());
+    wait_for("5 readings over TLS", Duration::from_secs(20), || {
+        sub.unique_payloads("/meter/") == expected_payloads(1..=5)
+    })
+    .await;
+    wait_for("spool drained", Duration::from_secs(10), || {
+        spool.pending().unwrap() == 0
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_ca_file_fails_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_in(dir.path());
+    let mut c = config(free_port(), "pub-g");
+    c.tls = Some(TlsConfig {
+        ca_file: dir.path().join("missing-ca.pem"),
+        client_cert: None,
+        client_key: None,
+    });
+    let running = start_publisher(c, spool, RetainedPublisher::new());
+    let err = tokio::time::timeout(Duration::from_secs(5), running.task)
+        .await
+        .expect("run returns promptly")
+        .expect("no panic")
+        .unwrap_err();
+    assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+}
+
+/// Stopping mid-stream: whatever the spool forgot was received by the broker, and a restarted
+/// daemon (spool reopened from disk) delivers the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_stream_then_restart_delivers_everything() {
+    const TOTAL: u32 = 3_000;
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "sub-h", &format!("{PREFIX}/#")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool_fast(dir.path());
+    append_readings(&spool, 1..=TOTAL).await;
+    let mut running = start_publisher(
+        config(broker.port, "pub-h"),
+        spool.clone(),
+        RetainedPublisher::new(),
+    );
+    // Stop as soon as it is connected: the first in-flight window is out, the rest is not.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        running.state.wait_for(|s| *s == MqttState::Connected),
+    )
+    .await
+    .expect("publisher connected within 10 s")
+    .unwrap();
+    running.stop().await;
+
+    let still_pending: HashSet<u64> = spool
+        .lock()
+        .unwrap()
+        .peek_from(None, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(
+        !still_pending.is_empty(),
+        "stopped before the end of the backlog"
+    );
+    // Readings were appended in order, so seq n carries reading n.
+    let acked: HashSet<Vec<u8>> = (1..=TOTAL)
+        .filter(|n| !still_pending.contains(&u64::from(*n)))
+        .map(|n| format!("{{\"n\":{n}}}").into_bytes())
+        .collect();
+    wait_for(
+        "every acknowledged reading at the subscriber",
+        Duration::from_secs(10),
+        || sub.unique_payloads("/meter/").is_superset(&acked),
+    )
+    .await;
+
+    drop(spool);
+    let spool = spool_fast(dir.path());
+    assert_eq!(spool.pending().unwrap(), still_pending.len());
+    let running = start_publisher(
+        config(broker.port, "pub-h"),
+        spool.clone(),
+        RetainedPublisher::new(),
+    );
+    wait_for("all readings", Duration::from_secs(60), || {
+        sub.unique_payloads("/meter/") == expected_payloads(1..=TOTAL)
+    })
+    .await;
+    wait_for("spool drained", Duration::from_secs(10), || {
+        spool.pending().unwrap() == 0
+    })
+    .await;
+    running.stop().await;
 }

@@ -45,6 +45,7 @@ pub struct Mosquitto {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    extra: String,
 }
 
 impl Mosquitto {
@@ -55,15 +56,28 @@ impl Mosquitto {
 
     /// Starts a broker on `port` with persistence in a fresh temporary directory.
     pub fn start_on(port: u16) -> Mosquitto {
+        Self::start_with(port, |_| String::new())
+    }
+
+    /// Starts a broker on `port` with extra configuration lines appended after the plain
+    /// listener. `extra` gets the broker's private directory (for password files, certificates)
+    /// and returns the lines. Without an `allow_anonymous` line anonymous access is allowed.
+    pub fn start_with(port: u16, extra: impl FnOnce(&Path) -> String) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir for mosquitto");
+        let extra = extra(dir.path());
         let mut m = Mosquitto {
             port,
             dir,
             child: None,
+            extra,
         };
         m.write_config();
         m.launch();
         m
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn write_config(&self) {
@@ -71,19 +85,26 @@ impl Mosquitto {
         // persistence directory in our temp dir; stay root instead.
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
+        let anonymous = if self.extra.contains("allow_anonymous") {
+            ""
+        } else {
+            "allow_anonymous true\n"
+        };
         let conf = format!(
-            "listener {port} 127.0.0.1\n\
-             allow_anonymous true\n\
+            "{user}\
+             {anonymous}\
              persistence true\n\
              persistence_location {dir}/\n\
              autosave_interval 1\n\
              max_queued_messages 100000\n\
              log_dest file {dir}/mosquitto.log\n\
              log_type all\n\
-             {user}",
+             listener {port} 127.0.0.1\n\
+             {extra}\n",
             port = self.port,
             dir = self.dir.path().display(),
             user = if root { "user root\n" } else { "" },
+            extra = self.extra,
         );
         fs::write(self.dir.path().join("mosquitto.conf"), conf).expect("write mosquitto.conf");
     }
@@ -155,4 +176,93 @@ impl Drop for Mosquitto {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs a helper tool (mosquitto_passwd, openssl) in `dir`; a missing tool fails the test with
+/// install instructions.
+pub fn run_tool(dir: &Path, tool: &str, args: &[&str]) {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {tool} ({e}); install it (mosquitto_passwd: package mosquitto, openssl: package openssl)")
+        });
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Creates a throw-away CA (`ca.crt`) and a server certificate for `localhost` / 127.0.0.1
+/// (`server.crt`, `server.key`) in `dir`.
+pub fn make_test_certificates(dir: &Path) {
+    run_tool(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=wmbusd-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    run_tool(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write server.ext");
+    run_tool(
+        dir,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
 }
