@@ -15,6 +15,8 @@ pub mod cli;
 #[cfg(feature = "daemon")]
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod decode;
 pub mod frame;
 pub mod keys;

@@ -1,6 +1,7 @@
 //! The `wmbusd` command line: a thin layer over the library.
 
 mod decode;
+mod run;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,10 @@ pub struct Cli {
 enum Command {
     /// Decode hex telegrams to JSON readings, one line per telegram.
     Decode(decode::DecodeArgs),
+    /// Run the gateway daemon with a configuration file.
+    Run(run::RunArgs),
+    /// Run the whole pipeline on bundled telegrams (replayed radio; stdout or a broker).
+    Demo(run::DemoArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -44,6 +49,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     match cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Demo(args) => run::demo(args),
     }
 }
 

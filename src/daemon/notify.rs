@@ -14,7 +14,9 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` (honouring `$WATCHDOG_PID`).
     pub fn from_env() -> Self {
-        let socket_path = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
+        let socket_path = std::env::var("NOTIFY_SOCKET")
+            .ok()
+            .filter(|s| !s.is_empty());
         let pid_matches = match std::env::var("WATCHDOG_PID") {
             Ok(pid) => pid.trim() == std::process::id().to_string(),
             Err(_) => true,
@@ -24,7 +26,10 @@ impl Notifier {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|&us| us > 0 && pid_matches)
             .map(Duration::from_micros);
-        Notifier { socket_path, watchdog }
+        Notifier {
+            socket_path,
+            watchdog,
+        }
     }
 
     /// How often to send WATCHDOG=1: half the interval systemd enforces.
@@ -96,7 +101,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let server = UnixDatagram::bind(&path).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let n = Notifier {
             socket_path: Some(path.to_string_lossy().into_owned()),
             watchdog: Some(Duration::from_secs(60)),

@@ -269,7 +269,7 @@ impl Decoder {
                     .map_err(|e| DecodeError::from_wire(e, data_start))?;
                 fill_records(&mut reading, &apl::parse_lenient(&full), data_start);
             }
-            0x69 | 0x6A | 0x6B => {
+            0x69..=0x6B => {
                 let ff = FormatFrameRepr::parse(data)
                     .map_err(|e| DecodeError::from_wire(e, data_start))?;
                 let format = ff

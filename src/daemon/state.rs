@@ -1,0 +1,126 @@
+//! State that survives restarts: per-meter health counters and compact-frame formats.
+//!
+//! Written as one JSON file by atomic rename, so a crash leaves the old or the new file,
+//! never half of one. A missing or unreadable file starts fresh (logged), because losing
+//! counters must never keep the gateway from receiving.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{Decoder, SavedFormat};
+use crate::pipeline::{MeterStats, Pipeline};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedState {
+    #[serde(default)]
+    meters: BTreeMap<String, MeterStats>,
+    #[serde(default)]
+    compact_formats: Vec<SavedFormat>,
+}
+
+pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::warn!(
+                "state file {}: {e}; starting with fresh counters",
+                path.display()
+            );
+            return;
+        }
+    };
+    match serde_json::from_str::<SavedState>(&text) {
+        Ok(saved) => {
+            let formats = saved.compact_formats.len();
+            let skipped = decoder.formats_mut().import(saved.compact_formats);
+            let meters = saved.meters.len();
+            pipeline.restore(saved.meters);
+            tracing::info!(
+                "state restored from {}: {meters} meter(s), {} compact format(s){}",
+                path.display(),
+                formats - skipped,
+                if skipped > 0 {
+                    format!(", {skipped} corrupt format(s) skipped")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Err(e) => tracing::warn!(
+            "state file {} unreadable ({e}); starting with fresh counters",
+            path.display()
+        ),
+    }
+}
+
+pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline) {
+    let state = SavedState {
+        meters: pipeline
+            .meters()
+            .into_iter()
+            .map(|(id, stats)| (id.to_owned(), stats.clone()))
+            .collect(),
+        compact_formats: decoder.formats().export(),
+    };
+    let result = serde_json::to_vec(&state)
+        .map_err(std::io::Error::other)
+        .and_then(|json| write_atomically(path, &json));
+    if let Err(e) = result {
+        tracing::warn!("state file {} not written: {e}", path.display());
+    }
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{parse_hex, RadioFrame};
+    use crate::keys::KeyStore;
+    use crate::pipeline::PipelineConfig;
+    use std::time::Instant;
+
+    #[test]
+    fn counters_and_formats_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut decoder = Decoder::new(KeyStore::new());
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        // Sontex HCA, plaintext (protocol reference §1.2).
+        let frame = RadioFrame::new(
+            parse_hex("3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000").unwrap(),
+        );
+        pipeline.process(&mut decoder, &frame, Instant::now());
+        save(&path, &decoder, &pipeline);
+
+        let mut decoder2 = Decoder::new(KeyStore::new());
+        let mut pipeline2 = Pipeline::new(PipelineConfig::default());
+        restore(&path, &mut decoder2, &mut pipeline2);
+        assert_eq!(pipeline2.meter("27293981").map(|s| s.decoded), Some(1));
+        assert_eq!(decoder2.formats().len(), 1);
+    }
+
+    #[test]
+    fn corrupt_state_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let mut decoder = Decoder::new(KeyStore::new());
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        restore(&path, &mut decoder, &mut pipeline);
+        assert!(pipeline.meters().is_empty());
+    }
+}
