@@ -35,6 +35,7 @@
 //! | `security.verified_by` | string or null | how the content was checked: `"2f2f"` (decrypted data starts with 2F 2F), `"mac"` (AFL MAC), `"ell_crc"` (ELL payload CRC), null (not verified, e.g. plaintext) |
 //! | `records` | array | data records in telegram order, see below |
 //! | `manufacturer_data` | string, optional | uppercase hex of vendor bytes after DIF 0x0F/0x1F, or of a whole proprietary APL |
+//! | `unparsed` | object, optional | `{"offset":…,"reason":…,"hex":…}`: record bytes the decoder could not read (a truncated last record, a reserved DIF), kept so that nothing is lost; `offset` is in the CRC-free frame |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
