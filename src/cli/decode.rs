@@ -133,13 +133,14 @@ fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8
             return false;
         }
     };
-    match decoder.decode(&RadioFrame::new(bytes.clone())) {
+    let frame = RadioFrame::new(bytes);
+    match decoder.decode(&frame) {
         Ok(reading) => {
             write_json(out, &reading, pretty);
             true
         }
         Err(err) => {
-            let telegram = hex::encode_upper(&bytes);
+            let telegram = hex::encode_upper(&frame.bytes);
             write_json(
                 out,
                 &ErrorLine {
@@ -165,9 +166,10 @@ fn write_json<T: serde::Serialize>(out: &mut Vec<u8>, value: &T, pretty: bool) {
     } else {
         serde_json::to_writer(&mut *out, value)
     };
-    // Serialising our own types into a Vec cannot fail; keep a line anyway if it does.
+    // Serialising our own types into a Vec cannot fail; keep a valid line anyway if it does.
     if let Err(e) = result {
         out.clear();
-        out.extend_from_slice(format!("{{\"error\":{{\"message\":\"{e}\"}}}}").as_bytes());
+        let fallback = serde_json::json!({ "error": { "message": e.to_string() } });
+        out.extend_from_slice(fallback.to_string().as_bytes());
     }
 }
