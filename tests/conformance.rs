@@ -44,7 +44,9 @@ fn conversions(suffix: &str) -> &'static [(&'static str, f64)] {
         "d" => &[("d", 1.0), ("h", 1.0 / 24.0)],
         "min" => &[("min", 1.0), ("s", 1.0 / 60.0), ("h", 60.0)],
         "s" => &[("s", 1.0), ("min", 60.0), ("h", 3600.0)],
-        "y" => &[("d", 1.0 / 365.0), ("h", 1.0 / 8760.0)],
+        // The reference turns days into years with the mean Gregorian year (365.2425 d):
+        // 5596 d is printed as 15.321328 y.
+        "y" => &[("d", 1.0 / 365.2425), ("h", 1.0 / (365.2425 * 24.0))],
         "v" => &[("V", 1.0)],
         "a" => &[("A", 1.0)],
         "bar" => &[("bar", 1.0)],
@@ -67,6 +69,25 @@ fn is_unit_suffix(suffix: &str) -> bool {
 /// reals, e.g. 399.39648438 printed as 399.396484).
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 5e-7 + 1e-9 * a.abs().max(b.abs())
+}
+
+/// A type H field (DIF data field 0x5) carries an IEEE 754 single: we publish its shortest
+/// round-trip text (398.8333), the reference widens it to f64 first and prints 398.833313.
+/// Both denote the same transmitted value exactly when they round to the same `f32`, so
+/// that is the comparison for such records; it is no wider than the one bit pattern sent.
+fn is_real32(record: &wmbusd::reading::Record) -> bool {
+    record
+        .dif_vif
+        .get(..2)
+        .and_then(|dif| u8::from_str_radix(dif, 16).ok())
+        .is_some_and(|dif| dif & 0x0F == 0x5)
+}
+
+fn matches(record: &wmbusd::reading::Record, factor: f64, expected: f64) -> bool {
+    number(&record.value).is_some_and(|x| {
+        let ours = x * factor;
+        close(ours, expected) || (is_real32(record) && ours as f32 == expected as f32)
+    })
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -176,10 +197,10 @@ fn score(entry: &Json, tally: &mut Tally) {
     for (k, v) in numeric {
         let suffix = k.rsplit_once('_').map_or("", |s| s.1);
         let hit = conversions(suffix).iter().any(|(unit, factor)| {
-            reading.records.iter().any(|r| {
-                r.unit.as_deref() == Some(*unit)
-                    && number(&r.value).is_some_and(|x| close(x * factor, v))
-            })
+            reading
+                .records
+                .iter()
+                .any(|r| r.unit.as_deref() == Some(*unit) && matches(r, *factor, v))
         });
         if hit {
             tally.found += 1;
