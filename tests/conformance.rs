@@ -44,9 +44,15 @@ fn conversions(suffix: &str) -> &'static [(&'static str, f64)] {
         "d" => &[("d", 1.0), ("h", 1.0 / 24.0)],
         "min" => &[("min", 1.0), ("s", 1.0 / 60.0), ("h", 60.0)],
         "s" => &[("s", 1.0), ("min", 60.0), ("h", 3600.0)],
-        // The reference turns days into years with the mean Gregorian year (365.2425 d):
-        // 5596 d is printed as 15.321328 y.
-        "y" => &[("d", 1.0 / 365.2425), ("h", 1.0 / (365.2425 * 24.0))],
+        // The reference's drivers turn days into years with either the mean Gregorian year
+        // (hydrus: 5596 d printed as 15.321328 y) or 365 d (aquastream: 5595 d printed as
+        // 15.328767 y); each entry below is one of those exact conventions.
+        "y" => &[
+            ("d", 1.0 / 365.2425),
+            ("d", 1.0 / 365.0),
+            ("h", 1.0 / (365.2425 * 24.0)),
+            ("h", 1.0 / (365.0 * 24.0)),
+        ],
         "v" => &[("V", 1.0)],
         "a" => &[("A", 1.0)],
         "bar" => &[("bar", 1.0)],
@@ -97,25 +103,53 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-/// Why an expected value is not among the records (the miss report).
-fn miss_cause(reading: &Reading, suffix: &str) -> String {
+/// The most negative value of a signed integer field of 1..=8 bytes: EN 13757-3 Annex A
+/// uses it to mark an invalid value (protocol.md §5.10); we publish such records as null.
+fn is_invalid_marker(v: f64) -> bool {
+    (1..=8).any(|bytes| v == -(2f64.powi(8 * bytes - 1)))
+}
+
+/// Why an expected value is not among the records (the miss report): a cause category for
+/// the summary and a detail line.
+fn miss_cause(reading: &Reading, suffix: &str, expected: f64) -> (String, String) {
     let units: Vec<&str> = conversions(suffix).iter().map(|(u, _)| *u).collect();
     if units.is_empty() {
-        return format!("unit '{suffix}' is outside the reading's unit vocabulary");
+        let cause = format!("unit '{suffix}' is outside the reading's unit vocabulary");
+        return (cause.clone(), cause);
     }
-    let same_unit = reading
+    let in_unit: Vec<&wmbusd::reading::Record> = reading
         .records
         .iter()
         .filter(|r| r.unit.as_deref().is_some_and(|u| units.contains(&u)))
-        .count();
+        .collect();
+    let nulls = in_unit.iter().filter(|r| r.value == Value::Null).count();
+    if is_invalid_marker(expected) && nulls > 0 {
+        return (
+            "reference prints the invalid-value marker as a number".into(),
+            format!("{nulls} record(s) in that unit are invalid (published as null)"),
+        );
+    }
+    if let Some(r) = in_unit.iter().find(|r| r.error.is_some()) {
+        return (
+            "record carries a record-error VIFE; value withheld".into(),
+            format!(
+                "record {} has error {}",
+                r.dif_vif,
+                r.error.as_deref().unwrap_or("")
+            ),
+        );
+    }
     let vendor =
         reading.manufacturer_data.is_some() || reading.records.iter().any(|r| r.raw.is_some());
-    match (same_unit, vendor) {
-        (0, true) => "manufacturer-specific content (vendor bytes kept as hex)".into(),
+    let same_unit = in_unit.len();
+    let cause = match (same_unit, vendor) {
+        (0, true) => "manufacturer-specific content (vendor bytes kept as hex)".to_owned(),
         (0, false) => format!("no record in {}", units.join("/")),
-        (_, true) => format!("{same_unit} record(s) in that unit differ; vendor content present"),
-        (_, false) => format!("{same_unit} record(s) in that unit differ (driver-computed value?)"),
-    }
+        (_, true) => "record(s) in that unit differ; vendor content present".to_owned(),
+        (_, false) => "record(s) in that unit differ (driver-computed value?)".to_owned(),
+    };
+    let detail = format!("{cause}: {same_unit} record(s) in that unit");
+    (cause, detail)
 }
 
 #[derive(Default)]
@@ -237,12 +271,12 @@ fn score(entry: &Json, earlier: &[String], tally: &mut Tally) {
         if hit {
             tally.found += 1;
         } else {
-            let cause = miss_cause(&reading, suffix);
+            let (cause, detail) = miss_cause(&reading, suffix, v);
             *tally
                 .causes
                 .entry(cause.split(" (").next().unwrap_or(&cause).to_owned())
                 .or_default() += 1;
-            tally.misses.push(format!("{name}: {k} = {v}: {cause}"));
+            tally.misses.push(format!("{name}: {k} = {v}: {detail}"));
         }
     }
 }
