@@ -96,6 +96,17 @@ fn matches(record: &wmbusd::reading::Record, factor: f64, expected: f64) -> bool
     })
 }
 
+/// The history elements of a compact profile record are values of the reading too.
+fn in_profile(record: &wmbusd::reading::Record, unit: &str, factor: f64, expected: f64) -> bool {
+    record.profile.as_ref().is_some_and(|p| {
+        p.unit.as_deref() == Some(unit)
+            && p.values
+                .iter()
+                .filter_map(number)
+                .any(|x| close(x * factor, expected))
+    })
+}
+
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(d) => Some(d.to_f64()),
@@ -263,10 +274,10 @@ fn score(entry: &Json, earlier: &[String], tally: &mut Tally) {
     for (k, v) in numeric {
         let suffix = k.rsplit_once('_').map_or("", |s| s.1);
         let hit = conversions(suffix).iter().any(|(unit, factor)| {
-            reading
-                .records
-                .iter()
-                .any(|r| r.unit.as_deref() == Some(*unit) && matches(r, *factor, v))
+            reading.records.iter().any(|r| {
+                (r.unit.as_deref() == Some(*unit) && matches(r, *factor, v))
+                    || in_profile(r, unit, *factor, v)
+            })
         });
         if hit {
             tally.found += 1;
