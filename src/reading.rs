@@ -58,6 +58,7 @@
 //! | `qualifiers` | array of strings, optional | combinable VIFEs refining the quantity: `per_hour`, `forward_flow`, `backward_flow`, `lower_limit`, `start_date`, `phase_l1`, `average`, `at_base_conditions`, … |
 //! | `unit_text` | string, optional | unit sent as text by a plain-text VIF (0x7C/0xFC) |
 //! | `raw` | string, optional | uppercase hex of the data of manufacturer-specific records |
+//! | `profile` | object, optional | elements of an inverse compact profile (EN 13757-3 Annex F; `value` keeps the record's hex): `{"spacing":"1 month","unit":"hca","values":[627,395,null]}`, newest first, `values[0]` lying one spacing before the record's time point; `unit` as for `value` |
 //!
 //! Numbers are exact: raw meter integers scaled by powers of ten are printed as the
 //! shortest decimal (`123.456`, never `123.45600000000002`); integers print without a
@@ -259,6 +260,27 @@ pub struct Record {
     pub unit_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// History values of a compact profile record, newest first (see the schema above).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub spacing: String,
+    pub unit: Option<Cow<'static, str>>,
+    pub values: Vec<Value>,
+}
+
+impl Profile {
+    fn from_record(r: &DataRecord<'_>, unit: Option<&'static str>) -> Option<Profile> {
+        let profile = r.compact_profile()?;
+        Some(Profile {
+            spacing: profile.spacing.to_text(),
+            unit: unit.map(Cow::Borrowed),
+            values: profile.elements.iter().map(Value::from_element).collect(),
+        })
+    }
 }
 
 impl Record {
@@ -266,14 +288,8 @@ impl Record {
         let meaning = r.meaning();
         let record_error = r.vib.record_error();
         let mut value = match &r.value {
-            apl::Value::NoData | apl::Value::Invalid => Value::Null,
-            apl::Value::Number(d) => Value::Number(*d),
-            apl::Value::Bits(b) => Value::Number(Decimal::from(*b)),
-            apl::Value::Date(d) => Value::Text(d.to_string()),
-            apl::Value::Time(t) => Value::Text(t.to_string()),
-            apl::Value::DateTime(dt) => Value::Text(dt.to_string()),
-            apl::Value::Text(s) => Value::Text(s.clone()),
             apl::Value::Binary => Value::Text(hex::encode_upper(r.data)),
+            other => Value::from_element(other),
         };
         // A record error means the data field holds no valid value.
         if record_error.is_some() {
@@ -306,6 +322,7 @@ impl Record {
             qualifiers,
             unit_text: r.vib.plain_text_unit.clone(),
             raw: manufacturer_vifes.then(|| hex::encode_upper(r.data)),
+            profile: Profile::from_record(r, meaning.unit),
         }
     }
 }
@@ -321,6 +338,22 @@ pub enum Value {
     Number(Decimal),
     Text(String),
     Null,
+}
+
+impl Value {
+    /// A decoded value that stands alone (a compact profile element, or a record value
+    /// other than binary): binary data has no bytes of its own here and publishes as null.
+    fn from_element(v: &apl::Value) -> Value {
+        match v {
+            apl::Value::NoData | apl::Value::Invalid | apl::Value::Binary => Value::Null,
+            apl::Value::Number(d) => Value::Number(*d),
+            apl::Value::Bits(b) => Value::Number(Decimal::from(*b)),
+            apl::Value::Date(d) => Value::Text(d.to_string()),
+            apl::Value::Time(t) => Value::Text(t.to_string()),
+            apl::Value::DateTime(dt) => Value::Text(dt.to_string()),
+            apl::Value::Text(s) => Value::Text(s.clone()),
+        }
+    }
 }
 
 impl Serialize for Value {
@@ -395,6 +428,22 @@ mod tests {
 
     fn json(r: &Record) -> String {
         serde_json::to_string(r).unwrap()
+    }
+
+    #[test]
+    fn inverse_compact_profile_publishes_its_history() {
+        // ZRI heat cost allocator 80081812 (corpus): the reference reads the consumption
+        // of the four months before the storage-8 date as 627, 395, 176 and 7 units.
+        let r = records("8D 04 EE 13 0E 3B FE 27 06 00 95 03 00 76 01 00 07 00 00");
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            json(&r[0]),
+            r#"{"quantity":"hca","value":"3BFE270600950300760100070000","unit":null,"function":"instantaneous","storage":8,"tariff":0,"subunit":0,"dif_vif":"8D04EE13","qualifiers":["inverse_compact_profile"],"profile":{"spacing":"1 month","unit":"hca","values":[627,395,176,7]}}"#
+        );
+        let back: Record = serde_json::from_str(&json(&r[0])).unwrap();
+        assert_eq!(back, r[0]);
+        // Other records carry no profile.
+        assert_eq!(records("04 13 01 00 00 00")[0].profile, None);
     }
 
     #[test]

@@ -8,11 +8,13 @@
 
 mod decimal;
 mod dib;
+mod profile;
 mod value;
 mod vib;
 
 pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
+pub use profile::{CompactProfile, Spacing};
 pub use value::{bcd, le_signed, le_unsigned, type_f, type_g, type_i, type_j};
 pub use value::{Date, DateTime, Time, Value};
 

@@ -242,7 +242,8 @@ impl Vib {
                     m.kind = Kind::Unsigned;
                     m.scale = Decimal::from_int(1);
                 }
-                // History arrays with a spacing header; decoding them is a later extension.
+                // History arrays with a spacing header: the record value stays binary,
+                // `DataRecord::compact_profile` reads the elements (profile.rs).
                 Combinable::Qualifier(
                     "compact_profile"
                     | "compact_profile_with_register_numbers"
