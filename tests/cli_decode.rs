@@ -22,7 +22,12 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("wmbusd runs");
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -38,7 +43,12 @@ fn lines(out: &Output) -> Vec<Value> {
 #[test]
 fn decodes_an_argument_with_a_key() {
     let out = run(&[MODE5, "--key", MODE5_KEY], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let readings = lines(&out);
     assert_eq!(readings.len(), 1);
     let r = &readings[0];
@@ -55,14 +65,21 @@ fn stdin_lines_in_order_with_errors_and_exit_status_1() {
     let out = run(&["-"], Some(&input));
     assert_eq!(out.status.code(), Some(1));
     let l = lines(&out);
-    assert_eq!(l.len(), 4, "blank lines are skipped, every other line answers");
+    assert_eq!(
+        l.len(),
+        4,
+        "blank lines are skipped, every other line answers"
+    );
     assert_eq!(l[0]["meter"]["id"], "27293981");
     assert_eq!(l[1]["error"]["kind"], "input");
     assert_eq!(l[1]["telegram"], "not hex at all");
     assert_eq!(l[2]["error"]["layer"], "security");
     assert_eq!(l[2]["error"]["kind"], "no_key");
     assert_eq!(l[2]["error"]["offset"], 15);
-    assert!(l[2]["error"]["message"].as_str().unwrap().contains("12345678"));
+    assert!(l[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("12345678"));
     assert_eq!(l[2]["telegram"], MODE5);
     // Separators are accepted; five bytes are a truncated frame, reported at the link layer.
     assert_eq!(l[3]["error"]["layer"], "link");
@@ -75,7 +92,10 @@ fn telegrams_of_one_call_share_compact_formats() {
     let l = lines(&out);
     assert_eq!(l[0]["error"]["kind"], "unknown_compact_format");
     assert!(l[1]["records"].is_array());
-    assert_eq!(l[2]["records"].as_array().unwrap().len(), l[1]["records"].as_array().unwrap().len());
+    assert_eq!(
+        l[2]["records"].as_array().unwrap().len(),
+        l[1]["records"].as_array().unwrap().len()
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -101,7 +121,10 @@ fn keys_never_appear_in_any_output() {
             String::from_utf8_lossy(&out.stderr)
         )
         .to_uppercase();
-        assert!(!all.contains(MODE5_KEY) && !all.contains(wrong), "key in output of {args:?}");
+        assert!(
+            !all.contains(MODE5_KEY) && !all.contains(wrong),
+            "key in output of {args:?}"
+        );
     }
 }
 
@@ -116,7 +139,10 @@ fn bad_key_and_missing_arguments_are_usage_errors() {
 
 #[test]
 fn help_explains_the_command() {
-    let out = Command::new(BIN).args(["decode", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["decode", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(help.contains("--key") && help.contains("stdin") && help.contains("Exit status"));

@@ -14,7 +14,8 @@ const MODE5_KEY: &str = "0102030405060708090A0B0C0D0E0F11";
 const LONG_HEADER: &str = "4644A205440000570C377244000057A2050C37A3003005D898C64FD0C9BD2634365084E4DF946736C71A2103E45A190CAA1A49B602E46C9F45FCEE79AFBE34F0C167FD857F659E";
 const LONG_HEADER_KEY: &str = "CAFEBABE123456789ABCDEF0CAFEBABE";
 /// Kamstrup C1 with ELL AES-128-CTR (§4.3.1).
-const ELL: &str = "2A442D2C998734761B168D2091D37CAC21E1D68CDAFFCD3DC452BD802913FF7B1706CA9E355D6C2701CC24";
+const ELL: &str =
+    "2A442D2C998734761B168D2091D37CAC21E1D68CDAFFCD3DC452BD802913FF7B1706CA9E355D6C2701CC24";
 const ELL_KEY: &str = "28F64A24988064A079AA2C807D6102AE";
 /// OMS Vol.2 Annex N.1.3: security mode 7 behind ELL I and AFL (§4.5.3).
 const MODE7: &str = "434493157856341233038C2075900F002C25B30A000021924D4F2FB66E017A75002007109058475F4BC91DF878B80A1B0F98B629024AAC727942BFC549233C0140829B93";
@@ -66,7 +67,9 @@ fn text(r: &Reading, quantity: &str) -> Vec<String> {
 
 #[test]
 fn mode5_annex_n1() {
-    let r = decoder(&[("12345678", MODE5_KEY)]).decode(&frame(MODE5)).unwrap();
+    let r = decoder(&[("12345678", MODE5_KEY)])
+        .decode(&frame(MODE5))
+        .unwrap();
     assert_eq!(r.meter.id, "12345678");
     assert_eq!(r.meter.manufacturer, "ELS");
     assert_eq!(r.meter.device_type, "gas");
@@ -81,16 +84,23 @@ fn mode5_annex_n1() {
 
 #[test]
 fn mode5_long_header_uses_the_tpl_address() {
-    let r = decoder(&[("57000044", LONG_HEADER_KEY)]).decode(&frame(LONG_HEADER)).unwrap();
+    let r = decoder(&[("57000044", LONG_HEADER_KEY)])
+        .decode(&frame(LONG_HEADER))
+        .unwrap();
     assert_eq!(r.meter.id, "57000044");
     assert_eq!(r.meter.manufacturer, "AMB");
     assert_eq!(numbers(&r, "volume"), vec![(0.675, 0)]);
-    assert_eq!(text(&r, "customer"), vec!["AMBER wireless Testmodul! S Mode".to_owned()]);
+    assert_eq!(
+        text(&r, "customer"),
+        vec!["AMBER wireless Testmodul! S Mode".to_owned()]
+    );
 }
 
 #[test]
 fn ell_aes_ctr_kamstrup() {
-    let r = decoder(&[("76348799", ELL_KEY)]).decode(&frame(ELL)).unwrap();
+    let r = decoder(&[("76348799", ELL_KEY)])
+        .decode(&frame(ELL))
+        .unwrap();
     assert_eq!(r.security.verified_by.as_deref(), Some("ell_crc"));
     assert!(r.security.decrypted);
     assert_eq!(numbers(&r, "volume"), vec![(6.408, 0), (6.408, 1)]);
@@ -101,7 +111,9 @@ fn ell_aes_ctr_kamstrup() {
 #[test]
 fn mode7_annex_n3_and_radio_adapter() {
     for hex in [MODE7, MODE7_ADAPTER] {
-        let r = decoder(&[("12345678", MODE7_KEY)]).decode(&frame(hex)).unwrap();
+        let r = decoder(&[("12345678", MODE7_KEY)])
+            .decode(&frame(hex))
+            .unwrap();
         assert_eq!(r.meter.id, "12345678");
         assert_eq!((r.security.mode, r.security.decrypted), (7, true));
         assert_eq!(r.security.verified_by.as_deref(), Some("mac"));
@@ -111,7 +123,9 @@ fn mode7_annex_n3_and_radio_adapter() {
 
 #[test]
 fn mode7_format_b_with_crcs_and_plain_tail() {
-    let r = decoder(&[("43054304", SENSOSTAR_KEY)]).decode(&frame(SENSOSTAR_B)).unwrap();
+    let r = decoder(&[("43054304", SENSOSTAR_KEY)])
+        .decode(&frame(SENSOSTAR_B))
+        .unwrap();
     assert_eq!(r.meter.manufacturer, "EFE");
     assert_eq!(numbers(&r, "energy").first(), Some(&(9341.0, 0)));
     assert_eq!(numbers(&r, "volume"), vec![(1348.631, 0)]);
@@ -134,7 +148,10 @@ fn compact_frame_after_its_full_frame() {
     assert_eq!(full.records.len(), compact.records.len());
     // Same layout, values of the later telegram.
     for (f, c) in full.records.iter().zip(&compact.records) {
-        assert_eq!((&f.quantity, &f.dif_vif, f.storage), (&c.quantity, &c.dif_vif, c.storage));
+        assert_eq!(
+            (&f.quantity, &f.dif_vif, f.storage),
+            (&c.quantity, &c.dif_vif, c.storage)
+        );
     }
     assert_eq!(compact.access_number, Some(0x7C)); // ELL access number (no TPL header)
 }
@@ -142,7 +159,9 @@ fn compact_frame_after_its_full_frame() {
 #[test]
 fn link_crcs_are_optional_in_both_formats() {
     let canonical = parse_hex(SONTEX).unwrap();
-    let plain = decoder(&[]).decode(&RadioFrame::new(canonical.clone())).unwrap();
+    let plain = decoder(&[])
+        .decode(&RadioFrame::new(canonical.clone()))
+        .unwrap();
     for format in [FrameFormat::A, FrameFormat::B] {
         let with_crc = add_crc(&canonical, format).unwrap();
         let r = decoder(&[]).decode(&RadioFrame::new(with_crc)).unwrap();
@@ -189,7 +208,9 @@ fn a_tampered_mac_fails_even_with_the_right_key() {
     let mac_at = 22;
     assert_eq!(bytes[mac_at + 4], 0x2F);
     bytes[mac_at + 4] = 0x3F;
-    let err = decoder(&[("12345678", MODE7_KEY)]).decode(&RadioFrame::new(bytes)).unwrap_err();
+    let err = decoder(&[("12345678", MODE7_KEY)])
+        .decode(&RadioFrame::new(bytes))
+        .unwrap_err();
     assert_eq!(err.kind, FailureKind::MacFailure);
 }
 
@@ -198,7 +219,8 @@ fn already_decrypted_replays_decode_without_a_key() {
     // The Annex N.1.1 telegram with its plaintext put back in place of the ciphertext:
     // the header still says mode 5, the payload starts with 2F 2F.
     let mut bytes = parse_hex(MODE5).unwrap();
-    let plain = parse_hex("2F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F2F2F2F2F2F").unwrap();
+    let plain =
+        parse_hex("2F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F2F2F2F2F2F").unwrap();
     bytes.truncate(15);
     bytes.extend_from_slice(&plain);
     let r = decoder(&[]).decode(&RadioFrame::new(bytes)).unwrap();
@@ -212,7 +234,9 @@ fn truncated_and_garbage_frames_are_errors_not_panics() {
     let full = parse_hex(MODE5).unwrap();
     let mut d = decoder(&[("12345678", MODE5_KEY)]);
     for len in 0..full.len() {
-        let err = d.decode(&RadioFrame::new(full[..len].to_vec())).unwrap_err();
+        let err = d
+            .decode(&RadioFrame::new(full[..len].to_vec()))
+            .unwrap_err();
         assert!(
             matches!(err.kind, FailureKind::Truncated | FailureKind::Invalid),
             "len {len}: {err:?}"
