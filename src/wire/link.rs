@@ -408,10 +408,10 @@ pub fn normalize_lenient(bytes: &[u8]) -> Result<Normalized<'_>> {
     }
 }
 
-/// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`.
-///
-/// Every read either yields the bytes or a `Truncated` error for the reader's layer, at the
-/// offset (relative to the reader's start) where the data ran out.
+/// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`: a cursor
+/// that runs nom's `complete` parsers and turns their end-of-input failures into the
+/// layer's `Truncated` error at the offset (relative to the reader's start) where the data
+/// ran out.
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
@@ -433,19 +433,29 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    /// Runs `parser` on the unread bytes; `width` is how many bytes it needs, for the
+    /// error when fewer are left.
+    fn run<T>(
+        &mut self,
+        width: usize,
+        mut parser: impl FnMut(&'a [u8]) -> nom::IResult<&'a [u8], T>,
+    ) -> Result<T> {
         let rest = self.data.get(self.pos..).unwrap_or_default();
-        match rest.get(..n) {
-            Some(bytes) => {
-                self.pos += n;
-                Ok(bytes)
+        match parser(rest) {
+            Ok((remaining, value)) => {
+                self.pos += rest.len() - remaining.len();
+                Ok(value)
             }
-            None => Err(Error::truncated(
+            Err(_) => Err(Error::truncated(
                 self.layer,
                 self.data.len(),
-                n - rest.len(),
+                width.saturating_sub(rest.len()).max(1),
             )),
         }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        self.run(n, nom::bytes::complete::take(n))
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
@@ -456,15 +466,15 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {
-        self.array::<1>().map(|[b]| b)
+        self.run(1, nom::number::complete::u8)
     }
 
     pub(crate) fn u16_le(&mut self) -> Result<u16> {
-        self.array().map(u16::from_le_bytes)
+        self.run(2, nom::number::complete::le_u16)
     }
 
     pub(crate) fn u32_le(&mut self) -> Result<u32> {
-        self.array().map(u32::from_le_bytes)
+        self.run(4, nom::number::complete::le_u32)
     }
 }
 
