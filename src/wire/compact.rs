@@ -13,28 +13,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::apl::{self, DataRecord, IDLE_FILLER};
+use super::crc::{crc16_en13757, Crc16En13757};
 use super::{Error, ErrorKind, Layer, Result};
-
-// TODO(merge): use wire::crc
-/// CRC-16/EN-13757: poly 0x3D65, init 0, no reflection, xorout 0xFFFF.
-fn crc16_en13757(data: &[u8]) -> u16 {
-    !crc16_update(0, data)
-}
-
-/// Feeds bytes into a running (not yet inverted) CRC-16/EN-13757.
-fn crc16_update(mut crc: u16, data: &[u8]) -> u16 {
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x3D65
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
 
 /// CRC over the complete record area of a full frame: the "full-frame CRC" a compact
 /// frame carries to check the reconstruction.
@@ -44,7 +24,10 @@ pub fn full_frame_crc(record_area: &[u8]) -> u16 {
 
 /// Format signature of a list of records: CRC-16/EN-13757 over their headers.
 pub fn format_signature(records: &[DataRecord<'_>]) -> u16 {
-    !records.iter().fold(0, |crc, r| crc16_update(crc, r.header))
+    records
+        .iter()
+        .fold(Crc16En13757::new(), |crc, r| crc.update(r.header))
+        .finish()
 }
 
 /// One record of a format: its header bytes and data length (`None` = LVAR, the LVAR
@@ -107,10 +90,10 @@ impl CompactFormat {
     }
 
     pub fn signature(&self) -> u16 {
-        !self
-            .records
+        self.records
             .iter()
-            .fold(0, |crc, r| crc16_update(crc, &r.header))
+            .fold(Crc16En13757::new(), |crc, r| crc.update(&r.header))
+            .finish()
     }
 
     /// Concatenated headers, as carried by a format frame.

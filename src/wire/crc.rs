@@ -57,10 +57,29 @@ const fn build_lsb_first_table(poly: u16) -> [u16; 256] {
 /// CRC-16/EN-13757 of `data`. DLL block CRCs are sent big-endian, the ELL payload CRC and
 /// compact-frame CRCs little-endian; this returns the value, callers pick the byte order.
 pub fn crc16_en13757(data: &[u8]) -> u16 {
-    let crc = data.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ EN13757_TABLE[usize::from((crc >> 8) as u8 ^ b)]
-    });
-    crc ^ 0xFFFF
+    Crc16En13757::new().update(data).finish()
+}
+
+/// CRC-16/EN-13757 over data that arrives in pieces (e.g. the headers of every record of
+/// a frame, for compact-frame format signatures) without concatenating them first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Crc16En13757(u16);
+
+impl Crc16En13757 {
+    pub const fn new() -> Self {
+        Crc16En13757(0)
+    }
+
+    #[must_use]
+    pub fn update(self, data: &[u8]) -> Self {
+        Crc16En13757(data.iter().fold(self.0, |crc, &b| {
+            (crc << 8) ^ EN13757_TABLE[usize::from((crc >> 8) as u8 ^ b)]
+        }))
+    }
+
+    pub fn finish(self) -> u16 {
+        self.0 ^ 0xFFFF
+    }
 }
 
 /// CRC-16/X-25 of `data` (iM871A HCI messages append it least significant byte first).
@@ -90,6 +109,16 @@ mod tests {
             }
         }
         crc ^ 0xFFFF
+    }
+
+    #[test]
+    fn incremental_equals_one_shot() {
+        let whole = crc16_en13757(b"123456789");
+        let pieces = Crc16En13757::new()
+            .update(b"1234")
+            .update(b"")
+            .update(b"56789");
+        assert_eq!(pieces.finish(), whole);
     }
 
     #[test]
