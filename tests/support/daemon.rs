@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::time::{sleep, Instant};
@@ -34,13 +35,13 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
-fn collect(stream: impl std::io::Read + Send + 'static, sink: Lines) {
+fn collect(stream: impl std::io::Read + Send + 'static, sink: Lines) -> JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             sink.lock().unwrap().push(strip_ansi(&line));
         }
-    });
+    })
 }
 
 /// A running `wmbusd run`.
@@ -49,6 +50,8 @@ pub struct Daemon {
     pub pid: u32,
     stderr: Lines,
     stdout: Lines,
+    /// The threads reading stderr and stdout; they end at EOF, after the child exited.
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -79,13 +82,16 @@ impl Daemon {
             .expect("spawn wmbusd");
         let stderr = Lines::default();
         let stdout = Lines::default();
-        collect(child.stderr.take().expect("piped stderr"), stderr.clone());
-        collect(child.stdout.take().expect("piped stdout"), stdout.clone());
+        let readers = vec![
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+        ];
         Daemon {
             pid: child.id(),
             child: Some(child),
             stderr,
             stdout,
+            readers,
         }
     }
 
@@ -183,8 +189,7 @@ impl Daemon {
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 self.child = None;
-                // The reader threads finish at EOF; give them a moment to take the tail.
-                sleep(Duration::from_millis(50)).await;
+                self.join_readers();
                 return status;
             }
             assert!(
@@ -207,6 +212,15 @@ impl Daemon {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.join_readers();
+        }
+    }
+
+    /// After exit: waits until everything the child wrote has been collected. The pipes
+    /// reach EOF when the child is gone (it spawns no processes that could inherit them).
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
         }
     }
 
@@ -237,7 +251,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("WMBUSD_E2E_LOG").is_some() {
             eprintln!("---- wmbusd log (pid {}) ----\n{}", self.pid, self.log());
         }
         self.kill9();
