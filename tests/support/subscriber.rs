@@ -89,6 +89,16 @@ impl Subscriber {
             .collect()
     }
 
+    /// How many messages arrived on topics starting with `prefix` (without copying them).
+    pub fn count_on(&self, prefix: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.topic.starts_with(prefix))
+            .count()
+    }
+
     /// Payload of the last message on exactly `topic`.
     pub fn last_on(&self, topic: &str) -> Option<Message> {
         self.messages().into_iter().rev().find(|m| m.topic == topic)
