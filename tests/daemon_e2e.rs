@@ -650,6 +650,71 @@ async fn sigkill_while_publishing_then_restart_loses_nothing_accepted() {
     drop(im);
 }
 
+/// A compact frame (CI 0x79) refers to a format learned from an earlier full frame. The
+/// learned format must survive a crash of the daemon, or the meter's compact frames stay
+/// undecodable until it happens to send a full frame again (hours for some meters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_frame_format_survives_sigkill() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wmbusmeters-public.jsonl"),
+    )
+    .expect("corpus");
+    let row: Json = text
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).expect("JSON"))
+        .find(|r| {
+            r["meter_id"] == "78780102"
+                && r["prior_telegrams"]
+                    .as_array()
+                    .is_some_and(|p| p.len() == 1)
+        })
+        .expect("compact-frame entry of meter 78780102");
+    let full = hex::decode(row["prior_telegrams"][0].as_str().expect("prior")).expect("hex");
+    let compact = hex::decode(row["telegram"].as_str().expect("telegram")).expect("hex");
+
+    let broker = Mosquitto::start();
+    let rig = Rig::new();
+    let link = rig.path("usb-im871a-if00");
+    let im = Dongle::im871a(&link);
+    let cfg = rig.config(broker.port).radio("im871a", &link);
+    let sub = Subscriber::start(
+        broker.port,
+        "e2e-compact",
+        &[&format!("{}#", meter_topic_prefix())],
+    )
+    .await;
+    let mut d = rig.start(&cfg);
+    wait_ready(&mut d, 1).await;
+    im.feed(telegram(&full, 0x80)).await;
+    sub.wait_until("reading of the full frame", SHORT, |_| {
+        meter_messages(&sub).len() == 1
+    })
+    .await;
+    d.kill9();
+
+    let mut d2 = rig.start(&cfg);
+    wait_ready(&mut d2, 1).await;
+    im.feed(telegram(&compact, 0x80)).await;
+    sub.wait_until(
+        "reading of the compact frame after the crash",
+        SHORT,
+        |_| meter_messages(&sub).len() >= 2,
+    )
+    .await;
+    let msgs = meter_messages(&sub);
+    let first = parse(&msgs[0]);
+    let second = parse(msgs.last().expect("second"));
+    assert_eq!(second["meter"]["id"], "78780102");
+    assert_eq!(
+        first["records"].as_array().map(Vec::len),
+        second["records"].as_array().map(Vec::len),
+        "the compact frame decodes with the full frame's format"
+    );
+    let exit = d2.terminate().await;
+    assert!(exit.success());
+    drop(im);
+}
+
 // ---------------------------------------------------------------------------------------
 // 4. Unplug and replug under the same path
 

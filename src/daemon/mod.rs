@@ -214,6 +214,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
     let publish_raw = mqtt_cfg.as_ref().is_some_and(|c| c.publish_raw);
     let mut summary = Summary::default();
     let mut replays_done = 0usize;
+    let mut known_formats = decoder.formats().len();
     let stdout = std::io::stdout();
     notifier.ready();
     tracing::info!(
@@ -238,6 +239,16 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                     RadioEvent::Frame(frame) => {
                         summary.frames += 1;
                         let outcome = pipeline.process(&mut decoder, &frame, Instant::now());
+                        // A newly learned compact format is saved at once, before its reading
+                        // goes out, not at the next tick: after a crash the meter's compact
+                        // frames would otherwise stay undecodable until it sends a full frame
+                        // again. Learning is rare.
+                        if decoder.formats().len() != known_formats {
+                            known_formats = decoder.formats().len();
+                            if let Some(path) = &state_file {
+                                state::save(path, &decoder, &pipeline);
+                            }
+                        }
                         handle_outcome(outcome, &frame, &mut summary, &opts, &stdout, spool.as_ref(), &topics, publish_raw).await;
                     }
                     RadioEvent::Bad { source, reason } => {
