@@ -748,6 +748,8 @@ async fn unplug_and_replug_resumes_without_restart() {
 
     let im2 = Dongle::im871a(&link);
     wait_ready(&mut d, 2).await;
+    let back = d.wait_log(&["reopened after the loss"], SHORT).await;
+    assert!(back.contains(&link.display().to_string()), "{back}");
     im2.feed(telegram(&abb.bytes, 0x90)).await;
     sub.wait_until("reading after replug", SHORT, |_| {
         meter_messages(&sub)

@@ -215,6 +215,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
     let mut summary = Summary::default();
     let mut replays_done = 0usize;
     let mut known_formats = decoder.formats().len();
+    let mut lost_radios: std::collections::HashSet<String> = std::collections::HashSet::new();
     let stdout = std::io::stdout();
     notifier.ready();
     tracing::info!(
@@ -257,8 +258,15 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                     }
                     RadioEvent::State { source, state } => match state {
                         RadioState::Opening => tracing::debug!("{source}: opening"),
+                        // An operator reading the log wants to see that a lost dongle came back.
+                        RadioState::Ready { dongle } if lost_radios.remove(&source) => {
+                            tracing::info!("{source}: ready ({dongle}), reopened after the loss");
+                        }
                         RadioState::Ready { dongle } => tracing::info!("{source}: ready ({dongle})"),
-                        RadioState::Lost { reason } => tracing::warn!("{source}: lost: {reason}; reopening"),
+                        RadioState::Lost { reason } => {
+                            tracing::warn!("{source}: lost: {reason}; reopening");
+                            lost_radios.insert(source);
+                        }
                     },
                     RadioEvent::ReplayFinished => {
                         replays_done += 1;
