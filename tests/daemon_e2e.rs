@@ -762,6 +762,38 @@ async fn unplug_and_replug_resumes_without_restart() {
     assert!(exit.success());
 }
 
+/// A dongle plugged in only after the daemon started: it keeps trying and picks it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dongle_plugged_in_after_start_is_picked_up() {
+    let corpus = corpus();
+    let abb = corpus_entry(&corpus, "33221100");
+    let broker = Mosquitto::start();
+    let rig = Rig::new();
+    let link = rig.path("usb-amb8465-if00");
+    let cfg = rig.config(broker.port).radio("amb8465", &link);
+    let sub = Subscriber::start(
+        broker.port,
+        "e2e-late-plug",
+        &[&format!("{}#", meter_topic_prefix())],
+    )
+    .await;
+    let mut d = rig.start(&cfg);
+    let missing = d.wait_log(&["lost:", "reopening"], SHORT).await;
+    assert!(missing.contains(&link.display().to_string()), "{missing}");
+
+    let amber = Dongle::amb8465(&link);
+    wait_ready(&mut d, 1).await;
+    amber.feed(telegram(&abb.bytes, 0xB0)).await;
+    sub.wait_until("reading from the late dongle", SHORT, |_| {
+        meter_messages(&sub)
+            .iter()
+            .any(|m| m.topic.ends_with("/33221100"))
+    })
+    .await;
+    let exit = d.terminate().await;
+    assert!(exit.success());
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. Bad input: garbage, truncated frames, wrong key, no broker at start
 
