@@ -8,6 +8,7 @@
 #
 #   scripts/measure-daemon.sh                  # 30 s at 1,000 telegrams/s
 #   WMBUSD_MEASURE_SECS=10 WMBUSD_MEASURE_RATE=500 scripts/measure-daemon.sh
+#   WMBUSD_MEASURE_FSYNC=interval scripts/measure-daemon.sh   # spool fsync once a second
 #
 # Needs mosquitto (PATH or /usr/sbin). Prints one line starting with MEASURE.
 set -eu

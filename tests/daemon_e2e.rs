@@ -1016,8 +1016,8 @@ async fn sighup_adds_a_key_without_reopening_the_radio() {
 //
 //   scripts/measure-daemon.sh   (builds target/release/wmbusd, runs this test against it)
 //
-// WMBUSD_MEASURE_SECS (default 30) and WMBUSD_MEASURE_RATE (telegrams/s, default 1000)
-// tune it.
+// WMBUSD_MEASURE_SECS (default 30), WMBUSD_MEASURE_RATE (telegrams/s, default 1000) and
+// WMBUSD_MEASURE_FSYNC (spool fsync policy, default "always") tune it.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run scripts/measure-daemon.sh"]
@@ -1035,7 +1035,9 @@ async fn measure_rss_and_cpu_per_telegram() {
     let link = rig.path("usb-im871a-if00");
     let im = Dongle::im871a(&link);
     let mut cfg = rig.config(broker.port).radio("im871a", &link);
-    cfg.spool_extra = "fsync = \"interval\"\nfsync_interval_ms = 1000".into();
+    // WMBUSD_MEASURE_FSYNC: "always" (the default of the daemon) or "interval" (1 s).
+    let fsync = std::env::var("WMBUSD_MEASURE_FSYNC").unwrap_or_else(|_| "always".into());
+    cfg.spool_extra = format!("fsync = \"{fsync}\"\nfsync_interval_ms = 1000");
     let sub = Subscriber::start(
         broker.port,
         "e2e-measure",
@@ -1091,7 +1093,7 @@ async fn measure_rss_and_cpu_per_telegram() {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let cpu_secs = cpu_ticks as f64 / hz;
     println!(
-        "MEASURE telegrams={total} feed_secs={feed_secs:.1} all_delivered_after_secs={drain_secs:.1} rate={:.0}/s rss_idle_kb={rss_idle} \
+        "MEASURE fsync={fsync} telegrams={total} feed_secs={feed_secs:.1} all_delivered_after_secs={drain_secs:.1} rate={:.0}/s rss_idle_kb={rss_idle} \
          rss_load_peak_kb={rss_peak} rss_after_kb={rss_after} cpu_secs={cpu_secs:.2} \
          cpu_us_per_telegram={:.1}",
         total as f64 / feed_secs,
