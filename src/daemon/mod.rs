@@ -407,7 +407,7 @@ async fn handle_outcome(
     match outcome {
         Outcome::Reading(reading) => {
             summary.readings += 1;
-            let json = match serde_json::to_vec(&reading) {
+            let mut json = match serde_json::to_vec(&reading) {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::error!(
@@ -417,22 +417,29 @@ async fn handle_outcome(
                     return;
                 }
             };
-            if opts.stdout {
-                let mut out = stdout.lock();
-                let _ = out
-                    .write_all(&json)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .and_then(|_| out.flush());
-            }
+            // Spool first: a reading on stdout is already stored, so whoever watches stdout
+            // never sees a reading that a crash right afterwards could lose.
             if let Some(spool) = spool {
                 let topic = mqtt::topic_meter(&topics.prefix, &topics.gateway, &reading.meter.id);
-                if let Err(e) = spool.append(topic, json).await {
+                let payload = if opts.stdout {
+                    json.clone()
+                } else {
+                    std::mem::take(&mut json)
+                };
+                if let Err(e) = spool.append(topic, payload).await {
                     // Disk full or broken: say so loudly; the reading cannot be kept.
                     tracing::error!(
                         "spool: reading of meter {} NOT stored: {e}",
                         reading.meter.id
                     );
                 }
+            }
+            if opts.stdout {
+                let mut out = stdout.lock();
+                let _ = out
+                    .write_all(&json)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .and_then(|_| out.flush());
             }
             tracing::debug!(
                 "meter {}: reading with {} record(s)",
