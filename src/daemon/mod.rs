@@ -214,6 +214,8 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
     let publish_raw = mqtt_cfg.as_ref().is_some_and(|c| c.publish_raw);
     let mut summary = Summary::default();
     let mut replays_done = 0usize;
+    let mut known_formats = decoder.formats().len();
+    let mut lost_radios: std::collections::HashSet<String> = std::collections::HashSet::new();
     let stdout = std::io::stdout();
     notifier.ready();
     tracing::info!(
@@ -238,6 +240,16 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                     RadioEvent::Frame(frame) => {
                         summary.frames += 1;
                         let outcome = pipeline.process(&mut decoder, &frame, Instant::now());
+                        // A newly learned compact format is saved at once, before its reading
+                        // goes out, not at the next tick: after a crash the meter's compact
+                        // frames would otherwise stay undecodable until it sends a full frame
+                        // again. Learning is rare.
+                        if decoder.formats().len() != known_formats {
+                            known_formats = decoder.formats().len();
+                            if let Some(path) = &state_file {
+                                state::save(path, &decoder, &pipeline);
+                            }
+                        }
                         handle_outcome(outcome, &frame, &mut summary, &opts, &stdout, spool.as_ref(), &topics, publish_raw).await;
                     }
                     RadioEvent::Bad { source, reason } => {
@@ -246,8 +258,15 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                     }
                     RadioEvent::State { source, state } => match state {
                         RadioState::Opening => tracing::debug!("{source}: opening"),
+                        // An operator reading the log wants to see that a lost dongle came back.
+                        RadioState::Ready { dongle } if lost_radios.remove(&source) => {
+                            tracing::info!("{source}: ready ({dongle}), reopened after the loss");
+                        }
                         RadioState::Ready { dongle } => tracing::info!("{source}: ready ({dongle})"),
-                        RadioState::Lost { reason } => tracing::warn!("{source}: lost: {reason}; reopening"),
+                        RadioState::Lost { reason } => {
+                            tracing::warn!("{source}: lost: {reason}; reopening");
+                            lost_radios.insert(source);
+                        }
                     },
                     RadioEvent::ReplayFinished => {
                         replays_done += 1;
@@ -388,7 +407,7 @@ async fn handle_outcome(
     match outcome {
         Outcome::Reading(reading) => {
             summary.readings += 1;
-            let json = match serde_json::to_vec(&reading) {
+            let mut json = match serde_json::to_vec(&reading) {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::error!(
@@ -398,22 +417,29 @@ async fn handle_outcome(
                     return;
                 }
             };
-            if opts.stdout {
-                let mut out = stdout.lock();
-                let _ = out
-                    .write_all(&json)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .and_then(|_| out.flush());
-            }
+            // Spool first: a reading on stdout is already stored, so whoever watches stdout
+            // never sees a reading that a crash right afterwards could lose.
             if let Some(spool) = spool {
                 let topic = mqtt::topic_meter(&topics.prefix, &topics.gateway, &reading.meter.id);
-                if let Err(e) = spool.append(topic, json).await {
+                let payload = if opts.stdout {
+                    json.clone()
+                } else {
+                    std::mem::take(&mut json)
+                };
+                if let Err(e) = spool.append(topic, payload).await {
                     // Disk full or broken: say so loudly; the reading cannot be kept.
                     tracing::error!(
                         "spool: reading of meter {} NOT stored: {e}",
                         reading.meter.id
                     );
                 }
+            }
+            if opts.stdout {
+                let mut out = stdout.lock();
+                let _ = out
+                    .write_all(&json)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .and_then(|_| out.flush());
             }
             tracing::debug!(
                 "meter {}: reading with {} record(s)",

@@ -66,6 +66,15 @@ impl Pty {
         // SAFETY: openpty succeeded, so both are fresh descriptors owned by nobody else.
         let (master, slave) =
             unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // openpty does not set close-on-exec; without it every process the test spawns
+        // later (the daemon under test, a broker) inherits the master, keeps it open and the
+        // daemon never sees the unplug when the simulator drops it.
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            // SAFETY: fcntl on descriptors we own.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         set_raw(slave.as_raw_fd())?;
         let mut name = [0u8; 256];
         // SAFETY: the buffer is valid for its length; ttyname_r NUL-terminates on success.
@@ -514,6 +523,19 @@ mod tests {
             // Raw mode: no CR/LF translation, no echo.
             assert_eq!(back.get(..n), Some(&[0x0D, 0x0A][..n]));
             drop(slave);
+        }
+    }
+
+    #[tokio::test]
+    async fn pty_descriptors_are_close_on_exec() {
+        let pty = Pty::open().unwrap();
+        for fd in [pty.master.get_ref().as_raw_fd(), pty._slave.as_raw_fd()] {
+            // SAFETY: F_GETFD on descriptors the Pty owns.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert!(
+                flags >= 0 && flags & libc::FD_CLOEXEC != 0,
+                "fd {fd}: {flags}"
+            );
         }
     }
 

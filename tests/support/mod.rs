@@ -1,4 +1,6 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod mosquitto;
+pub mod subscriber;
