@@ -5,11 +5,18 @@
 #   decode_plain : prior telegrams, then the telegram, back to back (split by L-field)
 #   decode_keyed : 16-byte key (zeros when the entry has none), then as decode_plain
 #   records      : record area of unencrypted frames (after the TPL header; approximate)
+# Seeds are named by SHA-1 of their content, as libFuzzer names the inputs it adds, so
+# re-running keeps what earlier fuzzing runs found; `--clean` starts from the seeds only.
+#
+# Usage: fuzz/seed.sh [--clean] [CORPUS.jsonl]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-corpus="${1:-$here/../tests/data/wmbusmeters-public.jsonl}"
 out="$here/corpus"
-rm -rf "$out/decode_plain" "$out/decode_keyed" "$out/records"
+if [ "${1:-}" = "--clean" ]; then
+    rm -rf "$out/decode_plain" "$out/decode_keyed" "$out/records"
+    shift
+fi
+corpus="${1:-$here/../tests/data/wmbusmeters-public.jsonl}"
 mkdir -p "$out/decode_plain" "$out/decode_keyed" "$out/records"
 
 python3 - "$corpus" "$out" <<'PY'
@@ -17,6 +24,7 @@ import hashlib, json, re, sys
 from pathlib import Path
 
 corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
+corpus_root = out.parent  # fuzz/
 
 def hexbytes(text):
     # Separators as in the corpus notes ('_', '|', white space) are not data.
@@ -97,7 +105,14 @@ for line in corpus.read_text().splitlines():
         if area:
             write("records", area)
 
+# Minimised inputs of past findings (fuzz/regressions/<target>/), kept in git.
 for target in ("decode_plain", "decode_keyed", "records"):
-    print(f"{target}: {len(list((out / target).iterdir()))} seeds")
+    regressions = corpus_root / "regressions" / target
+    if regressions.is_dir():
+        for path in sorted(regressions.iterdir()):
+            write(target, path.read_bytes())
+
+for target in ("decode_plain", "decode_keyed", "records"):
+    print(f"{target}: {len(list((out / target).iterdir()))} files")
 print(f"from {entries} corpus entries and {len(VECTORS)} protocol.md frames")
 PY
