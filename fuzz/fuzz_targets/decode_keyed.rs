@@ -1,5 +1,7 @@
-//! Whole decoder with a default key for every meter, so that the mode 5, mode 7 (KDF,
-//! MAC) and ELL AES-CTR paths run on arbitrary input.
+//! Whole decoder with a key: the first 16 input bytes are the default key for every
+//! meter, the rest is a run of telegrams as in `decode_plain`. Seeding with the corpus
+//! telegrams and their real keys lets the fuzzer start from frames that decrypt and
+//! verify (mode 5 CBC, mode 7 KDF + AFL MAC, ELL CTR + payload CRC) and mutate from there.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -7,11 +9,21 @@ use wmbusd::decode::Decoder;
 use wmbusd::frame::RadioFrame;
 use wmbusd::keys::KeyStore;
 
+#[path = "split.rs"]
+mod split;
+
 fuzz_target!(|data: &[u8]| {
+    let Some((key, telegrams)) = data.split_first_chunk::<16>() else {
+        return;
+    };
     let mut keys = KeyStore::new();
-    let _ = keys.set_default_hex("000102030405060708090A0B0C0D0E0F");
+    keys.set_default(key);
     let mut decoder = Decoder::new(keys);
-    if let Ok(reading) = decoder.decode(&RadioFrame::new(data.to_vec())) {
-        let _ = serde_json::to_vec(&reading);
+    let mut rest = telegrams;
+    while let Some((telegram, tail)) = split::next_telegram(rest) {
+        if let Ok(reading) = decoder.decode(&RadioFrame::new(telegram.to_vec())) {
+            let _ = serde_json::to_vec(&reading);
+        }
+        rest = tail;
     }
 });

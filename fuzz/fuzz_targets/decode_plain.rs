@@ -1,4 +1,7 @@
 //! Whole decoder, no keys: any bytes must give Ok or Err, never a panic.
+//!
+//! Input: one or more telegrams back to back (see `split.rs`), decoded in order by one
+//! decoder. Encrypted telegrams take the "already-decrypted replay" path or fail cleanly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -6,16 +9,15 @@ use wmbusd::decode::Decoder;
 use wmbusd::frame::RadioFrame;
 use wmbusd::keys::KeyStore;
 
+#[path = "split.rs"]
+mod split;
+
 fuzz_target!(|data: &[u8]| {
     let mut decoder = Decoder::new(KeyStore::new());
-    // The input is a run of telegrams, each sized by its own L-field (the last one takes
-    // whatever is left), decoded by one decoder so that compact frames can meet formats
-    // learned from earlier full frames of the same input.
     let mut rest = data;
-    while let Some(&l) = rest.first() {
-        let take = (usize::from(l) + 1).min(rest.len());
-        let (telegram, tail) = rest.split_at(take);
+    while let Some((telegram, tail)) = split::next_telegram(rest) {
         if let Ok(reading) = decoder.decode(&RadioFrame::new(telegram.to_vec())) {
+            // Serialisation is what the daemon does next; it must not fail either.
             let _ = serde_json::to_vec(&reading);
         }
         rest = tail;
