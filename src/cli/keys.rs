@@ -653,8 +653,11 @@ fn import(args: ImportArgs) -> ExitCode {
 
 // ---- list -----------------------------------------------------------------------------------
 
+/// id, manufacturer, name, key fingerprint (None: meter without a key).
+type ListRow = (String, Option<String>, Option<String>, Option<String>);
+
 fn list(args: ListArgs) -> ExitCode {
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> =
+    let rows: Vec<ListRow> =
         if let Some(config) = &args.config {
             match Config::load(config) {
                 Ok(cfg) => cfg
