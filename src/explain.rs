@@ -245,7 +245,7 @@ impl<'a> Walk<'a> {
             1,
             2,
             "L L",
-            format!("{len} bytes from C to checksum"),
+            format!("{len} bytes from the C-field to the last data byte"),
         );
         self.push(Section::Link, 3, 1, "start", "second start byte".into());
         let c = self.byte(4).unwrap_or(0);
@@ -697,8 +697,13 @@ impl<'a> Walk<'a> {
                 1,
                 "STS",
                 format!(
-                    "status: {:?}{}{}",
-                    s.application_status(),
+                    "status: {}{}{}",
+                    match s.application_status() {
+                        tpl::ApplicationStatus::NoError => "no error",
+                        tpl::ApplicationStatus::Busy => "application busy",
+                        tpl::ApplicationStatus::Error => "application error",
+                        tpl::ApplicationStatus::Abnormal => "abnormal condition / alarm",
+                    },
                     if flags.is_empty() { "" } else { ", " },
                     flags.join(", ")
                 ),
@@ -749,7 +754,16 @@ impl<'a> Walk<'a> {
             }
         }
         let data_start = pos + used;
-        debug_assert_eq!(at, data_start);
+        if data_start > at {
+            // Header bytes the parser consumed without a field above (none known today).
+            self.push(
+                Section::Tpl,
+                at,
+                data_start - at,
+                "header",
+                "rest of the TPL header".into(),
+            );
+        }
         if self.failed_at(Layer::Tpl) {
             self.unused(
                 Section::Tpl,
@@ -974,7 +988,7 @@ impl<'a> Walk<'a> {
             cursor = r.offset + r.encoded_len();
         }
         if let Some(vendor) = parsed.manufacturer_data {
-            let dif_at = data.len() - vendor.len() - 1;
+            let dif_at = data.len().saturating_sub(vendor.len() + 1);
             self.fillers(Section::Records, start + cursor, start + dif_at);
             let dif = data.get(dif_at).copied().unwrap_or(0);
             self.push(
@@ -1034,7 +1048,11 @@ impl<'a> Walk<'a> {
         let at = base + r.offset;
         let dib_len = 1 + usize::from(r.dib.difes);
         let vib_len = r.header.len().saturating_sub(dib_len);
-        let mut dib = format!("{:?}, {}", r.dib.data_field, r.dib.function.as_str());
+        let mut dib = format!(
+            "{}, {}",
+            data_field_text(r.dib.data_field),
+            r.dib.function.as_str()
+        );
         if r.dib.storage != 0 {
             let _ = write!(dib, ", storage {}", r.dib.storage);
         }
@@ -1094,6 +1112,17 @@ fn record_summary(r: &crate::reading::Record) -> String {
     match &r.unit {
         Some(unit) => format!("{} = {value} {unit}", r.quantity),
         None => format!("{} = {value}", r.quantity),
+    }
+}
+
+fn data_field_text(field: apl::DataField) -> String {
+    match field {
+        apl::DataField::NoData => "no data".to_owned(),
+        apl::DataField::Integer(n) => format!("{n}-byte integer"),
+        apl::DataField::Real32 => "32-bit real".to_owned(),
+        apl::DataField::Selection => "selection for readout".to_owned(),
+        apl::DataField::Bcd(n) => format!("{}-digit BCD", u16::from(n) * 2),
+        apl::DataField::Variable => "variable length (LVAR)".to_owned(),
     }
 }
 

@@ -657,57 +657,56 @@ fn import(args: ImportArgs) -> ExitCode {
 type ListRow = (String, Option<String>, Option<String>, Option<String>);
 
 fn list(args: ListArgs) -> ExitCode {
-    let rows: Vec<ListRow> =
-        if let Some(config) = &args.config {
-            match Config::load(config) {
-                Ok(cfg) => cfg
-                    .meters
-                    .iter()
-                    .map(|m| {
-                        let fp = m.key.as_ref().map(|k| Key::new(k.as_bytes()).fingerprint());
-                        (m.id.clone(), m.manufacturer.clone(), m.name.clone(), fp)
-                    })
-                    .collect(),
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(EXIT_REJECTED);
-                }
+    let rows: Vec<ListRow> = if let Some(config) = &args.config {
+        match Config::load(config) {
+            Ok(cfg) => cfg
+                .meters
+                .iter()
+                .map(|m| {
+                    let fp = m.key.as_ref().map(|k| Key::new(k.as_bytes()).fingerprint());
+                    (m.id.clone(), m.manufacturer.clone(), m.name.clone(), fp)
+                })
+                .collect(),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_REJECTED);
             }
-        } else {
-            let path = args
-                .key_file
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
-            if let Ok(meta) = std::fs::metadata(&path) {
-                let mode = meta.permissions().mode() & 0o7777;
-                if mode & 0o007 != 0 {
-                    eprintln!(
-                        "warning: {}: mode {mode:04o} is accessible by other users; the daemon \
+        }
+    } else {
+        let path = args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o007 != 0 {
+                eprintln!(
+                    "warning: {}: mode {mode:04o} is accessible by other users; the daemon \
                          refuses it; run `chmod 600 {}`",
-                        path.display(),
-                        path.display()
-                    );
-                }
+                    path.display(),
+                    path.display()
+                );
             }
-            match read_key_file(&path) {
-                Ok(Some((_, entries))) => entries
-                    .into_iter()
-                    .map(|e| (e.id, e.manufacturer, e.name, Some(e.key.fingerprint())))
-                    .collect(),
-                Ok(None) => {
-                    eprintln!("wmbusd keys list: {}: no such file", path.display());
-                    return ExitCode::from(EXIT_IO);
-                }
-                Err(FileError::Io(m)) => {
-                    eprintln!("wmbusd keys list: {m}");
-                    return ExitCode::from(EXIT_IO);
-                }
-                Err(FileError::Invalid(m)) => {
-                    eprintln!("{m}");
-                    return ExitCode::from(EXIT_REJECTED);
-                }
+        }
+        match read_key_file(&path) {
+            Ok(Some((_, entries))) => entries
+                .into_iter()
+                .map(|e| (e.id, e.manufacturer, e.name, Some(e.key.fingerprint())))
+                .collect(),
+            Ok(None) => {
+                eprintln!("wmbusd keys list: {}: no such file", path.display());
+                return ExitCode::from(EXIT_IO);
             }
-        };
+            Err(FileError::Io(m)) => {
+                eprintln!("wmbusd keys list: {m}");
+                return ExitCode::from(EXIT_IO);
+            }
+            Err(FileError::Invalid(m)) => {
+                eprintln!("{m}");
+                return ExitCode::from(EXIT_REJECTED);
+            }
+        }
+    };
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     let name_width = rows
         .iter()
