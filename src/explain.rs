@@ -1301,23 +1301,53 @@ mod tests {
 
     const MODE5: &str = "2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3";
 
+    /// (telegram, meter id, key) from protocol.md §4.2.1, §4.5.3 and §4.3.1.
+    const VECTORS: [(&str, &str, &str); 3] = [
+        (MODE5, "12345678", "0102030405060708090A0B0C0D0E0F11"),
+        (
+            "434493157856341233038C2075900F002C25B30A000021924D4F2FB66E017A75002007109058475F4BC91DF878B80A1B0F98B629024AAC727942BFC549233C0140829B93",
+            "12345678",
+            "000102030405060708090A0B0C0D0E0F",
+        ),
+        (
+            "2A442D2C998734761B168D2091D37CAC21E1D68CDAFFCD3DC452BD802913FF7B1706CA9E355D6C2701CC24",
+            "76348799",
+            "28F64A24988064A079AA2C807D6102AE",
+        ),
+    ];
+
     #[test]
-    fn mode5_spans_cover_every_byte_in_order() {
+    fn spans_cover_every_byte_once_in_order() {
+        for (telegram, id, key) in VECTORS {
+            let mut keys = KeyStore::new();
+            assert!(keys.insert_hex(id, key).is_ok());
+            let mut decoder = Decoder::new(keys);
+            let e = explain(&mut decoder, &frame(telegram));
+            assert!(
+                matches!(e.outcome, Outcome::Decoded { .. }),
+                "{}",
+                e.render()
+            );
+            let mut next = 0;
+            for s in e.lines.iter().filter(|s| s.len > 0) {
+                assert_eq!(s.offset, next, "{s:?}");
+                next += s.len;
+            }
+            assert_eq!(next, telegram.len() / 2, "{}", e.render());
+            assert!(!e.render().contains(key), "key printed");
+        }
+    }
+
+    #[test]
+    fn decrypted_values_are_shown() {
         let mut keys = KeyStore::new();
         assert!(keys
             .insert_hex("12345678", "0102030405060708090A0B0C0D0E0F11")
             .is_ok());
         let mut decoder = Decoder::new(keys);
-        let e = explain(&mut decoder, &frame(MODE5));
-        assert_eq!(e.outcome, Outcome::Decoded { records: 3 });
-        let mut next = 0;
-        for s in e.lines.iter().filter(|s| s.len > 0) {
-            assert_eq!(s.offset, next, "{s:?}");
-            next += s.len;
-        }
-        assert_eq!(next, MODE5.len() / 2);
-        let text = e.render();
+        let text = explain(&mut decoder, &frame(MODE5)).render();
         assert!(text.contains("volume = 28504.27 m3"), "{text}");
+        assert!(text.contains("8-digit BCD"), "{text}");
     }
 
     #[test]
