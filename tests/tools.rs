@@ -516,3 +516,62 @@ fn help_of_every_new_command_has_examples_and_exit_codes() {
         assert_contains(&text, &["Examples:", "Exit status"]);
     }
 }
+
+/// `--listen` through the real serial session against the simulated iM871A on a pty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_listen_on_a_simulated_im871a() {
+    use wmbusd::radio::sim::{self, Im871aSim, Pty, SimInput};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pty = Pty::open().expect("pty");
+    let device = pty.slave_path().to_path_buf();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let sim_task = tokio::spawn(sim::run_im871a_sim(pty, rx, Im871aSim::default()));
+    // Held back by the simulator until the session has configured a link mode.
+    for telegram in [MODE5, ELL] {
+        tx.send(SimInput::Telegram {
+            frame: hex::decode(telegram).unwrap(),
+            rssi_raw: 0x9D,
+        })
+        .await
+        .unwrap();
+    }
+    write_private(
+        &dir.path().join("keys.toml"),
+        &format!(
+            "[[key]]\nid = \"12345678\"\nkey = \"{MODE5_KEY}\"\n\n\
+             [[key]]\nid = \"76348799\"\nkey = \"{WRONG_KEY}\"\n"
+        ),
+    );
+    let config = dir.path().join("wmbusd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"gw\"\nkey_file = \"keys.toml\"\n\n[[radio]]\ndriver = \"im871a\"\n\
+             device = \"{}\"\nmodes = [\"C1\", \"T1\"]\n\n[[meter]]\nid = \"12345678\"\n",
+            device.display()
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["check-config", "--listen", "2s", config.to_str().unwrap()])
+        .output()
+        .await
+        .expect("wmbusd runs");
+    drop(tx);
+    sim_task.abort();
+    assert_no_key(&out);
+    let text = all_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row("12345678").ends_with("decoded ok"), "{text}");
+    assert!(
+        row("76348799").ends_with(FailureKind::WrongKey.label()),
+        "{text}"
+    );
+}
