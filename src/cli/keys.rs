@@ -187,7 +187,10 @@ fn read_key_file(path: &Path) -> Result<Option<(String, Vec<Entry>)>, FileError>
 
 /// Writes `text` to `path` through a temporary file created with mode 0600, so neither the
 /// temporary nor the result is ever readable by others; then renames it into place.
-fn write_private_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+///
+/// `owner` (uid, gid) is given to the new file so that a key file the daemon's user owns
+/// stays readable by the daemon after root edited it.
+fn write_private_atomic(path: &Path, text: &str, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -205,6 +208,9 @@ fn write_private_atomic(path: &Path, text: &str) -> std::io::Result<()> {
             .open(&tmp)?;
         // The umask can only remove bits; set them exactly anyway.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+        }
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -552,6 +558,7 @@ fn import(args: ImportArgs) -> ExitCode {
     };
 
     let key_file = &args.key_file;
+    let existing_meta = std::fs::metadata(key_file).ok();
     let (existing_text, mut existing) = match read_key_file(key_file) {
         Ok(Some(found)) => found,
         Ok(None) => (String::new(), Vec::new()),
@@ -612,6 +619,15 @@ fn import(args: ImportArgs) -> ExitCode {
             "{}: nothing new ({unchanged} key(s) already present)",
             key_file.display()
         );
+        if let Some(m) = existing_meta.filter(|m| m.permissions().mode() & 0o007 != 0) {
+            eprintln!(
+                "warning: {}: mode {:04o} is accessible by other users; the daemon refuses \
+                 it; run `chmod 600 {}`",
+                key_file.display(),
+                m.permissions().mode() & 0o7777,
+                key_file.display()
+            );
+        }
         return ExitCode::SUCCESS;
     }
 
@@ -636,7 +652,11 @@ fn import(args: ImportArgs) -> ExitCode {
         }
         t
     };
-    if let Err(e) = write_private_atomic(key_file, &text) {
+    let owner = existing_meta.as_ref().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.uid(), m.gid())
+    });
+    if let Err(e) = write_private_atomic(key_file, &text, owner) {
         eprintln!("wmbusd keys import: {}: {e}", key_file.display());
         return ExitCode::from(EXIT_IO);
     }
@@ -648,6 +668,17 @@ fn import(args: ImportArgs) -> ExitCode {
         key_file.display(),
         added.len()
     );
+    match existing_meta {
+        Some(m) if m.permissions().mode() & 0o007 != 0 => println!(
+            "note: the key file was mode {:04o} (refused by the daemon); it is 0600 now",
+            m.permissions().mode() & 0o7777
+        ),
+        Some(_) => {}
+        None => println!(
+            "note: new file owned by the current user; if the daemon runs as another user, \
+             `chown` it to that user"
+        ),
+    }
     ExitCode::SUCCESS
 }
 
