@@ -575,3 +575,16 @@ async fn check_config_listen_on_a_simulated_im871a() {
         "{text}"
     );
 }
+
+#[test]
+fn check_config_listen_without_a_working_radio_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, text) = check(
+        dir.path(),
+        "[gateway]\nid = \"gw\"\n\n[[radio]]\ndriver = \"im871a\"\n\
+         device = \"/dev/does-not-exist-wmbusd\"\n\n[[meter]]\nid = \"12345678\"\n",
+        &["--listen", "500ms"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_contains(&text, &["not heard", "no radio became ready"]);
+}

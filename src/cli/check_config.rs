@@ -33,8 +33,8 @@ Examples:
   wmbusd check-config ./wmbusd.toml
   wmbusd check-config --listen 60s /etc/wmbusd/wmbusd.toml
 
-Exit status: 0 configuration ok, 78 configuration error, 1 --listen could not start a radio, \
-2 usage error."
+Exit status: 0 configuration ok, 78 configuration error, 1 with --listen: no radio became \
+ready, 2 usage error."
 )]
 pub struct CheckConfigArgs {
     /// Configuration file to check.
@@ -244,6 +244,8 @@ fn listen(config: &Config, keys: crate::keys::KeyStore, duration: Duration) -> E
     let mut decoder = Decoder::new(keys);
     let mut heard: BTreeMap<String, Heard> = BTreeMap::new();
     let mut bad = 0usize;
+    let mut ready = 0usize;
+    let mut last_lost: BTreeMap<String, String> = BTreeMap::new();
     println!("listening for {:.1} s ...", duration.as_secs_f64());
     runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(256);
@@ -275,8 +277,17 @@ fn listen(config: &Config, keys: crate::keys::KeyStore, duration: Duration) -> E
                     }
                     Some(RadioEvent::Bad { .. }) => bad += 1,
                     Some(RadioEvent::State { source, state }) => match state {
-                        RadioState::Ready { dongle } => println!("{source}: ready ({dongle})"),
-                        RadioState::Lost { reason } => println!("{source}: lost ({reason})"),
+                        RadioState::Ready { dongle } => {
+                            ready += 1;
+                            println!("{source}: ready ({dongle})");
+                        }
+                        // A missing device is retried; say so once.
+                        RadioState::Lost { reason } => {
+                            if last_lost.get(&source) != Some(&reason) {
+                                println!("{source}: lost ({reason})");
+                                last_lost.insert(source, reason);
+                            }
+                        }
                         RadioState::Opening => {}
                     },
                     Some(RadioEvent::ReplayFinished) => {}
@@ -326,6 +337,10 @@ fn listen(config: &Config, keys: crate::keys::KeyStore, duration: Duration) -> E
     }
     if bad > 0 {
         println!("{bad} unusable receptions from the radios");
+    }
+    if ready == 0 {
+        eprintln!("no radio became ready: nothing could be heard");
+        return ExitCode::from(EXIT_LISTEN);
     }
     ExitCode::SUCCESS
 }
