@@ -18,6 +18,7 @@ pub mod crypto;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod decode;
+pub mod explain;
 pub mod frame;
 pub mod keys;
 #[cfg(feature = "daemon")]

@@ -15,6 +15,12 @@ use crate::keys::KeyStore;
   wmbusd decode 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3 \\
       --key 0102030405060708090A0B0C0D0E0F11
   wmbusd decode - < telegrams.txt
+  wmbusd decode --explain --config /etc/wmbusd/wmbusd.toml 2E44931578563412...
+
+--explain prints, instead of JSON, every byte of each telegram layer by layer (link, ELL,
+AFL, TPL, security, records with DIF/VIF meaning, value and unit), marks bytes no layer
+used, and after a failure says what failed (wrong key, MAC failure, no key, CRC error,
+unknown compact format, ...) and what to do. Keys are named by fingerprint, never printed.
 
 Telegrams given in one call share state: a compact frame decodes when its full frame came
 earlier in the same call. Exit status: 0 all decoded, 1 at least one failed, 2 usage error.")]
@@ -34,8 +40,12 @@ pub struct DecodeArgs {
     config: Option<PathBuf>,
 
     /// Pretty-print the JSON (one multi-line object per telegram).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "explain")]
     pretty: bool,
+
+    /// Explain every byte of each telegram, layer by layer, as text instead of JSON.
+    #[arg(long)]
+    explain: bool,
 }
 
 pub fn run(args: DecodeArgs) -> ExitCode {
@@ -47,6 +57,8 @@ pub fn run(args: DecodeArgs) -> ExitCode {
         }
     };
     let mut decoder = Decoder::new(keys);
+    let explain = args.explain;
+    let mut count = 0usize;
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut failed = 0usize;
@@ -54,7 +66,13 @@ pub fn run(args: DecodeArgs) -> ExitCode {
 
     let mut emit =
         |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
-            if !decode_one(decoder, input, args.pretty, &mut line_buf) {
+            count += 1;
+            let ok = if explain {
+                explain_one(decoder, input, count, &mut line_buf)
+            } else {
+                decode_one(decoder, input, args.pretty, &mut line_buf)
+            };
+            if !ok {
                 failed += 1;
             }
             out.write_all(&line_buf)?;
@@ -152,6 +170,27 @@ fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8
             false
         }
     }
+}
+
+/// Writes the `--explain` text of one telegram into `out`. Returns false when it failed.
+fn explain_one(decoder: &mut Decoder, input: &str, number: usize, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let bytes = match parse_hex(input) {
+        Ok(b) => b,
+        Err(e) => {
+            let label = crate::decode::FailureKind::Input.label();
+            out.extend_from_slice(
+                format!("telegram {number}: not hex\ndiagnosis: {label}: {e}\n").as_bytes(),
+            );
+            return false;
+        }
+    };
+    let frame = RadioFrame::new(bytes);
+    let explanation = crate::explain::explain(decoder, &frame);
+    let header = format!("telegram {number}: {} bytes\n", frame.bytes.len());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(explanation.render().as_bytes());
+    matches!(explanation.outcome, crate::explain::Outcome::Decoded { .. })
 }
 
 #[derive(serde::Serialize)]

@@ -1,6 +1,8 @@
 //! The `wmbusd` command line: a thin layer over the library.
 
+mod check_config;
 mod decode;
+mod keys;
 mod run;
 
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Run(run::RunArgs),
     /// Run the whole pipeline on bundled telegrams (replayed radio; stdout or a broker).
     Demo(run::DemoArgs),
+    /// Validate the configuration and key file; optionally try each key on what is heard.
+    CheckConfig(check_config::CheckConfigArgs),
+    /// Import meter keys from CSV into the key file, or list them by fingerprint.
+    Keys(keys::KeysArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -51,6 +57,8 @@ pub fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Run(args) => run::run(args),
         Command::Demo(args) => run::demo(args),
+        Command::CheckConfig(args) => check_config::run(args),
+        Command::Keys(args) => keys::run(args),
     }
 }
 

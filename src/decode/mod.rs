@@ -26,6 +26,20 @@ use crate::wire::{apl, device_type, Layer};
 /// Two idle fillers open every correctly decrypted mode 5/7 payload.
 const VERIFICATION: [u8; 2] = [0x2F, 0x2F];
 
+/// What [`Decoder::decode_traced`] saw besides the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// The frame as the decoder's layers left it: CRC-free, with every region whose key
+    /// verified replaced by its plaintext (a region that failed verification holds garbage).
+    /// Wired frames: from the CI on.
+    pub working: Vec<u8>,
+    /// Offset of `working[0]` in the frame (0 wireless, 6 for a wired long frame).
+    pub base: usize,
+}
+
+/// Offset of the CI in a wired long frame: 68 L L 68 C A CI.
+const WIRED_CI_AT: usize = 6;
+
 /// Decodes telegrams; keeps the keys and the compact-frame formats learned so far.
 #[derive(Debug)]
 pub struct Decoder {
@@ -91,6 +105,25 @@ impl Decoder {
         let result = self.decode_in(frame, &mut buf);
         self.buf = buf;
         result.map_err(|e| e.for_meter(peek_meter_id(&frame.bytes).as_deref()))
+    }
+
+    /// [`Decoder::decode`], also returning the working copy of the frame as the layers
+    /// left it: canonical (CRC-free) and decrypted in place where a key verified. Used by
+    /// `wmbusd decode --explain` to annotate the plaintext without decrypting twice.
+    pub fn decode_traced(&mut self, frame: &RadioFrame) -> (Result<Reading, DecodeError>, Trace) {
+        // Cleared first: a frame failing before the layers copy it must not show the last one.
+        self.buf.clear();
+        let result = self.decode(frame);
+        let base = if is_wired_long_frame(&frame.bytes) {
+            WIRED_CI_AT
+        } else {
+            0
+        };
+        let trace = Trace {
+            working: self.buf.clone(),
+            base,
+        };
+        (result, trace)
     }
 
     fn decode_in(&mut self, frame: &RadioFrame, buf: &mut Vec<u8>) -> Result<Reading, DecodeError> {
@@ -438,7 +471,7 @@ impl Decoder {
         let (long, _) =
             MbusLongFrame::parse(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
         // Offsets below are relative to the frame: 68 L L 68 C A CI = 7 bytes before data.
-        const CI_AT: usize = 6;
+        const CI_AT: usize = WIRED_CI_AT;
         buf.clear();
         buf.push(long.ci);
         buf.extend_from_slice(long.data);

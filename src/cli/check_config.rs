@@ -1,0 +1,361 @@
+//! `wmbusd check-config`: validate the configuration and key file the way the daemon
+//! would, and optionally try every configured key against what the radios hear.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::{Config, RadioDriver};
+use crate::decode::{peek_meter_id, Decoder, FailureKind};
+use crate::radio::{self, DriverKind, RadioEvent, RadioSpec, RadioState};
+
+/// sysexits EX_CONFIG: the configuration is not usable.
+const EXIT_CONFIG: u8 = 78;
+/// The radios could not be started for `--listen`.
+const EXIT_LISTEN: u8 = 1;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Checks, as the daemon does at start: TOML syntax (file:line:column), \
+unknown keys, duplicate meters, malformed meter ids and keys, the key file (a key file \
+readable or writable by other users is refused), the MQTT settings and password file. \
+Radio devices that do not exist are reported as warnings (a dongle may be unplugged).
+
+With --listen, the configured radios are opened for that long and every configured meter \
+is reported as: decoded ok, wrong key, MAC failure, no key, other failure, or not heard. \
+Keys are shown by fingerprint only.
+
+Examples:
+  wmbusd check-config
+  wmbusd check-config ./wmbusd.toml
+  wmbusd check-config --listen 60s /etc/wmbusd/wmbusd.toml
+
+Exit status: 0 configuration ok, 78 configuration error, 1 with --listen: no radio became \
+ready, 2 usage error."
+)]
+pub struct CheckConfigArgs {
+    /// Configuration file to check.
+    #[arg(value_name = "FILE", default_value = "/etc/wmbusd/wmbusd.toml")]
+    file: PathBuf,
+
+    /// Also listen this long (e.g. 60s, 2m, 500ms) and try each configured key on what
+    /// is heard.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    listen: Option<Duration>,
+}
+
+/// "60s", "2m", "500ms", "1h" or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{t}' is not a duration such as 60s, 2m or 500ms"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err("duration must be above zero and at most 24h".to_owned());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+pub fn run(args: CheckConfigArgs) -> ExitCode {
+    let config = match Config::load(&args.file) {
+        Ok(c) => c,
+        Err(e) => {
+            let located = e.locations();
+            if located.is_empty() {
+                eprintln!("error: {e}");
+            } else {
+                for l in &located {
+                    eprintln!("{l}");
+                }
+            }
+            let n = located.len().max(1);
+            eprintln!(
+                "{}: {n} problem{} found; the daemon would not start",
+                args.file.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut problems = 0usize;
+    let mqtt = match config.mqtt_config() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            problems += 1;
+            None
+        }
+    };
+    let keys = match crate::daemon::key_store(&config) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("error: {e}");
+            problems += 1;
+            None
+        }
+    };
+
+    let mut warnings = 0usize;
+    for (i, r) in config.radios.iter().enumerate() {
+        if let Some(warning) = radio_warning(r.driver, r.device.as_deref()) {
+            eprintln!(
+                "warning: radio {} ({}): {warning}",
+                i + 1,
+                r.driver.as_str()
+            );
+            warnings += 1;
+        }
+    }
+    if config.radios.is_empty() {
+        eprintln!("warning: no [[radio]] configured: the daemon would hear nothing");
+        warnings += 1;
+    }
+    if problems > 0 {
+        eprintln!(
+            "{}: {problems} problem{} found; the daemon would not start",
+            args.file.display(),
+            if problems == 1 { "" } else { "s" }
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+
+    let with_keys = config.meters.iter().filter(|m| m.key.is_some()).count();
+    println!("{}: ok", args.file.display());
+    println!("  gateway     {}", config.gateway.id);
+    for (i, r) in config.radios.iter().enumerate() {
+        println!(
+            "  radio {}     {} {}",
+            i + 1,
+            r.driver.as_str(),
+            r.device.as_deref().unwrap_or("(probe serial ports)")
+        );
+    }
+    match &config.gateway.key_file {
+        Some(p) => println!("  key file    {} (private)", p.display()),
+        None => println!("  key file    none"),
+    }
+    match &mqtt {
+        Some(m) => println!("  mqtt        {}:{}", m.host, m.port),
+        None => println!("  mqtt        none (readings go to stdout)"),
+    }
+    println!(
+        "  meters      {} ({with_keys} with a key)",
+        config.meters.len()
+    );
+    if warnings > 0 {
+        println!("  warnings    {warnings}");
+    }
+
+    match (args.listen, keys) {
+        (Some(duration), Some(keys)) => listen(&config, keys, duration),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Why a radio's device looks unusable right now, if it does.
+fn radio_warning(driver: RadioDriver, device: Option<&str>) -> Option<String> {
+    let device = device?;
+    match driver {
+        RadioDriver::Im871a | RadioDriver::Amb8465 | RadioDriver::Cul | RadioDriver::Auto => {
+            (!Path::new(device).exists())
+                .then(|| format!("device {device} does not exist (dongle unplugged?)"))
+        }
+        RadioDriver::Replay => {
+            (!Path::new(device).is_file()).then(|| format!("replay file {device} does not exist"))
+        }
+        // A command line (or "-" for stdin), not a path.
+        RadioDriver::RtlWmbus => None,
+    }
+}
+
+/// What was heard from one meter.
+#[derive(Default)]
+struct Heard {
+    frames: usize,
+    ok: usize,
+    failures: BTreeMap<FailureKind, usize>,
+}
+
+impl Heard {
+    /// One word for the table: ok wins, else the most frequent failure.
+    fn verdict(&self) -> String {
+        if self.frames == 0 {
+            return "not heard".to_owned();
+        }
+        if self.ok > 0 {
+            return "decoded ok".to_owned();
+        }
+        self.failures
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map_or_else(|| "heard".to_owned(), |(k, _)| k.label().to_owned())
+    }
+}
+
+fn listen(config: &Config, keys: crate::keys::KeyStore, duration: Duration) -> ExitCode {
+    let mut specs = Vec::new();
+    for (i, r) in config.radios.iter().enumerate() {
+        let driver: DriverKind = match r.driver.as_str().parse() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("radio {}: {e}", i + 1);
+                return ExitCode::from(EXIT_LISTEN);
+            }
+        };
+        specs.push(RadioSpec {
+            driver,
+            device: r.device.clone().unwrap_or_default(),
+            modes: r.modes.clone(),
+            baud: r.baud,
+            // No reopen loop during a short check.
+            watchdog: Duration::ZERO,
+            replay_interval: Duration::from_millis(r.replay_interval_ms.unwrap_or(0)),
+            name: format!("radio {}", i + 1),
+        });
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wmbusd check-config: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_LISTEN);
+        }
+    };
+    let mut decoder = Decoder::new(keys);
+    let mut heard: BTreeMap<String, Heard> = BTreeMap::new();
+    let mut bad = 0usize;
+    let mut ready = 0usize;
+    let mut last_lost: BTreeMap<String, String> = BTreeMap::new();
+    println!("listening for {:.1} s ...", duration.as_secs_f64());
+    runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for spec in specs {
+            tasks.push(tokio::spawn(radio::run(spec, tx.clone(), stop_rx.clone())));
+        }
+        drop(tx);
+        let deadline = tokio::time::sleep(duration);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                event = rx.recv() => match event {
+                    None => break,
+                    Some(RadioEvent::Frame(frame)) => {
+                        let (id, outcome) = match decoder.decode(&frame) {
+                            Ok(r) => (Some(r.meter.id), None),
+                            Err(e) => (e.meter.clone().or_else(|| peek_meter_id(&frame.bytes)), Some(e.kind)),
+                        };
+                        let Some(id) = id else { continue };
+                        let entry = heard.entry(id).or_default();
+                        entry.frames += 1;
+                        match outcome {
+                            None => entry.ok += 1,
+                            Some(kind) => *entry.failures.entry(kind).or_default() += 1,
+                        }
+                    }
+                    Some(RadioEvent::Bad { .. }) => bad += 1,
+                    Some(RadioEvent::State { source, state }) => match state {
+                        RadioState::Ready { dongle } => {
+                            ready += 1;
+                            println!("{source}: ready ({dongle})");
+                        }
+                        // A missing device is retried; say so once.
+                        RadioState::Lost { reason } => {
+                            if last_lost.get(&source) != Some(&reason) {
+                                println!("{source}: lost ({reason})");
+                                last_lost.insert(source, reason);
+                            }
+                        }
+                        RadioState::Opening => {}
+                    },
+                    Some(RadioEvent::ReplayFinished) => {}
+                },
+            }
+        }
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    });
+
+    let name_width = config
+        .meters
+        .iter()
+        .map(|m| m.name.as_deref().unwrap_or("-").chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:<8}  {:<name_width$}  {:<9}  {:>6}  {:>4}  RESULT",
+        "METER", "NAME", "KEY", "HEARD", "OK"
+    );
+    for m in &config.meters {
+        let h = heard.remove(&m.id).unwrap_or_default();
+        let fp = m
+            .key
+            .as_ref()
+            .map(|k| crate::keys::Key::new(k.as_bytes()).fingerprint())
+            .unwrap_or_else(|| "-".to_owned());
+        println!(
+            "{:<8}  {:<name_width$}  {fp:<9}  {:>6}  {:>4}  {}",
+            m.id,
+            m.name.as_deref().unwrap_or("-"),
+            h.frames,
+            h.ok,
+            h.verdict()
+        );
+    }
+    if !heard.is_empty() {
+        let frames: usize = heard.values().map(|h| h.frames).sum();
+        println!(
+            "{} other meter{} heard ({frames} telegrams), not configured",
+            heard.len(),
+            if heard.len() == 1 { "" } else { "s" }
+        );
+    }
+    if bad > 0 {
+        println!("{bad} unusable receptions from the radios");
+    }
+    if ready == 0 {
+        eprintln!("no radio became ready: nothing could be heard");
+        return ExitCode::from(EXIT_LISTEN);
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}
