@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod decode;
 pub mod frame;
+pub mod health;
 pub mod keys;
 #[cfg(feature = "daemon")]
 pub mod mqtt;

@@ -1,6 +1,8 @@
 //! The `wmbusd` command line: a thin layer over the library.
 
 mod decode;
+mod listen;
+mod probe;
 mod run;
 
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Run(run::RunArgs),
     /// Run the whole pipeline on bundled telegrams (replayed radio; stdout or a broker).
     Demo(run::DemoArgs),
+    /// Show the meters the radio hears, live: RSSI, telegrams, interval, decode state.
+    Listen(listen::ListenArgs),
+    /// List serial ports and identify wM-Bus dongles (type, firmware, id).
+    Probe(probe::ProbeArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -51,6 +57,8 @@ pub fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Run(args) => run::run(args),
         Command::Demo(args) => run::demo(args),
+        Command::Listen(args) => listen::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }
 
