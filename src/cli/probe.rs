@@ -14,7 +14,10 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use crate::radio::{self, DongleInfo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_serial::SerialPortBuilderExt;
+
+use crate::radio::{self, im871a, DongleInfo, DriverKind};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Which ports are probed (written to):
@@ -27,6 +30,9 @@ use crate::radio::{self, DongleInfo};
     Amber, CUL or busware.
   * anything else (other USB serial devices, pseudo terminals) is shown as
     \"unknown, not probed\" and is not even opened.
+
+The MODE column shows the link mode an iM871A is set to (read with its GET_CONFIG query);
+other dongles cannot report it.
 
 Examples:
   wmbusd probe                         # list ports, identify the known adapters
@@ -104,6 +110,8 @@ pub struct ProbeResult {
     pub status: String,
     pub driver: Option<String>,
     pub firmware: Option<String>,
+    /// Link mode the dongle is set to, where it can tell (iM871A GET_CONFIG).
+    pub mode: Option<String>,
     pub id: Option<String>,
     pub error: Option<String>,
 }
@@ -186,6 +194,7 @@ pub async fn probe_ports(ports: Vec<SerialPort>, timeout: Duration) -> Vec<Probe
             status: String::new(),
             driver: None,
             firmware: None,
+            mode: None,
             id: None,
             error: None,
         };
@@ -205,6 +214,9 @@ pub async fn probe_ports(ports: Vec<SerialPort>, timeout: Duration) -> Vec<Probe
                 result.driver = Some(driver.as_str().to_owned());
                 result.firmware = Some(description);
                 result.id = id;
+                if driver == DriverKind::Im871a {
+                    result.mode = im871a_link_mode(&path, timeout).await;
+                }
             }
             Err(radio::ProbeError::NoAnswer { .. }) => result.status = "no answer".into(),
             Err(e) => {
@@ -250,9 +262,73 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     }
 }
 
+/// Asks an identified iM871A for its configuration (GET_CONFIG, a read-only query) and
+/// names the link mode it is set to. `None` when it does not answer in time.
+async fn im871a_link_mode(path: &str, timeout: Duration) -> Option<String> {
+    let request = im871a::HciFrame::new(
+        im871a::EP_DEVMGMT,
+        im871a::DEVMGMT_GET_CONFIG_REQ,
+        Vec::new(),
+    )
+    .encode()
+    .ok()?;
+    let mut port = tokio_serial::new(path, im871a::BAUD)
+        .open_native_async()
+        .ok()?;
+    port.write_all(&request).await.ok()?;
+    let mut decoder = im871a::Decoder::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 256];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, port.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return None,
+        };
+        decoder.push(buf.get(..n).unwrap_or(&[]));
+        while let Some(frame) = decoder.next_frame() {
+            let Ok(frame) = frame else { continue };
+            if frame.endpoint == im871a::EP_DEVMGMT
+                && frame.msg_id == im871a::DEVMGMT_GET_CONFIG_RSP
+            {
+                return config_link_mode(&frame.payload).map(im871a_mode_name);
+            }
+        }
+    }
+}
+
+/// The link-mode byte of a GET_CONFIG response payload: `[IIFlag1][fields…][IIFlag2]…`,
+/// fields in bit order, the device mode (flag 0x01, 1 byte) before the link mode (0x02).
+fn config_link_mode(payload: &[u8]) -> Option<u8> {
+    let flag1 = *payload.first()?;
+    if flag1 & 0x02 == 0 {
+        return None;
+    }
+    let at = 1 + usize::from(flag1 & 0x01 != 0);
+    payload.get(at).copied()
+}
+
+/// iM871A link-mode byte values (protocol.md §6.1).
+fn im871a_mode_name(byte: u8) -> String {
+    match byte {
+        0x00 => "S1",
+        0x01 => "S1-m",
+        0x02 => "S2",
+        0x03 => "T1",
+        0x04 => "T2",
+        0x05 => "R2",
+        0x06 => "C1 (format A)",
+        0x07 => "C1 (format B)",
+        0x08 => "C2 (format A)",
+        0x09 => "C2 (format B)",
+        0x0A => "C1+T1",
+        other => return format!("0x{other:02X}"),
+    }
+    .to_owned()
+}
+
 fn table(results: &[ProbeResult]) -> String {
     let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
-    let rows: Vec<[String; 7]> = results
+    let rows: Vec<[String; 8]> = results
         .iter()
         .map(|r| {
             [
@@ -261,6 +337,7 @@ fn table(results: &[ProbeResult]) -> String {
                 dash(&r.port.usb_id),
                 dash(&r.driver),
                 dash(&r.firmware),
+                dash(&r.mode),
                 dash(&r.id),
                 match &r.error {
                     Some(e) => format!("{}: {e}", r.status),
@@ -269,7 +346,10 @@ fn table(results: &[ProbeResult]) -> String {
             ]
         })
         .collect();
-    let header = ["PATH", "BY-ID", "USB", "DRIVER", "FIRMWARE", "ID", "STATUS"].map(str::to_owned);
+    let header = [
+        "PATH", "BY-ID", "USB", "DRIVER", "FIRMWARE", "MODE", "ID", "STATUS",
+    ]
+    .map(str::to_owned);
     super::listen::format_table(&header, &rows)
 }
 
@@ -303,6 +383,22 @@ mod tests {
         .may_probe());
         assert!(!port(None, None, false).may_probe());
         assert!(port(None, None, true).may_probe());
+    }
+
+    #[test]
+    fn get_config_link_mode() {
+        // IIFlag1 0x03: device mode 0 (other), link mode 0x03 (T1); IIFlag2 0x10: RSSI on.
+        assert_eq!(
+            config_link_mode(&[0x03, 0x00, 0x03, 0x10, 0x01]),
+            Some(0x03)
+        );
+        assert_eq!(config_link_mode(&[0x02, 0x0A, 0x00]), Some(0x0A));
+        assert_eq!(config_link_mode(&[0x01, 0x00, 0x00]), None);
+        assert_eq!(config_link_mode(&[0x03, 0x00]), None);
+        assert_eq!(config_link_mode(&[]), None);
+        assert_eq!(im871a_mode_name(0x0A), "C1+T1");
+        assert_eq!(im871a_mode_name(0x06), "C1 (format A)");
+        assert_eq!(im871a_mode_name(0x42), "0x42");
     }
 
     #[tokio::test]
