@@ -343,7 +343,7 @@ async fn listen(
     if !args.json {
         screen.table(&listener.render());
     }
-    screen.finish();
+    // Dropping `screen` shows the cursor again.
     Ok(())
 }
 
@@ -385,7 +385,7 @@ impl Screen {
             out: std::io::stdout(),
         };
         if terminal && !json {
-            // Hide the cursor while redrawing; `finish` shows it again.
+            // Hide the cursor while redrawing; dropping the screen shows it again.
             s.write("\x1b[?25l");
         }
         s
@@ -420,18 +420,15 @@ impl Screen {
             self.write(&format!("{text}\n"));
         }
     }
-
-    fn finish(&self) {
-        if self.terminal {
-            self.write("\x1b[?25h");
-        }
-    }
 }
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        // Also on early returns: never leave the user's terminal without a cursor.
-        self.finish();
+        // On every way out (Ctrl-C, --duration, radio gone, errors): never leave the
+        // user's terminal without a cursor.
+        if self.terminal {
+            self.write("\x1b[?25h");
+        }
     }
 }
 
