@@ -175,7 +175,16 @@ async fn radio_spec(args: &ListenArgs, config: Option<&Config>) -> Result<RadioS
         (Some(d), _) => d,
         // A device named on the command line may not be the configured dongle.
         (None, Some(_)) => DriverKind::Auto,
-        (None, None) => configured_driver.unwrap_or(DriverKind::Auto),
+        (None, None) => match configured_driver {
+            Some(d) => d,
+            None => {
+                return Err(
+                    "--device is required (or --config with a [[radio]], or --driver auto to \
+                     look for a dongle)"
+                        .into(),
+                )
+            }
+        },
     };
     if device.is_none() {
         if driver != DriverKind::Auto {
