@@ -8,7 +8,9 @@
 //! Rules:
 //! * `missing`: a configured meter with a known typical interval has been silent for longer
 //!   than `missing_factor` × that interval. Meters never heard have no interval and raise
-//!   nothing (there is no basis to call them late).
+//!   nothing (there is no basis to call them late). Silence is counted from the later of
+//!   the last telegram and the start of evaluation, so a gateway that was itself down
+//!   for a while does not call every meter missing the moment it comes back.
 //! * Status flags of the last decoded reading (TPL status byte, EN 13757-7): `error`,
 //!   `alarm`, `power_low`, `permanent_error`, `temporary_error`; each is its own alarm.
 //! * `error_flags`: the meter's current error-flags record (VIF FD 17) is non-zero (leak,
@@ -84,13 +86,16 @@ impl AlarmChange {
 #[derive(Debug, Clone)]
 pub struct Alarms {
     missing_factor: f64,
+    /// When this gateway started listening; no meter is late before it had a chance.
+    listening_since: SystemTime,
     active: BTreeMap<(String, String), ActiveAlarm>,
 }
 
 impl Alarms {
-    pub fn new(missing_factor: f64) -> Self {
+    pub fn new(missing_factor: f64, listening_since: SystemTime) -> Self {
         Alarms {
             missing_factor,
+            listening_since,
             active: BTreeMap::new(),
         }
     }
@@ -120,7 +125,7 @@ impl Alarms {
     ) -> Vec<AlarmChange> {
         let mut wanted: BTreeMap<(String, String), String> = BTreeMap::new();
         for (&id, stats) in meters {
-            for (alarm, detail) in self.conditions(stats, now) {
+            for (alarm, detail) in self.conditions(id, stats, now) {
                 wanted.insert((id.to_owned(), alarm), detail);
             }
         }
@@ -176,12 +181,22 @@ impl Alarms {
     }
 
     /// Alarm names (with details) whose condition holds for one meter now.
-    fn conditions(&self, stats: &MeterStats, now: SystemTime) -> Vec<(String, String)> {
+    fn conditions(&self, id: &str, stats: &MeterStats, now: SystemTime) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !stats.configured {
             return out;
         }
         if let (Some(last), Some(interval)) = (stats.last_seen_at, stats.interval_s) {
+            // The start-up grace does not apply to an alarm already raised (restored from
+            // the state file): the meter is still as silent as it was.
+            let raised = self
+                .active
+                .contains_key(&(id.to_owned(), MISSING.to_owned()));
+            let last = if raised {
+                last
+            } else {
+                last.max(self.listening_since)
+            };
             let silent = now.duration_since(last).unwrap_or_default().as_secs_f64();
             let limit = self.missing_factor * interval;
             if interval > 0.0 && silent > limit {
@@ -234,7 +249,7 @@ mod tests {
 
     #[test]
     fn missing_is_raised_after_factor_intervals_and_cleared_when_heard() {
-        let mut alarms = Alarms::new(3.0);
+        let mut alarms = Alarms::new(3.0, t(0));
         let s = meter(0, 10.0);
         assert!(eval(&mut alarms, "12345678", &s, 30).is_empty());
         let raised = eval(&mut alarms, "12345678", &s, 31);
@@ -254,8 +269,18 @@ mod tests {
     }
 
     #[test]
+    fn silence_counts_from_the_start_of_listening() {
+        // Heard at 0, gateway down until 1000: not missing before 1000 + 3 × 10.
+        let mut alarms = Alarms::new(3.0, t(1000));
+        let s = meter(0, 10.0);
+        assert!(eval(&mut alarms, "1", &s, 1001).is_empty());
+        assert!(eval(&mut alarms, "1", &s, 1030).is_empty());
+        assert_eq!(eval(&mut alarms, "1", &s, 1031).len(), 1);
+    }
+
+    #[test]
     fn unconfigured_or_never_timed_meters_are_never_missing() {
-        let mut alarms = Alarms::new(2.0);
+        let mut alarms = Alarms::new(2.0, t(0));
         let mut s = meter(0, 10.0);
         s.configured = false;
         assert!(eval(&mut alarms, "1", &s, 1000).is_empty());
@@ -266,7 +291,7 @@ mod tests {
 
     #[test]
     fn status_flags_and_error_flags_raise_and_clear() {
-        let mut alarms = Alarms::new(3.0);
+        let mut alarms = Alarms::new(3.0, t(0));
         let mut s = meter(0, 10.0);
         s.status_flags = vec![
             "power_low".into(),
@@ -294,10 +319,11 @@ mod tests {
 
     #[test]
     fn restored_alarms_are_not_raised_again_and_clear_when_resolved() {
-        let mut first = Alarms::new(3.0);
+        let mut first = Alarms::new(3.0, t(0));
         let s = meter(0, 10.0);
         assert_eq!(eval(&mut first, "7", &s, 100).len(), 1);
-        let mut second = Alarms::new(3.0);
+        // Restarted much later: the grace period does not clear a restored alarm.
+        let mut second = Alarms::new(3.0, t(190));
         second.restore(first.active());
         assert!(eval(&mut second, "7", &s, 200).is_empty());
         let cleared = eval(&mut second, "7", &meter(199, 10.0), 200);
@@ -307,7 +333,7 @@ mod tests {
 
     #[test]
     fn alarms_of_a_meter_dropped_from_the_configuration_clear() {
-        let mut alarms = Alarms::new(3.0);
+        let mut alarms = Alarms::new(3.0, t(0));
         let mut s = meter(0, 10.0);
         assert_eq!(eval(&mut alarms, "7", &s, 100).len(), 1);
         s.configured = false;

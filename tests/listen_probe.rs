@@ -123,7 +123,7 @@ async fn listen_json_names_every_decode_state() {
     let out = tokio::time::timeout(
         WAIT,
         Command::new(BIN)
-            .args(["-q", "listen", "--json", "--duration", "4", "--config"])
+            .args(["-q", "listen", "--json", "--duration", "5", "--config"])
             .arg(&config)
             .stdin(Stdio::null())
             .output(),

@@ -124,7 +124,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
 
     let mut decoder = Decoder::new(key_store(&config)?);
     let mut pipeline = Pipeline::new(pipeline_config(&config));
-    let mut alarms = Alarms::new(config.health.missing_factor);
+    let mut alarms = Alarms::new(config.health.missing_factor, std::time::SystemTime::now());
     let state_file = opts.state_file.clone();
     if let Some(path) = &state_file {
         state::restore(path, &mut decoder, &mut pipeline, &mut alarms);

@@ -121,7 +121,7 @@ mod tests {
         config.meters.insert("27293981".into(), None);
         pipeline.reconfigure(config.clone());
         pipeline.process(&mut decoder, &frame, Instant::now());
-        let mut alarms = Alarms::new(3.0);
+        let mut alarms = Alarms::new(3.0, std::time::SystemTime::now());
         alarms.restore(vec![ActiveAlarm {
             meter: "27293981".into(),
             alarm: "missing".into(),
@@ -132,7 +132,7 @@ mod tests {
 
         let mut decoder2 = Decoder::new(KeyStore::new());
         let mut pipeline2 = Pipeline::new(config);
-        let mut alarms2 = Alarms::new(3.0);
+        let mut alarms2 = Alarms::new(3.0, std::time::SystemTime::now());
         restore(&path, &mut decoder2, &mut pipeline2, &mut alarms2);
         assert_eq!(pipeline2.meter("27293981").map(|s| s.decoded), Some(1));
         // The instant of the last telegram comes back too: missing-meter alarms need it.
@@ -151,7 +151,7 @@ mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         let mut decoder = Decoder::new(KeyStore::new());
         let mut pipeline = Pipeline::new(PipelineConfig::default());
-        let mut alarms = Alarms::new(3.0);
+        let mut alarms = Alarms::new(3.0, std::time::SystemTime::now());
         restore(&path, &mut decoder, &mut pipeline, &mut alarms);
         assert!(pipeline.meters().is_empty());
         assert!(alarms.active().is_empty());
