@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod decode;
 pub mod explain;
 pub mod frame;
+pub mod health;
 pub mod keys;
 #[cfg(feature = "daemon")]
 pub mod mqtt;

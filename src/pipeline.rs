@@ -118,6 +118,15 @@ pub struct MeterStats {
     /// Typical seconds between telegrams (exponentially weighted mean of the gaps).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub interval_s: Option<f64>,
+    /// Link mode of the last telegram (`T1`, `C1`, ...), when the receiver reports it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub link_mode: Option<String>,
+    /// Status byte flags of the last decoded reading (`power_low`, `error`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub status_flags: Vec<String>,
+    /// Value of the current error-flags record (VIF FD 17) of the last decoded reading.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_flags: Option<u64>,
     #[serde(skip)]
     pub last_seen_at: Option<SystemTime>,
     #[serde(skip)]
@@ -125,7 +134,11 @@ pub struct MeterStats {
 }
 
 impl MeterStats {
-    fn heard_at(&mut self, at: SystemTime, rssi: Option<f32>) {
+    fn heard_at(&mut self, at: SystemTime, frame: &RadioFrame) {
+        let rssi = frame.rssi_dbm;
+        if let Some(mode) = frame.link_mode {
+            self.link_mode = Some(mode.as_str().to_owned());
+        }
         self.heard += 1;
         if let Some(prev) = self.last_seen_at {
             if let Ok(gap) = at.duration_since(prev) {
@@ -149,6 +162,48 @@ impl MeterStats {
             self.mean_rssi_dbm = Some(mean + (r - mean) / n.min(32.0));
         }
     }
+}
+
+impl MeterStats {
+    /// Manufacturer and device type from the link header of a frame that did not decode,
+    /// so that a meter with a missing key still shows who made it and what it measures.
+    /// A decoded reading's values (which may come from a long TPL header) take precedence.
+    fn note_identity(&mut self, bytes: &[u8]) {
+        if self.manufacturer.is_some() {
+            return;
+        }
+        let Some((manufacturer, device_type)) = peek_identity(bytes) else {
+            return;
+        };
+        self.manufacturer = Some(manufacturer);
+        self.device_type = Some(device_type);
+    }
+}
+
+/// Manufacturer code and device type name from a wireless link header (M at bytes 2..4,
+/// device type at byte 9). Wired long frames carry no link header and give `None`.
+fn peek_identity(bytes: &[u8]) -> Option<(String, String)> {
+    use crate::wire::{device_type, manufacturer::Manufacturer};
+    if bytes.first() == Some(&0x68) && bytes.get(3) == Some(&0x68) {
+        return None;
+    }
+    let m: [u8; 2] = bytes.get(2..4)?.try_into().ok()?;
+    let kind = *bytes.get(9)?;
+    let m = Manufacturer::from_le_bytes(m);
+    let code = m.code().unwrap_or_else(|| format!("{:04X}", m.raw()));
+    Some((code, device_type::name(m, kind).into_owned()))
+}
+
+/// The instantaneous error-flags record (FD 17, storage 0) of a reading, if it has one.
+fn current_error_flags(reading: &Reading) -> Option<u64> {
+    reading
+        .records
+        .iter()
+        .filter(|r| r.quantity == "error_flags" && r.storage == 0 && r.tariff == 0)
+        .find_map(|r| match &r.value {
+            crate::reading::Value::Number(d) => d.to_i128().and_then(|v| u64::try_from(v).ok()),
+            _ => None,
+        })
 }
 
 /// Gateway-wide counters.
@@ -213,9 +268,11 @@ impl Pipeline {
                 let id = reading.meter.id.clone();
                 let configured = self.config.meters.contains_key(&id);
                 let stats = self.meters.entry(id.clone()).or_default();
-                stats.heard_at(at, frame.rssi_dbm);
+                stats.heard_at(at, frame);
                 stats.manufacturer = Some(reading.meter.manufacturer.clone());
                 stats.device_type = Some(reading.meter.device_type.clone());
+                stats.status_flags = reading.status.flags.iter().map(|f| f.to_string()).collect();
+                stats.error_flags = current_error_flags(&reading);
                 if self.config.only_configured && !configured {
                     self.totals.filtered += 1;
                     stats.last_outcome = Some("not_configured".into());
@@ -239,7 +296,8 @@ impl Pipeline {
                     self.totals.filtered += 1;
                     if let Some(id) = &meter {
                         let stats = self.meters.entry(id.clone()).or_default();
-                        stats.heard_at(at, frame.rssi_dbm);
+                        stats.heard_at(at, frame);
+                        stats.note_identity(&frame.bytes);
                         stats.last_outcome = Some("not_configured".into());
                     }
                     return Outcome::Filtered { meter };
@@ -248,7 +306,8 @@ impl Pipeline {
                 *self.totals.failed.entry(kind.clone()).or_default() += 1;
                 if let Some(id) = &meter {
                     let stats = self.meters.entry(id.clone()).or_default();
-                    stats.heard_at(at, frame.rssi_dbm);
+                    stats.heard_at(at, frame);
+                    stats.note_identity(&frame.bytes);
                     *stats.failed.entry(kind.clone()).or_default() += 1;
                     stats.last_outcome = Some(kind);
                 }
@@ -276,6 +335,12 @@ impl Pipeline {
             let entry = self.meters.entry(id).or_default();
             stats.configured = entry.configured;
             stats.name = entry.name.clone();
+            // The instant is not serialised; its text form is, and missing-meter alarms
+            // need it after a restart.
+            stats.last_seen_at = stats
+                .last_seen
+                .as_deref()
+                .and_then(crate::timefmt::parse_rfc3339);
             *entry = stats;
         }
     }
@@ -316,9 +381,15 @@ mod tests {
     fn interval_and_rssi_means() {
         let mut s = MeterStats::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        s.heard_at(t0, Some(-70.0));
-        s.heard_at(t0 + Duration::from_secs(16), Some(-80.0));
-        s.heard_at(t0 + Duration::from_secs(32), None);
+        let with_rssi = |rssi: Option<f32>| RadioFrame {
+            rssi_dbm: rssi,
+            link_mode: Some(crate::frame::LinkMode::C1),
+            ..RadioFrame::new(Vec::new())
+        };
+        s.heard_at(t0, &with_rssi(Some(-70.0)));
+        s.heard_at(t0 + Duration::from_secs(16), &with_rssi(Some(-80.0)));
+        s.heard_at(t0 + Duration::from_secs(32), &with_rssi(None));
+        assert_eq!(s.link_mode.as_deref(), Some("C1"));
         assert_eq!(s.heard, 3);
         assert_eq!(s.interval_s, Some(16.0));
         assert_eq!(s.last_rssi_dbm, Some(-80.0));

@@ -33,6 +33,60 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Parses what [`rfc3339`] prints (`YYYY-MM-DDTHH:MM:SS[.fff]Z`, UTC only); `None` for
+/// anything else. Used to restore times saved in the state file.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u64> {
+        let digits = text.get(from..from + len)?;
+        if !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    let sep = |at: usize, c: u8| b.get(at) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (y, m, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hh, mm, ss) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let rest = text.get(19..)?;
+    let (fraction, zone) = match rest.strip_prefix('.') {
+        Some(f) => {
+            let end = f.find(|c: char| !c.is_ascii_digit())?;
+            (f.get(..end)?, f.get(end..)?)
+        }
+        None => ("", rest),
+    };
+    if zone != "Z" {
+        return None;
+    }
+    let millis = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(3)
+        .collect::<String>()
+        .parse::<u64>()
+        .ok()?;
+    let days = days_from_civil(i64::try_from(y).ok()?, m, d);
+    let secs = u64::try_from(days).ok()? * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(UNIX_EPOCH + std::time::Duration::from_millis(secs.checked_mul(1000)? + millis))
+}
+
+/// Inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +100,20 @@ mod tests {
         assert_eq!(rfc3339(t), "2000-02-29T00:00:00.123Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_309_261);
         assert_eq!(rfc3339(t), "2026-11-22T01:01:01.000Z");
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        for ms in [0u64, 951_782_400_123, 1_795_309_261_000, 4_102_444_799_999] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-22T01:01:01Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_795_309_261))
+        );
+        assert_eq!(parse_rfc3339("2026-11-22T01:01:01+01:00"), None);
+        assert_eq!(parse_rfc3339("2026-13-22T01:01:01Z"), None);
+        assert_eq!(parse_rfc3339("garbage"), None);
     }
 }

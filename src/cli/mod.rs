@@ -3,6 +3,8 @@
 mod check_config;
 mod decode;
 mod keys;
+mod listen;
+mod probe;
 mod run;
 
 use std::process::ExitCode;
@@ -47,6 +49,10 @@ enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Import meter keys from CSV into the key file, or list them by fingerprint.
     Keys(keys::KeysArgs),
+    /// Show the meters the radio hears, live: RSSI, telegrams, interval, decode state.
+    Listen(listen::ListenArgs),
+    /// List serial ports and identify wM-Bus dongles (type, firmware, id).
+    Probe(probe::ProbeArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -59,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => run::demo(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Listen(args) => listen::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }
 

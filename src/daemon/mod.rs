@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigError, RadioConfig};
 use crate::decode::Decoder;
 use crate::frame::RadioFrame;
+use crate::health::Alarms;
 use crate::keys::KeyStore;
 use crate::mqtt::{self, MqttConfig, MqttState, RetainedPublisher};
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
@@ -123,9 +124,10 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
 
     let mut decoder = Decoder::new(key_store(&config)?);
     let mut pipeline = Pipeline::new(pipeline_config(&config));
+    let mut alarms = Alarms::new(config.health.missing_factor, std::time::SystemTime::now());
     let state_file = opts.state_file.clone();
     if let Some(path) = &state_file {
-        state::restore(path, &mut decoder, &mut pipeline);
+        state::restore(path, &mut decoder, &mut pipeline, &mut alarms);
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -247,7 +249,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                         if decoder.formats().len() != known_formats {
                             known_formats = decoder.formats().len();
                             if let Some(path) = &state_file {
-                                state::save(path, &decoder, &pipeline);
+                                state::save(path, &decoder, &pipeline, &alarms);
                             }
                         }
                         handle_outcome(outcome, &frame, &mut summary, &opts, &stdout, spool.as_ref(), &topics, publish_raw).await;
@@ -279,16 +281,17 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
             }
             _ = tick.tick() => {
                 notifier.watchdog();
-                publish_health(&pipeline, &retained, &topics);
+                publish_alarms(&mut alarms, &pipeline, spool.as_ref(), &topics).await;
+                publish_health(&pipeline, &alarms, &retained, &topics);
                 if let Some(path) = &state_file {
-                    state::save(path, &decoder, &pipeline);
+                    state::save(path, &decoder, &pipeline, &alarms);
                 }
                 if let Some(rx) = &mqtt_state_rx {
                     notifier.status(&status_line(&summary, &rx.borrow()));
                 }
             }
             _ = sighup.recv() => {
-                reload(&opts, &mut decoder, &mut pipeline, &notifier);
+                reload(&opts, &mut decoder, &mut pipeline, &mut alarms, &notifier);
             }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
@@ -297,7 +300,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
 
     // Explicit shutdown: stop the radios, let MQTT flush and say `offline`, save state.
     notifier.stopping();
-    publish_health(&pipeline, &retained, &topics);
+    publish_health(&pipeline, &alarms, &retained, &topics);
     let _ = shutdown_tx.send(true);
     for task in radio_tasks {
         if tokio::time::timeout(Duration::from_secs(5), task)
@@ -348,7 +351,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
         }
     }
     if let Some(path) = &state_file {
-        state::save(path, &decoder, &pipeline);
+        state::save(path, &decoder, &pipeline, &alarms);
     }
     let totals = pipeline.totals();
     summary.duplicates = totals.duplicates;
@@ -469,12 +472,50 @@ async fn handle_outcome(
     }
 }
 
-fn publish_health(pipeline: &Pipeline, retained: &RetainedPublisher, topics: &Topics) {
+/// Evaluates the alarm rules and sends each change on the alarm topic through the spool
+/// (QoS 1, kept across broker outages and restarts like readings).
+async fn publish_alarms(
+    alarms: &mut Alarms,
+    pipeline: &Pipeline,
+    spool: Option<&SpoolHandle>,
+    topics: &Topics,
+) {
+    for change in alarms.evaluate(&pipeline.meters(), std::time::SystemTime::now()) {
+        match change.state {
+            crate::health::AlarmState::Raised => tracing::warn!(
+                "meter {}: alarm {} raised: {}",
+                change.meter,
+                change.alarm,
+                change.detail
+            ),
+            crate::health::AlarmState::Cleared => tracing::info!(
+                "meter {}: alarm {} cleared ({})",
+                change.meter,
+                change.alarm,
+                change.detail
+            ),
+        }
+        if let Some(spool) = spool {
+            let topic = mqtt::topic_alarm(&topics.prefix, &topics.gateway);
+            if let Err(e) = spool.append(topic, change.to_json().into_bytes()).await {
+                tracing::error!("spool: alarm of meter {} NOT stored: {e}", change.meter);
+            }
+        }
+    }
+}
+
+fn publish_health(
+    pipeline: &Pipeline,
+    alarms: &Alarms,
+    retained: &RetainedPublisher,
+    topics: &Topics,
+) {
     let doc = serde_json::json!({
         "schema": 1,
         "time": crate::timefmt::rfc3339(std::time::SystemTime::now()),
         "totals": pipeline.totals(),
         "meters": pipeline.meters(),
+        "alarms": alarms.active(),
     });
     retained.publish_retained(
         mqtt::topic_meters(&topics.prefix, &topics.gateway),
@@ -500,6 +541,7 @@ fn reload(
     opts: &DaemonOptions,
     decoder: &mut Decoder,
     pipeline: &mut Pipeline,
+    alarms: &mut Alarms,
     notifier: &Notifier,
 ) {
     let Some(path) = &opts.config_path else {
@@ -512,6 +554,7 @@ fn reload(
             let n_keys = keys.len();
             decoder.set_keys(keys);
             pipeline.reconfigure(pipeline_config(&config));
+            alarms.set_missing_factor(config.health.missing_factor);
             tracing::info!(
                 "reloaded {}: {} meter(s), {n_keys} key(s); radio and MQTT settings need a restart",
                 path.display(),

@@ -1,4 +1,5 @@
-//! State that survives restarts: per-meter health counters and compact-frame formats.
+//! State that survives restarts: per-meter health counters, active alarms and
+//! compact-frame formats.
 //!
 //! Written as one JSON file by atomic rename, so a crash leaves the old or the new file,
 //! never half of one. A missing or unreadable file starts fresh (logged), because losing
@@ -10,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Decoder, SavedFormat};
+use crate::health::{ActiveAlarm, Alarms};
 use crate::pipeline::{MeterStats, Pipeline};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -18,9 +20,12 @@ struct SavedState {
     meters: BTreeMap<String, MeterStats>,
     #[serde(default)]
     compact_formats: Vec<SavedFormat>,
+    /// Alarms raised and not yet cleared, so a restart neither repeats nor forgets them.
+    #[serde(default)]
+    alarms: Vec<ActiveAlarm>,
 }
 
-pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline) {
+pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline, alarms: &mut Alarms) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -38,8 +43,10 @@ pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline) {
             let skipped = decoder.formats_mut().import(saved.compact_formats);
             let meters = saved.meters.len();
             pipeline.restore(saved.meters);
+            let active = saved.alarms.len();
+            alarms.restore(saved.alarms);
             tracing::info!(
-                "state restored from {}: {meters} meter(s), {} compact format(s){}",
+                "state restored from {}: {meters} meter(s), {active} active alarm(s), {} compact format(s){}",
                 path.display(),
                 formats - skipped,
                 if skipped > 0 {
@@ -56,7 +63,7 @@ pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline) {
     }
 }
 
-pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline) {
+pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline, alarms: &Alarms) {
     let state = SavedState {
         meters: pipeline
             .meters()
@@ -64,6 +71,7 @@ pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline) {
             .map(|(id, stats)| (id.to_owned(), stats.clone()))
             .collect(),
         compact_formats: decoder.formats().export(),
+        alarms: alarms.active(),
     };
     let result = serde_json::to_vec(&state)
         .map_err(std::io::Error::other)
@@ -103,13 +111,36 @@ mod tests {
         let frame = RadioFrame::new(
             parse_hex("3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000").unwrap(),
         );
+        let heard_at =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        let frame = RadioFrame {
+            received_at: Some(heard_at),
+            ..frame
+        };
+        let mut config = PipelineConfig::default();
+        config.meters.insert("27293981".into(), None);
+        pipeline.reconfigure(config.clone());
         pipeline.process(&mut decoder, &frame, Instant::now());
-        save(&path, &decoder, &pipeline);
+        let mut alarms = Alarms::new(3.0, std::time::SystemTime::now());
+        alarms.restore(vec![ActiveAlarm {
+            meter: "27293981".into(),
+            alarm: "missing".into(),
+            since: "2026-11-22T01:01:01.000Z".into(),
+            detail: "silent".into(),
+        }]);
+        save(&path, &decoder, &pipeline, &alarms);
 
         let mut decoder2 = Decoder::new(KeyStore::new());
-        let mut pipeline2 = Pipeline::new(PipelineConfig::default());
-        restore(&path, &mut decoder2, &mut pipeline2);
+        let mut pipeline2 = Pipeline::new(config);
+        let mut alarms2 = Alarms::new(3.0, std::time::SystemTime::now());
+        restore(&path, &mut decoder2, &mut pipeline2, &mut alarms2);
         assert_eq!(pipeline2.meter("27293981").map(|s| s.decoded), Some(1));
+        // The instant of the last telegram comes back too: missing-meter alarms need it.
+        assert_eq!(
+            pipeline2.meter("27293981").and_then(|s| s.last_seen_at),
+            Some(heard_at)
+        );
+        assert_eq!(alarms2.active(), alarms.active());
         assert_eq!(decoder2.formats().len(), 1);
     }
 
@@ -120,7 +151,9 @@ mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         let mut decoder = Decoder::new(KeyStore::new());
         let mut pipeline = Pipeline::new(PipelineConfig::default());
-        restore(&path, &mut decoder, &mut pipeline);
+        let mut alarms = Alarms::new(3.0, std::time::SystemTime::now());
+        restore(&path, &mut decoder, &mut pipeline, &mut alarms);
         assert!(pipeline.meters().is_empty());
+        assert!(alarms.active().is_empty());
     }
 }
