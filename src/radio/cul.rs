@@ -10,6 +10,8 @@
 
 use super::{check_canonical, decode_hex, HexError, TelegramError};
 use crate::frame::LinkMode;
+use crate::wire::link;
+use crate::wire::ErrorKind;
 
 /// Default serial speed.
 pub const BAUD: u32 = 38_400;
@@ -21,12 +23,7 @@ pub const CMD_VERSION: &str = "V\r\n";
 /// Enables reports with LQI and RSSI appended to telegram lines.
 pub const CMD_REPORT_RSSI: &str = "X21\r\n";
 
-/// DLL frame format (EN 13757-4 §1.2 of protocol.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameFormat {
-    A,
-    B,
-}
+pub use crate::wire::link::FrameFormat;
 
 /// Command that switches the receiver to `mode`.
 pub fn listen_command(mode: LinkMode) -> Result<&'static str, Error> {
@@ -100,169 +97,60 @@ pub enum Error {
     UnsupportedMode(LinkMode),
 }
 
-/// CRC-16/EN-13757 (poly 0x3D65, init 0, final XOR 0xFFFF), check("123456789") = 0xC2B7.
-// TODO(merge): use wire::crc / wire::link::strip_crc once merged; this private copy only
-// exists because that module is written on another branch.
-fn crc16_en13757(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x3D65
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc ^ 0xFFFF
-}
-
-/// Header block: L, C, M(2), A(6).
-const BLOCK1: usize = 10;
-/// Data bytes per following block in format A.
-const BLOCK_A: usize = 16;
-/// Format B: bytes covered by the first CRC (block 1 + block 2 data).
-const BLOCK_B12: usize = 126;
-
-fn check_block(format: FrameFormat, raw: &[u8], data: std::ops::Range<usize>) -> Result<(), Error> {
-    let offset = data.end;
-    let bytes = raw.get(data).unwrap_or(&[]);
-    let stored = match raw.get(offset..offset + 2) {
-        Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
-        _ => {
-            return Err(Error::LengthMismatch {
-                format,
-                expected: offset + 2,
-                got: raw.len(),
-            })
-        }
-    };
-    let computed = crc16_en13757(bytes);
-    if stored != computed {
-        return Err(Error::Crc {
-            format,
-            offset,
-            stored,
-            computed,
-        });
-    }
-    Ok(())
-}
-
-// TODO(merge): use wire::link
-/// Verifies and removes format-A DLL CRCs; L already counts only data bytes.
-pub(crate) fn strip_crc_format_a(raw: &[u8]) -> Result<Vec<u8>, Error> {
-    let format = FrameFormat::A;
-    let l = usize::from(raw.first().copied().unwrap_or(0));
-    if l + 1 < super::MIN_TELEGRAM_LEN {
+/// Verifies and removes the DLL CRCs of a frame in `format` (L rewritten to exclude
+/// them), as `wire::link` does for every receiver; errors in this module's terms.
+fn strip_crc(raw: &[u8], format: FrameFormat) -> Result<Vec<u8>, Error> {
+    let announced = raw.first().map_or(0, |&l| usize::from(l) + 1);
+    if announced < super::MIN_TELEGRAM_LEN {
         return Err(Error::Telegram(TelegramError::TooShort { len: raw.len() }));
     }
-    let blocks_after_first = (l - (BLOCK1 - 1)).div_ceil(BLOCK_A);
-    let expected = l + 1 + 2 * (1 + blocks_after_first);
-    if raw.len() != expected {
-        return Err(Error::LengthMismatch {
+    let canonical = link::strip_crc(raw, format).map_err(|e| match e.kind {
+        ErrorKind::Crc { stored, computed } => Error::Crc {
             format,
-            expected,
-            got: raw.len(),
-        });
-    }
-    let mut out = Vec::with_capacity(l + 1);
-    check_block(format, raw, 0..BLOCK1)?;
-    out.extend_from_slice(raw.get(..BLOCK1).unwrap_or(&[]));
-    let mut pos = BLOCK1 + 2;
-    let mut remaining = l + 1 - BLOCK1;
-    while remaining > 0 {
-        let n = remaining.min(BLOCK_A);
-        check_block(format, raw, pos..pos + n)?;
-        out.extend_from_slice(raw.get(pos..pos + n).unwrap_or(&[]));
-        pos += n + 2;
-        remaining -= n;
-    }
-    Ok(out)
-}
-
-// TODO(merge): use wire::link
-/// Verifies and removes format-B DLL CRCs and rewrites L to exclude them.
-pub(crate) fn strip_crc_format_b(raw: &[u8]) -> Result<Vec<u8>, Error> {
-    let format = FrameFormat::B;
-    let l = usize::from(raw.first().copied().unwrap_or(0));
-    let expected = l + 1;
-    if raw.len() != expected {
-        return Err(Error::LengthMismatch {
+            offset: e.offset,
+            stored,
+            computed,
+        },
+        _ => Error::LengthMismatch {
             format,
-            expected,
+            expected: match format {
+                FrameFormat::A => raw
+                    .first()
+                    .and_then(|&l| link::format_a_len(l))
+                    .unwrap_or(0),
+                FrameFormat::B => raw.first().map_or(0, |&l| usize::from(l) + 1),
+            },
             got: raw.len(),
-        });
-    }
-    // One CRC when the frame fits in 128 bytes; otherwise one after byte 126 and one at
-    // the end, and block 3 must carry at least one data byte.
-    let mut out = if raw.len() <= BLOCK_B12 + 2 {
-        if raw.len() < super::MIN_TELEGRAM_LEN + 2 {
-            return Err(Error::Telegram(TelegramError::TooShort { len: raw.len() }));
-        }
-        check_block(format, raw, 0..raw.len() - 2)?;
-        raw.get(..raw.len() - 2).unwrap_or(&[]).to_vec()
-    } else if raw.len() < BLOCK_B12 + 2 + 3 {
-        return Err(Error::LengthMismatch {
-            format,
-            expected: BLOCK_B12 + 2 + 3,
-            got: raw.len(),
-        });
-    } else {
-        check_block(format, raw, 0..BLOCK_B12)?;
-        check_block(format, raw, BLOCK_B12 + 2..raw.len() - 2)?;
-        let mut v = raw.get(..BLOCK_B12).unwrap_or(&[]).to_vec();
-        v.extend_from_slice(raw.get(BLOCK_B12 + 2..raw.len() - 2).unwrap_or(&[]));
-        v
-    };
-    let new_l = u8::try_from(out.len() - 1).unwrap_or(u8::MAX);
-    if let Some(first) = out.first_mut() {
-        *first = new_l;
-    }
-    Ok(out)
-}
-
-/// Inserts format-A DLL CRCs into a canonical frame (for simulators and tests).
-pub fn add_crc_format_a(canonical: &[u8]) -> Result<Vec<u8>, Error> {
-    check_canonical(canonical).map_err(Error::Telegram)?;
-    let mut out = Vec::with_capacity(canonical.len() + 36);
-    let (head, rest) = canonical.split_at(BLOCK1.min(canonical.len()));
-    out.extend_from_slice(head);
-    out.extend_from_slice(&crc16_en13757(head).to_be_bytes());
-    for block in rest.chunks(BLOCK_A) {
-        out.extend_from_slice(block);
-        out.extend_from_slice(&crc16_en13757(block).to_be_bytes());
-    }
-    Ok(out)
-}
-
-/// Turns a canonical frame into format B with CRCs and L counting them.
-pub fn add_crc_format_b(canonical: &[u8]) -> Result<Vec<u8>, Error> {
-    check_canonical(canonical).map_err(Error::Telegram)?;
-    let one_block = canonical.len() + 2 <= BLOCK_B12 + 2;
-    let total = canonical.len() + if one_block { 2 } else { 4 };
-    let l = u8::try_from(total - 1).map_err(|_| Error::LengthMismatch {
-        format: FrameFormat::B,
-        expected: 256,
-        got: total,
+        },
     })?;
-    let mut v = canonical.to_vec();
-    if let Some(first) = v.first_mut() {
-        *first = l;
-    }
-    let mut out = Vec::with_capacity(total);
-    if one_block {
-        out.extend_from_slice(&v);
-        out.extend_from_slice(&crc16_en13757(&v).to_be_bytes());
-    } else {
-        let (b12, b3) = v.split_at(BLOCK_B12);
-        out.extend_from_slice(b12);
-        out.extend_from_slice(&crc16_en13757(b12).to_be_bytes());
-        out.extend_from_slice(b3);
-        out.extend_from_slice(&crc16_en13757(b3).to_be_bytes());
-    }
-    Ok(out)
+    check_canonical(&canonical).map_err(Error::Telegram)?;
+    Ok(canonical)
+}
+
+pub(crate) fn strip_crc_format_a(raw: &[u8]) -> Result<Vec<u8>, Error> {
+    strip_crc(raw, FrameFormat::A)
+}
+
+pub(crate) fn strip_crc_format_b(raw: &[u8]) -> Result<Vec<u8>, Error> {
+    strip_crc(raw, FrameFormat::B)
+}
+
+/// Inserts DLL CRCs into a canonical frame (for simulators and tests).
+fn add_crc(canonical: &[u8], format: FrameFormat) -> Result<Vec<u8>, Error> {
+    check_canonical(canonical).map_err(Error::Telegram)?;
+    link::add_crc(canonical, format).map_err(|_| Error::LengthMismatch {
+        format,
+        expected: 256,
+        got: canonical.len(),
+    })
+}
+
+pub fn add_crc_format_a(canonical: &[u8]) -> Result<Vec<u8>, Error> {
+    add_crc(canonical, FrameFormat::A)
+}
+
+pub fn add_crc_format_b(canonical: &[u8]) -> Result<Vec<u8>, Error> {
+    add_crc(canonical, FrameFormat::B)
 }
 
 /// Raw RSSI byte to dBm (CC1101 formula).
@@ -361,13 +249,6 @@ mod tests {
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
         decode_hex(&s).unwrap()
-    }
-
-    #[test]
-    fn crc_vectors() {
-        assert_eq!(crc16_en13757(b"123456789"), 0xC2B7);
-        assert_eq!(crc16_en13757(&hex("01 FD 1F 01")), 0xCC22);
-        assert_eq!(crc16_en13757(&hex("EE 44 9A CE 01 00 00 80 23 07")), 0xAABC);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use super::{check_canonical, DecoderStats, TelegramError};
 use crate::frame::LinkMode;
+use crate::wire::crc::crc16_x25;
 
 /// Default serial speed.
 pub const BAUD: u32 = 57_600;
@@ -55,23 +56,6 @@ pub const MODULE_IM170A: u8 = 0x36;
 const HEADER_LEN: usize = 4;
 /// Longest possible message: header, 255 payload, timestamp, RSSI, CRC.
 pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + 255 + 4 + 1 + 2;
-
-/// CRC-16/X-25 (reflected CCITT, init and final XOR 0xFFFF), check("123456789") = 0x906E.
-// TODO(merge): move to wire::crc once that module exists on the main branch.
-fn crc16_x25(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0xFFFF;
-    for &b in data {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x8408
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc ^ 0xFFFF
-}
 
 /// One HCI message as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
