@@ -243,3 +243,50 @@ fn truncated_and_garbage_frames_are_errors_not_panics() {
         );
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn keyed() -> Decoder {
+        let mut keys = KeyStore::new();
+        keys.set_default_hex(MODE7_KEY).unwrap();
+        keys.insert_hex("12345678", MODE5_KEY).unwrap();
+        keys.insert_hex("76348799", ELL_KEY).unwrap();
+        Decoder::new(keys)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any byte string gives Ok or Err, with and without keys.
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let frame = RadioFrame::new(bytes);
+            let _ = decoder(&[]).decode(&frame);
+            let _ = keyed().decode(&frame);
+        }
+
+        /// Real telegrams with a few bytes changed reach deep into every layer.
+        #[test]
+        fn mutated_real_telegrams(
+            which in 0usize..6,
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            cut in any::<usize>(),
+        ) {
+            let base = [MODE5, LONG_HEADER, ELL, MODE7, SENSOSTAR_B, KAM_FULL][which];
+            let mut bytes = parse_hex(base).unwrap();
+            for (at, value) in edits {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            let keep = bytes.len() - cut % (bytes.len() / 4 + 1);
+            bytes.truncate(keep);
+            let mut d = keyed();
+            let _ = d.decode(&frame(KAM_FULL));
+            if let Ok(reading) = d.decode(&RadioFrame::new(bytes)) {
+                prop_assert!(serde_json::to_string(&reading).is_ok());
+            }
+        }
+    }
+}

@@ -132,6 +132,20 @@ async fn listen_json_names_every_decode_state() {
     .expect("listen stops after --duration")
     .expect("listen runs");
     assert!(out.status.success(), "{out:?}");
+    // No configured key shows up in anything listen printed (stdout or log).
+    let everything = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .to_uppercase();
+    for m in Config::load(&config).unwrap().keys() {
+        assert!(
+            !everything.contains(&m.1.to_uppercase()),
+            "key of {} printed",
+            m.0
+        );
+    }
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<serde_json::Value> = stdout
         .lines()
