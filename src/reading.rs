@@ -476,8 +476,7 @@ fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Re
 /// A JSON string; copied whole when no byte needs escaping (the usual case: names,
 /// hex, ISO dates), otherwise escaped by serde_json.
 fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
-    if !plain {
+    if needs_escape(s.as_bytes()) {
         return serde_json::to_writer(&mut *out, s);
     }
     out.reserve(s.len() + 2);
@@ -485,6 +484,32 @@ fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
     Ok(())
+}
+
+/// True when `bytes` hold a byte JSON must escape: a control character, `"` or `\\`
+/// (serde_json escapes exactly these). Tests eight bytes per step with the classic
+/// "has a byte less than n / equal to zero" word tricks, which are exact as yes/no tests.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let any_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
+    let any_equal = |x: u64, b: u8| any_below(x ^ (ONES * u64::from(b)), 1);
+    let word_needs = |x: u64| any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\');
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if word_needs(u64::from_le_bytes(word)) {
+            return true;
+        }
+    }
+    // The tail padded with a letter, which needs no escaping.
+    let tail = chunks.remainder();
+    let mut word = [b'a'; 8];
+    if let Some(w) = word.get_mut(..tail.len()) {
+        w.copy_from_slice(tail);
+    }
+    word_needs(u64::from_le_bytes(word))
 }
 
 fn optional_string(out: &mut Vec<u8>, s: Option<&str>) -> serde_json::Result<()> {
@@ -755,6 +780,26 @@ mod tests {
             ..reading
         };
         assert_same_json(&empty);
+    }
+
+    #[test]
+    fn escape_check_agrees_with_bytewise_rule() {
+        let bytewise = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        let mut samples: Vec<Vec<u8>> = vec![b"".to_vec(), "äöü €".as_bytes().to_vec()];
+        for len in 0..20 {
+            for special in [
+                0x00, 0x1F, 0x20, b'"', b'\\', 0x7F, 0x80, 0xFF, b'!', b'#', b']',
+            ] {
+                for at in 0..len {
+                    let mut s = vec![b'x'; len];
+                    s[at] = special;
+                    samples.push(s);
+                }
+            }
+        }
+        for s in samples {
+            assert_eq!(needs_escape(&s), bytewise(&s), "{s:?}");
+        }
     }
 
     #[test]
