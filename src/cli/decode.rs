@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::decode::{DecodeError, Decoder};
-use crate::frame::{parse_hex, RadioFrame};
+use crate::frame::{parse_hex, HexError, RadioFrame};
 use crate::keys::KeyStore;
 
 #[derive(Debug, Args)]
@@ -118,7 +118,7 @@ fn load_keys(args: &DecodeArgs) -> Result<KeyStore, String> {
 /// Decodes one telegram into `out` (JSON, no newline). Returns false when it failed.
 fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8>) -> bool {
     out.clear();
-    let bytes = match parse_hex(input) {
+    let bytes = match parse_telegram(input) {
         Ok(b) => b,
         Err(e) => {
             let err = DecodeError::input(e.to_string());
@@ -160,6 +160,35 @@ fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8
     }
 }
 
+/// The telegram bytes of one input. Lines of bare hex digits (what tools and the
+/// corpus write) are decoded here in one pass; anything else — separators, a `0x`
+/// prefix, bad digits — goes to `parse_hex`, which owns the input rules and messages.
+fn parse_telegram(input: &str) -> Result<Vec<u8>, HexError> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let digits = input.as_bytes();
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return parse_hex(input);
+    }
+    let mut out = Vec::with_capacity(digits.len() / 2);
+    for pair in digits.chunks_exact(2) {
+        match (
+            pair.first().copied().and_then(nibble),
+            pair.get(1).copied().and_then(nibble),
+        ) {
+            (Some(high), Some(low)) => out.push(high << 4 | low),
+            _ => return parse_hex(input),
+        }
+    }
+    Ok(out)
+}
+
 #[derive(serde::Serialize)]
 struct ErrorLine<'a> {
     error: &'a DecodeError,
@@ -177,5 +206,28 @@ fn write_json<T: serde::Serialize>(out: &mut Vec<u8>, value: &T, pretty: bool) {
         out.clear();
         let fallback = serde_json::json!({ "error": { "message": e.to_string() } });
         out.extend_from_slice(fallback.to_string().as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_hex_fast_path_agrees_with_parse_hex() {
+        for input in [
+            "2E4493157856341233037A2A",
+            "2e44931578563412",
+            "0x2E44",
+            "0X2E44",
+            "2E 44",
+            "2E4",
+            "2Eg4",
+            "",
+            "00",
+            "ÄÄ",
+        ] {
+            assert_eq!(parse_telegram(input), parse_hex(input), "{input:?}");
+        }
     }
 }
