@@ -69,11 +69,17 @@ pub struct DateTime {
 /// Appends `value` with `width` digits (zero-padded), or `width` `X`s for "every"
 /// (ISO 8601-2 unspecified digits). Direct pushes instead of `format!`: dates are on the
 /// per-telegram hot path.
-fn push_field(out: &mut String, value: Option<u16>, width: u32) {
+fn push_field(out: &mut String, value: Option<u16>, width: usize) {
     match value {
-        Some(v) if u32::from(v) < 10u32.pow(width) => {
-            for place in (0..width).rev() {
-                let digit = u32::from(v) / 10u32.pow(place) % 10;
+        // Fields are at most four digits wide (the year).
+        Some(v)
+            if [1, 10, 100, 1000, 10_000]
+                .get(width)
+                .is_some_and(|&limit| usize::from(v) < limit) =>
+        {
+            let v = u32::from(v);
+            let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10];
+            for &digit in digits.get(4 - width..).unwrap_or_default() {
                 out.push(char::from_digit(digit, 10).unwrap_or('0'));
             }
         }
