@@ -35,6 +35,15 @@ fn bench_one(c: &mut Criterion, name: &str, hex: &str, key: Option<(&str, &str)>
             black_box(&out);
         })
     });
+    // The same bytes through `Reading::write_json`, the writer `wmbusd decode` uses.
+    group.bench_function(format!("{name}_direct_json"), |b| {
+        b.iter(|| {
+            out.clear();
+            let reading = decoder.decode(black_box(&frame)).expect("decodes");
+            reading.write_json(&mut out).expect("serialises");
+            black_box(&out);
+        })
+    });
     group.finish();
 }
 

@@ -83,6 +83,10 @@ pub enum HexError {
 /// Reads a hex telegram as people and tools write them: upper or lower case, an optional
 /// `0x` prefix, and separators (white space, `_`, `|`, `#`, `:`, `-`) anywhere.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
+    // Fast path for what tools and logs mostly carry: bare hex digits, even count.
+    if let Some(bytes) = bare_hex(text.as_bytes()) {
+        return Ok(bytes);
+    }
     let text = text.trim();
     let text = text
         .strip_prefix("0x")
@@ -114,9 +118,54 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
     Ok(out)
 }
 
+/// Decodes `digits` when it is nothing but an even, non-zero number of hex digits.
+fn bare_hex(digits: &[u8]) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return None;
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [h, l] => Some(nibble(*h)? << 4 | nibble(*l)?),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_path_agrees_with_the_general_rules() {
+        for input in [
+            "2E4493157856341233037A2A",
+            "2e44931578563412",
+            "00",
+            "0x2E44",
+            "2E 44",
+        ] {
+            let general: Vec<u8> = input
+                .trim_start_matches("0x")
+                .split_whitespace()
+                .collect::<String>()
+                .as_bytes()
+                .chunks(2)
+                .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+                .collect();
+            assert_eq!(parse_hex(input).unwrap(), general, "{input:?}");
+        }
+        assert_eq!(parse_hex("2E4"), Err(HexError::OddLength(3)));
+        assert!(matches!(parse_hex("ÄÄ"), Err(HexError::BadDigit { .. })));
+    }
 
     #[test]
     fn hex_with_separators() {

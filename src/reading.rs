@@ -288,7 +288,7 @@ impl Record {
         let meaning = r.meaning();
         let record_error = r.vib.record_error();
         let mut value = match &r.value {
-            apl::Value::Binary => Value::Text(hex::encode_upper(r.data)),
+            apl::Value::Binary => Value::Text(upper_hex(r.data)),
             other => Value::from_element(other),
         };
         // A record error means the data field holds no valid value.
@@ -317,14 +317,240 @@ impl Record {
             storage: r.dib.storage,
             tariff: r.dib.tariff,
             subunit: r.dib.subunit,
-            dif_vif: hex::encode_upper(r.header),
+            dif_vif: upper_hex(r.header),
             error: record_error.map(|e| Cow::Borrowed(e.name())),
             qualifiers,
             unit_text: r.vib.plain_text_unit.clone(),
-            raw: manufacturer_vifes.then(|| hex::encode_upper(r.data)),
+            raw: manufacturer_vifes.then(|| upper_hex(r.data)),
             profile: Profile::from_record(r, meaning.unit),
         }
     }
+}
+
+/// Direct JSON output, byte-identical to `serde_json::to_writer(out, &reading)`.
+///
+/// serde_json escapes every key and string byte by byte through its writer; for a
+/// reading that is most of the cost of a decoded telegram. Here keys are literals and
+/// strings that need no escaping are copied whole; numbers, and any string that does
+/// need escaping, still go through serde_json, so formatting rules cannot drift. The
+/// unit tests compare both outputs on every corpus telegram.
+impl Reading {
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"schema\":");
+        scalar(out, &self.schema)?;
+        out.extend_from_slice(b",\"meter\":{\"id\":");
+        string(out, &self.meter.id)?;
+        out.extend_from_slice(b",\"manufacturer\":");
+        string(out, &self.meter.manufacturer)?;
+        out.extend_from_slice(b",\"version\":");
+        scalar(out, &self.meter.version)?;
+        out.extend_from_slice(b",\"device_type\":");
+        string(out, &self.meter.device_type)?;
+        out.push(b'}');
+        if let Some(t) = &self.received_at {
+            out.extend_from_slice(b",\"received_at\":");
+            string(out, t)?;
+        }
+        if let Some(rssi) = &self.rssi_dbm {
+            out.extend_from_slice(b",\"rssi_dbm\":");
+            scalar(out, rssi)?;
+        }
+        if let Some(mode) = &self.link_mode {
+            out.extend_from_slice(b",\"link_mode\":");
+            string(out, mode)?;
+        }
+        if let Some(acc) = &self.access_number {
+            out.extend_from_slice(b",\"access_number\":");
+            scalar(out, acc)?;
+        }
+        out.extend_from_slice(b",\"status\":{\"byte\":");
+        scalar(out, &self.status.byte)?;
+        out.extend_from_slice(b",\"flags\":");
+        string_list(out, &self.status.flags)?;
+        out.extend_from_slice(b"},\"security\":{\"mode\":");
+        scalar(out, &self.security.mode)?;
+        out.extend_from_slice(if self.security.decrypted {
+            b",\"decrypted\":true,\"verified_by\":"
+        } else {
+            b",\"decrypted\":false,\"verified_by\":"
+        });
+        optional_string(out, self.security.verified_by.as_deref())?;
+        out.extend_from_slice(b"},\"records\":[");
+        for (i, record) in self.records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            record.write_json(out)?;
+        }
+        out.push(b']');
+        if let Some(data) = &self.manufacturer_data {
+            out.extend_from_slice(b",\"manufacturer_data\":");
+            string(out, data)?;
+        }
+        if let Some(u) = &self.unparsed {
+            out.extend_from_slice(b",\"unparsed\":{\"offset\":");
+            scalar(out, &u.offset)?;
+            out.extend_from_slice(b",\"reason\":");
+            string(out, &u.reason)?;
+            out.extend_from_slice(b",\"hex\":");
+            string(out, &u.hex)?;
+            out.push(b'}');
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+impl Record {
+    /// One record as in [`Reading::write_json`].
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"quantity\":");
+        string(out, &self.quantity)?;
+        out.extend_from_slice(b",\"value\":");
+        self.value.write_json(out)?;
+        out.extend_from_slice(b",\"unit\":");
+        optional_string(out, self.unit.as_deref())?;
+        out.extend_from_slice(b",\"function\":");
+        string(out, self.function.as_str())?;
+        out.extend_from_slice(b",\"storage\":");
+        scalar(out, &self.storage)?;
+        out.extend_from_slice(b",\"tariff\":");
+        scalar(out, &self.tariff)?;
+        out.extend_from_slice(b",\"subunit\":");
+        scalar(out, &self.subunit)?;
+        out.extend_from_slice(b",\"dif_vif\":");
+        string(out, &self.dif_vif)?;
+        if let Some(e) = &self.error {
+            out.extend_from_slice(b",\"error\":");
+            string(out, e)?;
+        }
+        if !self.qualifiers.is_empty() {
+            out.extend_from_slice(b",\"qualifiers\":");
+            string_list(out, &self.qualifiers)?;
+        }
+        if let Some(t) = &self.unit_text {
+            out.extend_from_slice(b",\"unit_text\":");
+            string(out, t)?;
+        }
+        if let Some(raw) = &self.raw {
+            out.extend_from_slice(b",\"raw\":");
+            string(out, raw)?;
+        }
+        if let Some(p) = &self.profile {
+            out.extend_from_slice(b",\"profile\":{\"spacing\":");
+            string(out, &p.spacing)?;
+            out.extend_from_slice(b",\"unit\":");
+            optional_string(out, p.unit.as_deref())?;
+            out.extend_from_slice(b",\"values\":[");
+            for (i, v) in p.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                v.write_json(out)?;
+            }
+            out.extend_from_slice(b"]}");
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+impl Value {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            Value::Number(d) => scalar(out, d),
+            Value::Text(s) => string(out, s),
+            Value::Null => {
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Numbers and other non-strings: serde_json's own formatting (itoa, shortest floats).
+fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *out, value)
+}
+
+/// A JSON string; copied whole when no byte needs escaping (the usual case: names,
+/// hex, ISO dates), otherwise escaped by serde_json.
+fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if needs_escape(s.as_bytes()) {
+        return serde_json::to_writer(&mut *out, s);
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
+/// True when `bytes` hold a byte JSON must escape: a control character, `"` or `\\`
+/// (serde_json escapes exactly these). Tests eight bytes per step with the classic
+/// "has a byte less than n / equal to zero" word tricks, which are exact as yes/no tests.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let any_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
+    let any_equal = |x: u64, b: u8| any_below(x ^ (ONES * u64::from(b)), 1);
+    let word_needs = |x: u64| any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\');
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if word_needs(u64::from_le_bytes(word)) {
+            return true;
+        }
+    }
+    // The tail padded with a letter, which needs no escaping.
+    let tail = chunks.remainder();
+    let mut word = [b'a'; 8];
+    if let Some(w) = word.get_mut(..tail.len()) {
+        w.copy_from_slice(tail);
+    }
+    word_needs(u64::from_le_bytes(word))
+}
+
+fn optional_string(out: &mut Vec<u8>, s: Option<&str>) -> serde_json::Result<()> {
+    match s {
+        Some(s) => string(out, s),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+fn string_list(out: &mut Vec<u8>, items: &[Cow<'static, str>]) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, item)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Uppercase hex of `bytes`, as `hex::encode_upper` writes it, with one exact-size
+/// allocation (the `hex` crate collects chars one by one, which shows in profiles).
+pub fn upper_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+    }
+    s
+}
+
+/// A date or time as an owned ISO string, sized once (the longest form is 19 bytes).
+fn iso_text(push: impl FnOnce(&mut String)) -> String {
+    let mut s = String::with_capacity(19);
+    push(&mut s);
+    s
 }
 
 /// Records of a parsed APL, in order.
@@ -348,9 +574,9 @@ impl Value {
             apl::Value::NoData | apl::Value::Invalid | apl::Value::Binary => Value::Null,
             apl::Value::Number(d) => Value::Number(*d),
             apl::Value::Bits(b) => Value::Number(Decimal::from(*b)),
-            apl::Value::Date(d) => Value::Text(d.to_string()),
-            apl::Value::Time(t) => Value::Text(t.to_string()),
-            apl::Value::DateTime(dt) => Value::Text(dt.to_string()),
+            apl::Value::Date(d) => Value::Text(iso_text(|s| d.push_iso(s))),
+            apl::Value::Time(t) => Value::Text(iso_text(|s| t.push_iso(s))),
+            apl::Value::DateTime(dt) => Value::Text(iso_text(|s| dt.push_iso(s))),
             apl::Value::Text(s) => Value::Text(s.clone()),
         }
     }
@@ -428,6 +654,159 @@ mod tests {
 
     fn json(r: &Record) -> String {
         serde_json::to_string(r).unwrap()
+    }
+
+    /// `Reading::write_json` must print exactly what serde_json prints for the derive.
+    fn assert_same_json(reading: &Reading) {
+        let mut direct = Vec::new();
+        reading.write_json(&mut direct).unwrap();
+        let via_serde = serde_json::to_vec(reading).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&direct),
+            String::from_utf8_lossy(&via_serde)
+        );
+    }
+
+    #[test]
+    fn direct_json_matches_serde_on_corpus() {
+        use crate::decode::Decoder;
+        use crate::frame::{parse_hex, LinkMode, RadioFrame};
+        use crate::keys::KeyStore;
+
+        let corpus = include_str!("../tests/data/wmbusmeters-public.jsonl");
+        let entries: Vec<serde_json::Value> = corpus
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut compared = 0;
+        for (n, entry) in entries.iter().enumerate() {
+            let mut keys = KeyStore::new();
+            if let Some(key) = entry["key"].as_str() {
+                keys.set_default_hex(key).unwrap();
+            }
+            let mut decoder = Decoder::new(keys);
+            // Earlier telegrams of the same meter first, so compact frames find formats.
+            let earlier = entries[..n]
+                .iter()
+                .filter(|e| e["meter_id"] == entry["meter_id"])
+                .filter_map(|e| e["telegram"].as_str());
+            let priors = entry["prior_telegrams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str());
+            for hex in earlier.chain(priors) {
+                let _ = decoder.decode(&RadioFrame::new(parse_hex(hex).unwrap()));
+            }
+            let mut frame =
+                RadioFrame::new(parse_hex(entry["telegram"].as_str().unwrap()).unwrap());
+            if n % 2 == 0 {
+                frame.rssi_dbm = Some(-67.5 - n as f32 / 7.0);
+                frame.link_mode = Some(LinkMode::C1);
+                frame.received_at = Some(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_secs(1_795_000_000 + n as u64),
+                );
+            }
+            if let Ok(reading) = decoder.decode(&frame) {
+                assert_same_json(&reading);
+                compared += 1;
+            }
+        }
+        assert!(compared > 200, "only {compared} corpus telegrams decoded");
+    }
+
+    #[test]
+    fn direct_json_matches_serde_on_rare_fields() {
+        let record = Record {
+            quantity: Cow::Owned("odd \"name\"\\ \u{1}\u{7f} ü".to_owned()),
+            value: Value::Number(Decimal::new(-15, -4)),
+            unit: None,
+            function: Function::Error,
+            storage: u64::MAX,
+            tariff: 3,
+            subunit: 1,
+            dif_vif: "8C14".to_owned(),
+            error: Some(Cow::Borrowed("data_error")),
+            qualifiers: vec![Cow::Borrowed("per_hour"), Cow::Borrowed("start_date")],
+            unit_text: Some("l/\n".to_owned()),
+            raw: Some("00FF".to_owned()),
+            profile: Some(Profile {
+                spacing: "1 month".to_owned(),
+                unit: Some(Cow::Borrowed("hca")),
+                values: vec![
+                    Value::Number(Decimal::new(627, 0)),
+                    Value::Null,
+                    Value::Text("x".to_owned()),
+                    Value::Number(Decimal::new(i128::MAX, 3)),
+                ],
+            }),
+        };
+        let reading = Reading {
+            schema: SCHEMA_VERSION,
+            meter: Meter {
+                id: "76348799".to_owned(),
+                manufacturer: "KAM".to_owned(),
+                version: 27,
+                device_type: "cold_water".to_owned(),
+            },
+            received_at: Some("2026-11-22T22:30:00Z".to_owned()),
+            rssi_dbm: Some(f32::NAN),
+            link_mode: Some("C1+T1".to_owned()),
+            access_number: Some(255),
+            status: Status::from_byte(0xFF),
+            security: Security {
+                mode: 7,
+                decrypted: true,
+                verified_by: Some("mac".to_owned()),
+            },
+            records: vec![record.clone(), record],
+            manufacturer_data: Some("ABCD".to_owned()),
+            unparsed: Some(Unparsed {
+                offset: 40,
+                reason: "truncated \"record\"".to_owned(),
+                hex: "0C".to_owned(),
+            }),
+        };
+        assert_same_json(&reading);
+        let empty = Reading {
+            records: Vec::new(),
+            rssi_dbm: Some(-80.25),
+            security: Security {
+                verified_by: None,
+                ..reading.security.clone()
+            },
+            ..reading
+        };
+        assert_same_json(&empty);
+    }
+
+    #[test]
+    fn escape_check_agrees_with_bytewise_rule() {
+        let bytewise = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        let mut samples: Vec<Vec<u8>> = vec![b"".to_vec(), "äöü €".as_bytes().to_vec()];
+        for len in 0..20 {
+            for special in [
+                0x00, 0x1F, 0x20, b'"', b'\\', 0x7F, 0x80, 0xFF, b'!', b'#', b']',
+            ] {
+                for at in 0..len {
+                    let mut s = vec![b'x'; len];
+                    s[at] = special;
+                    samples.push(s);
+                }
+            }
+        }
+        for s in samples {
+            assert_eq!(needs_escape(&s), bytewise(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn upper_hex_matches_hex_crate() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(upper_hex(&all), hex::encode_upper(&all));
+        assert_eq!(upper_hex(&[]), "");
     }
 
     #[test]

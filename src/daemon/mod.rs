@@ -410,8 +410,10 @@ async fn handle_outcome(
     match outcome {
         Outcome::Reading(reading) => {
             summary.readings += 1;
-            let mut json = match serde_json::to_vec(&reading) {
-                Ok(j) => j,
+            // The direct writer: byte-identical to serde_json (tested), several times faster.
+            let mut json = Vec::with_capacity(1024);
+            match reading.write_json(&mut json) {
+                Ok(()) => {}
                 Err(e) => {
                     tracing::error!(
                         "reading of meter {} not serialisable: {e}",
@@ -419,7 +421,7 @@ async fn handle_outcome(
                     );
                     return;
                 }
-            };
+            }
             // Spool first: a reading on stdout is already stored, so whoever watches stdout
             // never sees a reading that a crash right afterwards could lose.
             if let Some(spool) = spool {

@@ -14,7 +14,9 @@ pub use formats::{FormatCache, MeterKey, SavedFormat};
 use crate::crypto::{self, derivation};
 use crate::frame::RadioFrame;
 use crate::keys::KeyStore;
-use crate::reading::{Meter, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION};
+use crate::reading::{
+    upper_hex, Meter, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
+};
 use crate::wire::afl::{AflRepr, CI_AFL};
 use crate::wire::compact::{format_signature, CompactFormat, CompactRepr, FormatFrameRepr};
 use crate::wire::ell::{self, EllEncryption, EllRepr};
@@ -175,7 +177,7 @@ impl Decoder {
             let mut reading = base_reading(frame, &meter);
             reading.access_number = lower.ell_access_number;
             reading.security = security_json(0, lower.ell);
-            reading.manufacturer_data = Some(hex::encode_upper(tail(buf, pos)));
+            reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
             return Ok(reading);
         }
         let (tpl, used) =
@@ -210,9 +212,8 @@ impl Decoder {
             // The CRC already verifies: a receiver upstream decrypted this frame.
             EllEncryption::AesCtr if crc_ok(buf) => {}
             EllEncryption::AesCtr => {
-                let meter = link.id_string();
                 let Some(key) = self.keys.lookup(link.manufacturer, &link.id) else {
-                    return Err(no_key(&meter, "ELL AES-CTR").at(crc_at));
+                    return Err(no_key(&link.id_string(), "ELL AES-CTR").at(crc_at));
                 };
                 if let Some(encrypted) = buf.get_mut(crc_at..) {
                     crypto::ctr_apply(key.cipher(), &ell.ctr_iv(link), encrypted);
@@ -222,7 +223,8 @@ impl Decoder {
                         Layer::Security,
                         FailureKind::WrongKey,
                         format!(
-                            "ELL payload CRC does not verify after AES-CTR decryption: wrong key for meter {meter}"
+                            "ELL payload CRC does not verify after AES-CTR decryption: wrong key for meter {}",
+                            link.id_string()
                         ),
                     )
                     .at(crc_at));
@@ -344,7 +346,8 @@ impl Decoder {
         };
         let available = buf.len().saturating_sub(data_start);
         let already_plain = tail(buf, data_start).starts_with(&VERIFICATION);
-        let meter_id = meter.id_string();
+        // Only error messages need the id as text; build it there, not per telegram.
+        let meter_id = || meter.id_string();
         match mode {
             SecurityMode::None => Ok(SecurityOutcome::NONE),
             SecurityMode::Mode5 => {
@@ -360,7 +363,7 @@ impl Decoder {
                     return if already_plain {
                         Ok(SecurityOutcome::NONE)
                     } else {
-                        Err(no_key(&meter_id, "security mode 5").at(data_start))
+                        Err(no_key(&meter_id(), "security mode 5").at(data_start))
                     };
                 };
                 let iv = crypto::mode5_iv(&meter.address_bytes(), header.access_number);
@@ -368,7 +371,7 @@ impl Decoder {
                     // Plaintext replay of a mode-5 telegram: the key does not apply.
                     return Ok(SecurityOutcome::NONE);
                 }
-                decrypt_verified(key.cipher(), &iv, encrypted, &meter_id, data_start)
+                decrypt_verified(key.cipher(), &iv, encrypted, meter, data_start)
             }
             SecurityMode::Mode7 => {
                 let len = usize::from(header.config.encrypted_blocks()) * crypto::BLOCK_LEN;
@@ -377,7 +380,7 @@ impl Decoder {
                     return if already_plain {
                         Ok(SecurityOutcome::NONE)
                     } else {
-                        Err(no_key(&meter_id, "security mode 7").at(data_start))
+                        Err(no_key(&meter_id(), "security mode 7").at(data_start))
                     };
                 };
                 if let Some(ext) = header.mode7_extension() {
@@ -423,7 +426,7 @@ impl Decoder {
                     return Err(DecodeError::new(
                         Layer::Security,
                         FailureKind::MacFailure,
-                        format!("AFL MAC does not verify: wrong key for meter {meter_id} (or corrupted telegram)"),
+                        format!("AFL MAC does not verify: wrong key for meter {} (or corrupted telegram)", meter_id()),
                     )
                     .at(lower.afl_offset));
                 }
@@ -434,7 +437,7 @@ impl Decoder {
                     &meter.id,
                 ));
                 let encrypted = encrypted_region(buf, data_start, len)?;
-                let mut outcome = decrypt_verified(&kenc, &[0u8; 16], encrypted, &meter_id, data_start)?;
+                let mut outcome = decrypt_verified(&kenc, &[0u8; 16], encrypted, meter, data_start)?;
                 outcome.verified_by = Some("mac");
                 Ok(outcome)
             }
@@ -565,7 +568,7 @@ fn decrypt_verified(
     key: &crypto::Aes128,
     iv: &[u8; 16],
     encrypted: &mut [u8],
-    meter: &str,
+    meter: &LongAddress,
     at: usize,
 ) -> Result<SecurityOutcome, DecodeError> {
     crypto::decrypt_cbc_in_place(key, iv, encrypted).map_err(|e| DecodeError::from_wire(e, at))?;
@@ -576,7 +579,10 @@ fn decrypt_verified(
         return Err(DecodeError::new(
             Layer::Security,
             FailureKind::WrongKey,
-            format!("decrypted payload does not start with 2F 2F: wrong key for meter {meter}"),
+            format!(
+                "decrypted payload does not start with 2F 2F: wrong key for meter {}",
+                meter.id_string()
+            ),
         )
         .at(at));
     }
@@ -603,12 +609,24 @@ fn meter_key(meter: &LongAddress) -> MeterKey {
     }
 }
 
+/// The meter id as `link::id_string` prints it (BCD digits, most significant byte
+/// first; non-BCD nibbles as lowercase hex), without going through `format!`.
+fn id_text(id: &[u8; 4]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(8);
+    for &b in id.iter().rev() {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+    }
+    s
+}
+
 fn base_reading(frame: &RadioFrame, meter: &LongAddress) -> Reading {
     let manufacturer = meter.manufacturer();
     Reading {
         schema: SCHEMA_VERSION,
         meter: Meter {
-            id: meter.id_string(),
+            id: id_text(&meter.id),
             manufacturer: manufacturer
                 .code()
                 .unwrap_or_else(|| format!("{:04X}", manufacturer.raw())),
@@ -636,13 +654,13 @@ fn fill_records(reading: &mut Reading, parsed: &apl::Apl<'_>, base: usize) {
         .map(Record::from_data_record)
         .collect();
     if let Some(data) = parsed.manufacturer_data {
-        reading.manufacturer_data = Some(hex::encode_upper(data));
+        reading.manufacturer_data = Some(upper_hex(data));
     }
     if let Some(rest) = &parsed.unparsed {
         reading.unparsed = Some(Unparsed {
             offset: base + rest.offset,
             reason: rest.error.kind.to_string(),
-            hex: hex::encode_upper(rest.bytes),
+            hex: upper_hex(rest.bytes),
         });
     }
 }
@@ -657,4 +675,21 @@ fn security_json(mode: u8, outcome: SecurityOutcome) -> Security {
 
 fn status_json(byte: u8) -> Status {
     Status::from_byte(byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_text_matches_link_id_string() {
+        for id in [
+            [0x99, 0x87, 0x34, 0x76],
+            [0x0A, 0xBC, 0x00, 0xF1],
+            [0xFF; 4],
+            [0; 4],
+        ] {
+            assert_eq!(id_text(&id), link::id_string(&id));
+        }
+    }
 }

@@ -102,8 +102,24 @@ impl Decimal {
         d.mantissa.checked_mul(pow10(d.exponent)?)
     }
 
-    /// Nearest `f64`: parsed from the exact decimal text, so it is correctly rounded.
+    /// Nearest `f64`: correctly rounded, as parsing the exact decimal text would give.
     pub fn to_f64(self) -> f64 {
+        // Fast path (Clinger): when the mantissa and the power of ten are both exact in
+        // an f64, one IEEE multiplication or division rounds correctly. Meter values
+        // always take it.
+        if self.mantissa.unsigned_abs() <= F64_EXACT_INT {
+            let power = usize::try_from(self.exponent.unsigned_abs())
+                .ok()
+                .and_then(|e| F64_POW10.get(e));
+            if let Some(&power) = power {
+                let m = self.mantissa as f64;
+                return if self.exponent >= 0 {
+                    m * power
+                } else {
+                    m / power
+                };
+            }
+        }
         let mut buf = StackString::new();
         if write!(buf, "{self}").is_err() {
             // Only absurd exponents overflow the buffer; go through the slow path.
@@ -129,6 +145,29 @@ impl Decimal {
             return None;
         }
         value.to_string().parse().ok()
+    }
+}
+
+/// Largest integer magnitude up to which every integer is exact in an `f64` (2^53).
+const F64_EXACT_INT: u128 = 1 << 53;
+
+/// The powers of ten that are exact in an `f64` (10^22 is the last).
+const F64_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The value as an `i64` when it is an integer that fits, using 64-bit arithmetic only
+/// (i128 division is a library call); `None` means "ask the general path".
+fn small_integer(d: &Decimal) -> Option<i64> {
+    let m = i64::try_from(d.mantissa).ok()?;
+    let p = 10i64.checked_pow(d.exponent.unsigned_abs())?;
+    if d.exponent >= 0 {
+        m.checked_mul(p)
+    } else if m % p == 0 {
+        Some(m / p)
+    } else {
+        None
     }
 }
 
@@ -251,6 +290,9 @@ impl FromStr for Decimal {
 /// the exact decimal, which JSON writers print in shortest form (`123.456`).
 impl serde::Serialize for Decimal {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(v) = small_integer(self) {
+            return serializer.serialize_i64(v);
+        }
         let integer = if self.exponent >= 0 {
             pow10(self.exponent).and_then(|p| self.mantissa.checked_mul(p))
         } else {
@@ -364,6 +406,41 @@ mod tests {
         assert_eq!(j(25, 3), "25000");
         assert_eq!(j(-123, 0), "-123");
         assert_eq!(j(1, -1), "0.1");
+    }
+
+    #[test]
+    fn fast_float_matches_parsed_text() {
+        let mantissas = [
+            0i128,
+            1,
+            -1,
+            7,
+            2850427,
+            -1348631,
+            123456789,
+            (1 << 53) - 1,
+            1 << 53,
+        ];
+        for m in mantissas {
+            for e in -25..=25 {
+                let d = Decimal::new(m, e);
+                let parsed: f64 = d.to_string().parse().unwrap();
+                assert_eq!(d.to_f64().to_bits(), parsed.to_bits(), "{m}e{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_integer_agrees_with_general_json() {
+        let j = |m, e| serde_json::to_string(&Decimal::new(m, e)).unwrap();
+        assert_eq!(j(i64::MAX.into(), 0), i64::MAX.to_string());
+        assert_eq!(
+            j(i128::from(i64::MAX) + 1, 0),
+            (i128::from(i64::MAX) + 1).to_string()
+        );
+        assert_eq!(j(-5_000, -3), "-5");
+        assert_eq!(j(9, 18), "9000000000000000000");
+        assert_eq!(j(-9, 18), "-9000000000000000000");
     }
 
     #[test]

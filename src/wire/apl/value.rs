@@ -1,7 +1,7 @@
 //! Data field decoding: integers, BCD, real, dates and LVAR (EN 13757-3 Annex A,
 //! protocol.md §5.5, §5.10).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use super::decimal::Decimal;
 use super::dib::DataField;
@@ -66,44 +66,91 @@ pub struct DateTime {
     pub summer_time: bool,
 }
 
-/// Writes `value` with `width` digits, or `width` `X`s for "every" (ISO 8601-2
-/// unspecified digits).
-fn field(f: &mut fmt::Formatter<'_>, value: Option<u16>, width: usize) -> fmt::Result {
+/// Appends `value` with `width` digits (zero-padded), or `width` `X`s for "every"
+/// (ISO 8601-2 unspecified digits). Direct pushes instead of `format!`: dates are on the
+/// per-telegram hot path.
+fn push_field(out: &mut String, value: Option<u16>, width: usize) {
     match value {
-        Some(v) => write!(f, "{v:0width$}"),
-        None => (0..width).try_for_each(|_| f.write_str("X")),
+        // Fields are at most four digits wide (the year).
+        Some(v)
+            if [1, 10, 100, 1000, 10_000]
+                .get(width)
+                .is_some_and(|&limit| usize::from(v) < limit) =>
+        {
+            let v = u32::from(v);
+            let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10];
+            for &digit in digits.get(4 - width..).unwrap_or_default() {
+                out.push(char::from_digit(digit, 10).unwrap_or('0'));
+            }
+        }
+        // Wider than the field: all digits, as `{:0width$}` prints them.
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => (0..width).for_each(|_| out.push('X')),
     }
 }
+
+impl Date {
+    /// Appends ISO 8601 `2008-05-31`; "every" fields as `X` digits (`XXXX-01-01`).
+    pub fn push_iso(&self, out: &mut String) {
+        push_field(out, self.year, 4);
+        out.push('-');
+        push_field(out, self.month.map(u16::from), 2);
+        out.push('-');
+        push_field(out, self.day.map(u16::from), 2);
+    }
+}
+
+impl Time {
+    /// Appends ISO 8601 `23:50` or `23:50:07`.
+    pub fn push_iso(&self, out: &mut String) {
+        push_field(out, self.hour.map(u16::from), 2);
+        out.push(':');
+        push_field(out, self.minute.map(u16::from), 2);
+        if self.has_seconds {
+            out.push(':');
+            push_field(out, self.second.map(u16::from), 2);
+        }
+    }
+}
+
+impl DateTime {
+    /// Appends ISO 8601 `2008-05-31T23:50` (local meter time; no zone on air).
+    pub fn push_iso(&self, out: &mut String) {
+        self.date.push_iso(out);
+        out.push('T');
+        self.time.push_iso(out);
+    }
+}
+
+/// Longest ISO text of a date and time with seconds (`2008-05-31T23:50:07`).
+const ISO_CAPACITY: usize = 19;
 
 /// ISO 8601 `2008-05-31`; "every" fields as `X` digits (`XXXX-01-01`).
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        field(f, self.year, 4)?;
-        f.write_str("-")?;
-        field(f, self.month.map(u16::from), 2)?;
-        f.write_str("-")?;
-        field(f, self.day.map(u16::from), 2)
+        let mut s = String::with_capacity(ISO_CAPACITY);
+        self.push_iso(&mut s);
+        f.write_str(&s)
     }
 }
 
 /// ISO 8601 `23:50` or `23:50:07`.
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        field(f, self.hour.map(u16::from), 2)?;
-        f.write_str(":")?;
-        field(f, self.minute.map(u16::from), 2)?;
-        if self.has_seconds {
-            f.write_str(":")?;
-            field(f, self.second.map(u16::from), 2)?;
-        }
-        Ok(())
+        let mut s = String::with_capacity(ISO_CAPACITY);
+        self.push_iso(&mut s);
+        f.write_str(&s)
     }
 }
 
 /// ISO 8601 `2008-05-31T23:50` (local meter time; no zone on air).
 impl fmt::Display for DateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}T{}", self.date, self.time)
+        let mut s = String::with_capacity(ISO_CAPACITY);
+        self.push_iso(&mut s);
+        f.write_str(&s)
     }
 }
 
@@ -327,6 +374,24 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_fields_pad_and_overflow_like_format_width() {
+        let d = |year| Date {
+            year: Some(year),
+            month: Some(3),
+            day: None,
+        };
+        assert_eq!(d(5).to_string(), format!("{:04}-03-XX", 5));
+        assert_eq!(d(12345).to_string(), format!("{:04}-03-XX", 12345));
+        let t = Time {
+            hour: Some(7),
+            minute: None,
+            second: Some(9),
+            has_seconds: true,
+        };
+        assert_eq!(t.to_string(), "07:XX:09");
+    }
 
     #[test]
     fn type_f_vectors() {
