@@ -146,6 +146,7 @@
 //! written as `X` digits (ISO 8601-2 unspecified digits): `XXXX-01-01` = every 1 January.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -177,6 +178,12 @@ pub struct Reading {
     /// a reserved DIF), kept so that nothing is lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unparsed: Option<Unparsed>,
+    /// Name of the manufacturer driver that matched the meter; absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Named values the driver took from the records and vendor bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, Value>,
 }
 
 /// The tail of an APL that did not parse as records.
@@ -469,6 +476,8 @@ mod tests {
             records: records("0C13 56341200"),
             manufacturer_data: None,
             unparsed: None,
+            driver: None,
+            fields: BTreeMap::new(),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -502,11 +511,22 @@ mod tests {
             records: records("0DFD11 02 4241 02FF2C 0100 0493 15 00000000 81037C034C412300"),
             manufacturer_data: Some("AABB".into()),
             unparsed: None,
+            driver: Some("example".into()),
+            fields: BTreeMap::from([
+                (
+                    "total_m3".to_owned(),
+                    Value::Number(Decimal::new(12345, -3)),
+                ),
+                ("target_date".to_owned(), Value::Text("2026-10-31".into())),
+            ]),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));
         assert!(text.contains(r#""verified_by":null"#));
         assert!(text.contains(r#""rssi_dbm":-67.5"#));
+        assert!(text.ends_with(
+            r#""driver":"example","fields":{"target_date":"2026-10-31","total_m3":12.345}}"#
+        ));
         let back: Reading = serde_json::from_str(&text).unwrap();
         assert_eq!(back, reading);
     }

@@ -43,6 +43,10 @@ pub struct DecodeArgs {
     #[arg(long, conflicts_with = "explain")]
     pretty: bool,
 
+    /// Also load the driver definitions (*.toml) of this directory, ahead of the built-ins.
+    #[arg(long, value_name = "DIR")]
+    drivers: Option<PathBuf>,
+
     /// Explain every byte of each telegram, layer by layer, as text instead of JSON.
     #[arg(long)]
     explain: bool,
@@ -56,7 +60,14 @@ pub fn run(args: DecodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut decoder = Decoder::new(keys);
+    let drivers = match super::drivers::load(args.drivers.as_ref()) {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("wmbusd decode: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut decoder = Decoder::with_drivers(keys, drivers);
     let explain = args.explain;
     let mut count = 0usize;
     let stdout = std::io::stdout();
