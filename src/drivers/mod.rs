@@ -143,7 +143,7 @@ impl Driver {
         {
             // Declared formats are registered per model; "any version" names no model.
             return Err(at(
-                None,
+                definition.compact_formats.first().map(|f| f.span()),
                 "compact_formats need explicit `versions` and `device_types`".into(),
             ));
         }
