@@ -262,3 +262,24 @@ fn decode_picks_up_a_dropped_definition() {
         Some(1)
     );
 }
+
+#[test]
+fn explain_names_the_matching_driver_and_its_fields() {
+    let e = entry("kamwater", "76348799", "external_temperature_c");
+    let out = wmbusd(&["decode", "--explain", e["telegram"].as_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "driver: multical21\n",
+        "  total_m3 = 6.408\n",
+        "  external_temperature_c = 19\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+    let out = wmbusd(&["decode", "--explain", SONTEX]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("driver: none matched (generic records only)\n"),
+        "{text}"
+    );
+}

@@ -150,6 +150,9 @@ impl BytesDef {
     }
 }
 
+/// Record units a field unit is converted from, with the exact factor as decimal text.
+type Conversions = &'static [(&'static str, &'static str)];
+
 /// What a field name's suffix says about its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
@@ -157,7 +160,7 @@ pub enum FieldKind {
     /// factors (record value × factor).
     Unit {
         unit: &'static str,
-        from: &'static [(&'static str, &'static str)],
+        from: Conversions,
     },
     /// An ISO date, date-time or time (text).
     Date,
@@ -167,7 +170,7 @@ pub enum FieldKind {
 
 /// Unit suffixes of field names (the names users of existing open tools know), the reading
 /// unit each stands for, and the record units converted to it exactly.
-const UNIT_SUFFIXES: &[(&str, &str, &[(&str, &str)])] = &[
+const UNIT_SUFFIXES: &[(&str, &str, Conversions)] = &[
     ("_m3", "m3", &[("m3", "1")]),
     ("_kwh", "kWh", &[("kWh", "1")]),
     ("_mwh", "MWh", &[("kWh", "0.001")]),
