@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::model::{field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, Source};
 use crate::reading::{Decimal, Reading, Record, Value};
+use crate::wire::apl;
 
 pub(super) fn apply(definition: &Definition, reading: &mut Reading) {
     let mut fields = BTreeMap::new();
@@ -14,7 +15,12 @@ pub(super) fn apply(definition: &Definition, reading: &mut Reading) {
             fields.insert(name.clone(), value);
         }
     }
+    // A name defined both ways takes the record when the telegram has it (full frames)
+    // and the vendor bytes otherwise (frames carrying the values in a proprietary block).
     for (name, def) in &definition.bytes {
+        if fields.contains_key(name) {
+            continue;
+        }
         if let Some(value) = from_bytes(def.get_ref(), reading) {
             fields.insert(name.clone(), value);
         }
@@ -71,13 +77,32 @@ fn from_bytes(def: &BytesDef, reading: &Reading) -> Option<Value> {
     let bytes = hex::decode(source_hex).ok()?;
     let end = def.offset.checked_add(def.length)?;
     let field = bytes.get(def.offset..end)?;
+    if let Some(value) = decode_date(field, def.encoding) {
+        return Some(value);
+    }
     let raw = decode_number(field, def.encoding, def.mask)?;
     let scale = def.parsed_scale().ok()?;
     raw.checked_mul(scale)
         .map(|v| Value::Number(v.normalized()))
 }
 
-/// The number `bytes` (1 to 8, little endian) encode. `None` for invalid BCD digits.
+/// The date text (or null for a date the meter marks invalid) of a date encoding;
+/// `None` for number encodings and wrong lengths.
+fn decode_date(bytes: &[u8], encoding: Encoding) -> Option<Value> {
+    let value = match encoding {
+        Encoding::DateG => apl::type_g(bytes.try_into().ok()?),
+        Encoding::DatetimeF => apl::type_f(bytes.try_into().ok()?),
+        Encoding::IntLe | Encoding::UintLe | Encoding::Bcd | Encoding::Bits => return None,
+    };
+    Some(match value {
+        apl::Value::Date(d) => Value::Text(d.to_string()),
+        apl::Value::DateTime(dt) => Value::Text(dt.to_string()),
+        _ => Value::Null,
+    })
+}
+
+/// The number `bytes` (1 to 8, little endian) encode. `None` for invalid BCD digits and
+/// date encodings.
 pub(super) fn decode_number(
     bytes: &[u8],
     encoding: Encoding,
@@ -102,6 +127,7 @@ pub(super) fn decode_number(
             let mask = mask?;
             Some(Decimal::from((unsigned & mask) >> mask.trailing_zeros()))
         }
+        Encoding::DateG | Encoding::DatetimeF => None,
         Encoding::Bcd => {
             let mut value: i128 = 0;
             for &b in bytes.iter().rev() {

@@ -30,10 +30,17 @@
 //! source = "record:02FF20"   # or "manufacturer_data"
 //! offset = 0
 //! length = 2
-//! encoding = "bits"          # int_le, uint_le, bcd, bits
+//! encoding = "bits"          # int_le, uint_le, bcd, bits; date_g, datetime_f
 //! mask = 0x000F              # bits only
 //! scale = "1"                # decimal text, exact
 //! ```
+//!
+//! Field names end in their unit (`_m3`, `_kwh`, `_c`, ...), in a date suffix (`_date`,
+//! `_datetime`, `_time`, optionally followed by a storage index: `set_date_17`) or in a
+//! plain suffix for unitless values (`_flags`, `_status`, `_counter`, ...). A name may
+//! be defined under both `fields` and `bytes`: the record wins when the telegram has it.
+//! `storage` and `function` take one value or a list. Fields whose source is absent from
+//! a telegram are left out.
 
 mod extract;
 mod model;
@@ -64,6 +71,7 @@ const BUILTIN: &[(&str, &str)] = &[
         "multical302.toml",
         include_str!("../../drivers/multical302.toml"),
     ),
+    ("qcaloric.toml", include_str!("../../drivers/qcaloric.toml")),
 ];
 
 /// A definition rejected while loading: where and why.

@@ -92,6 +92,21 @@ pub enum Encoding {
     Bcd,
     /// Unsigned little endian, masked with `mask` and shifted down to bit 0.
     Bits,
+    /// EN 13757-3 type G date (2 bytes), for names ending `_date`.
+    DateG,
+    /// EN 13757-3 type F date and time (4 bytes), for names ending `_datetime`.
+    DatetimeF,
+}
+
+impl Encoding {
+    /// The byte length a date encoding has; `None` for numbers (1 to 8 bytes).
+    pub fn date_len(self) -> Option<usize> {
+        match self {
+            Encoding::DateG => Some(2),
+            Encoding::DatetimeF => Some(4),
+            Encoding::IntLe | Encoding::UintLe | Encoding::Bcd | Encoding::Bits => None,
+        }
+    }
 }
 
 /// A field read from manufacturer-specific bytes.
@@ -212,9 +227,16 @@ pub fn field_kind(name: &str) -> Option<FieldKind> {
     if let Some(&(_, unit, from)) = unit {
         return Some(FieldKind::Unit { unit, from });
     }
+    // Dates and plain values may carry a storage index after the suffix (`set_date_17`).
+    let base = match name.rsplit_once('_') {
+        Some((base, index)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => name,
+    };
     let has = |list: &[&str]| {
         list.iter()
-            .any(|s| name.len() > s.len() && name.ends_with(s))
+            .any(|s| base.len() > s.len() && base.ends_with(s))
     };
     if has(DATE_SUFFIXES) {
         Some(FieldKind::Date)
@@ -233,6 +255,9 @@ fn known_suffixes() -> String {
 }
 
 fn check_name(name: &str) -> Result<FieldKind, String> {
+    if name.len() > 64 {
+        return Err(format!("field name {name:?} is longer than 64 characters"));
+    }
     let valid = !name.is_empty()
         && name
             .bytes()
@@ -269,12 +294,6 @@ impl Definition {
         }
         for (name, def) in &self.fields {
             check_name(name).map_err(|reason| (def.span(), reason))?;
-            if name.len() > 64 || self.bytes.contains_key(name) {
-                return Err((
-                    def.span(),
-                    format!("field {name:?} is defined twice or too long"),
-                ));
-            }
         }
         for (name, def) in &self.bytes {
             let span = def.span();
@@ -284,8 +303,33 @@ impl Definition {
                 .map_err(|r| (span.clone(), format!("{name}: {r}")))?;
             b.parsed_scale()
                 .map_err(|r| (span.clone(), format!("{name}: {r}")))?;
-            if b.length == 0 || b.length > 8 {
-                return Err((span, format!("{name}: length {} (1 to 8 bytes)", b.length)));
+            match b.encoding.date_len() {
+                Some(len) if b.length != len => {
+                    return Err((
+                        span,
+                        format!("{name}: this date encoding is {len} bytes long"),
+                    ));
+                }
+                Some(_) if kind != FieldKind::Date => {
+                    return Err((
+                        span,
+                        format!("{name}: a date encoding needs a name ending _date or _datetime"),
+                    ));
+                }
+                Some(_) if b.scale.is_some() || b.unit.is_some() => {
+                    return Err((span, format!("{name}: dates take no scale or unit")));
+                }
+                Some(_) => {}
+                None if b.length == 0 || b.length > 8 => {
+                    return Err((span, format!("{name}: length {} (1 to 8 bytes)", b.length)));
+                }
+                None if kind == FieldKind::Date => {
+                    return Err((
+                        span,
+                        format!("{name}: a date needs encoding \"date_g\" or \"datetime_f\""),
+                    ));
+                }
+                None => {}
             }
             match (b.encoding, b.mask) {
                 (Encoding::Bits, None) | (Encoding::Bits, Some(0)) => {
@@ -304,12 +348,6 @@ impl Definition {
                     return Err((
                         span,
                         format!("{name}: unit {u:?} contradicts the name, which says {unit:?}"),
-                    ));
-                }
-                (FieldKind::Date, _) => {
-                    return Err((
-                        span,
-                        format!("{name}: manufacturer bytes give numbers, not dates"),
                     ));
                 }
                 (FieldKind::Plain, Some(u)) => {

@@ -283,3 +283,53 @@ fn declared_formats_reach_the_cache() {
     // Declared model formats are not meter formats: nothing to persist.
     assert!(cache.export().is_empty());
 }
+
+#[test]
+fn vendor_dates_and_record_precedence() {
+    let text = r#"name = "d"
+manufacturer = "QDS"
+[fields.set_date]
+quantity = "date"
+storage = 1
+[bytes.set_date]
+source = "manufacturer_data"
+offset = 0
+length = 2
+encoding = "date_g"
+[bytes.set_date_17]
+source = "manufacturer_data"
+offset = 2
+length = 2
+encoding = "date_g"
+"#;
+    let driver = Driver::parse("d.toml", text).unwrap();
+    // Type G 0x2C9F = 2020-12-31, FFFF = no date.
+    let mut reading = reading_from("0413 08190000");
+    reading.manufacturer_data = Some("9F2CFFFF".into());
+    driver.apply(&mut reading);
+    assert_eq!(
+        serde_json::to_string(&reading.fields).unwrap(),
+        r#"{"set_date":"2020-12-31","set_date_17":null}"#
+    );
+    // With the standard record present, the record wins.
+    let mut reading = reading_from("426C E1F1");
+    reading.manufacturer_data = Some("9F2CFFFF".into());
+    driver.apply(&mut reading);
+    assert_eq!(reading.fields["set_date"], Value::Text("XXXX-01-01".into()));
+
+    for (body, reason) in [
+        ("encoding = \"date_g\"\nlength = 4\n", "2 bytes long"),
+        ("encoding = \"bcd\"\nlength = 2\n", "needs encoding"),
+    ] {
+        let e = reject(&format!(
+            "name = \"x\"\nmanufacturer = \"KAM\"\n[bytes.a_date]\nsource = \"manufacturer_data\"\noffset = 0\n{body}"
+        ));
+        assert!(e.reason.contains(reason), "{e}");
+    }
+    let e = reject(
+        "name = \"x\"\nmanufacturer = \"KAM\"\n[bytes.a_m3]\nsource = \"manufacturer_data\"\noffset = 0\nencoding = \"date_g\"\nlength = 2\n",
+    );
+    assert!(e.reason.contains("needs a name ending _date"), "{e}");
+    assert_eq!(model::field_kind("set_date_17"), Some(FieldKind::Date));
+    assert_eq!(model::field_kind("total_17"), None);
+}
