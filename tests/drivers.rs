@@ -358,3 +358,28 @@ fn driver_fields_agree_with_the_reference_across_the_corpus() {
     }
     assert!(compared >= 60, "only {compared} fields compared");
 }
+
+#[test]
+fn without_drivers_readings_are_generic_and_compact_frames_wait_for_a_full_frame() {
+    let full = entry("kamwater", "76348799", "external_temperature_c");
+    let frame = RadioFrame::new(parse_hex(full["telegram"].as_str().unwrap()).unwrap());
+    let generic = Decoder::with_drivers(KeyStore::new(), DriverSet::empty())
+        .decode(&frame)
+        .unwrap();
+    assert_eq!(generic.driver, None);
+    let mut with_driver = Decoder::new(KeyStore::new()).decode(&frame).unwrap();
+    assert!(!with_driver.fields.is_empty());
+    with_driver.driver = None;
+    with_driver.fields.clear();
+    assert_eq!(
+        serde_json::to_string(&with_driver).unwrap(),
+        serde_json::to_string(&generic).unwrap()
+    );
+
+    let compact = entry("multical21", "44556677", "max_flow_m3h");
+    let frame = RadioFrame::new(parse_hex(compact["telegram"].as_str().unwrap()).unwrap());
+    let err = Decoder::with_drivers(KeyStore::new(), DriverSet::empty())
+        .decode(&frame)
+        .unwrap_err();
+    assert_eq!(err.kind, wmbusd::decode::FailureKind::UnknownCompactFormat);
+}

@@ -22,6 +22,9 @@ AFL, TPL, security, records with DIF/VIF meaning, value and unit), marks bytes n
 used, and after a failure says what failed (wrong key, MAC failure, no key, CRC error,
 unknown compact format, ...) and what to do. Keys are named by fingerprint, never printed.
 
+A meter a manufacturer driver matches (built-in, or dropped into --drivers DIR; see
+`wmbusd drivers list`) also gets \"driver\" and named \"fields\" in its reading.
+
 Telegrams given in one call share state: a compact frame decodes when its full frame came
 earlier in the same call. Exit status: 0 all decoded, 1 at least one failed, 2 usage error.")]
 pub struct DecodeArgs {
