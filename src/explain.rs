@@ -64,6 +64,8 @@ pub struct Span {
 pub enum Outcome {
     Decoded {
         records: usize,
+        /// The manufacturer driver that matched, with its fields rendered `name = value`.
+        driver: Option<(String, Vec<String>)>,
     },
     Failed {
         kind: FailureKind,
@@ -100,6 +102,17 @@ pub fn explain(decoder: &mut Decoder, frame: &RadioFrame) -> Explanation {
     let outcome = match &result {
         Ok(reading) => Outcome::Decoded {
             records: reading.records.len(),
+            driver: reading.driver.as_ref().map(|name| {
+                let fields = reading
+                    .fields
+                    .iter()
+                    .map(|(k, v)| {
+                        let value = serde_json::to_string(v).unwrap_or_default();
+                        format!("{k} = {value}")
+                    })
+                    .collect();
+                (name.clone(), fields)
+            }),
         },
         Err(err) => Outcome::Failed {
             kind: err.kind,
@@ -1248,7 +1261,18 @@ impl Explanation {
             }
         }
         match &self.outcome {
-            Outcome::Decoded { records } => {
+            Outcome::Decoded { records, driver } => {
+                match driver {
+                    Some((name, fields)) => {
+                        let _ = writeln!(out, "driver: {name}");
+                        for field in fields {
+                            let _ = writeln!(out, "  {field}");
+                        }
+                    }
+                    None => {
+                        let _ = writeln!(out, "driver: none matched (generic records only)");
+                    }
+                }
                 let _ = writeln!(out, "result: decoded, {records} record{}", plural(*records));
             }
             Outcome::Failed {

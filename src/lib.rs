@@ -18,6 +18,7 @@ pub mod crypto;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod decode;
+pub mod drivers;
 pub mod explain;
 pub mod frame;
 pub mod health;

@@ -36,11 +36,28 @@
 //! | `records` | array | data records in telegram order, see below |
 //! | `manufacturer_data` | string, optional | uppercase hex of vendor bytes after DIF 0x0F/0x1F, or of a whole proprietary APL |
 //! | `unparsed` | object, optional | `{"offset":…,"reason":…,"hex":…}`: record bytes the decoder could not read (a truncated last record, a reserved DIF), kept so that nothing is lost; `offset` is in the CRC-free frame |
+//! | `driver` | string, optional | name of the manufacturer driver that matched the meter (see *Driver fields*); absent when none did |
+//! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
 //! `"temporary_error"`; vendor bits 5–7 appear as `"manufacturer_bit5"` …
 //! `"manufacturer_bit7"`. No flag set means the meter reports no problem.
+//!
+//! ## Driver fields
+//!
+//! A manufacturer driver (a TOML definition, built in or dropped into a drivers
+//! directory; `wmbusd drivers list`) is selected by manufacturer, version and device
+//! type. It never changes `records`; it adds `driver` and `fields`. Field names end in
+//! their unit, with the values in that unit: `_m3`, `_kwh`, `_mwh`, `_mj`, `_gj`,
+//! `_m3h`, `_kw`, `_hca`, `_c`, `_k`, `_bar`, `_kg`, `_v`, `_a`, `_h`, `_d`, `_min`,
+//! `_s`; names ending `_date`, `_datetime`, `_time` hold ISO text as in `records`;
+//! names ending `_flags`, `_status`, `_counter`, `_version`, `_text`, `_nr` hold
+//! unitless numbers or text. Values are exact decimals, converted from the record's
+//! unit only by exact factors (m3/min → m3/h × 60, d → h × 24, kWh → MWh × 0.001);
+//! where no exact factor exists (MJ → kWh) the field is left out. A field whose record
+//! or bytes are absent from the telegram is left out; a present record without a valid
+//! value gives null. Telegrams of meters no driver matches carry neither key.
 //!
 //! ## Records
 //!
@@ -146,6 +163,7 @@
 //! written as `X` digits (ISO 8601-2 unspecified digits): `XXXX-01-01` = every 1 January.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -177,6 +195,12 @@ pub struct Reading {
     /// a reserved DIF), kept so that nothing is lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unparsed: Option<Unparsed>,
+    /// Name of the manufacturer driver that matched the meter; absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Named values the driver took from the records and vendor bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, Value>,
 }
 
 /// The tail of an APL that did not parse as records.
@@ -848,6 +872,8 @@ mod tests {
             records: records("0C13 56341200"),
             manufacturer_data: None,
             unparsed: None,
+            driver: None,
+            fields: BTreeMap::new(),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -881,11 +907,22 @@ mod tests {
             records: records("0DFD11 02 4241 02FF2C 0100 0493 15 00000000 81037C034C412300"),
             manufacturer_data: Some("AABB".into()),
             unparsed: None,
+            driver: Some("example".into()),
+            fields: BTreeMap::from([
+                (
+                    "total_m3".to_owned(),
+                    Value::Number(Decimal::new(12345, -3)),
+                ),
+                ("target_date".to_owned(), Value::Text("2026-10-31".into())),
+            ]),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));
         assert!(text.contains(r#""verified_by":null"#));
         assert!(text.contains(r#""rssi_dbm":-67.5"#));
+        assert!(text.ends_with(
+            r#""driver":"example","fields":{"target_date":"2026-10-31","total_m3":12.345}}"#
+        ));
         let back: Reading = serde_json::from_str(&text).unwrap();
         assert_eq!(back, reading);
     }

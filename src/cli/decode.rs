@@ -22,6 +22,9 @@ AFL, TPL, security, records with DIF/VIF meaning, value and unit), marks bytes n
 used, and after a failure says what failed (wrong key, MAC failure, no key, CRC error,
 unknown compact format, ...) and what to do. Keys are named by fingerprint, never printed.
 
+A meter a manufacturer driver matches (built-in, or dropped into --drivers DIR; see
+`wmbusd drivers list`) also gets \"driver\" and named \"fields\" in its reading.
+
 Telegrams given in one call share state: a compact frame decodes when its full frame came
 earlier in the same call. Exit status: 0 all decoded, 1 at least one failed, 2 usage error.")]
 pub struct DecodeArgs {
@@ -43,6 +46,10 @@ pub struct DecodeArgs {
     #[arg(long, conflicts_with = "explain")]
     pretty: bool,
 
+    /// Also load the driver definitions (*.toml) of this directory, ahead of the built-ins.
+    #[arg(long, value_name = "DIR")]
+    drivers: Option<PathBuf>,
+
     /// Explain every byte of each telegram, layer by layer, as text instead of JSON.
     #[arg(long)]
     explain: bool,
@@ -56,7 +63,14 @@ pub fn run(args: DecodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut decoder = Decoder::new(keys);
+    let drivers = match super::drivers::load(args.drivers.as_ref()) {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("wmbusd decode: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut decoder = Decoder::with_drivers(keys, drivers);
     let explain = args.explain;
     let mut count = 0usize;
     let stdout = std::io::stdout();

@@ -2,6 +2,7 @@
 
 mod check_config;
 mod decode;
+mod drivers;
 mod keys;
 mod listen;
 mod probe;
@@ -53,6 +54,8 @@ enum Command {
     Listen(listen::ListenArgs),
     /// List serial ports and identify wM-Bus dongles (type, firmware, id).
     Probe(probe::ProbeArgs),
+    /// List the manufacturer drivers or show one definition.
+    Drivers(drivers::DriversArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Listen(args) => listen::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Drivers(args) => drivers::run(args),
     }
 }
 

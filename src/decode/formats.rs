@@ -84,6 +84,26 @@ impl FormatCache {
         self.by_meter.insert((meter, signature), format);
     }
 
+    /// Registers a format for a whole model (manufacturer, version, device type), as a
+    /// driver definition declares it, so that compact frames of meters never heard in
+    /// full decode. A format learned from a frame of that model stays in place.
+    pub fn declare_model(
+        &mut self,
+        manufacturer: u16,
+        version: u8,
+        device_type: u8,
+        format: CompactFormat,
+    ) {
+        let model = ModelKey {
+            manufacturer,
+            version,
+            device_type,
+        };
+        self.by_model
+            .entry((model, format.signature()))
+            .or_insert(format);
+    }
+
     pub fn lookup(&self, meter: &MeterKey, signature: u16) -> Option<&CompactFormat> {
         self.by_meter
             .get(&(*meter, signature))

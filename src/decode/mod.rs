@@ -12,6 +12,7 @@ pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
+use crate::drivers::DriverSet;
 use crate::frame::RadioFrame;
 use crate::keys::KeyStore;
 use crate::reading::{
@@ -47,6 +48,7 @@ const WIRED_CI_AT: usize = 6;
 pub struct Decoder {
     keys: KeyStore,
     formats: FormatCache,
+    drivers: DriverSet,
     /// Working copy of the current frame, reused to avoid an allocation per telegram.
     buf: Vec<u8>,
 }
@@ -75,12 +77,26 @@ struct Lower {
 }
 
 impl Decoder {
+    /// A decoder with the built-in manufacturer drivers.
     pub fn new(keys: KeyStore) -> Self {
+        Decoder::with_drivers(keys, DriverSet::builtin())
+    }
+
+    /// A decoder applying `drivers` (an empty set gives generic records only); their
+    /// declared compact formats are known from the start.
+    pub fn with_drivers(keys: KeyStore, drivers: DriverSet) -> Self {
+        let mut formats = FormatCache::new();
+        drivers.declare_formats(&mut formats);
         Decoder {
             keys,
-            formats: FormatCache::new(),
+            formats,
+            drivers,
             buf: Vec::with_capacity(256),
         }
+    }
+
+    pub fn drivers(&self) -> &DriverSet {
+        &self.drivers
     }
 
     pub fn keys(&self) -> &KeyStore {
@@ -327,6 +343,8 @@ impl Decoder {
                 fill_records(&mut reading, &parsed, data_start);
             }
         }
+        self.drivers
+            .apply(&mut reading, meter.version, meter.device_type);
         Ok(reading)
     }
 
@@ -642,6 +660,8 @@ fn base_reading(frame: &RadioFrame, meter: &LongAddress) -> Reading {
         records: Vec::new(),
         manufacturer_data: None,
         unparsed: None,
+        driver: None,
+        fields: Default::default(),
     }
 }
 

@@ -1,0 +1,329 @@
+//! Manufacturer drivers as data.
+//!
+//! A driver is a TOML definition, not code. It says which meters it applies to
+//! (manufacturer, version bytes, device types), names fields taken from the generic data
+//! records (`total_m3` = volume at storage 0), reads manufacturer-specific bytes (offset,
+//! length, encoding, scale) and declares the compact-frame formats of its models, so that
+//! a compact frame decodes before any full frame of the meter was heard.
+//!
+//! Definitions are built in (one file per driver in `drivers/` at the repository root,
+//! embedded at compile time) and more can be loaded from a directory with
+//! [`DriverSet::load_dir`]. A definition that does not parse or validate is rejected with
+//! its file, line, column and the reason ([`DefinitionError`]).
+//!
+//! When no driver matches, the reading carries its generic records only: that is the
+//! fallback that always applies.
+//!
+//! ```toml
+//! name = "example"
+//! description = "what meters this covers"
+//! manufacturer = "KAM"
+//! versions = [0x1B]          # empty or absent: any version
+//! device_types = [0x16]      # empty or absent: any device type
+//! compact_formats = ["02FF20 0413 4413"]   # DIF/VIF lists, hex
+//!
+//! [fields.total_m3]          # name ends in its unit
+//! quantity = "volume"        # storage, tariff, subunit default to 0,
+//! storage = 0                # function to "instantaneous"
+//!
+//! [bytes.info_flags]         # manufacturer-specific bytes
+//! source = "record:02FF20"   # or "manufacturer_data"
+//! offset = 0
+//! length = 2
+//! encoding = "bits"          # int_le, uint_le, bcd, bits; date_g, datetime_f
+//! mask = 0x000F              # bits only
+//! scale = "1"                # decimal text, exact
+//! ```
+//!
+//! Field names end in their unit (`_m3`, `_kwh`, `_c`, ...), in a date suffix (`_date`,
+//! `_datetime`, `_time`, optionally followed by a storage index: `set_date_17`) or in a
+//! plain suffix for unitless values (`_flags`, `_status`, `_counter`, ...). A name may
+//! be defined under both `fields` and `bytes`: the record wins when the telegram has it.
+//! `storage` and `function` take one value or a list. Fields whose source is absent from
+//! a telegram are left out.
+
+mod extract;
+mod model;
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+pub use model::{BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source};
+
+use crate::decode::FormatCache;
+use crate::reading::Reading;
+use crate::wire::compact::CompactFormat;
+use crate::wire::manufacturer::Manufacturer;
+
+/// The definitions compiled into the binary: (file name, text).
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "multical21.toml",
+        include_str!("../../drivers/multical21.toml"),
+    ),
+    (
+        "flowiq2200.toml",
+        include_str!("../../drivers/flowiq2200.toml"),
+    ),
+    (
+        "multical302.toml",
+        include_str!("../../drivers/multical302.toml"),
+    ),
+    ("qcaloric.toml", include_str!("../../drivers/qcaloric.toml")),
+];
+
+/// A definition rejected while loading: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {reason}")]
+pub struct DefinitionError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+/// Why loading a set of definitions failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("driver directory {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    #[error("{file}: driver name {name:?} is already defined in {first}")]
+    Duplicate {
+        file: String,
+        name: String,
+        first: String,
+    },
+}
+
+/// One validated driver.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    pub definition: Definition,
+    /// Where the definition came from: `builtin:NAME.toml` or a file path.
+    pub source: String,
+    /// The definition text as loaded, for `wmbusd drivers show`.
+    pub text: String,
+    manufacturer: u16,
+    compact_formats: Vec<CompactFormat>,
+}
+
+impl Driver {
+    /// Parses and validates one definition; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Driver, DefinitionError> {
+        let at = |span: Option<Range<usize>>, reason: String| {
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            DefinitionError {
+                file: file.to_owned(),
+                line,
+                column,
+                reason,
+            }
+        };
+        let definition: Definition =
+            toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+        let manufacturer =
+            Manufacturer::from_code(definition.manufacturer.get_ref()).ok_or_else(|| {
+                at(
+                    Some(definition.manufacturer.span()),
+                    format!(
+                        "manufacturer {:?} is not a three-letter FLAG code (A-Z)",
+                        definition.manufacturer.get_ref()
+                    ),
+                )
+            })?;
+        let compact_formats = definition
+            .compact_formats
+            .iter()
+            .map(|f| {
+                model::compact_format(f.get_ref()).map_err(|reason| at(Some(f.span()), reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !compact_formats.is_empty()
+            && (definition.versions.is_empty() || definition.device_types.is_empty())
+        {
+            // Declared formats are registered per model; "any version" names no model.
+            return Err(at(
+                definition.compact_formats.first().map(|f| f.span()),
+                "compact_formats need explicit `versions` and `device_types`".into(),
+            ));
+        }
+        definition
+            .validate()
+            .map_err(|(span, reason)| at(Some(span), reason))?;
+        Ok(Driver {
+            definition,
+            source: file.to_owned(),
+            text: text.to_owned(),
+            manufacturer: manufacturer.raw(),
+            compact_formats,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.definition.name
+    }
+
+    /// True when this driver applies to the meter.
+    pub fn matches(&self, manufacturer: &str, version: u8, device_type: u8) -> bool {
+        let d = &self.definition;
+        d.manufacturer.get_ref().eq_ignore_ascii_case(manufacturer)
+            && (d.versions.is_empty() || d.versions.contains(&version))
+            && (d.device_types.is_empty() || d.device_types.contains(&device_type))
+    }
+
+    /// Pre-declared compact-frame formats, parsed.
+    pub fn compact_formats(&self) -> &[CompactFormat] {
+        &self.compact_formats
+    }
+
+    /// Fills `reading.driver` and `reading.fields` from its records and vendor bytes.
+    pub fn apply(&self, reading: &mut Reading) {
+        extract::apply(&self.definition, reading);
+    }
+}
+
+/// The drivers a decoder selects from. Drivers loaded from a directory come before the
+/// built-ins, so a dropped-in definition overrides a built-in one for the same meters.
+#[derive(Debug, Clone, Default)]
+pub struct DriverSet {
+    drivers: Vec<Driver>,
+}
+
+impl DriverSet {
+    /// No drivers: every reading keeps its generic records only.
+    pub fn empty() -> DriverSet {
+        DriverSet::default()
+    }
+
+    /// The built-in definitions. They are checked by the test suite; one that failed to
+    /// load anyway is left out rather than taking the decoder down.
+    pub fn builtin() -> DriverSet {
+        static BUILT: OnceLock<DriverSet> = OnceLock::new();
+        BUILT
+            .get_or_init(|| DriverSet {
+                drivers: builtin_results().filter_map(Result::ok).collect(),
+            })
+            .clone()
+    }
+
+    /// Adds every `*.toml` of `dir` (sorted by file name) ahead of the drivers already
+    /// in the set. A definition whose name is already taken by a built-in replaces it.
+    pub fn load_dir(&mut self, dir: &Path) -> Result<usize, LoadError> {
+        let io = |source| LoadError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut loaded: Vec<Driver> = Vec::new();
+        for path in paths {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let driver = Driver::parse(&file, &text)?;
+            if let Some(first) = loaded.iter().find(|d| d.name() == driver.name()) {
+                return Err(LoadError::Duplicate {
+                    file,
+                    name: driver.name().to_owned(),
+                    first: first.source.clone(),
+                });
+            }
+            loaded.push(driver);
+        }
+        let count = loaded.len();
+        let names: BTreeSet<String> = loaded.iter().map(|d| d.name().to_owned()).collect();
+        self.drivers.retain(|d| !names.contains(d.name()));
+        loaded.append(&mut self.drivers);
+        self.drivers = loaded;
+        Ok(count)
+    }
+
+    /// The first driver that applies to the meter; `None` = generic records only.
+    pub fn select(&self, manufacturer: &str, version: u8, device_type: u8) -> Option<&Driver> {
+        self.drivers
+            .iter()
+            .find(|d| d.matches(manufacturer, version, device_type))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Driver> {
+        self.drivers.iter().find(|d| d.name() == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Driver> {
+        self.drivers.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.drivers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.drivers.is_empty()
+    }
+
+    /// Registers every declared compact format for each model (manufacturer, version,
+    /// device type) its driver names.
+    pub fn declare_formats(&self, cache: &mut FormatCache) {
+        for driver in &self.drivers {
+            for &version in &driver.definition.versions {
+                for &device_type in &driver.definition.device_types {
+                    for format in &driver.compact_formats {
+                        cache.declare_model(
+                            driver.manufacturer,
+                            version,
+                            device_type,
+                            format.clone(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the matching driver, if any, to a decoded reading.
+    pub fn apply(&self, reading: &mut Reading, version: u8, device_type: u8) {
+        if let Some(driver) = self.select(&reading.meter.manufacturer, version, device_type) {
+            driver.apply(reading);
+        }
+    }
+}
+
+/// Every built-in definition, loaded, with its file name (for tests and `drivers list`).
+pub fn builtin_results() -> impl Iterator<Item = Result<Driver, DefinitionError>> {
+    BUILTIN
+        .iter()
+        .map(|(file, text)| Driver::parse(&format!("builtin:{file}"), text))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let offset = (0..=offset)
+        .rev()
+        .find(|o| text.is_char_boundary(*o))
+        .unwrap_or(0);
+    let before = text.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests;
