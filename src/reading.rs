@@ -420,6 +420,22 @@ impl Reading {
             string(out, &u.hex)?;
             out.push(b'}');
         }
+        if let Some(driver) = &self.driver {
+            out.extend_from_slice(b",\"driver\":");
+            string(out, driver)?;
+        }
+        if !self.fields.is_empty() {
+            out.extend_from_slice(b",\"fields\":{");
+            for (i, (name, value)) in self.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                string(out, name)?;
+                out.push(b':');
+                value.write_json(out)?;
+            }
+            out.push(b'}');
+        }
         out.push(b'}');
         Ok(())
     }
@@ -792,6 +808,14 @@ mod tests {
                 reason: "truncated \"record\"".to_owned(),
                 hex: "0C".to_owned(),
             }),
+            driver: Some("multical21".to_owned()),
+            fields: [
+                ("total_m3".to_owned(), Value::Number(Decimal::new(6408, -3))),
+                ("note\"s".to_owned(), Value::Text("a\nb".to_owned())),
+                ("target_date".to_owned(), Value::Null),
+            ]
+            .into_iter()
+            .collect(),
         };
         assert_same_json(&reading);
         let empty = Reading {

@@ -144,7 +144,19 @@ impl Decimal {
         if !value.is_finite() {
             return None;
         }
-        value.to_string().parse().ok()
+        // Scientific form ("4.2535296e38"): the shortest round-trip digits and a power of
+        // ten, so huge and tiny values keep a small mantissa instead of overflowing it.
+        let text = format!("{value:e}");
+        let (digits, exp) = text.split_once('e')?;
+        let exp: i32 = exp.parse().ok()?;
+        let (sign, digits) = match digits.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, digits),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let mantissa: i128 = format!("{int}{frac}").parse().ok()?;
+        let frac_len = i32::try_from(frac.len()).ok()?;
+        Some(Decimal::new(sign * mantissa, exp.checked_sub(frac_len)?))
     }
 }
 
@@ -376,6 +388,19 @@ impl fmt::Write for StackString {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn from_f64_keeps_huge_and_tiny_values() {
+        let huge = super::Decimal::from_f64(4.2535296e38).unwrap();
+        assert_eq!(huge.to_f64(), 4.2535296e38);
+        let tiny = super::Decimal::from_f64(-1.5e-40).unwrap();
+        assert_eq!(tiny.to_f64(), -1.5e-40);
+        assert_eq!(
+            super::Decimal::from_f64(123.456).unwrap().to_string(),
+            "123.456"
+        );
+        assert_eq!(super::Decimal::from_f64(f64::NAN), None);
+    }
+
     use super::*;
 
     #[test]
