@@ -44,6 +44,18 @@ fn bench_one(c: &mut Criterion, name: &str, hex: &str, key: Option<(&str, &str)>
             black_box(&out);
         })
     });
+    // Decoding into one reusable `Reading`, as `wmbusd decode` does.
+    let mut reading = decoder.decode(&frame).expect("decodes");
+    group.bench_function(format!("{name}_into_json"), |b| {
+        b.iter(|| {
+            out.clear();
+            decoder
+                .decode_into(black_box(&frame), &mut reading)
+                .expect("decodes");
+            reading.write_json(&mut out).expect("serialises");
+            black_box(&out);
+        })
+    });
     group.finish();
 }
 

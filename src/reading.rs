@@ -174,7 +174,7 @@ pub use crate::wire::apl::{Decimal, Function};
 /// Version of the JSON layout documented above.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub schema: u32,
     pub meter: Meter,
@@ -213,7 +213,7 @@ pub struct Unparsed {
     pub hex: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meter {
     /// Eight BCD digits.
     pub id: String,
@@ -224,7 +224,7 @@ pub struct Meter {
     pub device_type: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub byte: u8,
     pub flags: Vec<Cow<'static, str>>,
@@ -257,7 +257,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
     pub mode: u8,
     pub decrypted: bool,
@@ -309,11 +309,29 @@ impl Profile {
 
 impl Record {
     pub fn from_data_record(r: &DataRecord<'_>) -> Record {
+        Record::build(r, String::new(), String::new())
+    }
+
+    /// Overwrites this record with `r`, reusing its `dif_vif` and text-value buffers:
+    /// a decoder refilling the records of the last reading allocates no strings for
+    /// them. The result equals [`Record::from_data_record`].
+    pub fn refill(&mut self, r: &DataRecord<'_>) {
+        let dif_vif = std::mem::take(&mut self.dif_vif);
+        let text = match &mut self.value {
+            Value::Text(t) => std::mem::take(t),
+            _ => String::new(),
+        };
+        *self = Record::build(r, dif_vif, text);
+    }
+
+    /// The record of `r`, writing `dif_vif` and a text value into the given buffers
+    /// (cleared first).
+    fn build(r: &DataRecord<'_>, dif_vif: String, text: String) -> Record {
         let meaning = r.meaning();
         let record_error = r.vib.record_error();
         let mut value = match &r.value {
-            apl::Value::Binary => Value::Text(upper_hex(r.data)),
-            other => Value::from_element(other),
+            apl::Value::Binary => Value::Text(upper_hex_in(text, r.data)),
+            other => Value::from_element_in(other, text),
         };
         // A record error means the data field holds no valid value.
         if record_error.is_some() {
@@ -341,7 +359,7 @@ impl Record {
             storage: r.dib.storage,
             tariff: r.dib.tariff,
             subunit: r.dib.subunit,
-            dif_vif: upper_hex(r.header),
+            dif_vif: upper_hex_in(dif_vif, r.header),
             error: record_error.map(|e| Cow::Borrowed(e.name())),
             qualifiers,
             unit_text: r.vib.plain_text_unit.clone(),
@@ -577,18 +595,40 @@ fn string_list(out: &mut Vec<u8>, items: &[Cow<'static, str>]) -> serde_json::Re
 /// Uppercase hex of `bytes`, as `hex::encode_upper` writes it, with one exact-size
 /// allocation (the `hex` crate collects chars one by one, which shows in profiles).
 pub fn upper_hex(bytes: &[u8]) -> String {
+    upper_hex_in(String::new(), bytes)
+}
+
+/// [`upper_hex`] into `s` (cleared first), reusing its buffer.
+fn upper_hex_in(s: String, bytes: &[u8]) -> String {
+    let mut s = empty_with_capacity(s, bytes.len() * 2);
+    push_upper_hex(&mut s, bytes);
+    s
+}
+
+/// `s` emptied, with room for `len` bytes: its own buffer when that is big enough,
+/// else a new exact-size one (cheaper than growing through `reserve`).
+pub(crate) fn empty_with_capacity(mut s: String, len: usize) -> String {
+    if s.capacity() < len {
+        return String::with_capacity(len);
+    }
+    s.clear();
+    s
+}
+
+/// Appends the uppercase hex of `bytes` to `s`.
+fn push_upper_hex(s: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    s.reserve(bytes.len() * 2);
     for &b in bytes {
         s.push(char::from(DIGITS[usize::from(b >> 4)]));
         s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
     }
-    s
 }
 
-/// A date or time as an owned ISO string, sized once (the longest form is 19 bytes).
-fn iso_text(push: impl FnOnce(&mut String)) -> String {
-    let mut s = String::with_capacity(19);
+/// A date or time as ISO text in `s` (cleared first), sized once when it has to grow
+/// (the longest form is 19 bytes).
+fn iso_text_in(s: String, push: impl FnOnce(&mut String)) -> String {
+    let mut s = empty_with_capacity(s, 19);
     push(&mut s);
     s
 }
@@ -610,14 +650,23 @@ impl Value {
     /// A decoded value that stands alone (a compact profile element, or a record value
     /// other than binary): binary data has no bytes of its own here and publishes as null.
     fn from_element(v: &apl::Value) -> Value {
+        Value::from_element_in(v, String::new())
+    }
+
+    /// [`Value::from_element`], writing a text value into `text` (cleared first).
+    fn from_element_in(v: &apl::Value, text: String) -> Value {
         match v {
             apl::Value::NoData | apl::Value::Invalid | apl::Value::Binary => Value::Null,
             apl::Value::Number(d) => Value::Number(*d),
             apl::Value::Bits(b) => Value::Number(Decimal::from(*b)),
-            apl::Value::Date(d) => Value::Text(iso_text(|s| d.push_iso(s))),
-            apl::Value::Time(t) => Value::Text(iso_text(|s| t.push_iso(s))),
-            apl::Value::DateTime(dt) => Value::Text(iso_text(|s| dt.push_iso(s))),
-            apl::Value::Text(s) => Value::Text(s.clone()),
+            apl::Value::Date(d) => Value::Text(iso_text_in(text, |s| d.push_iso(s))),
+            apl::Value::Time(t) => Value::Text(iso_text_in(text, |s| t.push_iso(s))),
+            apl::Value::DateTime(dt) => Value::Text(iso_text_in(text, |s| dt.push_iso(s))),
+            apl::Value::Text(s) => {
+                let mut text = empty_with_capacity(text, s.len());
+                text.push_str(s);
+                Value::Text(text)
+            }
         }
     }
 }

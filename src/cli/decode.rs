@@ -9,6 +9,7 @@ use clap::Args;
 use crate::decode::{DecodeError, Decoder};
 use crate::frame::{parse_hex, RadioFrame};
 use crate::keys::KeyStore;
+use crate::reading::Reading;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -77,6 +78,8 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut failed = 0usize;
     let mut line_buf = Vec::with_capacity(1024);
+    // Decoded into over and over, so its buffers serve every telegram.
+    let mut reading = Reading::default();
 
     let mut emit =
         |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
@@ -84,7 +87,7 @@ pub fn run(args: DecodeArgs) -> ExitCode {
             let ok = if explain {
                 explain_one(decoder, input, count, &mut line_buf)
             } else {
-                decode_one(decoder, input, args.pretty, &mut line_buf)
+                decode_one(decoder, input, args.pretty, &mut reading, &mut line_buf)
             };
             if !ok {
                 failed += 1;
@@ -148,7 +151,13 @@ fn load_keys(args: &DecodeArgs) -> Result<KeyStore, String> {
 }
 
 /// Decodes one telegram into `out` (JSON, no newline). Returns false when it failed.
-fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8>) -> bool {
+fn decode_one(
+    decoder: &mut Decoder,
+    input: &str,
+    pretty: bool,
+    reading: &mut Reading,
+    out: &mut Vec<u8>,
+) -> bool {
     out.clear();
     let bytes = match parse_hex(input) {
         Ok(b) => b,
@@ -166,14 +175,14 @@ fn decode_one(decoder: &mut Decoder, input: &str, pretty: bool, out: &mut Vec<u8
         }
     };
     let frame = RadioFrame::new(bytes);
-    match decoder.decode(&frame) {
-        Ok(reading) => {
+    match decoder.decode_into(&frame, reading) {
+        Ok(()) => {
             if pretty {
-                write_json(out, &reading, true);
+                write_json(out, reading, true);
             } else if reading.write_json(out).is_err() {
                 // Same bytes as serde_json, several times faster; keep a line regardless.
                 out.clear();
-                write_json(out, &reading, false);
+                write_json(out, reading, false);
             }
             true
         }

@@ -16,7 +16,7 @@ use crate::drivers::DriverSet;
 use crate::frame::RadioFrame;
 use crate::keys::KeyStore;
 use crate::reading::{
-    upper_hex, Meter, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
+    empty_with_capacity, upper_hex, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
 };
 use crate::wire::afl::{AflRepr, CI_AFL};
 use crate::wire::compact::{format_signature, CompactFormat, CompactRepr, FormatFrameRepr};
@@ -51,6 +51,11 @@ pub struct Decoder {
     drivers: DriverSet,
     /// Working copy of the current frame, reused to avoid an allocation per telegram.
     buf: Vec<u8>,
+    /// The caller's previous reading handed to [`Decoder::decode_into`]: the next
+    /// reading is built in it, reusing its strings.
+    spare: Reading,
+    /// Records of that reading, refilled in place (see `fill_records`).
+    spare_records: Vec<Record>,
 }
 
 /// What the security layers did to the payload.
@@ -92,6 +97,8 @@ impl Decoder {
             formats,
             drivers,
             buf: Vec::with_capacity(256),
+            spare: Reading::default(),
+            spare_records: Vec::new(),
         }
     }
 
@@ -119,6 +126,27 @@ impl Decoder {
     /// Decodes one frame. Never panics; every failure is a [`DecodeError`] naming the
     /// layer, the class and, where one byte is to blame, its offset.
     pub fn decode(&mut self, frame: &RadioFrame) -> Result<Reading, DecodeError> {
+        // Nothing to reuse: a spare left by a failed `decode_into` is just as good.
+        self.decode_reusing(frame)
+    }
+
+    /// [`Decoder::decode`] into a caller-owned reading, replacing all its contents; the
+    /// result is the same. The strings and record list of the previous contents are
+    /// reused, so decoding telegram after telegram into one `Reading` saves most
+    /// allocations. On error `reading` is left empty ([`Reading::default`]).
+    pub fn decode_into(
+        &mut self,
+        frame: &RadioFrame,
+        reading: &mut Reading,
+    ) -> Result<(), DecodeError> {
+        self.spare = std::mem::take(reading);
+        self.spare_records = std::mem::take(&mut self.spare.records);
+        *reading = self.decode_reusing(frame)?;
+        Ok(())
+    }
+
+    /// Decodes, building the reading in `self.spare`.
+    fn decode_reusing(&mut self, frame: &RadioFrame) -> Result<Reading, DecodeError> {
         let mut buf = std::mem::take(&mut self.buf);
         let result = self.decode_in(frame, &mut buf);
         self.buf = buf;
@@ -190,9 +218,9 @@ impl Decoder {
         };
         if tpl::is_manufacturer_specific(ci) {
             let meter = LongAddress::from_link(&link);
-            let mut reading = base_reading(frame, &meter);
+            let mut reading = self.base_reading(frame, &meter);
             reading.access_number = lower.ell_access_number;
-            reading.security = security_json(0, lower.ell);
+            set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
             return Ok(reading);
         }
@@ -282,12 +310,12 @@ impl Decoder {
             lower.ell
         };
 
-        let mut reading = base_reading(frame, meter);
+        let mut reading = self.base_reading(frame, meter);
         reading.access_number = tpl.access_number().or(lower.ell_access_number);
         if let Some(status) = tpl.status() {
             reading.status = status_json(status.0);
         }
-        reading.security = security_json(mode.number(), security);
+        set_security(&mut reading.security, mode.number(), security);
 
         let key = meter_key(meter);
         let data = tail(buf, data_start);
@@ -318,7 +346,12 @@ impl Decoder {
                 let full = format
                     .expand_verified(&compact)
                     .map_err(|e| DecodeError::from_wire(e, data_start))?;
-                fill_records(&mut reading, &apl::parse_lenient(&full), data_start);
+                fill_records(
+                    &mut reading,
+                    &apl::parse_lenient(&full),
+                    data_start,
+                    &mut self.spare_records,
+                );
             }
             0x69..=0x6B => {
                 let ff = FormatFrameRepr::parse(data)
@@ -340,7 +373,7 @@ impl Decoder {
                         CompactFormat::from_records(&parsed.records),
                     );
                 }
-                fill_records(&mut reading, &parsed, data_start);
+                fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
             }
         }
         self.drivers
@@ -522,13 +555,52 @@ impl Decoder {
     }
 
     fn header_only_reading(
-        &self,
+        &mut self,
         frame: &RadioFrame,
         link: &LinkHeader,
         acc: Option<u8>,
     ) -> Reading {
-        let mut reading = base_reading(frame, &LongAddress::from_link(link));
+        let mut reading = self.base_reading(frame, &LongAddress::from_link(link));
         reading.access_number = acc;
+        set_security(&mut reading.security, 0, SecurityOutcome::NONE);
+        reading
+    }
+
+    /// The reading's header fields, built in the spare reading's buffers; no records.
+    /// `security` is left to the caller, which always sets it (keeping the
+    /// `verified_by` buffer for it).
+    fn base_reading(&mut self, frame: &RadioFrame, meter: &LongAddress) -> Reading {
+        let mut reading = std::mem::take(&mut self.spare);
+        let manufacturer = meter.manufacturer();
+        reading.schema = SCHEMA_VERSION;
+        let m = &mut reading.meter;
+        m.id = empty_with_capacity(std::mem::take(&mut m.id), 8);
+        push_id_text(&mut m.id, &meter.id);
+        // Three letters, or four hex digits for an invalid code.
+        m.manufacturer = empty_with_capacity(std::mem::take(&mut m.manufacturer), 4);
+        match manufacturer.letters() {
+            Some(letters) => m
+                .manufacturer
+                .extend(letters.iter().map(|&b| char::from(b))),
+            None => m
+                .manufacturer
+                .push_str(&format!("{:04X}", manufacturer.raw())),
+        }
+        m.version = meter.version;
+        let device_type = device_type::name(manufacturer, meter.device_type);
+        m.device_type = empty_with_capacity(std::mem::take(&mut m.device_type), device_type.len());
+        m.device_type.push_str(&device_type);
+        reading.received_at = frame.received_at.map(crate::timefmt::rfc3339);
+        reading.rssi_dbm = frame.rssi_dbm;
+        reading.link_mode = frame.link_mode.map(|m| m.as_str().to_owned());
+        reading.access_number = None;
+        reading.status = status_json(0);
+        // Records are refilled from `spare_records` by `fill_records`.
+        reading.records.clear();
+        reading.manufacturer_data = None;
+        reading.unparsed = None;
+        reading.driver = None;
+        reading.fields.clear();
         reading
     }
 }
@@ -629,50 +701,43 @@ fn meter_key(meter: &LongAddress) -> MeterKey {
 
 /// The meter id as `link::id_string` prints it (BCD digits, most significant byte
 /// first; non-BCD nibbles as lowercase hex), without going through `format!`.
+#[cfg(test)]
 fn id_text(id: &[u8; 4]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(8);
-    for &b in id.iter().rev() {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
+    let mut s = String::new();
+    push_id_text(&mut s, id);
     s
 }
 
-fn base_reading(frame: &RadioFrame, meter: &LongAddress) -> Reading {
-    let manufacturer = meter.manufacturer();
-    Reading {
-        schema: SCHEMA_VERSION,
-        meter: Meter {
-            id: id_text(&meter.id),
-            manufacturer: manufacturer
-                .code()
-                .unwrap_or_else(|| format!("{:04X}", manufacturer.raw())),
-            version: meter.version,
-            device_type: device_type::name(manufacturer, meter.device_type).into_owned(),
-        },
-        received_at: frame.received_at.map(crate::timefmt::rfc3339),
-        rssi_dbm: frame.rssi_dbm,
-        link_mode: frame.link_mode.map(|m| m.as_str().to_owned()),
-        access_number: None,
-        status: status_json(0),
-        security: security_json(0, SecurityOutcome::NONE),
-        records: Vec::new(),
-        manufacturer_data: None,
-        unparsed: None,
-        driver: None,
-        fields: Default::default(),
+/// Appends the meter id as [`id_text`] writes it.
+fn push_id_text(s: &mut String, id: &[u8; 4]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    s.reserve(8);
+    for &b in id.iter().rev() {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
     }
 }
 
 /// Records into the reading; vendor bytes and anything the record parser could not read
 /// are kept as hex, so no byte of the telegram is lost.
-fn fill_records(reading: &mut Reading, parsed: &apl::Apl<'_>, base: usize) {
-    reading.records = parsed
-        .records
-        .iter()
-        .map(Record::from_data_record)
-        .collect();
+///
+/// The records are written over `spare` (records of an earlier reading, see
+/// [`Decoder::decode_into`]) where it has them, keeping their buffers.
+fn fill_records(
+    reading: &mut Reading,
+    parsed: &apl::Apl<'_>,
+    base: usize,
+    spare: &mut Vec<Record>,
+) {
+    let mut records = std::mem::take(spare);
+    records.truncate(parsed.records.len());
+    for (record, r) in records.iter_mut().zip(&parsed.records) {
+        record.refill(r);
+    }
+    // `extend` from a slice iterator builds the new records in place.
+    let new = parsed.records.get(records.len()..).unwrap_or_default();
+    records.extend(new.iter().map(Record::from_data_record));
+    reading.records = records;
     if let Some(data) = parsed.manufacturer_data {
         reading.manufacturer_data = Some(upper_hex(data));
     }
@@ -685,11 +750,17 @@ fn fill_records(reading: &mut Reading, parsed: &apl::Apl<'_>, base: usize) {
     }
 }
 
-fn security_json(mode: u8, outcome: SecurityOutcome) -> Security {
-    Security {
-        mode,
-        decrypted: outcome.decrypted,
-        verified_by: outcome.verified_by.map(str::to_owned),
+/// Sets `security` from a mode and outcome, reusing its `verified_by` buffer.
+fn set_security(security: &mut Security, mode: u8, outcome: SecurityOutcome) {
+    security.mode = mode;
+    security.decrypted = outcome.decrypted;
+    match outcome.verified_by {
+        Some(how) => {
+            let text =
+                empty_with_capacity(security.verified_by.take().unwrap_or_default(), how.len());
+            security.verified_by.insert(text).push_str(how);
+        }
+        None => security.verified_by = None,
     }
 }
 
@@ -700,6 +771,72 @@ fn status_json(byte: u8) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `decode_into` gives what `decode` gives, whatever the reading held before: one
+    /// reading is carried through the whole corpus (more, fewer, other records; text
+    /// values where numbers were; failures in between).
+    #[test]
+    fn decode_into_matches_decode_on_corpus() {
+        use crate::frame::{parse_hex, LinkMode};
+
+        let corpus = include_str!("../../tests/data/wmbusmeters-public.jsonl");
+        let entries: Vec<serde_json::Value> = corpus
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut reused = Reading::default();
+        let mut compared = 0;
+        for (n, entry) in entries.iter().enumerate() {
+            let mut keys = KeyStore::new();
+            if let Some(key) = entry["key"].as_str() {
+                keys.set_default_hex(key).unwrap();
+            }
+            let mut fresh = Decoder::new(keys.clone());
+            let mut reusing = Decoder::new(keys);
+            let priors = entry["prior_telegrams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str());
+            for hex in priors {
+                let frame = RadioFrame::new(parse_hex(hex).unwrap());
+                let _ = fresh.decode(&frame);
+                let _ = reusing.decode_into(&frame, &mut reused);
+            }
+            let mut frame =
+                RadioFrame::new(parse_hex(entry["telegram"].as_str().unwrap()).unwrap());
+            if n % 3 == 0 {
+                frame.rssi_dbm = Some(-70.0);
+                frame.link_mode = Some(LinkMode::T1);
+                frame.received_at = Some(std::time::UNIX_EPOCH);
+            }
+            match (
+                fresh.decode(&frame),
+                reusing.decode_into(&frame, &mut reused),
+            ) {
+                (Ok(expected), Ok(())) => {
+                    assert_eq!(reused, expected, "telegram {n}");
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    expected.write_json(&mut a).unwrap();
+                    reused.write_json(&mut b).unwrap();
+                    assert_eq!(a, b, "telegram {n}");
+                    compared += 1;
+                }
+                (Err(expected), Err(err)) => {
+                    assert_eq!(err.to_string(), expected.to_string(), "telegram {n}");
+                    assert_eq!(reused, Reading::default(), "telegram {n}");
+                }
+                (a, b) => panic!("telegram {n}: decode {a:?}, decode_into {b:?}"),
+            }
+        }
+        assert!(compared > 200, "only {compared} corpus telegrams decoded");
+        // Keeps the failure branch exercised: a broken frame between good ones.
+        let broken = RadioFrame::new(vec![0x05, 0x44, 0x2D]);
+        let mut decoder = Decoder::new(KeyStore::new());
+        assert!(decoder.decode_into(&broken, &mut reused).is_err());
+        assert_eq!(reused, Reading::default());
+    }
 
     #[test]
     fn id_text_matches_link_id_string() {
