@@ -561,13 +561,12 @@ fn needs_escape(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    // The tail padded with a letter, which needs no escaping.
-    let tail = chunks.remainder();
-    let mut word = [b'a'; 8];
-    if let Some(w) = word.get_mut(..tail.len()) {
-        w.copy_from_slice(tail);
-    }
-    word_needs(u64::from_le_bytes(word))
+    // The tail byte by byte: padding it into a word costs a variable-length copy (a
+    // `memcpy` call), more than testing up to seven bytes.
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn optional_string(out: &mut Vec<u8>, s: Option<&str>) -> serde_json::Result<()> {
