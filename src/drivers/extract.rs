@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, Source};
+use super::model::{field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind};
 use crate::reading::{Decimal, Reading, Record, Value};
 use crate::wire::apl;
 
@@ -65,14 +65,22 @@ fn from_records(name: &str, def: &FieldDef, records: &[Record]) -> Option<Value>
 }
 
 fn from_bytes(def: &BytesDef, reading: &Reading) -> Option<Value> {
-    let source_hex = match def.parsed_source().ok()? {
-        Source::ManufacturerData => reading.manufacturer_data.as_deref()?,
-        Source::Record(header) => reading
-            .records
-            .iter()
-            .find(|r| r.dif_vif == header)?
-            .raw
-            .as_deref()?,
+    let source_hex = match def.source.as_str() {
+        "manufacturer_data" => reading.manufacturer_data.as_deref()?,
+        source => {
+            // What `BytesDef::parsed_source` accepts, without its two allocations per
+            // telegram: a decoded record's `dif_vif` is uppercase hex, so comparing it to
+            // the definition's hex digits ignoring case is the same test.
+            let header = source.strip_prefix("record:").filter(|h| {
+                !h.is_empty() && h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit())
+            })?;
+            reading
+                .records
+                .iter()
+                .find(|r| r.dif_vif.eq_ignore_ascii_case(header))?
+                .raw
+                .as_deref()?
+        }
     };
     let bytes = hex::decode(source_hex).ok()?;
     let end = def.offset.checked_add(def.length)?;
