@@ -220,9 +220,14 @@ const PLAIN_SUFFIXES: &[&str] = &["_flags", "_status", "_counter", "_version", "
 /// The kind of a field name, or `None` when its suffix is not one of the known ones.
 pub fn field_kind(name: &str) -> Option<FieldKind> {
     // `_m3h` before `_h`, `_kwh` before `_h`: the longest suffix wins.
+    // Runs for every field of every decoded telegram: the last-byte test skips most
+    // suffixes before the full comparison (a `memcmp` call).
+    let last = name.as_bytes().last();
     let unit = UNIT_SUFFIXES
         .iter()
-        .filter(|(suffix, _, _)| name.len() > suffix.len() && name.ends_with(suffix))
+        .filter(|(suffix, _, _)| {
+            suffix.as_bytes().last() == last && name.len() > suffix.len() && name.ends_with(suffix)
+        })
         .max_by_key(|(suffix, _, _)| suffix.len());
     if let Some(&(_, unit, from)) = unit {
         return Some(FieldKind::Unit { unit, from });
