@@ -88,20 +88,7 @@ impl ConfigError {
     }
 }
 
-/// 1-based line and column of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    // Snap to a char boundary so slicing cannot fail on multi-byte characters.
-    let offset = (0..=offset)
-        .rev()
-        .find(|o| text.is_char_boundary(*o))
-        .unwrap_or(0);
-    let before = text.get(..offset).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
-    (line, column)
-}
+pub use crate::textpos::line_col;
 
 fn locate(file: &str, text: &str, span: Range<usize>, message: impl Into<String>) -> Located {
     let (line, column) = line_col(text, span.start);
@@ -787,6 +774,41 @@ impl Config {
     }
 }
 
+/// Parses a key file's text (`[[key]]` tables): every entry with its key, or every problem
+/// with file, line and column. Shared by the daemon and `wmbusd keys`.
+pub fn parse_key_file(text: &str, name: &str) -> Result<Vec<MeterConfig>, ConfigError> {
+    let (entries, errors) = parse_key_entries(text, name)?;
+    errors_or(entries.into_iter().map(|p| p.meter).collect(), errors)
+}
+
+fn parse_key_entries(
+    text: &str,
+    name: &str,
+) -> Result<(Vec<ParsedMeter>, Vec<Located>), ConfigError> {
+    let raw: RawKeyFile = parse_toml(text, name)?;
+    let (parsed, mut errors) = parse_meters(raw.key, name, text, KeySource::KeyFile);
+    let mut entries = Vec::with_capacity(parsed.len());
+    for k in parsed {
+        if k.meter.key.is_none() {
+            errors.push(Located {
+                message: format!("key entry for meter {} has no 'key'", k.meter.id),
+                ..k.id_at
+            });
+        } else {
+            entries.push(k);
+        }
+    }
+    Ok((entries, errors))
+}
+
+fn errors_or<T>(value: T, mut errors: Vec<Located>) -> Result<T, ConfigError> {
+    match errors.len() {
+        0 => Ok(value),
+        1 => Err(ConfigError::At(errors.remove(0))),
+        _ => Err(ConfigError::Many(errors)),
+    }
+}
+
 fn merge_key_file(meters: &mut Vec<ParsedMeter>, path: &Path) -> Result<(), ConfigError> {
     check_private(path)?;
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -794,16 +816,8 @@ fn merge_key_file(meters: &mut Vec<ParsedMeter>, path: &Path) -> Result<(), Conf
         source,
     })?;
     let name = path.display().to_string();
-    let raw: RawKeyFile = parse_toml(&text, &name)?;
-    let (from_file, mut errors) = parse_meters(raw.key, &name, &text, KeySource::KeyFile);
+    let (from_file, mut errors) = parse_key_entries(&text, &name)?;
     for k in from_file {
-        if k.meter.key.is_none() {
-            errors.push(Located {
-                message: format!("key entry for meter {} has no 'key'", k.meter.id),
-                ..k.id_at
-            });
-            continue;
-        }
         match meters.iter_mut().find(|m| m.meter.id == k.meter.id) {
             Some(m) if m.meter.key.is_some() => {
                 let first = m.key_at.as_ref().unwrap_or(&m.id_at);
@@ -829,11 +843,7 @@ fn merge_key_file(meters: &mut Vec<ParsedMeter>, path: &Path) -> Result<(), Conf
             None => meters.push(k),
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(ConfigError::At(errors.remove(0))),
-        _ => Err(ConfigError::Many(errors)),
-    }
+    errors_or((), errors)
 }
 
 #[cfg(test)]

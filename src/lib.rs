@@ -30,5 +30,6 @@ pub mod radio;
 pub mod reading;
 #[cfg(feature = "daemon")]
 pub mod spool;
+pub mod textpos;
 pub mod timefmt;
 pub mod wire;

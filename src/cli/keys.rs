@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde::Deserialize;
 
-use crate::config::{line_col, Config};
+use crate::config::Config;
 use crate::keys::{Key, MeterSelector};
 
 /// Default key file, as in the example configuration.
@@ -103,25 +102,6 @@ pub fn run(args: KeysArgs) -> ExitCode {
 
 // ---- the key file ---------------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFile {
-    #[serde(default)]
-    key: Vec<KeyEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyEntry {
-    id: String,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    manufacturer: Option<String>,
-}
-
 /// One meter's key as imported or listed.
 #[derive(Clone)]
 struct Entry {
@@ -146,43 +126,22 @@ fn read_key_file(path: &Path) -> Result<Option<(String, Vec<Entry>)>, FileError>
         Err(e) => return Err(FileError::Io(format!("{}: {e}", path.display()))),
     };
     let name = path.display().to_string();
-    let parsed: KeyFile = toml::from_str(&text).map_err(|e| {
-        // Message and position only: toml's Display quotes the line, which may hold a key.
-        let (line, column) = line_col(&text, e.span().map_or(0, |s| s.start));
-        FileError::Invalid(format!(
-            "{name}:{line}:{column}: {}",
-            e.message().trim_end()
-        ))
-    })?;
-    let mut entries = Vec::with_capacity(parsed.key.len());
-    let mut problems = Vec::new();
-    for (n, k) in parsed.key.into_iter().enumerate() {
-        let id = match MeterSelector::parse_id(&k.id) {
-            Ok(id) => crate::wire::link::id_string(&id),
-            Err(e) => {
-                problems.push(format!("{name}: [[key]] #{}: {e}", n + 1));
-                continue;
-            }
-        };
-        let Some(hex_key) = k.key else {
-            problems.push(format!("{name}: key entry for meter {id} has no 'key'"));
-            continue;
-        };
-        match Key::from_hex(&hex_key) {
-            Ok(key) => entries.push(Entry {
-                id,
+    // The daemon's own parser: same rules, same `file:line:column` messages, no key text.
+    let meters = crate::config::parse_key_file(&text, &name)
+        .map_err(|e| FileError::Invalid(e.to_string()))?;
+    let entries = meters
+        .into_iter()
+        .filter_map(|m| {
+            let key = m.key.as_ref().map(|k| Key::new(k.as_bytes()))?;
+            Some(Entry {
+                id: m.id,
                 key,
-                manufacturer: k.manufacturer,
-                name: k.name,
-            }),
-            Err(e) => problems.push(format!("{name}: meter {id}: {e}")),
-        }
-    }
-    if problems.is_empty() {
-        Ok(Some((text, entries)))
-    } else {
-        Err(FileError::Invalid(problems.join("\n")))
-    }
+                manufacturer: m.manufacturer,
+                name: m.name,
+            })
+        })
+        .collect();
+    Ok(Some((text, entries)))
 }
 
 /// Writes `text` to `path` through a temporary file created with mode 0600, so neither the

@@ -119,7 +119,7 @@ impl Driver {
     /// Parses and validates one definition; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Driver, DefinitionError> {
         let at = |span: Option<Range<usize>>, reason: String| {
-            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            let (line, column) = crate::textpos::line_col(text, span.map_or(0, |s| s.start));
             DefinitionError {
                 file: file.to_owned(),
                 line,
@@ -309,20 +309,6 @@ pub fn builtin_results() -> impl Iterator<Item = Result<Driver, DefinitionError>
     BUILTIN
         .iter()
         .map(|(file, text)| Driver::parse(&format!("builtin:{file}"), text))
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let offset = (0..=offset)
-        .rev()
-        .find(|o| text.is_char_boundary(*o))
-        .unwrap_or(0);
-    let before = text.get(..offset).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]
