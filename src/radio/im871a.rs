@@ -461,31 +461,14 @@ impl Decoder {
     /// Next well-formed frame, an error describing skipped bytes, or None if more input
     /// is needed. Call until None after every push.
     pub fn next_frame(&mut self) -> Option<Result<HciFrame, Error>> {
-        let first = *self.buf.first()?;
-        if first != SOF {
-            let skipped = self
-                .buf
-                .iter()
-                .position(|&b| b == SOF)
-                .unwrap_or(self.buf.len());
-            self.buf.drain(..skipped);
-            self.stats.garbage_bytes += skipped as u64;
-            return Some(Err(Error::Garbage { skipped }));
-        }
-        match HciFrame::parse(&self.buf) {
-            Ok((frame, used)) => {
-                self.buf.drain(..used);
-                Some(Ok(frame))
-            }
-            Err(Error::Incomplete { .. }) => None,
-            Err(e) => {
-                // Drop only the false start: a real frame may begin inside the bytes
-                // this one claimed.
-                self.buf.drain(..1);
-                self.stats.bad_frames += 1;
-                Some(Err(e))
-            }
-        }
+        super::next_binary_frame(
+            &mut self.buf,
+            &mut self.stats,
+            SOF,
+            HciFrame::parse,
+            |e| matches!(e, Error::Incomplete { .. }),
+            |skipped| Error::Garbage { skipped },
+        )
     }
 
     /// Next decoded message (see [`Decoder::next_frame`]).
