@@ -37,6 +37,7 @@
 //! | `manufacturer_data` | string, optional | uppercase hex of vendor bytes after DIF 0x0F/0x1F, or of a whole proprietary APL |
 //! | `unparsed` | object, optional | `{"offset":…,"reason":…,"hex":…}`: record bytes the decoder could not read (a truncated last record, a reserved DIF), kept so that nothing is lost; `offset` is in the CRC-free frame |
 //! | `driver` | string, optional | name of the manufacturer driver that matched the meter (see *Driver fields*); absent when none did |
+//! | `driver_error` | string, optional | why the driver's named decoding step (descrambling, vendor decryption) failed; that step's fields are then absent |
 //! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
@@ -198,6 +199,10 @@ pub struct Reading {
     /// Name of the manufacturer driver that matched the meter; absent when none did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Why the driver's named decoding step failed (e.g. a vendor frame too short); its
+    /// fields are then absent. Absent when the step ran or there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_error: Option<String>,
     /// Named values the driver took from the records and vendor bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, Value>,
@@ -441,6 +446,10 @@ impl Reading {
         if let Some(driver) = &self.driver {
             out.extend_from_slice(b",\"driver\":");
             string(out, driver)?;
+        }
+        if let Some(error) = &self.driver_error {
+            out.extend_from_slice(b",\"driver_error\":");
+            string(out, error)?;
         }
         if !self.fields.is_empty() {
             out.extend_from_slice(b",\"fields\":{");
@@ -857,6 +866,7 @@ mod tests {
                 hex: "0C".to_owned(),
             }),
             driver: Some("multical21".to_owned()),
+            driver_error: None,
             fields: [
                 ("total_m3".to_owned(), Value::Number(Decimal::new(6408, -3))),
                 ("note\"s".to_owned(), Value::Text("a\nb".to_owned())),
@@ -945,6 +955,7 @@ mod tests {
             manufacturer_data: None,
             unparsed: None,
             driver: None,
+            driver_error: None,
             fields: BTreeMap::new(),
         };
         let text = serde_json::to_string(&reading).unwrap();
@@ -980,6 +991,7 @@ mod tests {
             manufacturer_data: Some("AABB".into()),
             unparsed: None,
             driver: Some("example".into()),
+            driver_error: None,
             fields: BTreeMap::from([
                 (
                     "total_m3".to_owned(),

@@ -200,6 +200,8 @@ struct Tally {
     failures: Vec<String>,
     misses: Vec<String>,
     causes: BTreeMap<String, usize>,
+    /// Count values found among the driver's `fields` too (issue #5's figure).
+    with_fields: bool,
 }
 
 impl Tally {
@@ -264,6 +266,28 @@ fn corpus_in_order() -> Vec<(Json, Vec<String>)> {
         .collect()
 }
 
+/// True when one of the driver's named fields holds `expected` (named with unit suffix
+/// `suffix`): a field whose suffix names the same unit, or one the conversions reach.
+fn in_fields(reading: &Reading, suffix: &str, expected: f64) -> bool {
+    reading.fields.iter().any(|(name, value)| {
+        let Some(x) = number(value) else {
+            return false;
+        };
+        let field_suffix = name.rsplit_once('_').map_or("", |s| s.1);
+        if field_suffix == suffix {
+            return close(x, expected) || x as f32 == expected as f32;
+        }
+        // The field's own unit, as a record unit (its factor-1 conversion).
+        let Some((field_unit, _)) = conversions(field_suffix).iter().find(|(_, f)| *f == 1.0)
+        else {
+            return false;
+        };
+        conversions(suffix)
+            .iter()
+            .any(|(unit, factor)| unit == field_unit && close(x * factor, expected))
+    })
+}
+
 fn score(entry: &Json, earlier: &[String], tally: &mut Tally) {
     let name = format!(
         "{} {} ({})",
@@ -323,13 +347,22 @@ fn score(entry: &Json, earlier: &[String], tally: &mut Tally) {
                 .iter()
                 .any(|r| r.unit.is_none() && r.quantity.ends_with(tail) && matches(r, 1.0, v))
         });
+        let hit = hit || (tally.with_fields && in_fields(&reading, suffix, v));
         if hit {
             tally.found += 1;
             if in_vocab(k) {
                 tally.vocab_found += 1;
             }
         } else {
-            let (cause, detail) = miss_cause(&reading, suffix, v, configured);
+            let (mut cause, mut detail) = miss_cause(&reading, suffix, v, configured);
+            if tally.with_fields {
+                let driver = reading.driver.as_deref().unwrap_or("no driver");
+                cause = format!("{driver}: {cause}");
+                detail = format!("[{driver}] {detail}");
+                if let Some(e) = &reading.driver_error {
+                    detail = format!("{detail}; driver step failed: {e}");
+                }
+            }
             *tally
                 .causes
                 .entry(cause.split(" (").next().unwrap_or(&cause).to_owned())
@@ -455,4 +488,31 @@ fn manufacturer_specific_frames_are_kept_not_lost() {
         }
     }
     assert!(seen > 20);
+}
+
+/// Issue #5: every wireless telegram, standard and manufacturer-specific CI, with the
+/// built-in drivers; a value counts when a record or a driver field holds it.
+#[test]
+fn all_wireless_telegrams_with_drivers() {
+    let mut tally = Tally {
+        with_fields: true,
+        ..Tally::default()
+    };
+    for (entry, earlier) in corpus_in_order() {
+        if entry["frame"] == "wmbus" {
+            score(&entry, &earlier, &mut tally);
+        }
+    }
+    report("all wireless telegrams, records and driver fields", &tally);
+    assert!(tally.telegrams > 250, "corpus went missing");
+    assert!(
+        tally.decode_rate() >= 0.98,
+        "decode rate {:.1}% < 98%",
+        100.0 * tally.decode_rate()
+    );
+    assert!(
+        tally.value_rate() >= 0.95,
+        "value rate {:.1}% < 95%",
+        100.0 * tally.value_rate()
+    );
 }

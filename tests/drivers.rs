@@ -383,3 +383,58 @@ fn without_drivers_readings_are_generic_and_compact_frames_wait_for_a_full_frame
         .unwrap_err();
     assert_eq!(err.kind, wmbusd::decode::FailureKind::UnknownCompactFormat);
 }
+
+/// Every built-in driver is exercised by a real telegram: at least one corpus telegram
+/// selects it and it names at least one field there that the reference reports under
+/// the same name with the same value (the comparison itself is
+/// `driver_fields_agree_with_the_reference_across_the_corpus`).
+#[test]
+fn every_builtin_driver_has_a_corpus_telegram() {
+    let mut covered: std::collections::BTreeMap<String, usize> = DriverSet::builtin()
+        .iter()
+        .map(|d| (d.name().to_owned(), 0))
+        .collect();
+    for line in CORPUS.lines() {
+        let e: Json = serde_json::from_str(line).unwrap();
+        if e["frame"] != "wmbus" {
+            continue;
+        }
+        let mut keys = KeyStore::new();
+        if let Some(key) = e["key"].as_str() {
+            keys.set_default_hex(key).unwrap();
+        }
+        let mut decoder = Decoder::new(keys);
+        for prior in e["prior_telegrams"].as_array().unwrap() {
+            let bytes = parse_hex(prior.as_str().unwrap()).unwrap();
+            let _ = decoder.decode(&RadioFrame::new(bytes));
+        }
+        let bytes = parse_hex(e["telegram"].as_str().unwrap()).unwrap();
+        let Ok(reading) = decoder.decode(&RadioFrame::new(bytes)) else {
+            continue;
+        };
+        let Some(driver) = &reading.driver else {
+            continue;
+        };
+        let same = reading
+            .fields
+            .iter()
+            .filter(|(name, value)| {
+                e["expected"].get(name.as_str()).is_some_and(|want| {
+                    want.as_f64() == serde_json::to_value(value).unwrap().as_f64()
+                })
+            })
+            .count();
+        if let Some(n) = covered.get_mut(driver) {
+            *n += same;
+        }
+    }
+    let uncovered: Vec<&String> = covered
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "built-in drivers without a corpus telegram confirming one of their fields: {uncovered:?}"
+    );
+}

@@ -12,7 +12,7 @@ pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
-use crate::drivers::DriverSet;
+use crate::drivers::{DriverSet, FrameContext};
 use crate::frame::RadioFrame;
 use crate::keys::KeyStore;
 use crate::reading::{
@@ -222,6 +222,7 @@ impl Decoder {
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
+            self.apply_driver(&mut reading, buf, ci, link.version, link.device_type);
             return Ok(reading);
         }
         let (tpl, used) =
@@ -376,9 +377,34 @@ impl Decoder {
                 fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
             }
         }
-        self.drivers
-            .apply(&mut reading, meter.version, meter.device_type);
+        self.apply_driver(&mut reading, buf, tpl.ci, meter.version, meter.device_type);
         Ok(reading)
+    }
+
+    /// Runs the driver matching the meter and CI. A failed named step leaves its fields
+    /// out; the reading says why in `driver_error`.
+    fn apply_driver(
+        &self,
+        reading: &mut Reading,
+        buf: &[u8],
+        ci: u8,
+        version: u8,
+        device_type: u8,
+    ) {
+        // C, M, A as transmitted; the frame was parsed past them already.
+        let Some(link) = buf.get(1..10).and_then(|b| <&[u8; 9]>::try_from(b).ok()) else {
+            return;
+        };
+        let manufacturer = u16::from_le_bytes([link[1], link[2]]);
+        let id = [link[3], link[4], link[5], link[6]];
+        let frame = FrameContext {
+            ci,
+            link,
+            key: self.keys.lookup(manufacturer, &id),
+        };
+        if let Err(e) = self.drivers.apply(reading, version, device_type, &frame) {
+            reading.driver_error = Some(e.to_string());
+        }
     }
 
     /// Decrypts and verifies the TPL payload in place according to the security mode.
@@ -600,6 +626,7 @@ impl Decoder {
         reading.manufacturer_data = None;
         reading.unparsed = None;
         reading.driver = None;
+        reading.driver_error = None;
         reading.fields.clear();
         reading
     }

@@ -1,97 +1,275 @@
-//! Applying a definition to a decoded reading: named fields out of records and vendor
-//! bytes. Fields whose source is absent from this telegram are left out; a record
-//! present without a valid value gives null.
+//! Applying a definition to a decoded reading: named fields out of records, vendor bytes
+//! and a named step's output. Definitions are compiled once at load ([`Rules`]), so a
+//! telegram costs record comparisons and byte reads, not text parsing. Fields whose
+//! source is absent from this telegram are left out; a record present without a valid
+//! value gives null.
 
 use std::collections::BTreeMap;
 
-use super::model::{field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind};
-use crate::reading::{Decimal, Reading, Record, Value};
+use super::model::{
+    field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source,
+};
+use super::steps::{self, Step, StepError, StepInput};
+use super::FrameContext;
+use crate::reading::{Decimal, Function, Reading, Record, Value};
 use crate::wire::apl;
 
-pub(super) fn apply(definition: &Definition, reading: &mut Reading) {
-    let mut fields = BTreeMap::new();
-    for (name, def) in &definition.fields {
-        if let Some(value) = from_records(name, def.get_ref(), &reading.records) {
-            fields.insert(name.clone(), value);
-        }
-    }
-    // A name defined both ways takes the record when the telegram has it (full frames)
-    // and the vendor bytes otherwise (frames carrying the values in a proprietary block).
-    for (name, def) in &definition.bytes {
-        if fields.contains_key(name) {
-            continue;
-        }
-        if let Some(value) = from_bytes(def.get_ref(), reading) {
-            fields.insert(name.clone(), value);
-        }
-    }
-    reading.driver = Some(definition.name.clone());
-    reading.fields = fields;
+/// A field taken from a generic record.
+#[derive(Debug, Clone)]
+struct RecordRule {
+    name: String,
+    quantity: String,
+    storage: OneOrMany<u64>,
+    tariff: u32,
+    subunit: u32,
+    function: OneOrMany<Function>,
+    qualifiers: Vec<String>,
+    kind: FieldKind,
+    /// Record unit → exact factor to the field's unit.
+    factors: Vec<(&'static str, Decimal)>,
 }
 
-fn selects(def: &FieldDef, r: &Record) -> bool {
-    r.quantity == def.quantity
-        && def.storage.contains(&r.storage)
-        && r.tariff == def.tariff
-        && r.subunit == def.subunit
-        && def.function.contains(&r.function)
-        && r.qualifiers.len() == def.qualifiers.len()
-        && def
-            .qualifiers
+/// A field read from bytes.
+#[derive(Debug, Clone)]
+struct ByteRule {
+    name: String,
+    source: Source,
+    offset: usize,
+    length: usize,
+    encoding: Encoding,
+    mask: Option<u64>,
+    scale: Decimal,
+    /// The name is defined under `fields` too: the record wins when present.
+    record_first: bool,
+}
+
+#[derive(Debug, Clone)]
+struct StepRule {
+    step: &'static Step,
+    source: Source,
+}
+
+/// A validated definition in the form applied per telegram.
+#[derive(Debug, Clone)]
+pub(super) struct Rules {
+    records: Vec<RecordRule>,
+    bytes: Vec<ByteRule>,
+    step: Option<StepRule>,
+}
+
+impl Rules {
+    /// Compiles a definition that passed [`Definition::validate`]; the error text is
+    /// for a definition that did not.
+    pub(super) fn compile(definition: &Definition) -> Result<Rules, String> {
+        let records = definition
+            .fields
             .iter()
-            .all(|q| r.qualifiers.iter().any(|rq| rq == q))
-}
-
-fn from_records(name: &str, def: &FieldDef, records: &[Record]) -> Option<Value> {
-    let record = records.iter().find(|r| selects(def, r))?;
-    let Value::Number(n) = &record.value else {
-        // Dates and text pass as they are; so does null (the meter sent no valid value).
-        return match field_kind(name)? {
-            FieldKind::Unit { .. } => (record.value == Value::Null).then_some(Value::Null),
-            FieldKind::Date | FieldKind::Plain => Some(record.value.clone()),
+            .map(|(name, def)| record_rule(name, def.get_ref()))
+            .collect::<Result<_, _>>()?;
+        let bytes = definition
+            .bytes
+            .iter()
+            .map(|(name, def)| {
+                let def: &BytesDef = def.get_ref();
+                Ok(ByteRule {
+                    name: name.clone(),
+                    source: def.parsed_source()?,
+                    offset: def.offset,
+                    length: def.length,
+                    encoding: def.encoding,
+                    mask: def.mask,
+                    scale: def.parsed_scale()?,
+                    record_first: definition.fields.contains_key(name),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let step = match &definition.step {
+            None => None,
+            Some(def) => {
+                let def = def.get_ref();
+                Some(StepRule {
+                    step: steps::lookup(&def.name)
+                        .ok_or_else(|| format!("unknown step {:?}", def.name))?,
+                    source: Source::parse(&def.source)?,
+                })
+            }
         };
-    };
-    match field_kind(name)? {
-        FieldKind::Unit { from, .. } => {
-            let unit = record.unit.as_deref()?;
-            let (_, factor) = from.iter().find(|(u, _)| *u == unit)?;
-            let factor: Decimal = factor.parse().ok()?;
-            n.checked_mul(factor).map(|v| Value::Number(v.normalized()))
+        Ok(Rules {
+            records,
+            bytes,
+            step,
+        })
+    }
+
+    /// Fills `reading.driver` and `reading.fields`. `frame` is what a step needs of the
+    /// telegram; without it (readings rebuilt from JSON) step fields are left out.
+    pub(super) fn apply(
+        &self,
+        driver: &str,
+        reading: &mut Reading,
+        frame: Option<&FrameContext<'_>>,
+    ) -> Result<(), StepError> {
+        let mut fields = BTreeMap::new();
+        for rule in &self.records {
+            if let Some(value) = rule.extract(&reading.records) {
+                fields.insert(rule.name.clone(), value);
+            }
         }
-        // A number named as a date is a record the definition got wrong: leave it out.
-        FieldKind::Date => None,
-        FieldKind::Plain => Some(Value::Number(*n)),
+        let (step_output, step_result) = match (&self.step, frame) {
+            (Some(rule), Some(frame)) => match run_step(rule, reading, frame) {
+                Ok(out) => (out, Ok(())),
+                Err(e) => (None, Err(e)),
+            },
+            _ => (None, Ok(())),
+        };
+        // Decoded once per telegram, not per field.
+        let vendor = reading
+            .manufacturer_data
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok());
+        for rule in &self.bytes {
+            if rule.record_first && fields.contains_key(&rule.name) {
+                continue;
+            }
+            let record_bytes;
+            let source: &[u8] = match &rule.source {
+                Source::ManufacturerData => match &vendor {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Source::Step => match &step_output {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Source::Record(header) => match record_data(&reading.records, header) {
+                    Some(b) => {
+                        record_bytes = b;
+                        &record_bytes
+                    }
+                    None => continue,
+                },
+            };
+            if let Some(value) = rule.extract(source) {
+                fields.insert(rule.name.clone(), value);
+            }
+        }
+        reading.driver = Some(driver.to_owned());
+        reading.fields = fields;
+        step_result
     }
 }
 
-fn from_bytes(def: &BytesDef, reading: &Reading) -> Option<Value> {
-    let source_hex = match def.source.as_str() {
-        "manufacturer_data" => reading.manufacturer_data.as_deref()?,
-        source => {
-            // What `BytesDef::parsed_source` accepts, without its two allocations per
-            // telegram: a decoded record's `dif_vif` is uppercase hex, so comparing it to
-            // the definition's hex digits ignoring case is the same test.
-            let header = source.strip_prefix("record:").filter(|h| {
-                !h.is_empty() && h.len() % 2 == 0 && h.bytes().all(|b| b.is_ascii_hexdigit())
-            })?;
-            reading
-                .records
-                .iter()
-                .find(|r| r.dif_vif.eq_ignore_ascii_case(header))?
-                .raw
-                .as_deref()?
-        }
+/// The data bytes of the first record with this (uppercase hex) header.
+fn record_data(records: &[Record], header: &str) -> Option<Vec<u8>> {
+    let raw = records
+        .iter()
+        .find(|r| *r.dif_vif == *header)?
+        .raw
+        .as_deref()?;
+    hex::decode(raw).ok()
+}
+
+fn run_step(
+    rule: &StepRule,
+    reading: &Reading,
+    frame: &FrameContext<'_>,
+) -> Result<Option<Vec<u8>>, StepError> {
+    let data = match &rule.source {
+        Source::ManufacturerData => reading
+            .manufacturer_data
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok()),
+        Source::Record(header) => record_data(&reading.records, header),
+        // Rejected when the definition was validated.
+        Source::Step => None,
     };
-    let bytes = hex::decode(source_hex).ok()?;
-    let end = def.offset.checked_add(def.length)?;
-    let field = bytes.get(def.offset..end)?;
-    if let Some(value) = decode_date(field, def.encoding) {
-        return Some(value);
+    let Some(data) = data else {
+        return Ok(None);
+    };
+    let input = StepInput {
+        ci: frame.ci,
+        link: frame.link,
+        key: frame.key,
+        data: &data,
+    };
+    (rule.step.run)(&input).map(Some)
+}
+
+fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
+    let kind = field_kind(name).ok_or_else(|| format!("field name {name:?} has no suffix"))?;
+    let factors = match kind {
+        FieldKind::Unit { from, .. } => from
+            .iter()
+            .map(|(unit, factor)| {
+                factor
+                    .parse::<Decimal>()
+                    .map(|f| (*unit, f))
+                    .map_err(|_| format!("conversion factor {factor:?}"))
+            })
+            .collect::<Result<_, _>>()?,
+        FieldKind::Date | FieldKind::Plain => Vec::new(),
+    };
+    Ok(RecordRule {
+        name: name.to_owned(),
+        quantity: def.quantity.clone(),
+        storage: def.storage.clone(),
+        tariff: def.tariff,
+        subunit: def.subunit,
+        function: def.function.clone(),
+        qualifiers: def.qualifiers.clone(),
+        kind,
+        factors,
+    })
+}
+
+impl RecordRule {
+    fn selects(&self, r: &Record) -> bool {
+        *r.quantity == *self.quantity
+            && self.storage.contains(&r.storage)
+            && r.tariff == self.tariff
+            && r.subunit == self.subunit
+            && self.function.contains(&r.function)
+            && r.qualifiers.len() == self.qualifiers.len()
+            && self
+                .qualifiers
+                .iter()
+                .all(|q| r.qualifiers.iter().any(|rq| **rq == **q))
     }
-    let raw = decode_number(field, def.encoding, def.mask)?;
-    let scale = def.parsed_scale().ok()?;
-    raw.checked_mul(scale)
-        .map(|v| Value::Number(v.normalized()))
+
+    fn extract(&self, records: &[Record]) -> Option<Value> {
+        let record = records.iter().find(|r| self.selects(r))?;
+        let Value::Number(n) = &record.value else {
+            // Dates and text pass as they are; so does null (the meter sent no valid value).
+            return match self.kind {
+                FieldKind::Unit { .. } => (record.value == Value::Null).then_some(Value::Null),
+                FieldKind::Date | FieldKind::Plain => Some(record.value.clone()),
+            };
+        };
+        match self.kind {
+            FieldKind::Unit { .. } => {
+                let unit = record.unit.as_deref()?;
+                let (_, factor) = self.factors.iter().find(|(u, _)| *u == unit)?;
+                n.checked_mul(*factor)
+                    .map(|v| Value::Number(v.normalized()))
+            }
+            // A number named as a date is a record the definition got wrong: leave it out.
+            FieldKind::Date => None,
+            FieldKind::Plain => Some(Value::Number(*n)),
+        }
+    }
+}
+
+impl ByteRule {
+    fn extract(&self, source: &[u8]) -> Option<Value> {
+        let end = self.offset.checked_add(self.length)?;
+        let field = source.get(self.offset..end)?;
+        if let Some(value) = decode_date(field, self.encoding) {
+            return Some(value);
+        }
+        let raw = decode_number(field, self.encoding, self.mask)?;
+        raw.checked_mul(self.scale)
+            .map(|v| Value::Number(v.normalized()))
+    }
 }
 
 /// The date text (or null for a date the meter marks invalid) of a date encoding;

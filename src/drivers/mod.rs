@@ -44,35 +44,25 @@
 
 mod extract;
 mod model;
+pub mod steps;
 
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
-pub use model::{BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source};
+pub use model::{BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source, StepDef};
+pub use steps::StepError;
 
 use crate::decode::FormatCache;
+use crate::keys::Key;
 use crate::reading::Reading;
 use crate::wire::compact::CompactFormat;
 use crate::wire::manufacturer::Manufacturer;
 
-/// The definitions compiled into the binary: (file name, text).
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "multical21.toml",
-        include_str!("../../drivers/multical21.toml"),
-    ),
-    (
-        "flowiq2200.toml",
-        include_str!("../../drivers/flowiq2200.toml"),
-    ),
-    (
-        "multical302.toml",
-        include_str!("../../drivers/multical302.toml"),
-    ),
-    ("qcaloric.toml", include_str!("../../drivers/qcaloric.toml")),
-];
+/// The definitions compiled into the binary: (file name, text), every `*.toml` of the
+/// repository's `drivers/` directory (see `build.rs`).
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_drivers.rs"));
 
 /// A definition rejected while loading: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +93,17 @@ pub enum LoadError {
     },
 }
 
+/// What a driver's named step needs of the telegram beyond the decoded reading.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameContext<'a> {
+    /// CI of the layer carrying the data (TPL CI, or the proprietary CI 0xA0..0xB7).
+    pub ci: u8,
+    /// Link-layer C, M, A fields as transmitted (9 bytes).
+    pub link: &'a [u8; 9],
+    /// The meter's configured AES key, for vendor encryption.
+    pub key: Option<&'a Key>,
+}
+
 /// One validated driver.
 #[derive(Debug, Clone)]
 pub struct Driver {
@@ -113,6 +114,7 @@ pub struct Driver {
     pub text: String,
     manufacturer: u16,
     compact_formats: Vec<CompactFormat>,
+    rules: extract::Rules,
 }
 
 impl Driver {
@@ -158,12 +160,14 @@ impl Driver {
         definition
             .validate()
             .map_err(|(span, reason)| at(Some(span), reason))?;
+        let rules = extract::Rules::compile(&definition).map_err(|reason| at(None, reason))?;
         Ok(Driver {
             definition,
             source: file.to_owned(),
             text: text.to_owned(),
             manufacturer: manufacturer.raw(),
             compact_formats,
+            rules,
         })
     }
 
@@ -171,7 +175,7 @@ impl Driver {
         &self.definition.name
     }
 
-    /// True when this driver applies to the meter.
+    /// True when this driver applies to the meter (any CI).
     pub fn matches(&self, manufacturer: &str, version: u8, device_type: u8) -> bool {
         let d = &self.definition;
         d.manufacturer.get_ref().eq_ignore_ascii_case(manufacturer)
@@ -179,14 +183,40 @@ impl Driver {
             && (d.device_types.is_empty() || d.device_types.contains(&device_type))
     }
 
+    /// True when this driver applies to the meter's frames with this CI.
+    pub fn matches_ci(&self, manufacturer: &str, version: u8, device_type: u8, ci: u8) -> bool {
+        (self.definition.ci.is_empty() || self.definition.ci.contains(&ci))
+            && self.matches(manufacturer, version, device_type)
+    }
+
+    /// The named step this driver runs, if any.
+    pub fn step(&self) -> Option<&'static steps::Step> {
+        self.definition
+            .step
+            .as_ref()
+            .and_then(|s| steps::lookup(&s.get_ref().name))
+    }
+
     /// Pre-declared compact-frame formats, parsed.
     pub fn compact_formats(&self) -> &[CompactFormat] {
         &self.compact_formats
     }
 
-    /// Fills `reading.driver` and `reading.fields` from its records and vendor bytes.
+    /// Fills `reading.driver` and `reading.fields` from its records and vendor bytes
+    /// (a reading without its frame: fields from the named step are left out).
     pub fn apply(&self, reading: &mut Reading) {
-        extract::apply(&self.definition, reading);
+        // Without a frame no step runs, so there is no step error to report.
+        let _ = self.rules.apply(self.name(), reading, None);
+    }
+
+    /// Fills `reading.driver` and `reading.fields`, running the named step on `frame`.
+    /// A step error leaves that step's fields out and is returned for the reading.
+    pub fn apply_frame(
+        &self,
+        reading: &mut Reading,
+        frame: &FrameContext<'_>,
+    ) -> Result<(), StepError> {
+        self.rules.apply(self.name(), reading, Some(frame))
     }
 }
 
@@ -254,11 +284,25 @@ impl DriverSet {
         Ok(count)
     }
 
-    /// The first driver that applies to the meter; `None` = generic records only.
+    /// The first driver that applies to the meter, whatever the CI; `None` = generic
+    /// records only.
     pub fn select(&self, manufacturer: &str, version: u8, device_type: u8) -> Option<&Driver> {
         self.drivers
             .iter()
             .find(|d| d.matches(manufacturer, version, device_type))
+    }
+
+    /// The first driver that applies to the meter's frames with this CI.
+    pub fn select_ci(
+        &self,
+        manufacturer: &str,
+        version: u8,
+        device_type: u8,
+        ci: u8,
+    ) -> Option<&Driver> {
+        self.drivers
+            .iter()
+            .find(|d| d.matches_ci(manufacturer, version, device_type, ci))
     }
 
     pub fn get(&self, name: &str) -> Option<&Driver> {
@@ -296,10 +340,18 @@ impl DriverSet {
         }
     }
 
-    /// Applies the matching driver, if any, to a decoded reading.
-    pub fn apply(&self, reading: &mut Reading, version: u8, device_type: u8) {
-        if let Some(driver) = self.select(&reading.meter.manufacturer, version, device_type) {
-            driver.apply(reading);
+    /// Applies the driver matching the meter and the frame's CI, if any, to a decoded
+    /// reading; returns the error of its named step when that failed.
+    pub fn apply(
+        &self,
+        reading: &mut Reading,
+        version: u8,
+        device_type: u8,
+        frame: &FrameContext<'_>,
+    ) -> Result<(), StepError> {
+        match self.select_ci(&reading.meter.manufacturer, version, device_type, frame.ci) {
+            Some(driver) => driver.apply_frame(reading, frame),
+            None => Ok(()),
         }
     }
 }

@@ -24,6 +24,14 @@ pub struct Definition {
     /// Device type bytes this driver applies to; empty = any.
     #[serde(default)]
     pub device_types: Vec<u8>,
+    /// CI fields (the layer carrying the data) this driver applies to; empty = any.
+    /// Lets one meter's proprietary frames (CI 0xA0..0xB7) and standard frames take
+    /// different drivers.
+    #[serde(default)]
+    pub ci: Vec<u8>,
+    /// A named decoding step whose output `bytes` fields read with `source = "step"`.
+    #[serde(default)]
+    pub step: Option<Spanned<StepDef>>,
     /// DIF/VIF lists (hex, spaces allowed) of the compact frames these models send.
     #[serde(default)]
     pub compact_formats: Vec<Spanned<String>>,
@@ -53,6 +61,21 @@ pub struct FieldDef {
     pub function: OneOrMany<Function>,
     #[serde(default)]
     pub qualifiers: Vec<String>,
+}
+
+/// The named decoding step of a definition and what it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDef {
+    /// One of [`super::steps::STEPS`].
+    pub name: String,
+    /// `manufacturer_data` (the default) or `record:<dif_vif hex>`.
+    #[serde(default = "manufacturer_data")]
+    pub source: String,
+}
+
+fn manufacturer_data() -> String {
+    "manufacturer_data".to_owned()
 }
 
 /// A value written either alone (`storage = 1`) or as a list (`storage = [1, 2]`).
@@ -113,8 +136,9 @@ impl Encoding {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BytesDef {
-    /// `manufacturer_data` (bytes after DIF 0x0F/0x1F, or a whole proprietary APL) or
-    /// `record:<dif_vif hex>` (the data of the record with that header).
+    /// `manufacturer_data` (bytes after DIF 0x0F/0x1F, or a whole proprietary APL),
+    /// `record:<dif_vif hex>` (the data of the record with that header) or `step` (the
+    /// output of the definition's named step).
     pub source: String,
     pub offset: usize,
     pub length: usize,
@@ -136,23 +160,33 @@ pub enum Source {
     ManufacturerData,
     /// The record whose `dif_vif` is this uppercase hex.
     Record(String),
+    /// The output of the definition's step.
+    Step,
 }
 
-impl BytesDef {
-    pub fn parsed_source(&self) -> Result<Source, String> {
-        if self.source == "manufacturer_data" {
-            return Ok(Source::ManufacturerData);
+impl Source {
+    /// Parses `manufacturer_data`, `record:<dif_vif hex>` or `step`.
+    pub fn parse(text: &str) -> Result<Source, String> {
+        match text {
+            "manufacturer_data" => return Ok(Source::ManufacturerData),
+            "step" => return Ok(Source::Step),
+            _ => {}
         }
-        let Some(header) = self.source.strip_prefix("record:") else {
+        let Some(header) = text.strip_prefix("record:") else {
             return Err(format!(
-                "source {:?}: expected \"manufacturer_data\" or \"record:<dif_vif hex>\"",
-                self.source
+                "source {text:?}: expected \"manufacturer_data\", \"record:<dif_vif hex>\" or \"step\""
             ));
         };
         match hex::decode(header) {
             Ok(bytes) if !bytes.is_empty() => Ok(Source::Record(hex::encode_upper(bytes))),
-            _ => Err(format!("source {:?}: DIF/VIF is not hex", self.source)),
+            _ => Err(format!("source {text:?}: DIF/VIF is not hex")),
         }
+    }
+}
+
+impl BytesDef {
+    pub fn parsed_source(&self) -> Result<Source, String> {
+        Source::parse(&self.source)
     }
 
     pub fn parsed_scale(&self) -> Result<Decimal, String> {
@@ -300,12 +334,40 @@ impl Definition {
         for (name, def) in &self.fields {
             check_name(name).map_err(|reason| (def.span(), reason))?;
         }
+        if let Some(step) = &self.step {
+            let span = step.span();
+            let def = step.get_ref();
+            if super::steps::lookup(&def.name).is_none() {
+                return Err((
+                    span,
+                    format!(
+                        "unknown step {:?} (known steps: {})",
+                        def.name,
+                        super::steps::names()
+                    ),
+                ));
+            }
+            match Source::parse(&def.source) {
+                Ok(Source::Step) => {
+                    return Err((span, "a step cannot read its own output".into()));
+                }
+                Ok(_) => {}
+                Err(reason) => return Err((span, format!("step: {reason}"))),
+            }
+        }
         for (name, def) in &self.bytes {
             let span = def.span();
             let kind = check_name(name).map_err(|reason| (span.clone(), reason))?;
             let b = def.get_ref();
-            b.parsed_source()
+            let source = b
+                .parsed_source()
                 .map_err(|r| (span.clone(), format!("{name}: {r}")))?;
+            if source == Source::Step && self.step.is_none() {
+                return Err((
+                    span,
+                    format!("{name}: source \"step\" needs a [step] section naming one"),
+                ));
+            }
             b.parsed_scale()
                 .map_err(|r| (span.clone(), format!("{name}: {r}")))?;
             match b.encoding.date_len() {

@@ -1,0 +1,148 @@
+//! Named decoding steps: the few proprietary payload shapes a definition table cannot
+//! express (scrambling, vendor encryption, checksums, bit-packed dates, register walks).
+//!
+//! A definition names one step (`[step] name = "…"`); the step turns its input bytes
+//! (the manufacturer data or one record's data) into a plain byte string, and the
+//! definition's `bytes` fields with `source = "step"` read numbers and dates out of that
+//! output by offset, length and encoding, exactly as from any other source. So the Rust
+//! side only undoes what the vendor did to the bytes; naming, scaling and units stay in
+//! the definition.
+//!
+//! Steps are pure functions of the frame: no I/O, no state between telegrams.
+
+use crate::keys::Key;
+
+/// What a step sees of the telegram.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// CI field of the layer the input comes from (e.g. 0xA2 for a Techem frame).
+    pub ci: u8,
+    /// The link-layer fields as transmitted: C, M (2, little endian), A (ID 4 bytes
+    /// little endian, version, device type) — 9 bytes. Some vendors key their
+    /// scrambling on these.
+    pub link: &'a [u8; 9],
+    /// The meter's AES key when one is configured (vendor encryption schemes).
+    pub key: Option<&'a Key>,
+    /// The step's source bytes (`[step] source`).
+    pub data: &'a [u8],
+}
+
+impl StepInput<'_> {
+    /// Manufacturer field as a number (little endian on air).
+    pub fn manufacturer(&self) -> u16 {
+        u16::from_le_bytes([self.link[1], self.link[2]])
+    }
+
+    /// The 4 identification bytes as transmitted (little endian BCD).
+    pub fn id_bytes(&self) -> [u8; 4] {
+        [self.link[3], self.link[4], self.link[5], self.link[6]]
+    }
+
+    pub fn version(&self) -> u8 {
+        self.link[7]
+    }
+
+    pub fn device_type(&self) -> u8 {
+        self.link[8]
+    }
+
+    /// The input bytes `from..from + len`, or a [`StepError::TooShort`].
+    pub fn bytes(&self, step: &'static str, from: usize, len: usize) -> Result<&[u8], StepError> {
+        from.checked_add(len)
+            .and_then(|end| self.data.get(from..end))
+            .ok_or(StepError::TooShort {
+                step,
+                len: self.data.len(),
+                need: from.saturating_add(len),
+            })
+    }
+}
+
+/// Why a step could not produce its output; the fields it feeds are left out and the
+/// reading says why (`unparsed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("step {step}: input is {len} bytes, needs {need}")]
+    TooShort {
+        step: &'static str,
+        len: usize,
+        need: usize,
+    },
+    #[error("step {step}: needs the meter's AES key, none is configured")]
+    NoKey { step: &'static str },
+    #[error("step {step}: byte {offset}: {reason}")]
+    Invalid {
+        step: &'static str,
+        offset: usize,
+        reason: String,
+    },
+}
+
+/// A step's signature: input → the bytes `source = "step"` fields read.
+pub type StepFn = fn(&StepInput<'_>) -> Result<Vec<u8>, StepError>;
+
+/// One named step.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub name: &'static str,
+    /// One line for `wmbusd drivers show` and the docs: what it undoes, what it outputs.
+    pub description: &'static str,
+    pub run: StepFn,
+}
+
+/// Every step a definition may name. Keep sorted by name.
+pub const STEPS: &[Step] = &[];
+
+/// The step called `name`.
+pub fn lookup(name: &str) -> Option<&'static Step> {
+    STEPS.iter().find(|s| s.name == name)
+}
+
+/// The names of all steps, for error messages.
+pub fn names() -> String {
+    if STEPS.is_empty() {
+        return "(none)".to_owned();
+    }
+    STEPS.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_sorted_and_unique() {
+        for pair in STEPS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} / {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+
+    #[test]
+    fn input_bytes_are_bounds_checked() {
+        let link = [0x44, 0x68, 0x50, 1, 2, 3, 4, 0x94, 0x80];
+        let input = StepInput {
+            ci: 0xA2,
+            link: &link,
+            key: None,
+            data: &[1, 2, 3],
+        };
+        assert_eq!(input.manufacturer(), 0x5068);
+        assert_eq!(input.id_bytes(), [1, 2, 3, 4]);
+        assert_eq!((input.version(), input.device_type()), (0x94, 0x80));
+        assert_eq!(input.bytes("t", 1, 2), Ok(&[2u8, 3][..]));
+        assert_eq!(
+            input.bytes("t", 2, 2),
+            Err(StepError::TooShort {
+                step: "t",
+                len: 3,
+                need: 4
+            })
+        );
+        assert!(input.bytes("t", usize::MAX, 2).is_err());
+    }
+}
