@@ -7,7 +7,9 @@
 //! Layout (see `config/wmbusd.toml` for the commented example):
 //!
 //! - `[gateway]` `id` (required; used in MQTT topics), `key_file` (optional path of a key file,
-//!   relative paths are taken from the directory of the main file).
+//!   relative paths are taken from the directory of the main file), `drivers_dir` (optional
+//!   directory of extra driver definitions; default `drivers.d` beside the main file, used
+//!   when it exists — `/etc/wmbusd/drivers.d` for the installed configuration).
 //! - `[[radio]]` (one or more): `driver` (`im871a` `amb8465` `cul` `rtlwmbus` `replay` `auto`),
 //!   `device` (required except for `auto`), `modes`, `baud`, `watchdog_secs`,
 //!   `replay_interval_ms`.
@@ -195,6 +197,30 @@ pub struct GatewayConfig {
     pub id: String,
     /// Resolved against the main file's directory.
     pub key_file: Option<PathBuf>,
+    /// Where extra driver definitions are read from.
+    pub drivers_dir: DriversDir,
+}
+
+/// The directory of driver definitions added to the built-in ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriversDir {
+    /// `drivers_dir` was set: the directory must exist.
+    Configured(PathBuf),
+    /// `drivers.d` beside the configuration file: used when it exists.
+    Default(PathBuf),
+    /// A configuration without a file (tests, demo): built-in drivers only.
+    None,
+}
+
+impl DriversDir {
+    /// The directory to load now, if any; a missing default directory is not an error.
+    pub fn to_load(&self) -> Option<&Path> {
+        match self {
+            DriversDir::Configured(p) => Some(p),
+            DriversDir::Default(p) if p.is_dir() => Some(p),
+            DriversDir::Default(_) | DriversDir::None => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,6 +482,8 @@ struct RawGateway {
     id: Spanned<String>,
     #[serde(default)]
     key_file: Option<PathBuf>,
+    #[serde(default)]
+    drivers_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -742,11 +770,18 @@ impl Config {
         if let Some(path) = &key_file {
             merge_key_file(&mut meters, path)?;
         }
+        let drivers_dir = match (raw.gateway.drivers_dir, base) {
+            (Some(p), Some(b)) if p.is_relative() => DriversDir::Configured(b.join(p)),
+            (Some(p), _) => DriversDir::Configured(p),
+            (None, Some(b)) => DriversDir::Default(b.join("drivers.d")),
+            (None, None) => DriversDir::None,
+        };
 
         Ok(Config {
             gateway: GatewayConfig {
                 id: gateway_id,
                 key_file,
+                drivers_dir,
             },
             radios,
             mqtt: raw.mqtt,

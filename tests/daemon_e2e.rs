@@ -1099,3 +1099,81 @@ async fn measure_rss_and_cpu_per_telegram() {
     let exit = d.terminate().await;
     assert!(exit.success());
 }
+
+// ---------------------------------------------------------------------------------------
+// 6b. A driver definition dropped into drivers.d is picked up on SIGHUP
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_picks_up_a_dropped_driver_definition() {
+    let corpus = corpus();
+    let sontex = corpus_entry(&corpus, "27282728");
+    let broker = Mosquitto::start();
+    let rig = Rig::new();
+    let link = rig.path("usb-im871a-if00");
+    let im = Dongle::im871a(&link);
+    let mut cfg = rig.config(broker.port).radio("im871a", &link);
+    cfg.dedupe_window_secs = 0;
+    let sub = Subscriber::start(
+        broker.port,
+        "e2e-hup-drivers",
+        &[&format!("{}#", meter_topic_prefix())],
+    )
+    .await;
+    let mut d = rig.start(&cfg);
+    wait_ready(&mut d, 1).await;
+    let on_meter = |sub: &Subscriber| -> Vec<Json> {
+        meter_messages(sub)
+            .iter()
+            .filter(|m| m.topic.ends_with("/27282728"))
+            .map(parse)
+            .collect()
+    };
+    im.feed(telegram(&sontex.bytes, 0x80)).await;
+    sub.wait_until("first reading", SHORT, |_| !on_meter(&sub).is_empty())
+        .await;
+    assert_ne!(on_meter(&sub)[0]["driver"], "site_hca");
+
+    // drivers.d beside the configuration file is the default drivers directory.
+    let dir = rig
+        .config_path
+        .parent()
+        .expect("config dir")
+        .join("drivers.d");
+    std::fs::create_dir_all(&dir).expect("drivers.d");
+    // A malformed definition first: the reload is refused with file:line:column.
+    std::fs::write(
+        dir.join("site.toml"),
+        "name = \"site_hca\"\nmanufacturer = \"SON\"\n[fields.current_hca]\nquantity = 7\n",
+    )
+    .expect("write definition");
+    d.signal(libc::SIGHUP);
+    let refused = d.wait_log(&["reload of", "failed"], SHORT).await;
+    assert!(refused.contains("site.toml:4:"), "{refused}");
+    d.assert_running("after a refused reload");
+
+    std::fs::write(
+        dir.join("site.toml"),
+        "name = \"site_hca\"\nmanufacturer = \"SON\"\n[fields.current_hca]\nquantity = \"hca\"\n",
+    )
+    .expect("write definition");
+    d.signal(libc::SIGHUP);
+    d.wait_log(&["1 driver definition(s) loaded from"], SHORT)
+        .await;
+    d.wait_log(&["reloaded", "driver(s)"], SHORT).await;
+
+    im.feed(telegram(&sontex.bytes, 0x80)).await;
+    sub.wait_until("reading with the dropped driver", SHORT, |_| {
+        on_meter(&sub).len() >= 2
+    })
+    .await;
+    let second = on_meter(&sub).pop().expect("second reading");
+    assert_eq!(second["driver"], "site_hca", "{second}");
+    assert_eq!(
+        second["fields"]["current_hca"].as_f64(),
+        sontex.expected["current_consumption_hca"].as_f64(),
+        "{second}"
+    );
+    assert_eq!(d.log_lines_with(&[": ready ("]).len(), 1, "{}", d.log());
+    assert!(d.terminate().await.success());
+    drop(im);
+}

@@ -301,6 +301,34 @@ fn check_config_accepts_a_good_configuration() {
 }
 
 #[test]
+fn check_config_checks_the_drivers_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let drivers = dir.path().join("site-drivers");
+    std::fs::create_dir(&drivers).unwrap();
+    std::fs::write(
+        drivers.join("site.toml"),
+        "name = \"site\"\nmanufacturer = \"SON\"\n[fields.current_hca]\nquantity = \"hca\"\n",
+    )
+    .unwrap();
+    let config = "[gateway]\nid = \"gw\"\ndrivers_dir = \"site-drivers\"\n";
+    let (out, text) = check(dir.path(), config, &[]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_contains(&text, &["site-drivers)", "drivers     "]);
+
+    std::fs::write(
+        drivers.join("site.toml"),
+        "name = \"site\"\nmanufacturer = \"SON\"\n[fields.current]\nquantity = \"hca\"\n",
+    )
+    .unwrap();
+    let (out, text) = check(dir.path(), config, &[]);
+    assert_eq!(out.status.code(), Some(78), "{text}");
+    assert_contains(
+        &text,
+        &["site.toml:3:1: field name \"current\" does not end in a unit"],
+    );
+}
+
+#[test]
 fn check_config_reports_unknown_keys_with_position() {
     let dir = tempfile::tempdir().unwrap();
     let (out, text) = check(

@@ -112,6 +112,14 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             None
         }
     };
+    let drivers = match crate::daemon::driver_set(&config) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("error: {e}");
+            problems += 1;
+            None
+        }
+    };
 
     let mut warnings = 0usize;
     for (i, r) in config.radios.iter().enumerate() {
@@ -152,6 +160,11 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
         Some(p) => println!("  key file    {} (private)", p.display()),
         None => println!("  key file    none"),
     }
+    let n_drivers = drivers.as_ref().map_or(0, |d| d.len());
+    match config.gateway.drivers_dir.to_load() {
+        Some(dir) => println!("  drivers     {n_drivers} (built-in + {})", dir.display()),
+        None => println!("  drivers     {n_drivers} (built-in)"),
+    }
     match &mqtt {
         Some(m) => println!("  mqtt        {}:{}", m.host, m.port),
         None => println!("  mqtt        none (readings go to stdout)"),
@@ -164,8 +177,8 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
         println!("  warnings    {warnings}");
     }
 
-    match (args.listen, keys) {
-        (Some(duration), Some(keys)) => listen(&config, keys, duration),
+    match (args.listen, keys, drivers) {
+        (Some(duration), Some(keys), Some(drivers)) => listen(&config, keys, drivers, duration),
         _ => ExitCode::SUCCESS,
     }
 }
@@ -210,7 +223,12 @@ impl Heard {
     }
 }
 
-fn listen(config: &Config, keys: crate::keys::KeyStore, duration: Duration) -> ExitCode {
+fn listen(
+    config: &Config,
+    keys: crate::keys::KeyStore,
+    drivers: crate::drivers::DriverSet,
+    duration: Duration,
+) -> ExitCode {
     let mut specs = Vec::new();
     for (i, r) in config.radios.iter().enumerate() {
         let driver: DriverKind = match r.driver.as_str().parse() {
@@ -241,7 +259,7 @@ fn listen(config: &Config, keys: crate::keys::KeyStore, duration: Duration) -> E
             return ExitCode::from(EXIT_LISTEN);
         }
     };
-    let mut decoder = Decoder::new(keys);
+    let mut decoder = Decoder::with_drivers(keys, drivers);
     let mut heard: BTreeMap<String, Heard> = BTreeMap::new();
     let mut bad = 0usize;
     let mut ready = 0usize;

@@ -66,6 +66,9 @@ pub fn run(args: DriversArgs) -> ExitCode {
         DriversCommand::Show { name } => match set.get(&name) {
             Some(driver) => {
                 println!("# source: {}", driver.source);
+                if let Some(step) = driver.step() {
+                    println!("# step {}: {}", step.name, step.description);
+                }
                 print!("{}", driver.text);
                 if !driver.text.ends_with('\n') {
                     println!();

@@ -279,8 +279,12 @@ async fn listen(
     let mode_text = radio::combine_modes(&spec.modes)
         .map(|m| m.as_str().to_owned())
         .unwrap_or_default();
+    let drivers = match config {
+        Some(c) => crate::daemon::driver_set(c).map_err(|e| e.to_string())?,
+        None => crate::drivers::DriverSet::builtin(),
+    };
     let mut listener = Listener {
-        decoder: Decoder::new(keys),
+        decoder: Decoder::with_drivers(keys, drivers),
         pipeline: Pipeline::new(pipeline_config(config)),
         kinds: HashMap::new(),
         title: format!("{} on {} ({mode_text})", spec.driver, spec.device),

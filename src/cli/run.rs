@@ -152,7 +152,7 @@ fn block_on(opts: DaemonOptions) -> ExitCode {
     };
     match runtime.block_on(daemon::run(opts)) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(daemon::DaemonError::Config(e)) => {
+        Err(e @ (daemon::DaemonError::Config(_) | daemon::DaemonError::Drivers(_))) => {
             eprintln!("wmbusd: {e}");
             ExitCode::from(EXIT_CONFIG)
         }

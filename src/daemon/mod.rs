@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, RadioConfig};
 use crate::decode::Decoder;
+use crate::drivers::DriverSet;
 use crate::frame::RadioFrame;
 use crate::health::Alarms;
 use crate::keys::KeyStore;
@@ -62,6 +63,9 @@ pub enum DaemonError {
     Signal(std::io::Error),
     #[error("mqtt: {0}")]
     Mqtt(#[from] mqtt::MqttError),
+    /// A driver definition of the drivers directory is malformed (file:line:column).
+    #[error("drivers: {0}")]
+    Drivers(#[from] crate::drivers::LoadError),
 }
 
 /// What the main loop reports when it ends, for the demo summary and tests.
@@ -85,6 +89,16 @@ pub fn key_store(config: &Config) -> Result<KeyStore, DaemonError> {
         })?;
     }
     Ok(keys)
+}
+
+/// The built-in drivers plus the definitions of the configured drivers directory.
+pub fn driver_set(config: &Config) -> Result<DriverSet, DaemonError> {
+    let mut drivers = DriverSet::builtin();
+    if let Some(dir) = config.gateway.drivers_dir.to_load() {
+        let added = drivers.load_dir(dir)?;
+        tracing::info!("{added} driver definition(s) loaded from {}", dir.display());
+    }
+    Ok(drivers)
 }
 
 fn pipeline_config(config: &Config) -> PipelineConfig {
@@ -122,7 +136,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
     let config = opts.config.clone();
     let gateway = config.gateway.id.clone();
 
-    let mut decoder = Decoder::new(key_store(&config)?);
+    let mut decoder = Decoder::with_drivers(key_store(&config)?, driver_set(&config)?);
     let mut pipeline = Pipeline::new(pipeline_config(&config));
     let mut alarms = Alarms::new(config.health.missing_factor, std::time::SystemTime::now());
     let state_file = opts.state_file.clone();
@@ -538,7 +552,7 @@ fn status_line(summary: &Summary, mqtt: &MqttState) -> String {
     )
 }
 
-/// SIGHUP: new meters and keys without touching the radios.
+/// SIGHUP: new meters, keys and driver definitions without touching the radios.
 fn reload(
     opts: &DaemonOptions,
     decoder: &mut Decoder,
@@ -552,13 +566,15 @@ fn reload(
     };
     notifier.reloading();
     match reload_from(path) {
-        Ok((config, keys)) => {
+        Ok((config, keys, drivers)) => {
             let n_keys = keys.len();
+            let n_drivers = drivers.len();
             decoder.set_keys(keys);
+            decoder.set_drivers(drivers);
             pipeline.reconfigure(pipeline_config(&config));
             alarms.set_missing_factor(config.health.missing_factor);
             tracing::info!(
-                "reloaded {}: {} meter(s), {n_keys} key(s); radio and MQTT settings need a restart",
+                "reloaded {}: {} meter(s), {n_keys} key(s), {n_drivers} driver(s); radio and MQTT settings need a restart",
                 path.display(),
                 config.meters.len()
             );
@@ -571,8 +587,9 @@ fn reload(
     notifier.ready();
 }
 
-fn reload_from(path: &Path) -> Result<(Config, KeyStore), DaemonError> {
+fn reload_from(path: &Path) -> Result<(Config, KeyStore, DriverSet), DaemonError> {
     let config = Config::load(path)?;
     let keys = key_store(&config)?;
-    Ok((config, keys))
+    let drivers = driver_set(&config)?;
+    Ok((config, keys, drivers))
 }

@@ -106,6 +106,13 @@ impl Decoder {
         &self.drivers
     }
 
+    /// Replaces the drivers (SIGHUP). Their declared compact formats are added to the
+    /// format cache; formats learned from full frames are kept.
+    pub fn set_drivers(&mut self, drivers: DriverSet) {
+        drivers.declare_formats(&mut self.formats);
+        self.drivers = drivers;
+    }
+
     pub fn keys(&self) -> &KeyStore {
         &self.keys
     }
