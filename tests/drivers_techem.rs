@@ -38,7 +38,12 @@ fn decode(entry: &Json) -> Reading {
 /// The reading came from `driver` and has every named field, equal to the reference
 /// value of the same name (numbers numerically, text as text).
 fn assert_fields(reading: &Reading, entry: &Json, driver: &str, names: &[&str]) {
-    assert_eq!(reading.driver.as_deref(), Some(driver), "{:?}", reading.driver_error);
+    assert_eq!(
+        reading.driver.as_deref(),
+        Some(driver),
+        "{:?}",
+        reading.driver_error
+    );
     assert_eq!(reading.driver_error, None);
     for &name in names {
         let got = reading
@@ -71,7 +76,12 @@ fn compact5_periods_and_their_total() {
 
 #[test]
 fn fhkvdataiii_both_versions() {
-    let names = ["current_hca", "previous_hca", "temp_room_c", "temp_radiator_c"];
+    let names = [
+        "current_hca",
+        "previous_hca",
+        "temp_room_c",
+        "temp_radiator_c",
+    ];
     let e = entry("fhkvdataiii", "41059605", "A0019F33");
     assert_fields(&decode(&e), &e, "fhkvdataiii", &names);
     let e = entry("fhkvdataiii", "11776622", "A0119F27");

@@ -11,8 +11,8 @@
 use super::{StepError, StepInput};
 
 /// Runs `decode` on the payload: the input without its leading CI byte, so offsets are
-/// payload offsets. Offsets and lengths in its errors are shifted back to count the
-/// whole input. A first byte other than the frame's CI means the input is not what
+/// payload offsets. Offsets and lengths in its errors are moved up by one to count
+/// the whole input again. A first byte other than the frame's CI means the input is not what
 /// these steps expect.
 fn on_payload(
     input: &StepInput<'_>,
@@ -60,28 +60,20 @@ fn on_payload(
 }
 
 /// A calendar date as two type G bytes, or `FF FF` ("no valid date": a null field)
-/// when the day or month is out of range.
-fn type_g(
-    step: &'static str,
-    offset: usize,
-    year: u16,
-    month: u8,
-    day: u8,
-) -> Result<[u8; 2], StepError> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Ok([0xFF, 0xFF]);
-    }
-    // Type G holds years 2000..=2080 as 0..=80 (81..=99 read as 19xx).
+/// when the day or month is out of range or the year outside what type G holds
+/// (2000..=2080 as 0..=80; 81..=99 read as 19xx). A bad date leaves the step's other
+/// values standing.
+fn type_g(year: u16, month: u8, day: u8) -> [u8; 2] {
     let yy = year
         .checked_sub(2000)
         .filter(|yy| *yy <= 80)
-        .and_then(|yy| u8::try_from(yy).ok())
-        .ok_or_else(|| StepError::Invalid {
-            step,
-            offset,
-            reason: format!("year {year} does not fit a type G date"),
-        })?;
-    Ok([day | ((yy & 0x07) << 5), month | ((yy >> 3) << 4)])
+        .and_then(|yy| u8::try_from(yy).ok());
+    match yy {
+        Some(yy) if (1..=12).contains(&month) && (1..=31).contains(&day) => {
+            [day | ((yy & 0x07) << 5), month | ((yy >> 3) << 4)]
+        }
+        _ => [0xFF, 0xFF],
+    }
 }
 
 /// Little-endian unsigned integer of `len` bytes at `from`.
@@ -124,7 +116,7 @@ fn previous_date(
 ) -> Result<(PackedDate, [u8; 2]), StepError> {
     let word = uint_le(input, step, 1, 2)? as u16;
     let date = PackedDate::from_word(word);
-    Ok((date, type_g(step, 1, date.year, date.month, date.day)?))
+    Ok((date, type_g(date.year, date.month, date.day)))
 }
 
 /// MK Radio 3 and FHKV data III current date word (bytes 5..7): day in bits 4..=8,
@@ -139,7 +131,7 @@ fn current_date(
     let day = ((word >> 4) & 0x1F) as u8;
     let month = ((word >> 9) & 0x0F) as u8;
     let rolled_over = month < previous.month || (month == previous.month && day <= previous.day);
-    type_g(step, 5, previous.year + u16::from(rolled_over), month, day)
+    Ok(type_g(previous.year + u16::from(rolled_over), month, day))
 }
 
 /// `techem_previous_date`: the previous billing date (bytes 1..3). Output: 2 bytes,
@@ -236,7 +228,7 @@ pub fn mkradio3a(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
             (false, _) => byte(6 + 3 * k) + byte(8 + 3 * k),
         });
         let mut out = Vec::with_capacity(28);
-        out.extend_from_slice(&type_g(step, 2, date.year, date.month, date.day)?);
+        out.extend_from_slice(&type_g(date.year, date.month, date.day));
         out.extend_from_slice(&months_ago[0].to_le_bytes());
         let current = usize::from(date.month);
         for month in 1..=SLOTS {
@@ -297,6 +289,12 @@ mod tests {
         // 04-01: after it.
         data[5..7].copy_from_slice(&[0x10, 0x08]);
         assert_eq!(date(&run(mkradio3, &data).unwrap()[2..4]), "2018-04-01");
+        // A previous date in 2081 does not fit type G: null dates, the total stays.
+        data[1..3].copy_from_slice(&[0x7F, 0xA2]);
+        let out = run(mkradio3, &data).unwrap();
+        assert_eq!(&out[0..4], &[0xFF; 4]);
+        assert_eq!(out[4], 0x59 + 0x31);
+        data[1..3].copy_from_slice(&[0x7F, 0x24]);
         // Month 0 is no date: FF FF, a null field.
         data[5..7].copy_from_slice(&[0x10, 0x00]);
         assert_eq!(&run(mkradio3, &data).unwrap()[2..4], &[0xFF, 0xFF]);
