@@ -12,6 +12,8 @@
 
 use crate::keys::Key;
 
+mod techem;
+
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -91,7 +93,33 @@ pub struct Step {
 }
 
 /// Every step a definition may name. Keep sorted by name.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "techem_compact5",
+        description: "Techem Compact V: total of the previous and current period energy (u32 LE)",
+        run: techem::compact5,
+    },
+    Step {
+        name: "techem_mkradio3",
+        description: "Techem MK Radio 3: previous and current billing dates as type G, total volume (u32 LE)",
+        run: techem::mkradio3,
+    },
+    Step {
+        name: "techem_mkradio3a",
+        description: "Techem MK Radio 3a: date as type G, current month and January..December volumes (u16 LE)",
+        run: techem::mkradio3a,
+    },
+    Step {
+        name: "techem_previous_date",
+        description: "Techem: previous billing date (bytes 1..3, bit-packed) as type G",
+        run: techem::previous_date_step,
+    },
+    Step {
+        name: "techem_vario451",
+        description: "Techem Vario 4.5.1: total mGJ (u32 LE), current, previous, total in micro-kWh (u64 LE)",
+        run: techem::vario451,
+    },
+];
 
 /// The step called `name`.
 pub fn lookup(name: &str) -> Option<&'static Step> {
