@@ -10,6 +10,8 @@
 //!
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
+mod apator;
+
 use crate::keys::Key;
 
 /// What a step sees of the telegram.
@@ -91,7 +93,13 @@ pub struct Step {
 }
 
 /// Every step a definition may name. Keep sorted by name.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[
+    apator::APATOR08_VOLUME,
+    apator::APATOR162_REGISTERS,
+    apator::APATOR172_VOLUME,
+    apator::APATOREITN_FRAME,
+    apator::APATORNA1_DECRYPT,
+];
 
 /// The step called `name`.
 pub fn lookup(name: &str) -> Option<&'static Step> {
