@@ -304,3 +304,173 @@ pub(super) const APATORNA1_DECRYPT: Step = Step {
         "apatorna1: AES-CBC (mode-5 IV) vendor block -> volumes, type F date-times, age, statuses",
     run: apatorna1_decrypt,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Key;
+    use crate::wire::apl;
+
+    fn hex(text: &str) -> Vec<u8> {
+        hex::decode(text).unwrap()
+    }
+
+    fn input<'a>(ci: u8, link: &'a [u8; 9], key: Option<&'a Key>, data: &'a [u8]) -> StepInput<'a> {
+        StepInput {
+            ci,
+            link,
+            key,
+            data,
+        }
+    }
+
+    const APA_LINK: [u8; 9] = [0x44, 0x01, 0x06, 0x81, 0x35, 0x91, 0x04, 0x14, 0x07];
+
+    fn date_text(value: apl::Value) -> String {
+        match value {
+            apl::Value::Date(d) => d.to_string(),
+            apl::Value::DateTime(dt) => dt.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn apator162_walks_to_the_total_register() {
+        // Meter 00148686, bytes after DIF 0F: date, faults, 10 AA550000 (21.930 m3), ...
+        let data = hex("005B599600000010AA55000041545A42850BD800437D037301C5500000564B0000");
+        let out = apator162_registers(&input(0x7A, &APA_LINK, None, &data)).unwrap();
+        assert_eq!(out, [0xAA, 0x55, 0x00, 0x00]);
+        // Meter 25202020: 43 (2), 84 (10) and 10 only after them.
+        let data = hex("07112294100200436103848B745953486C091000001081920200");
+        let out = apator162_registers(&input(0x7A, &APA_LINK, None, &data)).unwrap();
+        assert_eq!(u32::from_le_bytes(out.try_into().unwrap()), 168_577);
+    }
+
+    #[test]
+    fn apator162_without_total_gives_nothing_and_bad_registers_fail() {
+        let prefix = "00112233445566";
+        let data = hex(&format!("{prefix}4355AAFFFFFF"));
+        assert_eq!(
+            apator162_registers(&input(0x7A, &APA_LINK, None, &data)).unwrap(),
+            Vec::<u8>::new()
+        );
+        let data = hex(&format!("{prefix}4355667700"));
+        assert!(matches!(
+            apator162_registers(&input(0x7A, &APA_LINK, None, &data)),
+            Err(StepError::Invalid { offset: 10, .. })
+        ));
+        let data = hex(&format!("{prefix}10AABB"));
+        assert_eq!(
+            apator162_registers(&input(0x7A, &APA_LINK, None, &data)),
+            Err(StepError::TooShort {
+                step: "apator162_registers",
+                len: 10,
+                need: 12
+            })
+        );
+    }
+
+    #[test]
+    fn apatorna1_decrypts_the_vendor_block() {
+        // Corpus telegram of meter 04913581 (key all zeros): 687.361 m3 on 2024-10-15 12:23,
+        // historic 662.325 m3 351 h earlier.
+        let data = hex("A07F018D43B54E718E8718D5D2C8F939194847");
+        let key = Key::new(&[0; 16]);
+        let out = apatorna1_decrypt(&input(0xA0, &APA_LINK, Some(&key), &data)).unwrap();
+        assert_eq!(out.len(), 29);
+        assert_eq!(u64::from_le_bytes(out[0..8].try_into().unwrap()), 687_361);
+        assert_eq!(u64::from_le_bytes(out[8..16].try_into().unwrap()), 662_325);
+        let meter_time = apl::type_f(out[16..20].try_into().unwrap());
+        assert_eq!(date_text(meter_time), "2024-10-15T12:23");
+        let historic_time = apl::type_f(out[20..24].try_into().unwrap());
+        assert_eq!(date_text(historic_time), "2024-09-30T21:23");
+        assert_eq!(u16::from_le_bytes([out[24], out[25]]), 351);
+        assert_eq!(&out[26..], &[0x01, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn apatorna1_needs_the_key_and_its_ci() {
+        let data = hex("A07F018D43B54E718E8718D5D2C8F939194847");
+        assert_eq!(
+            apatorna1_decrypt(&input(0xA0, &APA_LINK, None, &data)),
+            Err(StepError::NoKey {
+                step: "apatorna1_decrypt"
+            })
+        );
+        let key = Key::new(&[0; 16]);
+        assert!(matches!(
+            apatorna1_decrypt(&input(0xA1, &APA_LINK, Some(&key), &data)),
+            Err(StepError::Invalid { offset: 0, .. })
+        ));
+        assert!(matches!(
+            apatorna1_decrypt(&input(0xA0, &APA_LINK, Some(&key), &data[..18])),
+            Err(StepError::TooShort { need: 19, .. })
+        ));
+    }
+
+    #[test]
+    fn apatoreitn_reads_a0_and_b6_frames() {
+        let link = [0x44, 0x14, 0x86, 0x32, 0x37, 0x37, 0x37, 0x04, 0x08];
+        // HCA1 (CI A0): season 2016-05-01, previous 89, seal broken 2019-08-28, current 1,
+        // 2022-09-18, 19.890625 / 21.703125 degC.
+        let a0 = hex("A0A1000059001C270100322DE413B415");
+        let out = apatoreitn_frame(&input(0xA0, &link, None, &a0)).unwrap();
+        let g = |at: usize| date_text(apl::type_g([out[at], out[at + 1]]));
+        assert_eq!(g(0), "2016-05-01");
+        assert_eq!(u16::from_le_bytes([out[2], out[3]]), 89);
+        assert_eq!(g(4), "2019-08-28");
+        assert_eq!(u16::from_le_bytes([out[6], out[7]]), 1);
+        assert_eq!(g(8), "2022-09-18");
+        assert_eq!(u16::from_le_bytes([out[10], out[11]]), 0x13E4);
+        assert_eq!(u16::from_le_bytes([out[12], out[13]]), 0x15B4);
+        // HCA2 (CI B6, 10 header bytes, then A0): seal intact (date 0 -> invalid).
+        let b6 = hex("B60AFFFFF5450186F41B9D58A0A100007809000000001F2D6416C819");
+        let out = apatoreitn_frame(&input(0xB6, &link, None, &b6)).unwrap();
+        assert_eq!(u16::from_le_bytes([out[2], out[3]]), 2424);
+        assert_eq!(&out[4..6], &[0xFF, 0xFF]);
+        assert_eq!(date_text(apl::type_g([out[8], out[9]])), "2022-08-31");
+        let mut bad = b6.clone();
+        bad[12] = 0xA1;
+        assert!(matches!(
+            apatoreitn_frame(&input(0xB6, &link, None, &bad)),
+            Err(StepError::Invalid { offset: 12, .. })
+        ));
+        assert!(matches!(
+            apatoreitn_frame(&input(0xA0, &link, None, &a0[..15])),
+            Err(StepError::TooShort { need: 16, .. })
+        ));
+    }
+
+    #[test]
+    fn thirds_counters_round_half_up() {
+        let link = [0x44, 0x14, 0x86, 0x06, 0x9C, 0x14, 0x00, 0x0F, 0x0F];
+        // apator08 00149c06: 1372738 thirds of a litre = 457.579333 m3.
+        let data = hex("A042F214000040030000000005FF0472BF1400");
+        let out = apator08_volume(&input(0xA0, &link, None, &data)).unwrap();
+        assert_eq!(u64::from_le_bytes(out.try_into().unwrap()), 457_579_333);
+        // apator172: 0x5421 / 3 = 7179.0; 0x541D / 3 = 7177.67 -> 7177.7.
+        let out = apator172_volume(&input(0xA0, &link, None, &hex("A021540000"))).unwrap();
+        assert_eq!(u64::from_le_bytes(out.try_into().unwrap()), 71_790);
+        let out = apator172_volume(&input(0xA0, &link, None, &hex("A01D540000"))).unwrap();
+        assert_eq!(u64::from_le_bytes(out.try_into().unwrap()), 71_777);
+        assert!(apator172_volume(&input(0xA0, &link, None, &hex("A0215400"))).is_err());
+        assert_eq!(div3_rounded(4), 1);
+        assert_eq!(div3_rounded(5), 2);
+    }
+
+    #[test]
+    fn calendar_and_date_conversions() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(DAYS_1970_TO_2000), (2000, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
+        let f = type_f_from_seconds_since_2000("t", 0, 86_400 * 366 + 3_600 * 5 + 60 * 7).unwrap();
+        assert_eq!(date_text(apl::type_f(f)), "2001-01-01T05:07");
+        assert!(type_f_from_seconds_since_2000("t", 3, -1).is_err());
+        assert_eq!(eitn_date_to_type_g(0), [0xFF, 0xFF]);
+        assert_eq!(
+            date_text(apl::type_g(eitn_date_to_type_g(0x2D32))),
+            "2022-09-18"
+        );
+    }
+}
