@@ -96,8 +96,9 @@ fn apatorna1_vendor_aes_block() {
         "historic_age_h",
     ];
     let r = check("apatorna1", "04913581", "A07F01", "apatorna1", &names);
-    assert_eq!(text(&r, "frame_status_flags"), "1"); // SUMMER_TIME
-                                                                 // CI A1 frame, and a frame whose historic status says MINIMUM_FLOW (bit 7).
+    // Frame status bit 0: summer time.
+    assert_eq!(text(&r, "frame_status_flags"), "1");
+    // CI A1 frame, and a frame whose historic status says MINIMUM_FLOW (bit 7).
     check("apatorna1", "04913581", "A17D01", "apatorna1", &names);
     let r = check("apatorna1", "04913581", "A00201", "apatorna1", &names);
     assert_eq!(text(&r, "historic_status_flags"), "128");
