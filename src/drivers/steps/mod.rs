@@ -10,6 +10,8 @@
 //!
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
+mod apator;
+
 use crate::keys::Key;
 
 mod techem;
@@ -94,6 +96,11 @@ pub struct Step {
 
 /// Every step a definition may name. Keep sorted by name.
 pub const STEPS: &[Step] = &[
+    apator::APATOR08_VOLUME,
+    apator::APATOR162_REGISTERS,
+    apator::APATOR172_VOLUME,
+    apator::APATOREITN_FRAME,
+    apator::APATORNA1_DECRYPT,
     Step {
         name: "techem_compact5",
         description: "Techem Compact V: total of the previous and current period energy (u32 LE)",
