@@ -20,6 +20,7 @@
 //! manufacturer = "KAM"
 //! versions = [0x1B]          # empty or absent: any version
 //! device_types = [0x16]      # empty or absent: any device type
+//! ci = [0x8D]                # CI of the data layer; empty or absent: any
 //! compact_formats = ["02FF20 0413 4413"]   # DIF/VIF lists, hex
 //!
 //! [fields.total_m3]          # name ends in its unit
@@ -27,12 +28,17 @@
 //! storage = 0                # function to "instantaneous"
 //!
 //! [bytes.info_flags]         # manufacturer-specific bytes
-//! source = "record:02FF20"   # or "manufacturer_data"
+//! source = "record:02FF20"   # or "manufacturer_data" (from the CI byte on in proprietary
+//!                            # frames), or "step" (the output of the named [step])
 //! offset = 0
 //! length = 2
 //! encoding = "bits"          # int_le, uint_le, bcd, bits; date_g, datetime_f
 //! mask = 0x000F              # bits only
 //! scale = "1"                # decimal text, exact
+//!
+//! [step]                     # optional: a named Rust decoding step (`steps::STEPS`)
+//! name = "apator162_registers"
+//! source = "manufacturer_data"   # or "record:<dif_vif hex>"
 //! ```
 //!
 //! Field names end in their unit (`_m3`, `_kwh`, `_c`, ...), in a date suffix (`_date`,

@@ -136,7 +136,8 @@ impl Encoding {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BytesDef {
-    /// `manufacturer_data` (bytes after DIF 0x0F/0x1F, or a whole proprietary APL),
+    /// `manufacturer_data` (bytes after DIF 0x0F/0x1F; for a proprietary frame, CI 0xA0..0xB7,
+    /// everything from that CI byte on, so offset 0 is the CI),
     /// `record:<dif_vif hex>` (the data of the record with that header) or `step` (the
     /// output of the definition's named step).
     pub source: String,
