@@ -12,6 +12,8 @@
 
 use crate::keys::Key;
 
+mod engelmann;
+
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -91,7 +93,18 @@ pub struct Step {
 }
 
 /// Every step a definition may name. Keep sorted by name.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "bmeters_hydroclima2",
+        description: "B Meters HydroClima 2 frame 0x11: temperatures, consumption history, total as BCD",
+        run: engelmann::hydroclima2,
+    },
+    Step {
+        name: "bmeters_hydrodigit",
+        description: "B Meters Hydrodigit content-byte blocks: battery voltage, dates, backflow, month totals",
+        run: engelmann::hydrodigit,
+    },
+];
 
 /// The step called `name`.
 pub fn lookup(name: &str) -> Option<&'static Step> {
