@@ -301,11 +301,9 @@ fn check_name(name: &str) -> Result<FieldKind, String> {
     let valid = !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            .all(|b| b.is_ascii_alphabetic() || b.is_ascii_digit() || b == b'_');
     if !valid {
-        return Err(format!(
-            "field name {name:?}: use lowercase letters, digits and _"
-        ));
+        return Err(format!("field name {name:?}: use letters, digits and _"));
     }
     field_kind(name).ok_or_else(|| {
         format!(

@@ -11,10 +11,10 @@
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
 mod apator;
+mod engelmann;
+mod techem;
 
 use crate::keys::Key;
-
-mod techem;
 
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +101,16 @@ pub const STEPS: &[Step] = &[
     apator::APATOR172_VOLUME,
     apator::APATOREITN_FRAME,
     apator::APATORNA1_DECRYPT,
+    Step {
+        name: "bmeters_hydroclima2",
+        description: "B Meters HydroClima 2 frame 0x11: temperatures, consumption history, total as BCD",
+        run: engelmann::hydroclima2,
+    },
+    Step {
+        name: "bmeters_hydrodigit",
+        description: "B Meters Hydrodigit content-byte blocks: battery voltage, dates, backflow, month totals",
+        run: engelmann::hydrodigit,
+    },
     Step {
         name: "techem_compact5",
         description: "Techem Compact V: total of the previous and current period energy (u32 LE)",
