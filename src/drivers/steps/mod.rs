@@ -12,6 +12,8 @@
 
 use crate::keys::Key;
 
+mod kamstrup;
+
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -91,7 +93,11 @@ pub struct Step {
 }
 
 /// Every step a definition may name. Keep sorted by name.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[Step {
+    name: "gwf_status_block",
+    description: "GWF water meter block after DIF 0x0F: checks type 0x01, outputs [status, battery/power byte]",
+    run: kamstrup::gwf_status_block,
+}];
 
 /// The step called `name`.
 pub fn lookup(name: &str) -> Option<&'static Step> {
