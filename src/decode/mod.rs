@@ -79,6 +79,10 @@ struct Lower {
     afl: Option<AflRepr>,
     /// Offset of the AFL MAC in the frame, for error positions.
     afl_offset: usize,
+    /// Every byte after the lower layers passed a CRC here (DLL block CRCs, ELL payload
+    /// CRC): a compact frame's full-frame CRC then need not match (see
+    /// `CompactFormat::expand_covered`).
+    payload_verified: bool,
 }
 
 impl Decoder {
@@ -196,6 +200,7 @@ impl Decoder {
             ell_access_number: None,
             afl: None,
             afl_offset: 0,
+            payload_verified: normalized.format.is_some(),
         };
 
         if let Some(&ci) = buf.get(pos) {
@@ -295,6 +300,8 @@ impl Decoder {
                 .at(pos + rel - 1));
             }
         }
+        // Every branch that gets here verified the payload CRC.
+        lower.payload_verified = true;
         Ok(crc_at + 2)
     }
 
@@ -351,9 +358,12 @@ impl Decoder {
                     )
                     .at(data_start));
                 };
-                let full = format
-                    .expand_verified(&compact)
-                    .map_err(|e| DecodeError::from_wire(e, data_start))?;
+                let full = if lower.payload_verified || security.verified_by == Some("mac") {
+                    format.expand_covered(&compact).map(|(full, _)| full)
+                } else {
+                    format.expand_verified(&compact)
+                }
+                .map_err(|e| DecodeError::from_wire(e, data_start))?;
                 fill_records(
                     &mut reading,
                     &apl::parse_lenient(&full),
@@ -579,6 +589,8 @@ impl Decoder {
             ell_access_number: None,
             afl: None,
             afl_offset: 0,
+            // The long frame's checksum is an 8-bit sum: not a CRC.
+            payload_verified: false,
         };
         self.transport(frame, buf, 0, used, &tpl, &meter, &lower)
             .map_err(|mut e| {

@@ -148,6 +148,31 @@ impl CompactFormat {
 
     /// Expands a compact frame after checking its signature and the full-frame CRC.
     pub fn expand_verified(&self, compact: &CompactRepr<'_>) -> Result<Vec<u8>> {
+        let (full, crc) = self.expand_covered(compact)?;
+        if crc != compact.full_crc {
+            return Err(Error::new(
+                Layer::Compact,
+                2,
+                ErrorKind::Crc {
+                    stored: compact.full_crc,
+                    computed: crc,
+                },
+            ));
+        }
+        Ok(full)
+    }
+
+    /// Expands a compact frame after checking its signature only; returns the record area
+    /// and its CRC, which the caller compares with the stored full-frame CRC or not.
+    ///
+    /// For frames whose data bytes a lower layer already verified (ELL payload CRC, DLL
+    /// block CRCs, AFL MAC): there the signature identifies the layout and the lower
+    /// check vouches for every data byte, so the full-frame CRC adds nothing; and Kamstrup
+    /// meters fill it with the CRC of the
+    /// last full frame they sent rather than of the current values (flowIQ 2200 23813076
+    /// in the corpus: its compact frame stores exactly the CRC of the full frame sent one
+    /// access number earlier, which differs from it in the flow value alone).
+    pub fn expand_covered(&self, compact: &CompactRepr<'_>) -> Result<(Vec<u8>, u16)> {
         let signature = self.signature();
         if signature != compact.signature {
             return Err(Error::new(
@@ -163,17 +188,7 @@ impl CompactFormat {
             .expand(compact.data)
             .map_err(|e| e.shift(CompactRepr::HEADER_LEN))?;
         let crc = full_frame_crc(&full);
-        if crc != compact.full_crc {
-            return Err(Error::new(
-                Layer::Compact,
-                2,
-                ErrorKind::Crc {
-                    stored: compact.full_crc,
-                    computed: crc,
-                },
-            ));
-        }
-        Ok(full)
+        Ok((full, crc))
     }
 }
 
@@ -354,6 +369,49 @@ mod tests {
         assert_eq!(compact.data, data.as_slice());
         let format = CompactFormat::from_records(&records);
         assert_eq!(format.expand_verified(&compact).unwrap(), full);
+    }
+
+    #[test]
+    fn kamstrup_stale_full_frame_crc() {
+        // flowIQ 2200 23813076 (corpus): a full frame, then the next telegram as a compact
+        // frame whose flow changed from 0 to 0.035 m3/h but whose full-frame CRC is still
+        // the one of the full frame.
+        let format = CompactFormat::from_headers(&hex(
+            "04FF23 4413 523B 06FF1B 426C 6167 5167 023B 0413 8101E7FF0F",
+        ))
+        .unwrap();
+        let earlier_full = hex(
+            "04FF23 00080000 4413 00000000 523B 0000 06FF1B 08900008F0FF 426C C12B \
+             6167 0A 5167 1B 023B 0000 0413 1F0F0000 8101E7FF0F 13",
+        );
+        assert_eq!(full_frame_crc(&earlier_full), 0x8054);
+        let compact_apl =
+            hex("0509 5480 00080000 00000000 0000 08900008F0FF C12B 0A 1B 2300 1F0F0000 13");
+        let compact = CompactRepr::parse(&compact_apl).unwrap();
+        assert_eq!((compact.signature, compact.full_crc), (0x0905, 0x8054));
+        assert_eq!(
+            format.expand_verified(&compact).unwrap_err(),
+            Error::new(
+                Layer::Compact,
+                2,
+                ErrorKind::Crc {
+                    stored: 0x8054,
+                    computed: 0x335D
+                }
+            )
+        );
+        let (full, crc) = format.expand_covered(&compact).unwrap();
+        assert_eq!(crc, 0x335D);
+        let mut expected = earlier_full.clone();
+        let flow = expected.len() - 14;
+        expected[flow] = 0x23;
+        assert_eq!(full, expected);
+        // The signature is still checked.
+        let other = CompactRepr {
+            signature: 0x0906,
+            ..compact
+        };
+        assert!(format.expand_covered(&other).is_err());
     }
 
     #[test]

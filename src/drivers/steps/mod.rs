@@ -12,6 +12,7 @@
 
 mod apator;
 mod engelmann;
+mod kamstrup;
 mod techem;
 
 use crate::keys::Key;
@@ -110,6 +111,11 @@ pub const STEPS: &[Step] = &[
         name: "bmeters_hydrodigit",
         description: "B Meters Hydrodigit content-byte blocks: battery voltage, dates, backflow, month totals",
         run: engelmann::hydrodigit,
+    },
+    Step {
+        name: "gwf_status_block",
+        description: "GWF water meter block after DIF 0x0F: checks type 0x01, outputs [status, battery/power byte]",
+        run: kamstrup::gwf_status_block,
     },
     Step {
         name: "techem_compact5",
