@@ -12,6 +12,8 @@
 
 use crate::keys::Key;
 
+mod diehl;
+
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -91,7 +93,19 @@ pub struct Step {
 }
 
 /// Every step a definition may name. Keep sorted by name.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "diehl_prios",
+        description: "Diehl IZAR/PRIOS (CI 0xA0..0xA7): LFSR descrambling with the meter's or \
+                      Diehl's factory key; out: period s (u32), 4 clear bytes, descrambled bytes",
+        run: diehl::prios,
+    },
+    Step {
+        name: "diehl_years_from_days",
+        description: "a day count (record data) as millionths of 365.2425-day years, u64 LE",
+        run: diehl::years_from_days,
+    },
+];
 
 /// The step called `name`.
 pub fn lookup(name: &str) -> Option<&'static Step> {
