@@ -248,6 +248,8 @@ const UNIT_SUFFIXES: &[(&str, &str, Conversions)] = &[
     ("_a", "A", &[("A", "1")]),
     ("_h", "h", &[("h", "1"), ("d", "24")]),
     ("_d", "d", &[("d", "1")]),
+    // Years come from vendor bytes or steps only: days to years is not an exact factor.
+    ("_y", "y", &[]),
     ("_min", "min", &[("min", "1"), ("h", "60"), ("d", "1440")]),
     (
         "_s",

@@ -11,11 +11,13 @@
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
 mod apator;
+mod diehl;
 mod engelmann;
 mod kamstrup;
 mod techem;
 
 use crate::keys::Key;
+
 
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +113,17 @@ pub const STEPS: &[Step] = &[
         name: "bmeters_hydrodigit",
         description: "B Meters Hydrodigit content-byte blocks: battery voltage, dates, backflow, month totals",
         run: engelmann::hydrodigit,
+    },
+    Step {
+        name: "diehl_prios",
+        description: "Diehl IZAR/PRIOS (CI 0xA0..0xA7): LFSR descrambling with the meter's or \
+                      Diehl's factory key; out: period s (u32), 4 clear bytes, descrambled bytes",
+        run: diehl::prios,
+    },
+    Step {
+        name: "diehl_years_from_days",
+        description: "a day count (record data) as millionths of 365.2425-day years, u64 LE",
+        run: diehl::years_from_days,
     },
     Step {
         name: "gwf_status_block",
