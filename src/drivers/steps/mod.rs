@@ -12,6 +12,8 @@
 
 use crate::keys::Key;
 
+pub mod qundis;
+
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInput<'a> {
@@ -91,7 +93,13 @@ pub struct Step {
 }
 
 /// Every step a definition may name. Keep sorted by name.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[Step {
+    name: "bfw240radio",
+    description: "BFW 240 radio payload (from its 2F 2F): big-endian billing values, 12-bit \
+                  packed monthly history and BCD date -> u16 LE values at 0, 2, 4.. and a \
+                  type G date at 40",
+    run: qundis::bfw240radio,
+}];
 
 /// The step called `name`.
 pub fn lookup(name: &str) -> Option<&'static Step> {
