@@ -14,10 +14,10 @@ mod apator;
 mod diehl;
 mod engelmann;
 mod kamstrup;
+mod qundis;
 mod techem;
 
 use crate::keys::Key;
-
 
 /// What a step sees of the telegram.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +104,13 @@ pub const STEPS: &[Step] = &[
     apator::APATOR172_VOLUME,
     apator::APATOREITN_FRAME,
     apator::APATORNA1_DECRYPT,
+    Step {
+        name: "bfw240radio",
+        description: "BFW 240 radio payload (from its 2F 2F): big-endian billing values, 12-bit \
+                      packed monthly history and BCD date -> u16 LE values at 0, 2, 4.. and a \
+                      type G date at 40",
+        run: qundis::bfw240radio,
+    },
     Step {
         name: "bmeters_hydroclima2",
         description: "B Meters HydroClima 2 frame 0x11: temperatures, consumption history, total as BCD",
