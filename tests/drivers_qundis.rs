@@ -311,3 +311,20 @@ fn lse_08_reads_storage_8() {
         .unwrap();
     assert!((seconds / 3600.0 - hours).abs() < 1e-6, "{seconds} s");
 }
+
+#[test]
+fn bfw240radio_unpacks_billing_values_history_and_date() {
+    let mut names = vec!["current_hca", "prev_hca", "device_date"];
+    let months: Vec<String> = (1..=18).map(|n| format!("prev_{n:02}_hca")).collect();
+    names.extend(months.iter().map(String::as_str));
+    // Every corpus telegram of the model: histories differ in which nibbles are set.
+    let mut seen = 0;
+    for line in CORPUS.lines() {
+        let e: Json = serde_json::from_str(line).unwrap();
+        if e["driver"] == "bfw240radio" {
+            assert_fields(&decode(&e, "bfw240radio"), &e, &names);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 4);
+}

@@ -234,7 +234,7 @@ impl Decoder {
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
-            self.apply_driver(&mut reading, buf, ci, link.version, link.device_type);
+            self.apply_driver(&mut reading, buf, pos + 1, ci, link.version, link.device_type);
             return Ok(reading);
         }
         let (tpl, used) =
@@ -394,7 +394,14 @@ impl Decoder {
                 fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
             }
         }
-        self.apply_driver(&mut reading, buf, tpl.ci, meter.version, meter.device_type);
+        self.apply_driver(
+            &mut reading,
+            buf,
+            data_start,
+            tpl.ci,
+            meter.version,
+            meter.device_type,
+        );
         Ok(reading)
     }
 
@@ -404,6 +411,7 @@ impl Decoder {
         &self,
         reading: &mut Reading,
         buf: &[u8],
+        apl_start: usize,
         ci: u8,
         version: u8,
         device_type: u8,
@@ -418,6 +426,7 @@ impl Decoder {
             ci,
             link,
             key: self.keys.lookup(manufacturer, &id),
+            apl: tail(buf, apl_start),
         };
         if let Err(e) = self.drivers.apply(reading, version, device_type, &frame) {
             reading.driver_error = Some(e.to_string());

@@ -141,6 +141,10 @@ impl Rules {
                     Some(v) => v,
                     None => continue,
                 },
+                Source::Apl => match frame {
+                    Some(f) => f.apl,
+                    None => continue,
+                },
                 Source::Record(header) => match record_data(&reading.records, header) {
                     Some(b) => {
                         record_bytes = b;
@@ -180,6 +184,7 @@ fn run_step(
             .as_deref()
             .and_then(|h| hex::decode(h).ok()),
         Source::Record(header) => record_data(&reading.records, header),
+        Source::Apl => Some(frame.apl.to_vec()),
         // Rejected when the definition was validated.
         Source::Step => None,
     };

@@ -29,7 +29,8 @@
 //!
 //! [bytes.info_flags]         # manufacturer-specific bytes
 //! source = "record:02FF20"   # or "manufacturer_data" (from the CI byte on in proprietary
-//!                            # frames), or "step" (the output of the named [step])
+//!                            # frames), "apl" (the whole application layer after the TPL
+//!                            # header or proprietary CI), "step" (the named [step]'s output)
 //! offset = 0
 //! length = 2
 //! encoding = "bits"          # int_le, uint_le, bcd, bits; date_g, datetime_f
@@ -38,7 +39,7 @@
 //!
 //! [step]                     # optional: a named Rust decoding step (`steps::STEPS`)
 //! name = "apator162_registers"
-//! source = "manufacturer_data"   # or "record:<dif_vif hex>"
+//! source = "manufacturer_data"   # or "record:<dif_vif hex>", "apl"
 //! ```
 //!
 //! Field names end in their unit (`_m3`, `_kwh`, `_c`, ...), in a date suffix (`_date`,
@@ -108,6 +109,9 @@ pub struct FrameContext<'a> {
     pub link: &'a [u8; 9],
     /// The meter's configured AES key, for vendor encryption.
     pub key: Option<&'a Key>,
+    /// The application layer as received (decrypted): the bytes after the TPL header,
+    /// or after a proprietary CI. For vendors whose payload is not data records.
+    pub apl: &'a [u8],
 }
 
 /// One validated driver.

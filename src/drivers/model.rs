@@ -69,7 +69,7 @@ pub struct FieldDef {
 pub struct StepDef {
     /// One of [`super::steps::STEPS`].
     pub name: String,
-    /// `manufacturer_data` (the default) or `record:<dif_vif hex>`.
+    /// `manufacturer_data` (the default), `record:<dif_vif hex>` or `apl`.
     #[serde(default = "manufacturer_data")]
     pub source: String,
 }
@@ -163,6 +163,8 @@ pub enum Source {
     Record(String),
     /// The output of the definition's step.
     Step,
+    /// The whole application layer after the TPL header (payloads that are not records).
+    Apl,
 }
 
 impl Source {
@@ -171,11 +173,12 @@ impl Source {
         match text {
             "manufacturer_data" => return Ok(Source::ManufacturerData),
             "step" => return Ok(Source::Step),
+            "apl" => return Ok(Source::Apl),
             _ => {}
         }
         let Some(header) = text.strip_prefix("record:") else {
             return Err(format!(
-                "source {text:?}: expected \"manufacturer_data\", \"record:<dif_vif hex>\" or \"step\""
+                "source {text:?}: expected \"manufacturer_data\", \"record:<dif_vif hex>\", \"apl\" or \"step\""
             ));
         };
         match hex::decode(header) {
