@@ -217,12 +217,14 @@ fn decode_picks_up_a_dropped_definition() {
     let plain = wmbusd(&["decode", SONTEX]);
     assert_eq!(plain.status.code(), Some(0));
     let plain_text = String::from_utf8(plain.stdout).unwrap();
-    assert!(!plain_text.contains("\"driver\""), "{plain_text}");
+    let builtin: Json = serde_json::from_str(plain_text.trim()).unwrap();
+    assert_eq!(builtin["driver"], "sontex868", "{plain_text}");
 
+    // A dropped definition for the same meters comes before the built-in one.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join("sontex868.toml"),
-        "name = \"sontex868\"\nmanufacturer = \"SON\"\ndevice_types = [0x08]\n\n\
+        dir.path().join("site_hca.toml"),
+        "name = \"site_hca\"\nmanufacturer = \"SON\"\ndevice_types = [0x08]\n\n\
          [fields.current_consumption_hca]\nquantity = \"hca\"\n\n\
          [fields.set_date]\nquantity = \"date\"\nstorage = 1\n\n\
          [fields.current_temp_c]\nquantity = \"flow_temperature\"\n",
@@ -232,25 +234,25 @@ fn decode_picks_up_a_dropped_definition() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let reading: Json = serde_json::from_str(text.trim()).unwrap();
-    assert_eq!(reading["driver"], "sontex868");
+    assert_eq!(reading["driver"], "site_hca");
     assert_eq!(
         reading["fields"],
         serde_json::json!({"current_consumption_hca": 0, "set_date": "XXXX-01-01", "current_temp_c": 25.16})
     );
-    // The generic part of the reading is unchanged by the driver.
-    let mut without: Json = reading.clone();
-    let obj = without.as_object_mut().unwrap();
-    obj.remove("driver");
-    obj.remove("fields");
-    assert_eq!(
-        without,
-        serde_json::from_str::<Json>(plain_text.trim()).unwrap()
-    );
+    // The generic part of the reading is the same whichever driver applies.
+    let generic = |r: &Json| {
+        let mut r = r.clone();
+        let obj = r.as_object_mut().unwrap();
+        obj.remove("driver");
+        obj.remove("fields");
+        r
+    };
+    assert_eq!(generic(&reading), generic(&builtin));
 
     let list = wmbusd(&["drivers", "list", "--drivers", dir.path().to_str().unwrap()]);
     let listing = String::from_utf8(list.stdout).unwrap();
     let first = listing.lines().nth(1).unwrap();
-    assert!(first.starts_with("sontex868 ") && first.contains(" SON ") && first.contains(" 08 "));
+    assert!(first.starts_with("site_hca ") && first.contains(" SON ") && first.contains(" 08 "));
     assert!(listing.contains("builtin:multical21.toml"));
     let show = wmbusd(&["drivers", "show", "multical21"]);
     assert_eq!(show.status.code(), Some(0));
@@ -276,7 +278,9 @@ fn explain_names_the_matching_driver_and_its_fields() {
     ] {
         assert!(text.contains(line), "{line:?} missing in:\n{text}");
     }
-    let out = wmbusd(&["decode", "--explain", SONTEX]);
+    // No built-in driver covers the Munia sensors.
+    let munia = entry("munia", "00013482", "id");
+    let out = wmbusd(&["decode", "--explain", munia["telegram"].as_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("driver: none matched (generic records only)\n"),
@@ -340,6 +344,16 @@ fn driver_fields_agree_with_the_reference_across_the_corpus() {
         let Ok(reading) = decoder.decode(&RadioFrame::new(bytes)) else {
             continue;
         };
+        // The reference printed these under a configuration of its own (corpus notes).
+        let configured = e["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .any(|n| n.contains("depends on the reference decoder's configuration"));
+        if configured {
+            continue;
+        }
         for (name, value) in &reading.fields {
             let Some(want) = e["expected"].get(name) else {
                 continue;

@@ -234,7 +234,14 @@ impl Decoder {
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
-            self.apply_driver(&mut reading, buf, pos + 1, ci, link.version, link.device_type);
+            self.apply_driver(
+                &mut reading,
+                buf,
+                pos + 1,
+                ci,
+                link.version,
+                link.device_type,
+            );
             return Ok(reading);
         }
         let (tpl, used) =
