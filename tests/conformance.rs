@@ -516,3 +516,31 @@ fn all_wireless_telegrams_with_drivers() {
         100.0 * tally.value_rate()
     );
 }
+
+/// The meter id of every decodable wireless telegram is the one the reference reports
+/// (including Diehl IZAR frames, whose A field puts version and type first).
+#[test]
+fn meter_ids_match_the_reference() {
+    let mut compared = 0;
+    for (entry, earlier) in corpus_in_order() {
+        if entry["frame"] != "wmbus" {
+            continue;
+        }
+        let (result, hex) = decode_entry(&entry, &earlier);
+        let Ok(reading) = result else {
+            continue;
+        };
+        // `meter_id` is the reference's configuration ("ANYID" for some); `id` its output.
+        let want = entry["expected"]["id"]
+            .as_str()
+            .or(entry["meter_id"].as_str())
+            .expect("id");
+        assert!(
+            reading.meter.id.eq_ignore_ascii_case(want),
+            "{hex}: id {} where the reference says {want}",
+            reading.meter.id
+        );
+        compared += 1;
+    }
+    assert!(compared > 250, "{compared}");
+}

@@ -229,19 +229,12 @@ impl Decoder {
             return Ok(self.header_only_reading(frame, &link, lower.ell_access_number));
         };
         if tpl::is_manufacturer_specific(ci) {
-            let meter = LongAddress::from_link(&link);
+            let meter = proprietary_address(&link, ci);
             let mut reading = self.base_reading(frame, &meter);
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
-            self.apply_driver(
-                &mut reading,
-                buf,
-                pos + 1,
-                ci,
-                link.version,
-                link.device_type,
-            );
+            self.apply_driver(&mut reading, buf, pos + 1, ci, &meter);
             return Ok(reading);
         }
         let (tpl, used) =
@@ -401,14 +394,7 @@ impl Decoder {
                 fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
             }
         }
-        self.apply_driver(
-            &mut reading,
-            buf,
-            data_start,
-            tpl.ci,
-            meter.version,
-            meter.device_type,
-        );
+        self.apply_driver(&mut reading, buf, data_start, tpl.ci, meter);
         Ok(reading)
     }
 
@@ -420,22 +406,22 @@ impl Decoder {
         buf: &[u8],
         apl_start: usize,
         ci: u8,
-        version: u8,
-        device_type: u8,
+        meter: &LongAddress,
     ) {
         // C, M, A as transmitted; the frame was parsed past them already.
         let Some(link) = buf.get(1..10).and_then(|b| <&[u8; 9]>::try_from(b).ok()) else {
             return;
         };
-        let manufacturer = u16::from_le_bytes([link[1], link[2]]);
-        let id = [link[3], link[4], link[5], link[6]];
         let frame = FrameContext {
             ci,
             link,
-            key: self.keys.lookup(manufacturer, &id),
+            key: self.keys.lookup(meter.manufacturer, &meter.id),
             apl: tail(buf, apl_start),
         };
-        if let Err(e) = self.drivers.apply(reading, version, device_type, &frame) {
+        if let Err(e) = self
+            .drivers
+            .apply(reading, meter.version, meter.device_type, &frame)
+        {
             reading.driver_error = Some(e.to_string());
         }
     }
@@ -664,6 +650,34 @@ impl Decoder {
         reading.driver_error = None;
         reading.fields.clear();
         reading
+    }
+}
+
+/// The meter address of a manufacturer-specific frame. Diehl's IZAR/PRIOS radios (DME,
+/// HYD; CI 0xA0..0xA7) send the A field as version, device type, then the four
+/// identification bytes — the meter's printed number is those four bytes, where a
+/// standard A field has them first.
+fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
+    let standard = LongAddress::from_link(link);
+    let letters = standard.manufacturer().letters();
+    let diehl = matches!(letters, Some(l) if &l == b"DME" || &l == b"HYD");
+    if !(diehl && (0xA0..=0xA7).contains(&ci)) {
+        return standard;
+    }
+    // Link parsing read A as id[0..4], version, type; on air it is V, T, id[0..4].
+    let a = [
+        link.id[0],
+        link.id[1],
+        link.id[2],
+        link.id[3],
+        link.version,
+        link.device_type,
+    ];
+    LongAddress {
+        id: [a[2], a[3], a[4], a[5]],
+        manufacturer: link.manufacturer,
+        version: a[0],
+        device_type: a[1],
     }
 }
 
