@@ -48,11 +48,12 @@
 //! ## Driver fields
 //!
 //! A manufacturer driver (a TOML definition, built in or dropped into a drivers
-//! directory; `wmbusd drivers list`) is selected by manufacturer, version and device
-//! type. It never changes `records`; it adds `driver` and `fields`. Field names end in
+//! directory; `wmbusd drivers list`) is selected by manufacturer, version, device
+//! type and optionally the CI of the frame. It never changes `records`; it adds `driver` and `fields`. Field names end in
 //! their unit, with the values in that unit: `_m3`, `_kwh`, `_mwh`, `_mj`, `_gj`,
 //! `_m3h`, `_kw`, `_hca`, `_c`, `_k`, `_bar`, `_kg`, `_v`, `_a`, `_h`, `_d`, `_min`,
-//! `_s`; names ending `_date`, `_datetime`, `_time` hold ISO text as in `records`;
+//! `_s`, and from vendor bytes only `_y` (years), `_m3c` (m3·°C), `_kvarh`, `_kvah`,
+//! `_hz`, `_rh` (% relative humidity), `_ppm`; names ending `_date`, `_datetime`, `_time` hold ISO text as in `records`;
 //! names ending `_flags`, `_status`, `_counter`, `_version`, `_text`, `_nr` hold
 //! unitless numbers or text. Values are exact decimals, converted from the record's
 //! unit only by exact factors (m3/min → m3/h × 60, d → h × 24, kWh → MWh × 0.001);
