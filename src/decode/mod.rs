@@ -418,10 +418,7 @@ impl Decoder {
             key: self.keys.lookup(meter.manufacturer, &meter.id),
             apl: tail(buf, apl_start),
         };
-        if let Err(e) = self
-            .drivers
-            .apply(reading, meter.version, meter.device_type, &frame)
-        {
+        if let Err(e) = self.drivers.apply(reading, meter, &frame) {
             reading.driver_error = Some(e.to_string());
         }
     }

@@ -55,6 +55,8 @@ pub(super) struct Rules {
     records: Vec<RecordRule>,
     bytes: Vec<ByteRule>,
     step: Option<StepRule>,
+    /// Some byte rule reads `manufacturer_data`.
+    reads_vendor_bytes: bool,
 }
 
 impl Rules {
@@ -66,7 +68,7 @@ impl Rules {
             .iter()
             .map(|(name, def)| record_rule(name, def.get_ref()))
             .collect::<Result<_, _>>()?;
-        let bytes = definition
+        let bytes: Vec<ByteRule> = definition
             .bytes
             .iter()
             .map(|(name, def)| {
@@ -94,10 +96,12 @@ impl Rules {
                 })
             }
         };
+        let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData);
         Ok(Rules {
             records,
             bytes,
             step,
+            reads_vendor_bytes,
         })
     }
 
@@ -122,11 +126,15 @@ impl Rules {
             },
             _ => (None, Ok(())),
         };
-        // Decoded once per telegram, not per field.
-        let vendor = reading
-            .manufacturer_data
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok());
+        // Decoded once per telegram, not per field, and only for definitions reading it.
+        let vendor = if self.reads_vendor_bytes {
+            reading
+                .manufacturer_data
+                .as_deref()
+                .and_then(|h| hex::decode(h).ok())
+        } else {
+            None
+        };
         for rule in &self.bytes {
             if rule.record_first && fields.contains_key(&rule.name) {
                 continue;

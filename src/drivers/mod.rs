@@ -56,7 +56,7 @@ pub mod steps;
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub use model::{BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source, StepDef};
 pub use steps::StepError;
@@ -66,6 +66,7 @@ use crate::keys::Key;
 use crate::reading::Reading;
 use crate::wire::compact::CompactFormat;
 use crate::wire::manufacturer::Manufacturer;
+use crate::wire::tpl::LongAddress;
 
 /// The definitions compiled into the binary: (file name, text), every `*.toml` of the
 /// repository's `drivers/` directory (see `build.rs`).
@@ -234,7 +235,8 @@ impl Driver {
 /// built-ins, so a dropped-in definition overrides a built-in one for the same meters.
 #[derive(Debug, Clone, Default)]
 pub struct DriverSet {
-    drivers: Vec<Driver>,
+    /// Shared: every decoder (one per CLI call, test or fuzz input) holds the set.
+    drivers: Vec<Arc<Driver>>,
 }
 
 impl DriverSet {
@@ -249,7 +251,10 @@ impl DriverSet {
         static BUILT: OnceLock<DriverSet> = OnceLock::new();
         BUILT
             .get_or_init(|| DriverSet {
-                drivers: builtin_results().filter_map(Result::ok).collect(),
+                drivers: builtin_results()
+                    .filter_map(Result::ok)
+                    .map(Arc::new)
+                    .collect(),
             })
             .clone()
     }
@@ -269,7 +274,7 @@ impl DriverSet {
             }
         }
         paths.sort();
-        let mut loaded: Vec<Driver> = Vec::new();
+        let mut loaded: Vec<Arc<Driver>> = Vec::new();
         for path in paths {
             let file = path.display().to_string();
             let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
@@ -284,7 +289,7 @@ impl DriverSet {
                     first: first.source.clone(),
                 });
             }
-            loaded.push(driver);
+            loaded.push(Arc::new(driver));
         }
         let count = loaded.len();
         let names: BTreeSet<String> = loaded.iter().map(|d| d.name().to_owned()).collect();
@@ -297,8 +302,7 @@ impl DriverSet {
     /// The first driver that applies to the meter, whatever the CI; `None` = generic
     /// records only.
     pub fn select(&self, manufacturer: &str, version: u8, device_type: u8) -> Option<&Driver> {
-        self.drivers
-            .iter()
+        self.iter()
             .find(|d| d.matches(manufacturer, version, device_type))
     }
 
@@ -310,17 +314,29 @@ impl DriverSet {
         device_type: u8,
         ci: u8,
     ) -> Option<&Driver> {
-        self.drivers
-            .iter()
+        self.iter()
             .find(|d| d.matches_ci(manufacturer, version, device_type, ci))
     }
 
+    /// [`DriverSet::select_ci`] by the meter's address: one integer comparison per
+    /// driver, as it runs for every telegram.
+    pub fn select_address(&self, meter: &LongAddress, ci: u8) -> Option<&Driver> {
+        let manufacturer = meter.manufacturer().masked();
+        self.iter().find(|d| {
+            let def = &d.definition;
+            d.manufacturer == manufacturer
+                && (def.versions.is_empty() || def.versions.contains(&meter.version))
+                && (def.device_types.is_empty() || def.device_types.contains(&meter.device_type))
+                && (def.ci.is_empty() || def.ci.contains(&ci))
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<&Driver> {
-        self.drivers.iter().find(|d| d.name() == name)
+        self.iter().find(|d| d.name() == name)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Driver> {
-        self.drivers.iter()
+        self.drivers.iter().map(|d| &**d)
     }
 
     pub fn len(&self) -> usize {
@@ -334,7 +350,7 @@ impl DriverSet {
     /// Registers every declared compact format for each model (manufacturer, version,
     /// device type) its driver names.
     pub fn declare_formats(&self, cache: &mut FormatCache) {
-        for driver in &self.drivers {
+        for driver in self.iter() {
             for &version in &driver.definition.versions {
                 for &device_type in &driver.definition.device_types {
                     for format in &driver.compact_formats {
@@ -355,11 +371,10 @@ impl DriverSet {
     pub fn apply(
         &self,
         reading: &mut Reading,
-        version: u8,
-        device_type: u8,
+        meter: &LongAddress,
         frame: &FrameContext<'_>,
     ) -> Result<(), StepError> {
-        match self.select_ci(&reading.meter.manufacturer, version, device_type, frame.ci) {
+        match self.select_address(meter, frame.ci) {
             Some(driver) => driver.apply_frame(reading, frame),
             None => Ok(()),
         }
