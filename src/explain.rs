@@ -103,14 +103,25 @@ pub fn explain(decoder: &mut Decoder, frame: &RadioFrame) -> Explanation {
         Ok(reading) => Outcome::Decoded {
             records: reading.records.len(),
             driver: reading.driver.as_ref().map(|name| {
-                let fields = reading
+                let sources = decoder
+                    .drivers()
+                    .get(name)
+                    .map(|d| d.field_sources(reading))
+                    .unwrap_or_default();
+                let mut fields: Vec<String> = reading
                     .fields
                     .iter()
                     .map(|(k, v)| {
                         let value = serde_json::to_string(v).unwrap_or_default();
-                        format!("{k} = {value}")
+                        match sources.iter().find(|(n, _)| n == k) {
+                            Some((_, from)) => format!("{k} = {value}    <- {from}"),
+                            None => format!("{k} = {value}"),
+                        }
                     })
                     .collect();
+                if let Some(error) = &reading.driver_error {
+                    fields.push(format!("(driver step failed: {error})"));
+                }
                 (name.clone(), fields)
             }),
         },

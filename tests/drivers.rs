@@ -273,8 +273,9 @@ fn explain_names_the_matching_driver_and_its_fields() {
     let text = String::from_utf8(out.stdout).unwrap();
     for line in [
         "driver: multical21\n",
-        "  total_m3 = 6.408\n",
-        "  external_temperature_c = 19\n",
+        "  total_m3 = 6.408    <- record 0413 (volume, storage 0)\n",
+        "  external_temperature_c = 19    <- record 6167 (external_temperature, storage 1)\n",
+        "  info_codes_flags = 113    <- record 02FF20 data bytes 0..2 (uint_le)\n",
     ] {
         assert!(text.contains(line), "{line:?} missing in:\n{text}");
     }

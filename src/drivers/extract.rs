@@ -171,6 +171,54 @@ impl Rules {
     }
 }
 
+impl Rules {
+    /// For `--explain`: where each field of `reading` came from — the record that was
+    /// selected, or the source bytes, encoding and scale.
+    pub(super) fn sources(&self, reading: &Reading) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, _) in &reading.fields {
+            let from_record = self
+                .records
+                .iter()
+                .find(|r| r.name == *name)
+                .and_then(|rule| {
+                    let record = reading.records.iter().find(|r| rule.selects(r))?;
+                    Some(format!(
+                        "record {} ({}, storage {})",
+                        &*record.dif_vif, &*record.quantity, record.storage
+                    ))
+                });
+            let from_bytes = || {
+                let rule = self.bytes.iter().find(|b| b.name == *name)?;
+                let source = match &rule.source {
+                    Source::ManufacturerData => "manufacturer data".to_owned(),
+                    Source::Apl => "application layer".to_owned(),
+                    Source::Record(h) => format!("record {h} data"),
+                    Source::Step => match &self.step {
+                        Some(step) => format!("step {} output", step.step.name),
+                        None => "step output".to_owned(),
+                    },
+                };
+                let scale = if rule.scale == Decimal::from_int(1) {
+                    String::new()
+                } else {
+                    format!(" × {}", rule.scale)
+                };
+                Some(format!(
+                    "{source} bytes {}..{} ({}{scale})",
+                    rule.offset,
+                    rule.offset + rule.length,
+                    rule.encoding.name()
+                ))
+            };
+            if let Some(text) = from_record.or_else(from_bytes) {
+                out.push((name.clone(), text));
+            }
+        }
+        out
+    }
+}
+
 /// The data bytes of the first record with this (uppercase hex) header.
 fn record_data(records: &[Record], header: &str) -> Option<Vec<u8>> {
     let raw = records

@@ -220,6 +220,12 @@ impl Driver {
         let _ = self.rules.apply(self.name(), reading, None);
     }
 
+    /// Where each of `reading`'s fields came from (a record, or source bytes with their
+    /// encoding), for `decode --explain`.
+    pub fn field_sources(&self, reading: &Reading) -> Vec<(String, String)> {
+        self.rules.sources(reading)
+    }
+
     /// Fills `reading.driver` and `reading.fields`, running the named step on `frame`.
     /// A step error leaves that step's fields out and is returned for the reading.
     pub fn apply_frame(

@@ -122,6 +122,18 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The name definitions use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::IntLe => "int_le",
+            Encoding::UintLe => "uint_le",
+            Encoding::Bcd => "bcd",
+            Encoding::Bits => "bits",
+            Encoding::DateG => "date_g",
+            Encoding::DatetimeF => "datetime_f",
+        }
+    }
+
     /// The byte length a date encoding has; `None` for numbers (1 to 8 bytes).
     pub fn date_len(self) -> Option<usize> {
         match self {
