@@ -176,7 +176,7 @@ impl Rules {
     /// selected, or the source bytes, encoding and scale.
     pub(super) fn sources(&self, reading: &Reading) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (name, _) in &reading.fields {
+        for name in reading.fields.keys() {
             let from_record = self
                 .records
                 .iter()
