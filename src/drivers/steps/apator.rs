@@ -6,8 +6,9 @@
 //! The proprietary frames (CI 0xA0..0xB7) reach a step as the whole data layer, CI byte
 //! first; the steps check that byte so that a change of that convention fails loudly.
 
-use super::{Step, StepError, StepInput};
+use super::{type_g, Step, StepError, StepInput};
 use crate::crypto;
+use crate::timefmt::civil_from_days;
 
 /// Register codes of the apator162 manufacturer data and the length of their contents.
 /// `None`: a code whose length is unknown, so the walk cannot continue past it.
@@ -120,7 +121,7 @@ fn eitn_date_to_type_g(raw: u16) -> [u8; 2] {
     let day = (raw & 0x1F) as u8;
     let month = ((raw >> 5) & 0x0F) as u8;
     let years = ((raw >> 9) & 0x1F) as u8;
-    [day | ((years & 0x07) << 5), month | ((years >> 3) << 4)]
+    type_g(years, month, day)
 }
 
 /// Length of the E-ITN data block (season start day byte, 2 unused, 6 words).
@@ -168,20 +169,6 @@ fn apatoreitn_frame(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     Ok(out)
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// Days from 1970-01-01 to 2000-01-01.
 const DAYS_1970_TO_2000: i64 = 10_957;
 
@@ -204,13 +191,11 @@ fn type_f_from_seconds_since_2000(
         })?;
     let hour = (of_day / 3600) as u8;
     let minute = (of_day / 60 % 60) as u8;
+    // The date half of type F is packed like type G; civil_from_days gives a month in
+    // 1..=12 and a day in 1..=31, so the narrowing keeps them whole.
+    let [date_lo, date_hi] = type_g(years, month as u8, day as u8);
     // Hundred-years field 1 with years since 2000: 1900 + 100 + yy.
-    Ok([
-        minute,
-        hour | (1 << 5),
-        day | ((years & 0x07) << 5),
-        month | ((years >> 3) << 4),
-    ])
+    Ok([minute, hour | (1 << 5), date_lo, date_hi])
 }
 
 /// apatorna1: after CI, access number and the plain frame status byte, 16 bytes are
@@ -308,20 +293,12 @@ pub(super) const APATORNA1_DECRYPT: Step = Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::steps::test_input;
     use crate::keys::Key;
     use crate::wire::apl;
 
     fn hex(text: &str) -> Vec<u8> {
         hex::decode(text).unwrap()
-    }
-
-    fn input<'a>(ci: u8, link: &'a [u8; 9], key: Option<&'a Key>, data: &'a [u8]) -> StepInput<'a> {
-        StepInput {
-            ci,
-            link,
-            key,
-            data,
-        }
     }
 
     const APA_LINK: [u8; 9] = [0x44, 0x01, 0x06, 0x81, 0x35, 0x91, 0x04, 0x14, 0x07];
@@ -338,11 +315,11 @@ mod tests {
     fn apator162_walks_to_the_total_register() {
         // Meter 00148686, bytes after DIF 0F: date, faults, 10 AA550000 (21.930 m3), ...
         let data = hex("005B599600000010AA55000041545A42850BD800437D037301C5500000564B0000");
-        let out = apator162_registers(&input(0x7A, &APA_LINK, None, &data)).unwrap();
+        let out = apator162_registers(&test_input(0x7A, &APA_LINK, &data)).unwrap();
         assert_eq!(out, [0xAA, 0x55, 0x00, 0x00]);
         // Meter 25202020: 43 (2), 84 (10) and 10 only after them.
         let data = hex("07112294100200436103848B745953486C091000001081920200");
-        let out = apator162_registers(&input(0x7A, &APA_LINK, None, &data)).unwrap();
+        let out = apator162_registers(&test_input(0x7A, &APA_LINK, &data)).unwrap();
         assert_eq!(u32::from_le_bytes(out.try_into().unwrap()), 168_577);
     }
 
@@ -351,17 +328,17 @@ mod tests {
         let prefix = "00112233445566";
         let data = hex(&format!("{prefix}4355AAFFFFFF"));
         assert_eq!(
-            apator162_registers(&input(0x7A, &APA_LINK, None, &data)).unwrap(),
+            apator162_registers(&test_input(0x7A, &APA_LINK, &data)).unwrap(),
             Vec::<u8>::new()
         );
         let data = hex(&format!("{prefix}4355667700"));
         assert!(matches!(
-            apator162_registers(&input(0x7A, &APA_LINK, None, &data)),
+            apator162_registers(&test_input(0x7A, &APA_LINK, &data)),
             Err(StepError::Invalid { offset: 10, .. })
         ));
         let data = hex(&format!("{prefix}10AABB"));
         assert_eq!(
-            apator162_registers(&input(0x7A, &APA_LINK, None, &data)),
+            apator162_registers(&test_input(0x7A, &APA_LINK, &data)),
             Err(StepError::TooShort {
                 step: "apator162_registers",
                 len: 10,
@@ -376,7 +353,11 @@ mod tests {
         // historic 662.325 m3 351 h earlier.
         let data = hex("A07F018D43B54E718E8718D5D2C8F939194847");
         let key = Key::new(&[0; 16]);
-        let out = apatorna1_decrypt(&input(0xA0, &APA_LINK, Some(&key), &data)).unwrap();
+        let out = apatorna1_decrypt(&StepInput {
+            key: Some(&key),
+            ..test_input(0xA0, &APA_LINK, &data)
+        })
+        .unwrap();
         assert_eq!(out.len(), 29);
         assert_eq!(u64::from_le_bytes(out[0..8].try_into().unwrap()), 687_361);
         assert_eq!(u64::from_le_bytes(out[8..16].try_into().unwrap()), 662_325);
@@ -392,18 +373,24 @@ mod tests {
     fn apatorna1_needs_the_key_and_its_ci() {
         let data = hex("A07F018D43B54E718E8718D5D2C8F939194847");
         assert_eq!(
-            apatorna1_decrypt(&input(0xA0, &APA_LINK, None, &data)),
+            apatorna1_decrypt(&test_input(0xA0, &APA_LINK, &data)),
             Err(StepError::NoKey {
                 step: "apatorna1_decrypt"
             })
         );
         let key = Key::new(&[0; 16]);
         assert!(matches!(
-            apatorna1_decrypt(&input(0xA1, &APA_LINK, Some(&key), &data)),
+            apatorna1_decrypt(&StepInput {
+                key: Some(&key),
+                ..test_input(0xA1, &APA_LINK, &data)
+            }),
             Err(StepError::Invalid { offset: 0, .. })
         ));
         assert!(matches!(
-            apatorna1_decrypt(&input(0xA0, &APA_LINK, Some(&key), &data[..18])),
+            apatorna1_decrypt(&StepInput {
+                key: Some(&key),
+                ..test_input(0xA0, &APA_LINK, &data[..18])
+            }),
             Err(StepError::TooShort { need: 19, .. })
         ));
     }
@@ -414,7 +401,7 @@ mod tests {
         // HCA1 (CI A0): season 2016-05-01, previous 89, seal broken 2019-08-28, current 1,
         // 2022-09-18, 19.890625 / 21.703125 degC.
         let a0 = hex("A0A1000059001C270100322DE413B415");
-        let out = apatoreitn_frame(&input(0xA0, &link, None, &a0)).unwrap();
+        let out = apatoreitn_frame(&test_input(0xA0, &link, &a0)).unwrap();
         let g = |at: usize| date_text(apl::type_g([out[at], out[at + 1]]));
         assert_eq!(g(0), "2016-05-01");
         assert_eq!(u16::from_le_bytes([out[2], out[3]]), 89);
@@ -425,18 +412,18 @@ mod tests {
         assert_eq!(u16::from_le_bytes([out[12], out[13]]), 0x15B4);
         // HCA2 (CI B6, 10 header bytes, then A0): seal intact (date 0 -> invalid).
         let b6 = hex("B60AFFFFF5450186F41B9D58A0A100007809000000001F2D6416C819");
-        let out = apatoreitn_frame(&input(0xB6, &link, None, &b6)).unwrap();
+        let out = apatoreitn_frame(&test_input(0xB6, &link, &b6)).unwrap();
         assert_eq!(u16::from_le_bytes([out[2], out[3]]), 2424);
         assert_eq!(&out[4..6], &[0xFF, 0xFF]);
         assert_eq!(date_text(apl::type_g([out[8], out[9]])), "2022-08-31");
         let mut bad = b6.clone();
         bad[12] = 0xA1;
         assert!(matches!(
-            apatoreitn_frame(&input(0xB6, &link, None, &bad)),
+            apatoreitn_frame(&test_input(0xB6, &link, &bad)),
             Err(StepError::Invalid { offset: 12, .. })
         ));
         assert!(matches!(
-            apatoreitn_frame(&input(0xA0, &link, None, &a0[..15])),
+            apatoreitn_frame(&test_input(0xA0, &link, &a0[..15])),
             Err(StepError::TooShort { need: 16, .. })
         ));
     }
@@ -446,14 +433,14 @@ mod tests {
         let link = [0x44, 0x14, 0x86, 0x06, 0x9C, 0x14, 0x00, 0x0F, 0x0F];
         // apator08 00149c06: 1372738 thirds of a litre = 457.579333 m3.
         let data = hex("A042F214000040030000000005FF0472BF1400");
-        let out = apator08_volume(&input(0xA0, &link, None, &data)).unwrap();
+        let out = apator08_volume(&test_input(0xA0, &link, &data)).unwrap();
         assert_eq!(u64::from_le_bytes(out.try_into().unwrap()), 457_579_333);
         // apator172: 0x5421 / 3 = 7179.0; 0x541D / 3 = 7177.67 -> 7177.7.
-        let out = apator172_volume(&input(0xA0, &link, None, &hex("A021540000"))).unwrap();
+        let out = apator172_volume(&test_input(0xA0, &link, &hex("A021540000"))).unwrap();
         assert_eq!(u64::from_le_bytes(out.try_into().unwrap()), 71_790);
-        let out = apator172_volume(&input(0xA0, &link, None, &hex("A01D540000"))).unwrap();
+        let out = apator172_volume(&test_input(0xA0, &link, &hex("A01D540000"))).unwrap();
         assert_eq!(u64::from_le_bytes(out.try_into().unwrap()), 71_777);
-        assert!(apator172_volume(&input(0xA0, &link, None, &hex("A0215400"))).is_err());
+        assert!(apator172_volume(&test_input(0xA0, &link, &hex("A0215400"))).is_err());
         assert_eq!(div3_rounded(4), 1);
         assert_eq!(div3_rounded(5), 2);
     }

@@ -155,6 +155,7 @@ pub fn years_from_days(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::steps::test_input;
     use crate::keys::Key;
 
     /// Splits a wireless frame (L-field first, no CRCs) into the link fields and the
@@ -278,13 +279,7 @@ mod tests {
         // The first scrambled byte carries the check value: flip one of its bits.
         let (link, mut data) = split("1944304C72242421D401A2013D4013DD8B46A4999C1293E582CC");
         data[PRIOS_CLEAR] ^= 0x01;
-        let err = prios(&StepInput {
-            ci: 0xA2,
-            link: &link,
-            key: None,
-            data: &data,
-        })
-        .unwrap_err();
+        let err = prios(&test_input(0xA2, &link, &data)).unwrap_err();
         assert!(matches!(
             err,
             StepError::Invalid {
@@ -299,13 +294,7 @@ mod tests {
     fn truncated_payloads_are_reported_not_indexed() {
         let (link, data) = split("1944304C72242421D401A2013D4013DD8B46A4999C1293E582CC");
         for len in 0..=PRIOS_CLEAR {
-            let err = prios(&StepInput {
-                ci: 0xA2,
-                link: &link,
-                key: None,
-                data: &data[..len],
-            })
-            .unwrap_err();
+            let err = prios(&test_input(0xA2, &link, &data[..len])).unwrap_err();
             assert!(matches!(err, StepError::TooShort { .. }), "{len}: {err}");
         }
     }
@@ -313,14 +302,7 @@ mod tests {
     #[test]
     fn days_become_millionths_of_mean_gregorian_years() {
         let link = [0u8; 9];
-        let years = |data: &[u8]| {
-            years_from_days(&StepInput {
-                ci: 0x7A,
-                link: &link,
-                key: None,
-                data,
-            })
-        };
+        let years = |data: &[u8]| years_from_days(&test_input(0x7A, &link, data));
         // 5596 d = 15.3213276... y, printed 15.321328; 3375 d = 9.240436 y.
         assert_eq!(years(&[0xDC, 0x15]).unwrap(), 15_321_328u64.to_le_bytes());
         assert_eq!(years(&[0x2F, 0x0D]).unwrap(), 9_240_436u64.to_le_bytes());

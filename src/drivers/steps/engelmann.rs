@@ -9,7 +9,7 @@
 //! BCD, so its field is left out instead of showing a made-up number. Scaling and units
 //! stay in the definitions.
 
-use super::{StepError, StepInput};
+use super::{type_g, StepError, StepInput};
 
 /// Writes `value` as `len` bytes of packed BCD, least significant byte first; `None`
 /// (or a value too large for `len` bytes) as `len` bytes 0xFF.
@@ -44,16 +44,6 @@ fn uint_le(bytes: &[u8]) -> u64 {
 /// nibble; no check that the nibbles are below 10).
 fn nibble_decimal(b: u8) -> u8 {
     (b >> 4) * 10 + (b & 0x0F)
-}
-
-/// EN 13757-3 type G bytes of a date in 2000..2127; a day or month of 0 (the meter's
-/// "no date") stays 0, which the type G reader reports as no valid date.
-fn type_g(year_since_2000: u8, month: u8, day: u8) -> [u8; 2] {
-    let y = year_since_2000 & 0x7F;
-    [
-        (day & 0x1F) | ((y & 0x07) << 5),
-        (month & 0x0F) | ((y >> 3) << 4),
-    ]
 }
 
 /// Consecutive blocks of a step's input.
@@ -103,6 +93,8 @@ pub fn hydrodigit(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     } else {
         None
     };
+    // Type G packing without range checks: a day or month of 0 (the meter's "no date")
+    // stays 0, which the type G reader reports as no valid date.
     let fraud_date = if contents & HD_FRAUD != 0 {
         // Fraud type byte first; the date's month is binary in the low nibble.
         let block = take(4)?;
@@ -186,16 +178,11 @@ pub fn hydroclima2(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::steps::test_input;
 
     fn run(step: fn(&StepInput<'_>) -> Result<Vec<u8>, StepError>, data: &[u8]) -> Vec<u8> {
         let link = [0x44, 0xB4, 0x09, 0x21, 0x43, 0x65, 0x87, 0x13, 0x07];
-        step(&StepInput {
-            ci: 0x7A,
-            link: &link,
-            key: None,
-            data,
-        })
-        .unwrap()
+        step(&test_input(0x7A, &link, data)).unwrap()
     }
 
     #[test]
@@ -250,12 +237,7 @@ mod tests {
     #[test]
     fn hydrodigit_short_block_is_an_error() {
         let link = [0; 9];
-        let input = StepInput {
-            ci: 0x7A,
-            link: &link,
-            key: None,
-            data: &[0x04, 0x01, 0x00],
-        };
+        let input = test_input(0x7A, &link, &[0x04, 0x01, 0x00]);
         assert_eq!(
             hydrodigit(&input),
             Err(StepError::TooShort {
@@ -287,12 +269,7 @@ mod tests {
         let mut data = vec![0u8; 47];
         data[0] = 0x10;
         let link = [0; 9];
-        let input = StepInput {
-            ci: 0x7A,
-            link: &link,
-            key: None,
-            data: &data,
-        };
+        let input = test_input(0x7A, &link, &data);
         assert!(matches!(
             hydroclima2(&input),
             Err(StepError::Invalid { offset: 0, .. })

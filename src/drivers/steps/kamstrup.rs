@@ -29,16 +29,12 @@ pub fn gwf_status_block(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::steps::test_input;
 
     fn run(data: &[u8]) -> Result<Vec<u8>, StepError> {
         // GWF water meter 19680750 of the corpus (link address of its radio module).
         let link = [0x44, 0xE6, 0x1E, 0x46, 0x44, 0x15, 0x10, 0x02, 0x0E];
-        gwf_status_block(&StepInput {
-            ci: 0x72,
-            link: &link,
-            key: None,
-            data,
-        })
+        gwf_status_block(&test_input(0x72, &link, data))
     }
 
     #[test]

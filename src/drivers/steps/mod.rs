@@ -65,6 +65,29 @@ impl StepInput<'_> {
     }
 }
 
+/// EN 13757-3 type G bytes of a date in 2000..=2127, the bit packing only: day in bits
+/// 0-4, month in bits 8-11, years since 2000 split over bits 5-7 and 12-15. Each field is
+/// masked to its width; range checks and what a step does with an unset or invalid date
+/// differ by vendor, so they stay with the caller.
+pub(super) fn type_g(years_since_2000: u8, month: u8, day: u8) -> [u8; 2] {
+    let y = years_since_2000 & 0x7F;
+    [
+        (day & 0x1F) | ((y & 0x07) << 5),
+        (month & 0x0F) | ((y >> 3) << 4),
+    ]
+}
+
+/// The step input most unit tests build: a CI, link fields and data, no key.
+#[cfg(test)]
+fn test_input<'a>(ci: u8, link: &'a [u8; 9], data: &'a [u8]) -> StepInput<'a> {
+    StepInput {
+        ci,
+        link,
+        key: None,
+        data,
+    }
+}
+
 /// Why a step could not produce its output; the fields it feeds are left out and the
 /// reading says why (`unparsed`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,12 +219,7 @@ mod tests {
     #[test]
     fn input_bytes_are_bounds_checked() {
         let link = [0x44, 0x68, 0x50, 1, 2, 3, 4, 0x94, 0x80];
-        let input = StepInput {
-            ci: 0xA2,
-            link: &link,
-            key: None,
-            data: &[1, 2, 3],
-        };
+        let input = test_input(0xA2, &link, &[1, 2, 3]);
         assert_eq!(input.manufacturer(), 0x5068);
         assert_eq!(input.id_bytes(), [1, 2, 3, 4]);
         assert_eq!((input.version(), input.device_type()), (0x94, 0x80));
@@ -215,5 +233,18 @@ mod tests {
             })
         );
         assert!(input.bytes("t", usize::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn type_g_packs_the_fields_the_reader_unpacks() {
+        assert_eq!(type_g(24, 12, 31), [0x1F, 0x3C]);
+        assert_eq!(
+            crate::wire::apl::type_g(type_g(24, 2, 29)).to_string(),
+            "2024-02-29"
+        );
+        // Years 8 and over carry into the high nibble of the second byte.
+        assert_eq!(type_g(0x7F, 1, 1), [0xE1, 0xF1]);
+        // Out-of-width fields are masked, not spilled into their neighbours.
+        assert_eq!(type_g(0xFF, 0xFF, 0xFF), [0xFF, 0xFF]);
     }
 }

@@ -6,7 +6,7 @@
 //! triplets, oldest pair first, and a BCD date. The step unpacks that into plain
 //! little-endian numbers and a type G date that a definition reads by offset.
 
-use super::{StepError, StepInput};
+use super::{type_g, StepError, StepInput};
 
 const BFW: &str = "bfw240radio";
 
@@ -87,24 +87,20 @@ fn type_g_from_bcd(day: u8, month: u8, year: u8) -> Option<[u8; 2]> {
     if !(1..=31).contains(&d) || !(1..=12).contains(&m) {
         return None;
     }
-    Some([d | ((y & 0x07) << 5), m | ((y & 0x78) << 1)])
+    Some(type_g(y, m, d))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::steps::test_input;
     use crate::wire::apl;
 
     const LINK: [u8; 9] = [0x44, 0xD7, 0x08, 0x88, 0x77, 0x70, 0x00, 0x02, 0x08];
 
     fn run(hex_payload: &str) -> Result<Vec<u8>, StepError> {
         let data = hex::decode(hex_payload).unwrap();
-        bfw240radio(&StepInput {
-            ci: 0x7A,
-            link: &LINK,
-            key: None,
-            data: &data,
-        })
+        bfw240radio(&test_input(0x7A, &LINK, &data))
     }
 
     fn u16_at(out: &[u8], at: usize) -> u16 {

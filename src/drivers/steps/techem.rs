@@ -8,7 +8,7 @@
 //! in these docs count from the byte after it (the payload), as Techem's layouts do.
 //! The definitions read the manufacturer data directly, so their offsets are one more.
 
-use super::{StepError, StepInput};
+use super::{type_g, StepError, StepInput};
 
 /// Runs `decode` on the payload: the input without its leading CI byte, so offsets are
 /// payload offsets. Offsets and lengths in its errors are moved up by one to count
@@ -63,15 +63,13 @@ fn on_payload(
 /// when the day or month is out of range or the year outside what type G holds
 /// (2000..=2080 as 0..=80; 81..=99 read as 19xx). A bad date leaves the step's other
 /// values standing.
-fn type_g(year: u16, month: u8, day: u8) -> [u8; 2] {
+fn checked_type_g(year: u16, month: u8, day: u8) -> [u8; 2] {
     let yy = year
         .checked_sub(2000)
         .filter(|yy| *yy <= 80)
         .and_then(|yy| u8::try_from(yy).ok());
     match yy {
-        Some(yy) if (1..=12).contains(&month) && (1..=31).contains(&day) => {
-            [day | ((yy & 0x07) << 5), month | ((yy >> 3) << 4)]
-        }
+        Some(yy) if (1..=12).contains(&month) && (1..=31).contains(&day) => type_g(yy, month, day),
         _ => [0xFF, 0xFF],
     }
 }
@@ -116,7 +114,7 @@ fn previous_date(
 ) -> Result<(PackedDate, [u8; 2]), StepError> {
     let word = uint_le(input, step, 1, 2)? as u16;
     let date = PackedDate::from_word(word);
-    Ok((date, type_g(date.year, date.month, date.day)))
+    Ok((date, checked_type_g(date.year, date.month, date.day)))
 }
 
 /// MK Radio 3 and FHKV data III current date word (bytes 5..7): day in bits 4..=8,
@@ -131,7 +129,11 @@ fn current_date(
     let day = ((word >> 4) & 0x1F) as u8;
     let month = ((word >> 9) & 0x0F) as u8;
     let rolled_over = month < previous.month || (month == previous.month && day <= previous.day);
-    Ok(type_g(previous.year + u16::from(rolled_over), month, day))
+    Ok(checked_type_g(
+        previous.year + u16::from(rolled_over),
+        month,
+        day,
+    ))
 }
 
 /// `techem_previous_date`: the previous billing date (bytes 1..3). Output: 2 bytes,
@@ -228,7 +230,7 @@ pub fn mkradio3a(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
             (false, _) => byte(6 + 3 * k) + byte(8 + 3 * k),
         });
         let mut out = Vec::with_capacity(28);
-        out.extend_from_slice(&type_g(date.year, date.month, date.day));
+        out.extend_from_slice(&checked_type_g(date.year, date.month, date.day));
         out.extend_from_slice(&months_ago[0].to_le_bytes());
         let current = usize::from(date.month);
         for month in 1..=SLOTS {
@@ -242,6 +244,7 @@ pub fn mkradio3a(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::steps::test_input;
     use crate::drivers::steps::StepFn;
 
     const LINK: [u8; 9] = [0x44, 0x68, 0x50, 0x31, 0x32, 0x33, 0x34, 0x74, 0x62];
@@ -250,12 +253,7 @@ mod tests {
     fn run(step: StepFn, payload: &[u8]) -> Result<Vec<u8>, StepError> {
         let mut data = vec![0xA2];
         data.extend_from_slice(payload);
-        step(&StepInput {
-            ci: 0xA2,
-            link: &LINK,
-            key: None,
-            data: &data,
-        })
+        step(&test_input(0xA2, &LINK, &data))
     }
 
     fn date(g: &[u8]) -> String {
@@ -320,12 +318,7 @@ mod tests {
     #[test]
     fn input_must_start_with_the_frame_ci() {
         let data = [0x7A, 0x06, 0x7F, 0x24, 0x59, 0x00, 0xB0, 0x29, 0x31, 0x00];
-        let input = StepInput {
-            ci: 0xA2,
-            link: &LINK,
-            key: None,
-            data: &data,
-        };
+        let input = test_input(0xA2, &LINK, &data);
         assert!(matches!(
             mkradio3(&input),
             Err(StepError::Invalid { offset: 0, .. })

@@ -1,71 +1,14 @@
 //! Apator and Zenner drivers: each decodes a named corpus telegram and its fields equal
 //! the reference decoder's values, read from the corpus at test time.
 
-use serde_json::Value as Json;
-use wmbusd::decode::Decoder;
-use wmbusd::frame::{parse_hex, RadioFrame};
-use wmbusd::keys::KeyStore;
+use crate::corpus::{assert_fields, decode_hex, decoded_by, entry, text};
 use wmbusd::reading::Reading;
 
-const CORPUS: &str = include_str!("data/wmbusmeters-public.jsonl");
-
-/// The wireless corpus entry of this reference driver and meter whose expected output
-/// has `key` and whose telegram contains `marker` (hex, to pick one of several).
-fn entry(driver: &str, meter: &str, key: &str, marker: &str) -> Json {
-    CORPUS
-        .lines()
-        .map(|l| serde_json::from_str::<Json>(l).unwrap())
-        .find(|e| {
-            e["driver"] == driver
-                && e["meter_id"] == meter
-                && e["frame"] == "wmbus"
-                && e["expected"].get(key).is_some()
-                && e["telegram"].as_str().unwrap().contains(marker)
-        })
-        .unwrap_or_else(|| panic!("no corpus entry {driver} {meter} with {key}"))
-}
-
-/// Decodes the entry with its key (if any) as the default key.
-fn decode(entry: &Json) -> Reading {
-    assert!(entry["prior_telegrams"].as_array().unwrap().is_empty());
-    let mut keys = KeyStore::new();
-    if let Some(key) = entry["key"].as_str() {
-        keys.set_default_hex(key).unwrap();
-    }
-    let bytes = parse_hex(entry["telegram"].as_str().unwrap()).unwrap();
-    Decoder::new(keys)
-        .decode(&RadioFrame::new(bytes))
-        .unwrap_or_else(|e| panic!("{}: {e}", entry["meter_id"]))
-}
-
-/// Each named field is present and equal to the reference value of the same name (numbers
-/// exactly, date-times with the reference's space as ISO `T`, null as null).
-fn assert_fields(reading: &Reading, entry: &Json, names: &[&str]) {
-    assert!(reading.driver_error.is_none(), "{:?}", reading.driver_error);
-    for &name in names {
-        let got = reading
-            .fields
-            .get(name)
-            .unwrap_or_else(|| panic!("field {name} missing: {:?}", reading.fields));
-        let got = serde_json::to_value(got).unwrap();
-        let want = &entry["expected"][name];
-        match (got.as_f64(), want.as_f64(), want.as_str()) {
-            (Some(g), Some(w), _) => assert_eq!(g, w, "{name}"),
-            (_, _, Some(w)) => assert_eq!(got, Json::from(w.replace(' ', "T")), "{name}"),
-            _ => assert_eq!(&got, want, "{name}"),
-        }
-    }
-}
-
-/// A field as JSON text.
-fn text(reading: &Reading, name: &str) -> String {
-    serde_json::to_string(&reading.fields[name]).unwrap()
-}
-
+/// Decodes the entry of `meter` that has the first of `names` (and `marker`) and checks
+/// our driver `ours` took it with every named field equal to the reference's.
 fn check(driver: &str, meter: &str, marker: &str, ours: &str, names: &[&str]) -> Reading {
     let e = entry(driver, meter, names[0], marker);
-    let r = decode(&e);
-    assert_eq!(r.driver.as_deref(), Some(ours), "{meter}");
+    let r = decoded_by(&e, ours);
     assert_fields(&r, &e, names);
     r
 }
@@ -107,10 +50,7 @@ fn apatorna1_vendor_aes_block() {
 #[test]
 fn apatorna1_without_key_reports_the_step_error() {
     let e = entry("apatorna1", "04913581", "total_m3", "A07F01");
-    let bytes = parse_hex(e["telegram"].as_str().unwrap()).unwrap();
-    let r = Decoder::new(KeyStore::new())
-        .decode(&RadioFrame::new(bytes))
-        .unwrap();
+    let r = decode_hex(e["telegram"].as_str().unwrap());
     assert_eq!(r.driver.as_deref(), Some("apatorna1"));
     assert!(r.fields.is_empty());
     assert!(r.driver_error.unwrap().contains("apatorna1_decrypt"));

@@ -1,70 +1,22 @@
 //! Qundis drivers (QDS, its LSE brand): each built-in definition decodes a real corpus
 //! telegram and its fields equal the reference decoder's values, read from the corpus.
 
+use crate::corpus::{self, assert_fields, decode_hex, decoded_by};
 use serde_json::Value as Json;
-use wmbusd::decode::Decoder;
-use wmbusd::frame::{parse_hex, RadioFrame};
-use wmbusd::keys::KeyStore;
-use wmbusd::reading::Reading;
-
-const CORPUS: &str = include_str!("data/wmbusmeters-public.jsonl");
 
 /// The corpus entry of this reference driver, meter and CI whose expected output has `key`.
 fn entry(driver: &str, meter: &str, ci: &str, key: &str) -> Json {
-    CORPUS
-        .lines()
-        .map(|l| serde_json::from_str::<Json>(l).unwrap())
-        .find(|e| {
-            e["driver"] == driver
-                && e["meter_id"] == meter
-                && e["ci"] == ci
-                && e["expected"].get(key).is_some()
-        })
-        .unwrap_or_else(|| panic!("no corpus entry {driver} {meter} ({ci}) with {key}"))
+    corpus::entry_where(driver, meter, key, "", |e| e["ci"] == ci)
 }
 
-/// Decodes the entry's telegram (after its prior telegrams) and checks which driver
-/// took it.
-fn decode(entry: &Json, driver: &str) -> Reading {
-    assert!(entry["key"].is_null());
-    let mut decoder = Decoder::new(KeyStore::new());
-    for prior in entry["prior_telegrams"].as_array().unwrap() {
-        let bytes = parse_hex(prior.as_str().unwrap()).unwrap();
-        decoder.decode(&RadioFrame::new(bytes)).unwrap();
-    }
-    let bytes = parse_hex(entry["telegram"].as_str().unwrap()).unwrap();
-    let reading = decoder
-        .decode(&RadioFrame::new(bytes))
-        .unwrap_or_else(|e| panic!("{}: {e}", entry["meter_id"]));
-    assert_eq!(
-        reading.driver.as_deref(),
-        Some(driver),
-        "{}",
-        entry["meter_id"]
-    );
-    assert_eq!(reading.driver_error, None);
-    reading
-}
-
-/// Each named field must be present and equal to the reference's value of the same name
-/// (numbers numerically; date-times: the reference writes a space where we write `T`).
-fn assert_fields(reading: &Reading, entry: &Json, names: &[&str]) {
-    for &name in names {
-        let got = reading
-            .fields
-            .get(name)
-            .unwrap_or_else(|| panic!("field {name} missing: {:?}", reading.fields));
-        let got = serde_json::to_value(got).unwrap();
-        let want = entry["expected"]
-            .get(name)
-            .unwrap_or_else(|| panic!("reference has no {name}"));
-        match (got.as_f64(), want.as_f64(), want.as_str()) {
-            (Some(g), Some(w), _) => assert_eq!(g, w, "{name}"),
-            (_, _, Some(w)) => assert_eq!(got, Json::from(w.replace(' ', "T")), "{name}"),
-            _ => assert_eq!(&got, want, "{name}"),
-        }
-    }
-}
+/// The Q water billing values under the reference's older names.
+const QWATER_DUE: &[&str] = &[
+    "total_m3",
+    "due_date_m3",
+    "due_date",
+    "due_17_date_m3",
+    "due_17_date",
+];
 
 fn volume_deltas() -> Vec<String> {
     (2..=13).map(|n| format!("volume_delta_{n}_m3")).collect()
@@ -74,7 +26,7 @@ fn volume_deltas() -> Vec<String> {
 fn qwater_walk_by_frame_reads_the_vendor_block_in_both_name_sets() {
     // The same telegram under the reference's newer and older names.
     let newer = entry("qwaterv2", "78563412", "78", "volume_delta_13_m3");
-    let r = decode(&newer, "qwater");
+    let r = decoded_by(&newer, "qwater");
     let mut names = vec![
         "total_m3",
         "target_m3",
@@ -88,25 +40,15 @@ fn qwater_walk_by_frame_reads_the_vendor_block_in_both_name_sets() {
     assert_fields(&r, &newer, &names);
 
     let older = entry("qwater", "78563412", "78", "due_17_date_m3");
-    let r = decode(&older, "qwater");
-    assert_fields(
-        &r,
-        &older,
-        &[
-            "total_m3",
-            "due_date_m3",
-            "due_date",
-            "due_17_date_m3",
-            "due_17_date",
-        ],
-    );
+    let r = decoded_by(&older, "qwater");
+    assert_fields(&r, &older, QWATER_DUE);
 }
 
 #[test]
 fn qwater_monthly_deltas_are_signed() {
     // Month 2 is 0x8000, which the reference passes on as -32.768 m3.
     let e = entry("qwaterv2", "12353648", "78", "volume_delta_2_m3");
-    let r = decode(&e, "qwater");
+    let r = decoded_by(&e, "qwater");
     let deltas = volume_deltas();
     let names: Vec<&str> = deltas.iter().map(String::as_str).collect();
     assert_fields(&r, &e, &names);
@@ -117,37 +59,16 @@ fn qwater_monthly_deltas_are_signed() {
 fn qwater_behind_a_radio_converter() {
     // Device type 0x37, an enhanced-id record ahead of the vendor block.
     let e = entry("qwater", "37432649", "78", "due_date_m3");
-    let r = decode(&e, "qwater");
-    assert_fields(
-        &r,
-        &e,
-        &[
-            "total_m3",
-            "due_date_m3",
-            "due_date",
-            "due_17_date_m3",
-            "due_17_date",
-        ],
-    );
+    let r = decoded_by(&e, "qwater");
+    assert_fields(&r, &e, QWATER_DUE);
 }
 
 #[test]
 fn qwater_standard_frame_reads_records() {
     let e = entry("qwater", "60101441", "7A", "due_17_date_m3");
-    let r = decode(&e, "qwater");
-    assert_fields(
-        &r,
-        &e,
-        &[
-            "total_m3",
-            "due_date_m3",
-            "due_date",
-            "due_17_date_m3",
-            "due_17_date",
-            "error_date",
-            "meter_datetime",
-        ],
-    );
+    let r = decoded_by(&e, "qwater");
+    assert_fields(&r, &e, QWATER_DUE);
+    assert_fields(&r, &e, &["error_date", "meter_datetime"]);
     // No yearly due date yet: the meter sends FFFF, the reference prints null.
     assert_eq!(r.fields["due_date"], wmbusd::reading::Value::Null);
 }
@@ -155,7 +76,7 @@ fn qwater_standard_frame_reads_records() {
 #[test]
 fn qheat_names_both_generations() {
     let newer = entry("qheatv2", "67985890", "72", "target_year_kwh");
-    let r = decode(&newer, "qheat");
+    let r = decoded_by(&newer, "qheat");
     assert_fields(
         &r,
         &newer,
@@ -174,7 +95,7 @@ fn qheat_names_both_generations() {
         "72",
         "last_month_energy_consumption_kwh",
     );
-    let r = decode(&older, "qheat");
+    let r = decoded_by(&older, "qheat");
     assert_fields(
         &r,
         &older,
@@ -195,9 +116,7 @@ fn qheat_walk_by_frame_is_not_taken_for_water() {
     // sends the same vendor block layout, in its own energy unit.
     let e = entry("qheat", "68204641", "72", "total_energy_consumption_kwh");
     let prior = e["prior_telegrams"][0].as_str().unwrap();
-    let reading = Decoder::new(KeyStore::new())
-        .decode(&RadioFrame::new(parse_hex(prior).unwrap()))
-        .unwrap();
+    let reading = decode_hex(prior);
     assert_ne!(reading.driver.as_deref(), Some("qwater"));
     assert!(!reading.fields.keys().any(|k| k.ends_with("_m3")));
 }
@@ -206,7 +125,7 @@ fn qheat_walk_by_frame_is_not_taken_for_water() {
 fn qheat_in_joules_gives_no_kwh_fields() {
     // 0C0D: energy in units of 100 kJ; kWh would need the inexact factor 1/3.6.
     let e = entry("qheat", "68204641", "72", "total_energy_consumption_kwh");
-    let r = decode(&e, "qheat");
+    let r = decoded_by(&e, "qheat");
     assert_fields(&r, &e, &["last_month_date", "last_year_date"]);
     assert!(!r.fields.contains_key("total_energy_consumption_kwh"));
 }
@@ -219,7 +138,7 @@ fn qcaloric_walk_by_frame_reads_the_billing_period_names() {
         "78",
         "consumption_at_set_date_1_hca",
     );
-    let r = decode(&e, "qcaloric");
+    let r = decoded_by(&e, "qcaloric");
     assert_fields(
         &r,
         &e,
@@ -239,7 +158,7 @@ fn qcaloric_walk_by_frame_reads_the_billing_period_names() {
 #[test]
 fn qcaloric_v36_leaves_its_enciphered_block_alone() {
     let e = entry("qcaloric", "30535282", "78", "device_datetime");
-    let r = decode(&e, "qcaloric_v36");
+    let r = decoded_by(&e, "qcaloric_v36");
     assert_fields(&r, &e, &["device_datetime"]);
     assert!(
         !r.fields
@@ -261,15 +180,15 @@ fn qcaloric_lse_models() {
         "device_datetime",
     ];
     let whe5x = entry("whe5x", "91835132", "7A", "current_consumption_hca");
-    assert_fields(&decode(&whe5x, "qcaloric_lse"), &whe5x, &names);
+    assert_fields(&decoded_by(&whe5x, "qcaloric_lse"), &whe5x, &names);
     let whe46x = entry("whe46x", "60366655", "7A", "current_consumption_hca");
-    assert_fields(&decode(&whe46x, "qcaloric_lse"), &whe46x, &names);
+    assert_fields(&decoded_by(&whe46x, "qcaloric_lse"), &whe46x, &names);
 }
 
 #[test]
 fn lse_07_17_standard_and_billing_frames() {
     let e = entry("lse_07_17", "13963399", "7A", "total_m3");
-    let r = decode(&e, "lse_07_17");
+    let r = decoded_by(&e, "lse_07_17");
     assert_fields(
         &r,
         &e,
@@ -282,7 +201,7 @@ fn lse_07_17_standard_and_billing_frames() {
         ],
     );
     let e = entry("lse_07_17", "13963399", "7A", "set_date_8");
-    let r = decode(&e, "lse_07_17");
+    let r = decoded_by(&e, "lse_07_17");
     assert_fields(
         &r,
         &e,
@@ -297,7 +216,7 @@ fn lse_07_17_standard_and_billing_frames() {
 #[test]
 fn lse_08_reads_storage_8() {
     let e = entry("lse_08", "04998541", "7A", "consumption_at_set_date_hca");
-    let r = decode(&e, "lse_08");
+    let r = decoded_by(&e, "lse_08");
     assert_fields(
         &r,
         &e,
@@ -319,10 +238,9 @@ fn bfw240radio_unpacks_billing_values_history_and_date() {
     names.extend(months.iter().map(String::as_str));
     // Every corpus telegram of the model: histories differ in which nibbles are set.
     let mut seen = 0;
-    for line in CORPUS.lines() {
-        let e: Json = serde_json::from_str(line).unwrap();
+    for e in corpus::entries() {
         if e["driver"] == "bfw240radio" {
-            assert_fields(&decode(&e, "bfw240radio"), &e, &names);
+            assert_fields(&decoded_by(&e, "bfw240radio"), &e, &names);
             seen += 1;
         }
     }

@@ -1,0 +1,12 @@
+//! Manufacturer driver models against the reference corpus, one module per vendor
+//! group: each decodes real corpus telegrams and compares named fields with the
+//! reference decoder's values, read from the corpus at test time.
+
+mod corpus;
+
+mod apator;
+mod diehl;
+mod engelmann;
+mod kamstrup;
+mod qundis;
+mod techem;
