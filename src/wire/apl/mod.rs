@@ -12,6 +12,7 @@ mod profile;
 mod value;
 mod vib;
 
+pub(crate) use decimal::push_u64;
 pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
 pub use profile::{CompactProfile, Spacing};
@@ -90,6 +91,10 @@ pub struct DataRecord<'a> {
     pub dib: Dib,
     pub vib: Vib,
     pub value: Value,
+    /// Quantity name and unit of [`DataRecord::meaning`], kept from parsing (the value
+    /// needs the meaning) for the reading built from the record.
+    pub quantity: &'static str,
+    pub unit: Option<&'static str>,
 }
 
 impl DataRecord<'_> {
@@ -369,6 +374,8 @@ fn parse_data(apl: &[u8], start: usize, h: RecordHeader) -> Result<(DataRecord<'
             dib: h.dib,
             vib: h.vib,
             value,
+            quantity: meaning.quantity,
+            unit: meaning.unit,
         },
         pos + len,
     ))
