@@ -550,30 +550,65 @@ fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Re
 /// A JSON string; copied whole when no byte needs escaping (the usual case: names,
 /// hex, ISO dates), otherwise escaped by serde_json.
 fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if needs_escape(s.as_bytes()) {
+    let bytes = s.as_bytes();
+    if let Some((low, high)) = short_words(bytes) {
+        // Most strings here are short: check and copy them as two words. Copying eight
+        // fixed bytes and cutting back is cheaper than a variable-length `memcpy` call.
+        if escape_bits(low) | escape_bits(high) != 0 {
+            return serde_json::to_writer(&mut *out, s);
+        }
+        let end = out.len() + 1 + bytes.len();
+        out.reserve(18);
+        out.push(b'"');
+        out.extend_from_slice(&low.to_le_bytes());
+        out.extend_from_slice(&high.to_le_bytes());
+        out.truncate(end);
+        out.push(b'"');
+        return Ok(());
+    }
+    if needs_escape(bytes) {
         return serde_json::to_writer(&mut *out, s);
     }
-    out.reserve(s.len() + 2);
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(bytes);
     out.push(b'"');
     Ok(())
+}
+
+/// A string of at most 16 bytes as two little-endian words, padded with spaces (which
+/// need no escaping); `None` for longer strings.
+fn short_words(bytes: &[u8]) -> Option<(u64, u64)> {
+    let pad = |part: &[u8]| part.iter().rev().fold(SPACES, |w, &b| w << 8 | u64::from(b));
+    if let Some(first) = bytes.first_chunk::<8>() {
+        let rest = bytes.get(8..).unwrap_or_default();
+        if rest.len() > 8 {
+            return None;
+        }
+        let low = u64::from_le_bytes(*first);
+        // The last eight bytes (overlapping `first`) shifted down to start at byte 8,
+        // spaces filled in above: one load instead of a byte loop.
+        let high = match bytes.last_chunk::<8>() {
+            Some(last) if !rest.is_empty() => {
+                let gap = 8 * (8 - rest.len() as u32);
+                u64::from_le_bytes(*last) >> gap | SPACES.checked_shl(64 - gap).unwrap_or(0)
+            }
+            _ => SPACES,
+        };
+        return Some((low, high));
+    }
+    Some((pad(bytes), SPACES))
 }
 
 /// True when `bytes` hold a byte JSON must escape: a control character, `"` or `\\`
 /// (serde_json escapes exactly these). Tests eight bytes per step with the classic
 /// "has a byte less than n / equal to zero" word tricks, which are exact as yes/no tests.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let any_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
-    let any_equal = |x: u64, b: u8| any_below(x ^ (ONES * u64::from(b)), 1);
-    let word_needs = |x: u64| any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\');
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if word_needs(u64::from_le_bytes(word)) {
+        if word_needs_escape(u64::from_le_bytes(word)) {
             return true;
         }
     }
@@ -583,11 +618,23 @@ fn needs_escape(bytes: &[u8]) -> bool {
     if rest.is_empty() {
         return false;
     }
-    let word = rest
-        .iter()
-        .rev()
-        .fold(SPACES, |w, &b| w << 8 | u64::from(b));
-    word_needs(word)
+    let word = rest.iter().rev().fold(SPACES, |w, &b| w << 8 | u64::from(b));
+    word_needs_escape(word)
+}
+
+/// [`needs_escape`] for the eight bytes of a little-endian word.
+fn word_needs_escape(x: u64) -> bool {
+    escape_bits(x) != 0
+}
+
+/// Nonzero when a byte of the word needs escaping. The three tests are or-ed rather
+/// than short-circuited: straight-line code is cheaper than three branches.
+fn escape_bits(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let equal = |x: u64, b: u8| below(x ^ (ONES * u64::from(b)), 1);
+    below(x, 0x20) | equal(x, b'"') | equal(x, b'\\')
 }
 
 /// Eight ASCII spaces.
@@ -917,6 +964,26 @@ mod tests {
         }
         for s in samples {
             assert_eq!(needs_escape(&s), bytewise(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn short_strings_copy_exactly() {
+        for len in 0..=20 {
+            for special in [b'a', b'"', b'\\', 0x1F, 0x7F, 0xC3] {
+                for at in 0..len {
+                    let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+                    bytes[at] = special;
+                    let Ok(s) = std::str::from_utf8(&bytes) else {
+                        continue;
+                    };
+                    let mut out = b"x".to_vec();
+                    string(&mut out, s).unwrap();
+                    let mut expected = b"x".to_vec();
+                    serde_json::to_writer(&mut expected, s).unwrap();
+                    assert_eq!(out, expected, "{s:?}");
+                }
+            }
         }
     }
 
