@@ -333,7 +333,11 @@ impl Record {
     /// for them. The result equals [`Record::from_data_record`].
     pub fn refill(&mut self, r: &DataRecord<'_>) {
         // A record error means the data field holds no valid value.
-        let record_error = r.vib.record_error();
+        let record_error = if r.vib.vifes.as_slice().is_empty() {
+            None
+        } else {
+            r.vib.record_error()
+        };
         if record_error.is_some() {
             self.value = Value::Null;
         } else {
@@ -358,12 +362,16 @@ impl Record {
         self.error = record_error.map(|e| Cow::Borrowed(e.name()));
         let mut manufacturer_vifes = r.vib.table == VifTable::Manufacturer;
         self.qualifiers.clear();
-        for c in r.vib.combinables() {
-            if let Combinable::ManufacturerSpecific(_) = c {
-                manufacturer_vifes = true;
-            }
-            if let Some(name) = c.name() {
-                self.qualifiers.push(Cow::Borrowed(name));
+        // Most records have no VIFEs: nothing to walk then.
+        let has_vifes = !r.vib.vifes.as_slice().is_empty();
+        if has_vifes {
+            for c in r.vib.combinables() {
+                if let Combinable::ManufacturerSpecific(_) = c {
+                    manufacturer_vifes = true;
+                }
+                if let Some(name) = c.name() {
+                    self.qualifiers.push(Cow::Borrowed(name));
+                }
             }
         }
         self.unit_text.clone_from(&r.vib.plain_text_unit);
@@ -374,7 +382,15 @@ impl Record {
         } else {
             self.raw = None;
         }
-        self.profile = Profile::from_record(r, r.unit);
+        // A compact profile is an LVAR record with a profile VIFE.
+        let profile = if has_vifes && r.dib.data_field == apl::DataField::Variable {
+            Profile::from_record(r, r.unit)
+        } else {
+            None
+        };
+        if profile.is_some() || self.profile.is_some() {
+            self.profile = profile;
+        }
     }
 }
 
@@ -486,12 +502,17 @@ impl Record {
             Function::Minimum => b",\"function\":\"minimum\",\"storage\":",
             Function::Error => b",\"function\":\"error\",\"storage\":",
         });
-        push_u64(out, self.storage);
-        out.extend_from_slice(b",\"tariff\":");
-        push_u64(out, u64::from(self.tariff));
-        out.extend_from_slice(b",\"subunit\":");
-        push_u64(out, u64::from(self.subunit));
-        out.extend_from_slice(b",\"dif_vif\":");
+        if self.storage == 0 && self.tariff == 0 && self.subunit == 0 {
+            // Current values of the whole device: most records.
+            out.extend_from_slice(b"0,\"tariff\":0,\"subunit\":0,\"dif_vif\":");
+        } else {
+            push_u64(out, self.storage);
+            out.extend_from_slice(b",\"tariff\":");
+            push_u64(out, u64::from(self.tariff));
+            out.extend_from_slice(b",\"subunit\":");
+            push_u64(out, u64::from(self.subunit));
+            out.extend_from_slice(b",\"dif_vif\":");
+        }
         string(out, &self.dif_vif)?;
         if let Some(e) = &self.error {
             out.extend_from_slice(b",\"error\":");

@@ -77,10 +77,10 @@ fn push_field(out: &mut String, value: Option<u16>, width: usize) {
                 .get(width)
                 .is_some_and(|&limit| usize::from(v) < limit) =>
         {
-            let v = u32::from(v);
             let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10];
             for &digit in digits.get(4 - width..).unwrap_or_default() {
-                out.push(char::from_digit(digit, 10).unwrap_or('0'));
+                // `digit` < 10: an ASCII digit.
+                out.push(char::from(b'0' + digit as u8));
             }
         }
         // Wider than the field: all digits, as `{:0width$}` prints them.
