@@ -336,6 +336,12 @@ impl Decimal {
     /// round-trip formatting serde_json uses prints exactly these digits, in positional
     /// form from 1e-5 up to 1e16.
     pub fn write_json_exact(&self, out: &mut Vec<u8>) -> bool {
+        if self.exponent == 0 {
+            if let Ok(v) = i64::try_from(self.mantissa) {
+                push_i64(out, v);
+                return true;
+            }
+        }
         if let Some(v) = small_integer(self) {
             push_i64(out, v);
             return true;

@@ -140,8 +140,17 @@ pub fn parse(apl: &[u8]) -> Result<Apl<'_>> {
 /// in [`Apl::unparsed`]. Reserved special-function DIFs (0x3F–0x7F, data field 0xF
 /// with the extension bit) also stop parsing there.
 pub fn parse_lenient(apl: &[u8]) -> Apl<'_> {
+    parse_lenient_in(apl, Vec::new())
+}
+
+/// [`parse_lenient`] collecting the records in `records` (cleared first), so that a
+/// caller parsing telegram after telegram can reuse one vector (see [`recycle`]).
+pub fn parse_lenient_in<'a>(apl: &'a [u8], mut records: Vec<DataRecord<'a>>) -> Apl<'a> {
+    records.clear();
+    // Two bytes per record at least; most records take four to seven.
+    records.reserve((apl.len() / 4).min(64));
     let mut parsed = Apl {
-        records: Vec::with_capacity((apl.len() / 5).min(64)),
+        records,
         manufacturer_data: None,
         more_records_follow: false,
         unparsed: None,
@@ -179,6 +188,13 @@ pub fn parse_lenient(apl: &[u8]) -> Apl<'_> {
             }
         }
     }
+}
+
+/// An emptied record vector, with its allocation, for records borrowing other bytes:
+/// the records of one telegram cannot outlive its buffer, their vector can. Collecting
+/// an emptying iterator into a vector of an equally sized type reuses the allocation.
+pub fn recycle<'b>(records: Vec<DataRecord<'_>>) -> Vec<DataRecord<'b>> {
+    records.into_iter().filter_map(|_| None).collect()
 }
 
 fn byte(apl: &[u8], pos: usize) -> Result<u8> {
