@@ -570,29 +570,43 @@ fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Re
 
 /// A JSON string; copied whole when no byte needs escaping (the usual case: names,
 /// hex, ISO dates), otherwise escaped by serde_json.
+#[inline]
 fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     let bytes = s.as_bytes();
-    if let Some((low, high)) = short_words(bytes) {
-        // Most strings here are short: check and copy them as two words. Copying eight
-        // fixed bytes and cutting back is cheaper than a variable-length `memcpy` call.
-        if escape_bits(low) | escape_bits(high) != 0 {
-            return serde_json::to_writer(&mut *out, s);
+    match short_words(bytes) {
+        // Most strings here are short: check and copy them as two words.
+        Some((low, high)) if escape_bits(low) | escape_bits(high) == 0 => {
+            // Quote, the sixteen bytes with the closing quote put right after the
+            // string, and a closing quote at the end for a string of exactly sixteen
+            // bytes; then cut back to the string's length. One fixed-size append, no
+            // variable-length `memcpy` call.
+            let len = bytes.len();
+            let mut text = u128::from(low) | u128::from(high) << 64;
+            if len < 16 {
+                let at = 8 * len as u32;
+                text = text & !(0xFF << at) | u128::from(b'"') << at;
+            }
+            let mut chunk = [b'"'; 18];
+            chunk[1..17].copy_from_slice(&text.to_le_bytes());
+            let end = out.len() + len + 2;
+            out.extend_from_slice(&chunk);
+            out.truncate(end);
+            Ok(())
         }
-        let end = out.len() + 1 + bytes.len();
-        out.reserve(18);
-        out.push(b'"');
-        out.extend_from_slice(&low.to_le_bytes());
-        out.extend_from_slice(&high.to_le_bytes());
-        out.truncate(end);
-        out.push(b'"');
-        return Ok(());
+        _ => long_or_escaped_string(out, s),
     }
-    if needs_escape(bytes) {
+}
+
+/// [`string`] for strings longer than 16 bytes or needing escapes; kept out of line so
+/// that the short path stays small.
+#[inline(never)]
+fn long_or_escaped_string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if needs_escape(s.as_bytes()) {
         return serde_json::to_writer(&mut *out, s);
     }
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(bytes);
+    out.extend_from_slice(s.as_bytes());
     out.push(b'"');
     Ok(())
 }
@@ -600,7 +614,11 @@ fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
 /// A string of at most 16 bytes as two little-endian words, padded with spaces (which
 /// need no escaping); `None` for longer strings.
 fn short_words(bytes: &[u8]) -> Option<(u64, u64)> {
-    let pad = |part: &[u8]| part.iter().rev().fold(SPACES, |w, &b| w << 8 | u64::from(b));
+    let pad = |part: &[u8]| {
+        part.iter()
+            .rev()
+            .fold(SPACES, |w, &b| w << 8 | u64::from(b))
+    };
     if let Some(first) = bytes.first_chunk::<8>() {
         let rest = bytes.get(8..).unwrap_or_default();
         if rest.len() > 8 {
@@ -639,7 +657,10 @@ fn needs_escape(bytes: &[u8]) -> bool {
     if rest.is_empty() {
         return false;
     }
-    let word = rest.iter().rev().fold(SPACES, |w, &b| w << 8 | u64::from(b));
+    let word = rest
+        .iter()
+        .rev()
+        .fold(SPACES, |w, &b| w << 8 | u64::from(b));
     word_needs_escape(word)
 }
 
