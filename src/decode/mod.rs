@@ -56,9 +56,6 @@ pub struct Decoder {
     spare: Reading,
     /// Records of that reading, refilled in place (see `fill_records`).
     spare_records: Vec<Record>,
-    /// Records left over when a reading had fewer than the one before, kept (with
-    /// their buffers) for a later reading with more.
-    surplus_records: Vec<Record>,
     /// The parsed-record vector of the last telegram, emptied, for the next one.
     apl_records: Vec<apl::DataRecord<'static>>,
 }
@@ -104,7 +101,6 @@ impl Decoder {
             buf: Vec::with_capacity(256),
             spare: Reading::default(),
             spare_records: Vec::new(),
-            surplus_records: Vec::new(),
             apl_records: Vec::new(),
         }
     }
@@ -358,7 +354,6 @@ impl Decoder {
                     &apl::parse_lenient(&full),
                     data_start,
                     &mut self.spare_records,
-                    &mut self.surplus_records,
                 );
             }
             0x69..=0x6B => {
@@ -382,13 +377,7 @@ impl Decoder {
                         CompactFormat::from_records(&parsed.records),
                     );
                 }
-                fill_records(
-                    &mut reading,
-                    &parsed,
-                    data_start,
-                    &mut self.spare_records,
-                    &mut self.surplus_records,
-                );
+                fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
                 self.apl_records = apl::recycle(parsed.records);
             }
         }
@@ -744,30 +733,15 @@ fn fill_records(
     parsed: &apl::Apl<'_>,
     base: usize,
     spare: &mut Vec<Record>,
-    surplus: &mut Vec<Record>,
 ) {
-    /// Leftover records kept at most: more than any real telegram carries.
-    const SURPLUS_LIMIT: usize = 256;
     let mut records = std::mem::take(spare);
-    let wanted = parsed.records.len();
-    if records.len() > wanted && surplus.len() < SURPLUS_LIMIT {
-        surplus.extend(records.drain(wanted..));
-    }
-    records.truncate(wanted);
+    records.truncate(parsed.records.len());
     for (record, r) in records.iter_mut().zip(&parsed.records) {
         record.refill(r);
     }
-    let missing = parsed.records.get(records.len()..).unwrap_or_default();
-    records.reserve_exact(missing.len());
-    for r in missing {
-        records.push(match surplus.pop() {
-            Some(mut record) => {
-                record.refill(r);
-                record
-            }
-            None => Record::from_data_record(r),
-        });
-    }
+    // `extend` from a slice iterator builds the new records in place.
+    let new = parsed.records.get(records.len()..).unwrap_or_default();
+    records.extend(new.iter().map(Record::from_data_record));
     reading.records = records;
     if let Some(data) = parsed.manufacturer_data {
         reading.manufacturer_data = Some(upper_hex(data));
