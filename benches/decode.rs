@@ -2,6 +2,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use wmbusd::decode::Decoder;
+use wmbusd::drivers::DriverSet;
 use wmbusd::frame::{parse_hex, RadioFrame};
 use wmbusd::keys::KeyStore;
 
@@ -50,6 +51,23 @@ fn bench_one(c: &mut Criterion, name: &str, hex: &str, key: Option<(&str, &str)>
         b.iter(|| {
             out.clear();
             decoder
+                .decode_into(black_box(&frame), &mut reading)
+                .expect("decodes");
+            reading.write_json(&mut out).expect("serialises");
+            black_box(&out);
+        })
+    });
+    // The CLI path without manufacturer drivers: the decoder's own share of the cost.
+    let mut keys = KeyStore::new();
+    if let Some((id, k)) = key {
+        keys.insert_hex(id, k).expect("bench key");
+    }
+    let mut generic = Decoder::with_drivers(keys, DriverSet::empty());
+    let mut reading = generic.decode(&frame).expect("decodes");
+    group.bench_function(format!("{name}_into_json_no_drivers"), |b| {
+        b.iter(|| {
+            out.clear();
+            generic
                 .decode_into(black_box(&frame), &mut reading)
                 .expect("decodes");
             reading.write_json(&mut out).expect("serialises");

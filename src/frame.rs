@@ -83,16 +83,26 @@ pub enum HexError {
 /// Reads a hex telegram as people and tools write them: upper or lower case, an optional
 /// `0x` prefix, and separators (white space, `_`, `|`, `#`, `:`, `-`) anywhere.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
+    let mut out = Vec::new();
+    parse_hex_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// [`parse_hex`] into `out` (cleared first), reusing its buffer: `wmbusd decode -`
+/// reads telegram after telegram into one frame. On error `out` holds no telegram.
+pub fn parse_hex_into(text: &str, out: &mut Vec<u8>) -> Result<(), HexError> {
+    out.clear();
     // Fast path for what tools and logs mostly carry: bare hex digits, even count.
-    if let Some(bytes) = bare_hex(text.as_bytes()) {
-        return Ok(bytes);
+    if bare_hex(text.as_bytes(), out) {
+        return Ok(());
     }
+    out.clear();
     let text = text.trim();
     let text = text
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    let mut out = Vec::with_capacity(text.len() / 2);
+    out.reserve(text.len() / 2);
     let mut high: Option<u8> = None;
     let mut digits = 0usize;
     for (position, ch) in text.char_indices() {
@@ -101,7 +111,10 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
             'a'..='f' => ch as u8 - b'a' + 10,
             'A'..='F' => ch as u8 - b'A' + 10,
             c if c.is_whitespace() || matches!(c, '_' | '|' | '#' | ':' | '-') => continue,
-            _ => return Err(HexError::BadDigit { ch, position }),
+            _ => {
+                out.clear();
+                return Err(HexError::BadDigit { ch, position });
+            }
         };
         digits += 1;
         match high.take() {
@@ -110,16 +123,18 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
         }
     }
     if high.is_some() {
+        out.clear();
         return Err(HexError::OddLength(digits));
     }
     if out.is_empty() {
         return Err(HexError::Empty);
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Decodes `digits` when it is nothing but an even, non-zero number of hex digits.
-fn bare_hex(digits: &[u8]) -> Option<Vec<u8>> {
+/// Decodes `digits` into `out` when it is nothing but an even, non-zero number of hex
+/// digits; false otherwise (`out` may then hold part of them).
+fn bare_hex(digits: &[u8], out: &mut Vec<u8>) -> bool {
     /// Nibble value of every byte, `NOT_HEX` for non-digits: one load per character
     /// instead of three range tests.
     const NOT_HEX: u8 = 0xFF;
@@ -141,22 +156,37 @@ fn bare_hex(digits: &[u8]) -> Option<Vec<u8>> {
         Some(NIBBLES[usize::from(c)]).filter(|&n| n != NOT_HEX)
     }
     if digits.is_empty() || digits.len() % 2 != 0 {
-        return None;
+        return false;
     }
-    // Sized once: collecting into `Option<Vec<_>>` knows no length and grows the
-    // vector step by step.
-    let mut bytes = Vec::with_capacity(digits.len() / 2);
+    // Sized once: pushing without a known length grows the vector step by step.
+    out.reserve(digits.len() / 2);
     for pair in digits.chunks_exact(2) {
         if let [h, l] = pair {
-            bytes.push(nibble(*h)? << 4 | nibble(*l)?);
+            match (nibble(*h), nibble(*l)) {
+                (Some(h), Some(l)) => out.push(h << 4 | l),
+                _ => return false,
+            }
         }
     }
-    Some(bytes)
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_into_reuses_and_replaces() {
+        let mut buf = vec![0xAA; 40];
+        parse_hex_into("2E44", &mut buf).unwrap();
+        assert_eq!(buf, [0x2E, 0x44]);
+        parse_hex_into("0x01 02", &mut buf).unwrap();
+        assert_eq!(buf, [0x01, 0x02]);
+        assert!(parse_hex_into("2E4G", &mut buf).is_err());
+        assert!(buf.is_empty());
+        assert!(parse_hex_into("2E4", &mut buf).is_err());
+        assert!(buf.is_empty());
+    }
 
     #[test]
     fn fast_path_agrees_with_the_general_rules() {

@@ -170,7 +170,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::apl::{self, Combinable, DataRecord, VifTable};
+use crate::wire::apl::{self, push_u64, Combinable, DataRecord, VifTable};
 pub use crate::wire::apl::{Decimal, Function};
 
 /// Version of the JSON layout documented above.
@@ -315,62 +315,87 @@ impl Profile {
 
 impl Record {
     pub fn from_data_record(r: &DataRecord<'_>) -> Record {
-        Record::build(r, String::new(), String::new())
+        let mut record = Record {
+            quantity: Cow::Borrowed(""),
+            value: Value::Null,
+            unit: None,
+            function: Function::Instantaneous,
+            storage: 0,
+            tariff: 0,
+            subunit: 0,
+            dif_vif: String::new(),
+            error: None,
+            qualifiers: Vec::new(),
+            unit_text: None,
+            raw: None,
+            profile: None,
+        };
+        record.refill(r);
+        record
     }
 
-    /// Overwrites this record with `r`, reusing its `dif_vif` and text-value buffers:
-    /// a decoder refilling the records of the last reading allocates no strings for
-    /// them. The result equals [`Record::from_data_record`].
+    /// Overwrites this record with `r` field by field, reusing its string and list
+    /// buffers: a decoder refilling the records of the last reading allocates nothing
+    /// for them. The result equals [`Record::from_data_record`].
     pub fn refill(&mut self, r: &DataRecord<'_>) {
-        let dif_vif = std::mem::take(&mut self.dif_vif);
-        let text = match &mut self.value {
-            Value::Text(t) => std::mem::take(t),
-            _ => String::new(),
-        };
-        *self = Record::build(r, dif_vif, text);
-    }
-
-    /// The record of `r`, writing `dif_vif` and a text value into the given buffers
-    /// (cleared first).
-    fn build(r: &DataRecord<'_>, dif_vif: String, text: String) -> Record {
-        let meaning = r.meaning();
-        let record_error = r.vib.record_error();
-        let mut value = match &r.value {
-            apl::Value::Binary => Value::Text(upper_hex_in(text, r.data)),
-            other => Value::from_element_in(other, text),
-        };
         // A record error means the data field holds no valid value.
-        if record_error.is_some() {
-            value = Value::Null;
-        }
-        let unit = match value {
-            Value::Text(_) => None,
-            _ => meaning.unit.map(Cow::Borrowed),
+        let record_error = if r.vib.vifes.as_slice().is_empty() {
+            None
+        } else {
+            r.vib.record_error()
         };
-        let mut manufacturer_vifes = r.vib.table == VifTable::Manufacturer;
-        let mut qualifiers = Vec::new();
-        for c in r.vib.combinables() {
-            if let Combinable::ManufacturerSpecific(_) = c {
-                manufacturer_vifes = true;
-            }
-            if let Some(name) = c.name() {
-                qualifiers.push(Cow::Borrowed(name));
+        if record_error.is_some() {
+            self.value = Value::Null;
+        } else {
+            match &r.value {
+                apl::Value::Binary => self
+                    .value
+                    .set_text(r.data.len() * 2, |s| push_upper_hex(s, r.data)),
+                other => self.value.set_element(other),
             }
         }
-        Record {
-            quantity: Cow::Borrowed(meaning.quantity),
-            value,
-            unit,
-            function: r.dib.function,
-            storage: r.dib.storage,
-            tariff: r.dib.tariff,
-            subunit: r.dib.subunit,
-            dif_vif: upper_hex_in(dif_vif, r.header),
-            error: record_error.map(|e| Cow::Borrowed(e.name())),
-            qualifiers,
-            unit_text: r.vib.plain_text_unit.clone(),
-            raw: manufacturer_vifes.then(|| upper_hex(r.data)),
-            profile: Profile::from_record(r, meaning.unit),
+        self.unit = match self.value {
+            Value::Text(_) => None,
+            _ => r.unit.map(Cow::Borrowed),
+        };
+        self.quantity = Cow::Borrowed(r.quantity);
+        self.function = r.dib.function;
+        self.storage = r.dib.storage;
+        self.tariff = r.dib.tariff;
+        self.subunit = r.dib.subunit;
+        self.dif_vif.clear();
+        push_upper_hex(&mut self.dif_vif, r.header);
+        self.error = record_error.map(|e| Cow::Borrowed(e.name()));
+        let mut manufacturer_vifes = r.vib.table == VifTable::Manufacturer;
+        self.qualifiers.clear();
+        // Most records have no VIFEs: nothing to walk then.
+        let has_vifes = !r.vib.vifes.as_slice().is_empty();
+        if has_vifes {
+            for c in r.vib.combinables() {
+                if let Combinable::ManufacturerSpecific(_) = c {
+                    manufacturer_vifes = true;
+                }
+                if let Some(name) = c.name() {
+                    self.qualifiers.push(Cow::Borrowed(name));
+                }
+            }
+        }
+        self.unit_text.clone_from(&r.vib.plain_text_unit);
+        if manufacturer_vifes {
+            let raw = self.raw.get_or_insert_with(String::new);
+            raw.clear();
+            push_upper_hex(raw, r.data);
+        } else {
+            self.raw = None;
+        }
+        // A compact profile is an LVAR record with a profile VIFE.
+        let profile = if has_vifes && r.dib.data_field == apl::DataField::Variable {
+            Profile::from_record(r, r.unit)
+        } else {
+            None
+        };
+        if profile.is_some() || self.profile.is_some() {
+            self.profile = profile;
         }
     }
 }
@@ -384,14 +409,16 @@ impl Record {
 /// unit tests compare both outputs on every corpus telegram.
 impl Reading {
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        // One reservation for the usual size: the pushes below then never reallocate.
+        out.reserve(320 + 192 * self.records.len());
         out.extend_from_slice(b"{\"schema\":");
-        scalar(out, &self.schema)?;
+        push_u64(out, u64::from(self.schema));
         out.extend_from_slice(b",\"meter\":{\"id\":");
         string(out, &self.meter.id)?;
         out.extend_from_slice(b",\"manufacturer\":");
         string(out, &self.meter.manufacturer)?;
         out.extend_from_slice(b",\"version\":");
-        scalar(out, &self.meter.version)?;
+        push_u64(out, u64::from(self.meter.version));
         out.extend_from_slice(b",\"device_type\":");
         string(out, &self.meter.device_type)?;
         out.push(b'}');
@@ -407,16 +434,16 @@ impl Reading {
             out.extend_from_slice(b",\"link_mode\":");
             string(out, mode)?;
         }
-        if let Some(acc) = &self.access_number {
+        if let Some(acc) = self.access_number {
             out.extend_from_slice(b",\"access_number\":");
-            scalar(out, acc)?;
+            push_u64(out, u64::from(acc));
         }
         out.extend_from_slice(b",\"status\":{\"byte\":");
-        scalar(out, &self.status.byte)?;
+        push_u64(out, u64::from(self.status.byte));
         out.extend_from_slice(b",\"flags\":");
         string_list(out, &self.status.flags)?;
         out.extend_from_slice(b"},\"security\":{\"mode\":");
-        scalar(out, &self.security.mode)?;
+        push_u64(out, u64::from(self.security.mode));
         out.extend_from_slice(if self.security.decrypted {
             b",\"decrypted\":true,\"verified_by\":"
         } else {
@@ -437,7 +464,7 @@ impl Reading {
         }
         if let Some(u) = &self.unparsed {
             out.extend_from_slice(b",\"unparsed\":{\"offset\":");
-            scalar(out, &u.offset)?;
+            push_u64(out, u.offset as u64);
             out.extend_from_slice(b",\"reason\":");
             string(out, &u.reason)?;
             out.extend_from_slice(b",\"hex\":");
@@ -478,15 +505,24 @@ impl Record {
         self.value.write_json(out)?;
         out.extend_from_slice(b",\"unit\":");
         optional_string(out, self.unit.as_deref())?;
-        out.extend_from_slice(b",\"function\":");
-        string(out, self.function.as_str())?;
-        out.extend_from_slice(b",\"storage\":");
-        scalar(out, &self.storage)?;
-        out.extend_from_slice(b",\"tariff\":");
-        scalar(out, &self.tariff)?;
-        out.extend_from_slice(b",\"subunit\":");
-        scalar(out, &self.subunit)?;
-        out.extend_from_slice(b",\"dif_vif\":");
+        // The function names are fixed and need no escaping.
+        out.extend_from_slice(match self.function {
+            Function::Instantaneous => b",\"function\":\"instantaneous\",\"storage\":",
+            Function::Maximum => b",\"function\":\"maximum\",\"storage\":",
+            Function::Minimum => b",\"function\":\"minimum\",\"storage\":",
+            Function::Error => b",\"function\":\"error\",\"storage\":",
+        });
+        if self.storage == 0 && self.tariff == 0 && self.subunit == 0 {
+            // Current values of the whole device: most records.
+            out.extend_from_slice(b"0,\"tariff\":0,\"subunit\":0,\"dif_vif\":");
+        } else {
+            push_u64(out, self.storage);
+            out.extend_from_slice(b",\"tariff\":");
+            push_u64(out, u64::from(self.tariff));
+            out.extend_from_slice(b",\"subunit\":");
+            push_u64(out, u64::from(self.subunit));
+            out.extend_from_slice(b",\"dif_vif\":");
+        }
         string(out, &self.dif_vif)?;
         if let Some(e) = &self.error {
             out.extend_from_slice(b",\"error\":");
@@ -526,6 +562,7 @@ impl Record {
 impl Value {
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match self {
+            Value::Number(d) if d.write_json_exact(out) => Ok(()),
             Value::Number(d) => scalar(out, d),
             Value::Text(s) => string(out, s),
             Value::Null => {
@@ -536,14 +573,44 @@ impl Value {
     }
 }
 
-/// Numbers and other non-strings: serde_json's own formatting (itoa, shortest floats).
+/// Numbers not printed by hand (floats, huge decimals): serde_json's own formatting.
 fn scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
     serde_json::to_writer(&mut *out, value)
 }
 
 /// A JSON string; copied whole when no byte needs escaping (the usual case: names,
 /// hex, ISO dates), otherwise escaped by serde_json.
+#[inline]
 fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    let bytes = s.as_bytes();
+    match short_words(bytes) {
+        // Most strings here are short: check and copy them as two words.
+        Some((low, high)) if escape_bits(low) | escape_bits(high) == 0 => {
+            // Quote, the sixteen bytes with the closing quote put right after the
+            // string, and a closing quote at the end for a string of exactly sixteen
+            // bytes; then cut back to the string's length. One fixed-size append, no
+            // variable-length `memcpy` call.
+            let len = bytes.len();
+            let mut text = u128::from(low) | u128::from(high) << 64;
+            if len < 16 {
+                let at = 8 * len as u32;
+                text = text & !(0xFF << at) | u128::from(b'"') << at;
+            }
+            let mut chunk = [b'"'; 18];
+            chunk[1..17].copy_from_slice(&text.to_le_bytes());
+            let end = out.len() + len + 2;
+            out.extend_from_slice(&chunk);
+            out.truncate(end);
+            Ok(())
+        }
+        _ => long_or_escaped_string(out, s),
+    }
+}
+
+/// [`string`] for strings longer than 16 bytes or needing escapes; kept out of line so
+/// that the short path stays small.
+#[inline(never)]
+fn long_or_escaped_string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     if needs_escape(s.as_bytes()) {
         return serde_json::to_writer(&mut *out, s);
     }
@@ -554,30 +621,76 @@ fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     Ok(())
 }
 
+/// A string of at most 16 bytes as two little-endian words, padded with spaces (which
+/// need no escaping); `None` for longer strings.
+fn short_words(bytes: &[u8]) -> Option<(u64, u64)> {
+    let pad = |part: &[u8]| {
+        part.iter()
+            .rev()
+            .fold(SPACES, |w, &b| w << 8 | u64::from(b))
+    };
+    if let Some(first) = bytes.first_chunk::<8>() {
+        let rest = bytes.get(8..).unwrap_or_default();
+        if rest.len() > 8 {
+            return None;
+        }
+        let low = u64::from_le_bytes(*first);
+        // The last eight bytes (overlapping `first`) shifted down to start at byte 8,
+        // spaces filled in above: one load instead of a byte loop.
+        let high = match bytes.last_chunk::<8>() {
+            Some(last) if !rest.is_empty() => {
+                let gap = 8 * (8 - rest.len() as u32);
+                u64::from_le_bytes(*last) >> gap | SPACES.checked_shl(64 - gap).unwrap_or(0)
+            }
+            _ => SPACES,
+        };
+        return Some((low, high));
+    }
+    Some((pad(bytes), SPACES))
+}
+
 /// True when `bytes` hold a byte JSON must escape: a control character, `"` or `\\`
 /// (serde_json escapes exactly these). Tests eight bytes per step with the classic
 /// "has a byte less than n / equal to zero" word tricks, which are exact as yes/no tests.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let any_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
-    let any_equal = |x: u64, b: u8| any_below(x ^ (ONES * u64::from(b)), 1);
-    let word_needs = |x: u64| any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\');
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if word_needs(u64::from_le_bytes(word)) {
+        if word_needs_escape(u64::from_le_bytes(word)) {
             return true;
         }
     }
-    // The tail byte by byte: padding it into a word costs a variable-length copy (a
-    // `memcpy` call), more than testing up to seven bytes.
-    chunks
-        .remainder()
+    // The tail shifted into a word of spaces (which need no escaping): copying it into
+    // a padded array would cost a variable-length `memcpy` call.
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return false;
+    }
+    let word = rest
         .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .rev()
+        .fold(SPACES, |w, &b| w << 8 | u64::from(b));
+    word_needs_escape(word)
 }
+
+/// [`needs_escape`] for the eight bytes of a little-endian word.
+fn word_needs_escape(x: u64) -> bool {
+    escape_bits(x) != 0
+}
+
+/// Nonzero when a byte of the word needs escaping. The three tests are or-ed rather
+/// than short-circuited: straight-line code is cheaper than three branches.
+fn escape_bits(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let equal = |x: u64, b: u8| below(x ^ (ONES * u64::from(b)), 1);
+    below(x, 0x20) | equal(x, b'"') | equal(x, b'\\')
+}
+
+/// Eight ASCII spaces.
+const SPACES: u64 = 0x2020_2020_2020_2020;
 
 fn optional_string(out: &mut Vec<u8>, s: Option<&str>) -> serde_json::Result<()> {
     match s {
@@ -604,12 +717,7 @@ fn string_list(out: &mut Vec<u8>, items: &[Cow<'static, str>]) -> serde_json::Re
 /// Uppercase hex of `bytes`, as `hex::encode_upper` writes it, with one exact-size
 /// allocation (the `hex` crate collects chars one by one, which shows in profiles).
 pub fn upper_hex(bytes: &[u8]) -> String {
-    upper_hex_in(String::new(), bytes)
-}
-
-/// [`upper_hex`] into `s` (cleared first), reusing its buffer.
-fn upper_hex_in(s: String, bytes: &[u8]) -> String {
-    let mut s = empty_with_capacity(s, bytes.len() * 2);
+    let mut s = String::with_capacity(bytes.len() * 2);
     push_upper_hex(&mut s, bytes);
     s
 }
@@ -634,14 +742,6 @@ fn push_upper_hex(s: &mut String, bytes: &[u8]) {
     }
 }
 
-/// A date or time as ISO text in `s` (cleared first), sized once when it has to grow
-/// (the longest form is 19 bytes).
-fn iso_text_in(s: String, push: impl FnOnce(&mut String)) -> String {
-    let mut s = empty_with_capacity(s, 19);
-    push(&mut s);
-    s
-}
-
 /// Records of a parsed APL, in order.
 pub fn records_from_apl(apl: &apl::Apl<'_>) -> Vec<Record> {
     apl.records.iter().map(Record::from_data_record).collect()
@@ -659,23 +759,34 @@ impl Value {
     /// A decoded value that stands alone (a compact profile element, or a record value
     /// other than binary): binary data has no bytes of its own here and publishes as null.
     fn from_element(v: &apl::Value) -> Value {
-        Value::from_element_in(v, String::new())
+        let mut value = Value::Null;
+        value.set_element(v);
+        value
     }
 
-    /// [`Value::from_element`], writing a text value into `text` (cleared first).
-    fn from_element_in(v: &apl::Value, text: String) -> Value {
+    /// Sets this value to [`Value::from_element`] of `v`, writing text into the
+    /// existing text buffer when there is one.
+    fn set_element(&mut self, v: &apl::Value) {
         match v {
-            apl::Value::NoData | apl::Value::Invalid | apl::Value::Binary => Value::Null,
-            apl::Value::Number(d) => Value::Number(*d),
-            apl::Value::Bits(b) => Value::Number(Decimal::from(*b)),
-            apl::Value::Date(d) => Value::Text(iso_text_in(text, |s| d.push_iso(s))),
-            apl::Value::Time(t) => Value::Text(iso_text_in(text, |s| t.push_iso(s))),
-            apl::Value::DateTime(dt) => Value::Text(iso_text_in(text, |s| dt.push_iso(s))),
-            apl::Value::Text(s) => {
-                let mut text = empty_with_capacity(text, s.len());
-                text.push_str(s);
-                Value::Text(text)
-            }
+            apl::Value::NoData | apl::Value::Invalid | apl::Value::Binary => *self = Value::Null,
+            apl::Value::Number(d) => *self = Value::Number(*d),
+            apl::Value::Bits(b) => *self = Value::Number(Decimal::from(*b)),
+            // 19 bytes: the longest ISO form.
+            apl::Value::Date(d) => self.set_text(19, |s| d.push_iso(s)),
+            apl::Value::Time(t) => self.set_text(19, |s| t.push_iso(s)),
+            apl::Value::DateTime(dt) => self.set_text(19, |s| dt.push_iso(s)),
+            apl::Value::Text(text) => self.set_text(text.len(), |s| s.push_str(text)),
+        }
+    }
+
+    /// Makes this a text value written by `push`, reusing the buffer of a text value.
+    fn set_text(&mut self, len: usize, push: impl FnOnce(&mut String)) {
+        match self {
+            Value::Text(s) => s.clear(),
+            _ => *self = Value::Text(String::with_capacity(len)),
+        }
+        if let Value::Text(s) = self {
+            push(s);
         }
     }
 }
@@ -906,6 +1017,26 @@ mod tests {
         }
         for s in samples {
             assert_eq!(needs_escape(&s), bytewise(&s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn short_strings_copy_exactly() {
+        for len in 0..=20 {
+            for special in [b'a', b'"', b'\\', 0x1F, 0x7F, 0xC3] {
+                for at in 0..len {
+                    let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+                    bytes[at] = special;
+                    let Ok(s) = std::str::from_utf8(&bytes) else {
+                        continue;
+                    };
+                    let mut out = b"x".to_vec();
+                    string(&mut out, s).unwrap();
+                    let mut expected = b"x".to_vec();
+                    serde_json::to_writer(&mut expected, s).unwrap();
+                    assert_eq!(out, expected, "{s:?}");
+                }
+            }
         }
     }
 

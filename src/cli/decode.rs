@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::decode::{DecodeError, Decoder};
-use crate::frame::{parse_hex, RadioFrame};
+use crate::frame::{parse_hex, parse_hex_into, RadioFrame};
 use crate::keys::KeyStore;
 use crate::reading::Reading;
 
@@ -80,6 +80,8 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     let mut line_buf = Vec::with_capacity(1024);
     // Decoded into over and over, so its buffers serve every telegram.
     let mut reading = Reading::default();
+    // One frame whose byte buffer every telegram is parsed into.
+    let mut frame = RadioFrame::new(Vec::with_capacity(256));
 
     let mut emit =
         |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
@@ -87,7 +89,13 @@ pub fn run(args: DecodeArgs) -> ExitCode {
             let ok = if explain {
                 explain_one(decoder, input, count, &mut line_buf)
             } else {
-                decode_one(decoder, input, args.pretty, &mut reading, &mut line_buf)
+                decode_one(
+                    decoder,
+                    input,
+                    args.pretty,
+                    (&mut frame, &mut reading),
+                    &mut line_buf,
+                )
             };
             if !ok {
                 failed += 1;
@@ -151,16 +159,17 @@ fn load_keys(args: &DecodeArgs) -> Result<KeyStore, String> {
 }
 
 /// Decodes one telegram into `out` (JSON, no newline). Returns false when it failed.
+/// Decodes one telegram into `out`; `frame` and `reading` are reused buffers.
 fn decode_one(
     decoder: &mut Decoder,
     input: &str,
     pretty: bool,
-    reading: &mut Reading,
+    (frame, reading): (&mut RadioFrame, &mut Reading),
     out: &mut Vec<u8>,
 ) -> bool {
     out.clear();
-    let bytes = match parse_hex(input) {
-        Ok(b) => b,
+    match parse_hex_into(input, &mut frame.bytes) {
+        Ok(()) => {}
         Err(e) => {
             let err = DecodeError::input(e.to_string());
             write_json(
@@ -173,9 +182,8 @@ fn decode_one(
             );
             return false;
         }
-    };
-    let frame = RadioFrame::new(bytes);
-    match decoder.decode_into(&frame, reading) {
+    }
+    match decoder.decode_into(frame, reading) {
         Ok(()) => {
             if pretty {
                 write_json(out, reading, true);

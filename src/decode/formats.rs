@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::wire::compact::CompactFormat;
 
 /// Who a format belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeterKey {
     pub manufacturer: u16,
     pub id: [u8; 4],
@@ -20,11 +20,35 @@ pub struct MeterKey {
     pub device_type: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// All fields packed into one word and hashed with a single write: the derived hash
+/// feeds the hasher field by field (the id with a length prefix), which made the
+/// per-telegram "format known?" lookup cost several hundred instructions.
+impl std::hash::Hash for MeterKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(
+            u64::from(self.manufacturer) << 48
+                | u64::from(u32::from_le_bytes(self.id)) << 16
+                | u64::from(self.version) << 8
+                | u64::from(self.device_type),
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ModelKey {
     manufacturer: u16,
     version: u8,
     device_type: u8,
+}
+
+impl std::hash::Hash for ModelKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u32(
+            u32::from(self.manufacturer) << 16
+                | u32::from(self.version) << 8
+                | u32::from(self.device_type),
+        );
+    }
 }
 
 impl MeterKey {

@@ -56,6 +56,8 @@ pub struct Decoder {
     spare: Reading,
     /// Records of that reading, refilled in place (see `fill_records`).
     spare_records: Vec<Record>,
+    /// The parsed-record vector of the last telegram, emptied, for the next one.
+    apl_records: Vec<apl::DataRecord<'static>>,
 }
 
 /// What the security layers did to the payload.
@@ -103,6 +105,7 @@ impl Decoder {
             buf: Vec::with_capacity(256),
             spare: Reading::default(),
             spare_records: Vec::new(),
+            apl_records: Vec::new(),
         }
     }
 
@@ -382,7 +385,8 @@ impl Decoder {
             // Transport layer without application data.
             0x8A | 0x8B => {}
             _ => {
-                let parsed = apl::parse_lenient(data);
+                let spare = apl::recycle(std::mem::take(&mut self.apl_records));
+                let parsed = apl::parse_lenient_in(data, spare);
                 let signature = format_signature(&parsed.records);
                 if !parsed.records.is_empty() && !self.formats.knows(&key, signature) {
                     self.formats.learn(
@@ -392,6 +396,7 @@ impl Decoder {
                     );
                 }
                 fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
+                self.apl_records = apl::recycle(parsed.records);
             }
         }
         self.apply_driver(&mut reading, buf, data_start, tpl.ci, meter);

@@ -324,6 +324,103 @@ impl serde::Serialize for Decimal {
     }
 }
 
+impl Decimal {
+    /// Appends the JSON number that serialising through serde_json prints, without
+    /// going through a serializer and float formatting, for the values meters send:
+    /// integers within `i64`, and fractions of at most 15 significant digits not below
+    /// 1e-5. Returns false, appending nothing, for anything else.
+    ///
+    /// Why the output is the same: a decimal of at most 15 significant digits is the
+    /// shortest text that rounds to its nearest `f64` (any shorter text is another
+    /// decimal of at most 15 digits, and those map to distinct doubles), so the shortest
+    /// round-trip formatting serde_json uses prints exactly these digits, in positional
+    /// form from 1e-5 up to 1e16.
+    pub fn write_json_exact(&self, out: &mut Vec<u8>) -> bool {
+        if self.exponent == 0 {
+            if let Ok(v) = i64::try_from(self.mantissa) {
+                push_i64(out, v);
+                return true;
+            }
+        }
+        if let Some(v) = small_integer(self) {
+            push_i64(out, v);
+            return true;
+        }
+        let Ok(mut m) = i64::try_from(self.mantissa) else {
+            return false;
+        };
+        let mut frac = -i64::from(self.exponent);
+        // A positive exponent not giving an i64 integer: leave it to the general path.
+        if frac <= 0 {
+            return false;
+        }
+        while m % 10 == 0 && m != 0 {
+            m /= 10;
+            frac -= 1;
+        }
+        const LIMIT: u64 = 1_000_000_000_000_000;
+        let abs = m.unsigned_abs();
+        if abs >= LIMIT || frac <= 0 {
+            return false;
+        }
+        let mut digits = [0u8; 20];
+        let text = u64_digits(abs, &mut digits);
+        let n = text.len() as i64;
+        // Leading zeros after the point: at most four (0.0000d = 1e-5 and up).
+        if frac - n > 4 {
+            return false;
+        }
+        if m < 0 {
+            out.push(b'-');
+        }
+        if frac < n {
+            let (int, fraction) = text.split_at((n - frac) as usize);
+            out.extend_from_slice(int);
+            out.push(b'.');
+            out.extend_from_slice(fraction);
+        } else {
+            out.extend_from_slice(b"0.");
+            for _ in 0..frac - n {
+                out.push(b'0');
+            }
+            out.extend_from_slice(text);
+        }
+        true
+    }
+}
+
+/// Decimal digits of `v` at the end of `buf`, as a slice of it.
+pub(crate) fn u64_digits(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        start -= 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.get(start..).unwrap_or_default()
+}
+
+/// Appends `v` in decimal, as serde_json (itoa) prints it.
+pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(u64_digits(v, &mut buf));
+}
+
+/// Appends `v` in decimal, as serde_json (itoa) prints it.
+pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
 impl<'de> serde::Deserialize<'de> for Decimal {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(DecimalVisitor)
@@ -466,6 +563,64 @@ mod tests {
         assert_eq!(j(-5_000, -3), "-5");
         assert_eq!(j(9, 18), "9000000000000000000");
         assert_eq!(j(-9, 18), "-9000000000000000000");
+    }
+
+    #[test]
+    fn exact_json_matches_serde() {
+        let mut out = Vec::new();
+        let mut fast = 0;
+        let mut check = |m: i128, e: i32| {
+            let d = Decimal::new(m, e);
+            out.clear();
+            if d.write_json_exact(&mut out) {
+                fast += 1;
+                assert_eq!(
+                    std::str::from_utf8(&out).unwrap(),
+                    serde_json::to_string(&d).unwrap(),
+                    "{m}e{e}"
+                );
+            } else {
+                assert!(out.is_empty());
+            }
+        };
+        let mantissas = [
+            0i128,
+            1,
+            7,
+            10,
+            25,
+            100,
+            2556,
+            123_456,
+            999_999,
+            1_000_001,
+            123_456_789,
+            99_999_999_999_999,
+            999_999_999_999_999,
+            1_000_000_000_000_000,
+            1_234_567_890_123_456,
+            i128::from(i64::MAX),
+            i128::from(i64::MAX) + 1,
+            i128::from(u64::MAX),
+        ];
+        for &m in &mantissas {
+            for e in -25..=20 {
+                check(m, e);
+                check(-m, e);
+            }
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            // xorshift: varied mantissas of every length.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 19) as u32;
+            let m = i128::from(x % 10u64.pow(digits).max(1));
+            let e = (x >> 40) as i32 % 24 - 18;
+            check(if x & 1 == 0 { m } else { -m }, e);
+        }
+        assert!(fast > 10_000, "fast path taken {fast} times");
     }
 
     #[test]

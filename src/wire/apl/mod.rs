@@ -12,6 +12,7 @@ mod profile;
 mod value;
 mod vib;
 
+pub(crate) use decimal::push_u64;
 pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
 pub use profile::{CompactProfile, Spacing};
@@ -90,6 +91,10 @@ pub struct DataRecord<'a> {
     pub dib: Dib,
     pub vib: Vib,
     pub value: Value,
+    /// Quantity name and unit of [`DataRecord::meaning`], kept from parsing (the value
+    /// needs the meaning) for the reading built from the record.
+    pub quantity: &'static str,
+    pub unit: Option<&'static str>,
 }
 
 impl DataRecord<'_> {
@@ -135,8 +140,17 @@ pub fn parse(apl: &[u8]) -> Result<Apl<'_>> {
 /// in [`Apl::unparsed`]. Reserved special-function DIFs (0x3F–0x7F, data field 0xF
 /// with the extension bit) also stop parsing there.
 pub fn parse_lenient(apl: &[u8]) -> Apl<'_> {
+    parse_lenient_in(apl, Vec::new())
+}
+
+/// [`parse_lenient`] collecting the records in `records` (cleared first), so that a
+/// caller parsing telegram after telegram can reuse one vector (see [`recycle`]).
+pub fn parse_lenient_in<'a>(apl: &'a [u8], mut records: Vec<DataRecord<'a>>) -> Apl<'a> {
+    records.clear();
+    // Two bytes per record at least; most records take four to seven.
+    records.reserve((apl.len() / 4).min(64));
     let mut parsed = Apl {
-        records: Vec::with_capacity((apl.len() / 5).min(64)),
+        records,
         manufacturer_data: None,
         more_records_follow: false,
         unparsed: None,
@@ -174,6 +188,15 @@ pub fn parse_lenient(apl: &[u8]) -> Apl<'_> {
             }
         }
     }
+}
+
+/// An emptied record vector, with its allocation, for records borrowing other bytes:
+/// the records of one telegram cannot outlive its buffer, their vector can. Collecting
+/// an emptying iterator into a vector of an equally sized type reuses the allocation.
+// `filter` cannot stand in for `filter_map` here: the item type changes (its lifetime).
+#[allow(clippy::unnecessary_filter_map)]
+pub fn recycle<'b>(records: Vec<DataRecord<'_>>) -> Vec<DataRecord<'b>> {
+    records.into_iter().filter_map(|_| None).collect()
 }
 
 fn byte(apl: &[u8], pos: usize) -> Result<u8> {
@@ -369,6 +392,8 @@ fn parse_data(apl: &[u8], start: usize, h: RecordHeader) -> Result<(DataRecord<'
             dib: h.dib,
             vib: h.vib,
             value,
+            quantity: meaning.quantity,
+            unit: meaning.unit,
         },
         pos + len,
     ))

@@ -1,7 +1,7 @@
 //! Data field decoding: integers, BCD, real, dates and LVAR (EN 13757-3 Annex A,
 //! protocol.md §5.5, §5.10).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use super::decimal::Decimal;
 use super::dib::DataField;
@@ -66,61 +66,106 @@ pub struct DateTime {
     pub summer_time: bool,
 }
 
-/// Appends `value` with `width` digits (zero-padded), or `width` `X`s for "every"
-/// (ISO 8601-2 unspecified digits). Direct pushes instead of `format!`: dates are on the
-/// per-telegram hot path.
-fn push_field(out: &mut String, value: Option<u16>, width: usize) {
-    match value {
-        // Fields are at most four digits wide (the year).
-        Some(v)
-            if [1, 10, 100, 1000, 10_000]
-                .get(width)
-                .is_some_and(|&limit| usize::from(v) < limit) =>
-        {
-            let v = u32::from(v);
-            let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10];
-            for &digit in digits.get(4 - width..).unwrap_or_default() {
-                out.push(char::from_digit(digit, 10).unwrap_or('0'));
+/// ISO text assembled on the stack and appended to the `String` in one step: pushing
+/// character by character checks the string's capacity at every character, and dates
+/// are on the per-telegram hot path.
+struct IsoText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl IsoText {
+    fn new() -> Self {
+        IsoText {
+            bytes: [0; 32],
+            len: 0,
+        }
+    }
+
+    /// Appends one ASCII byte. The longest text (`65535-255-255T255:255:255`, every
+    /// field at its type's maximum) is 25 bytes, so the buffer never fills.
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// Appends `value` with at least `width` digits (zero-padded, as `{:0width$}`), or
+    /// `width` `X`s for "every" (ISO 8601-2 unspecified digits).
+    fn field(&mut self, value: Option<u16>, width: usize) {
+        let Some(mut v) = value else {
+            (0..width).for_each(|_| self.push(b'X'));
+            return;
+        };
+        let mut digits = [b'0'; 5];
+        let mut n = 0;
+        for slot in digits.iter_mut().rev() {
+            // `v % 10` < 10: an ASCII digit.
+            *slot = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
             }
         }
-        // Wider than the field: all digits, as `{:0width$}` prints them.
-        Some(v) => {
-            let _ = write!(out, "{v}");
+        (n..width).for_each(|_| self.push(b'0'));
+        for &d in digits.get(digits.len() - n..).unwrap_or_default() {
+            self.push(d);
         }
-        None => (0..width).for_each(|_| out.push('X')),
+    }
+
+    fn date(&mut self, d: &Date) {
+        self.field(d.year, 4);
+        self.push(b'-');
+        self.field(d.month.map(u16::from), 2);
+        self.push(b'-');
+        self.field(d.day.map(u16::from), 2);
+    }
+
+    fn time(&mut self, t: &Time) {
+        self.field(t.hour.map(u16::from), 2);
+        self.push(b':');
+        self.field(t.minute.map(u16::from), 2);
+        if t.has_seconds {
+            self.push(b':');
+            self.field(t.second.map(u16::from), 2);
+        }
+    }
+
+    fn append_to(&self, out: &mut String) {
+        // Only ASCII digits, `X`, `-`, `:` and `T` were pushed: always valid UTF-8.
+        let text = self.bytes.get(..self.len).unwrap_or_default();
+        out.push_str(std::str::from_utf8(text).unwrap_or_default());
     }
 }
 
 impl Date {
     /// Appends ISO 8601 `2008-05-31`; "every" fields as `X` digits (`XXXX-01-01`).
     pub fn push_iso(&self, out: &mut String) {
-        push_field(out, self.year, 4);
-        out.push('-');
-        push_field(out, self.month.map(u16::from), 2);
-        out.push('-');
-        push_field(out, self.day.map(u16::from), 2);
+        let mut text = IsoText::new();
+        text.date(self);
+        text.append_to(out);
     }
 }
 
 impl Time {
     /// Appends ISO 8601 `23:50` or `23:50:07`.
     pub fn push_iso(&self, out: &mut String) {
-        push_field(out, self.hour.map(u16::from), 2);
-        out.push(':');
-        push_field(out, self.minute.map(u16::from), 2);
-        if self.has_seconds {
-            out.push(':');
-            push_field(out, self.second.map(u16::from), 2);
-        }
+        let mut text = IsoText::new();
+        text.time(self);
+        text.append_to(out);
     }
 }
 
 impl DateTime {
     /// Appends ISO 8601 `2008-05-31T23:50` (local meter time; no zone on air).
     pub fn push_iso(&self, out: &mut String) {
-        self.date.push_iso(out);
-        out.push('T');
-        self.time.push_iso(out);
+        let mut text = IsoText::new();
+        text.date(&self.date);
+        text.push(b'T');
+        text.time(&self.time);
+        text.append_to(out);
     }
 }
 
