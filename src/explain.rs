@@ -102,7 +102,7 @@ pub fn explain(decoder: &mut Decoder, frame: &RadioFrame) -> Explanation {
     let outcome = match &result {
         Ok(reading) => Outcome::Decoded {
             records: reading.records.len(),
-            driver: reading.driver.as_ref().map(|name| {
+            driver: reading.driver.as_deref().map(|name| {
                 let sources = decoder
                     .drivers()
                     .get(name)
@@ -122,7 +122,7 @@ pub fn explain(decoder: &mut Decoder, frame: &RadioFrame) -> Explanation {
                 if let Some(error) = &reading.driver_error {
                     fields.push(format!("(driver step failed: {error})"));
                 }
-                (name.clone(), fields)
+                (name.to_owned(), fields)
             }),
         },
         Err(err) => Outcome::Failed {

@@ -76,7 +76,7 @@
 //! | `error` | string, optional | record error from a VIFE: `no_data_available`, `data_overflow`, `data_underflow`, `data_error`, `premature_end_of_record`, `storage_not_implemented`, … |
 //! | `qualifiers` | array of strings, optional | combinable VIFEs refining the quantity: `per_hour`, `forward_flow`, `backward_flow`, `lower_limit`, `start_date`, `phase_l1`, `average`, `at_base_conditions`, … |
 //! | `unit_text` | string, optional | unit sent as text by a plain-text VIF (0x7C/0xFC) |
-//! | `raw` | string, optional | uppercase hex of the data of manufacturer-specific records |
+//! | `raw` | string, optional | uppercase hex of the data of manufacturer-specific records, and of records whose value is withheld for a record error |
 //! | `profile` | object, optional | elements of an inverse compact profile (EN 13757-3 Annex F; `value` keeps the record's hex): `{"spacing":"1 month","unit":"hca","values":[627,395,null]}`, newest first, `values[0]` lying one spacing before the record's time point; `unit` as for `value` |
 //!
 //! Numbers are exact: raw meter integers scaled by powers of ten are printed as the
@@ -167,6 +167,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -199,14 +200,134 @@ pub struct Reading {
     pub unparsed: Option<Unparsed>,
     /// Name of the manufacturer driver that matched the meter; absent when none did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<String>,
+    pub driver: Option<Arc<str>>,
     /// Why the driver's named decoding step failed (e.g. a vendor frame too short); its
     /// fields are then absent. Absent when the step ran or there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_error: Option<String>,
     /// Named values the driver took from the records and vendor bytes.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Fields::is_empty")]
+    pub fields: Fields,
+}
+
+/// A driver's named values, sorted by name. Names are shared with the driver
+/// definition, and the storage is kept between telegrams by `Decoder::decode_into`:
+/// filling it costs no allocation per field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(Vec<(Arc<str>, Value)>);
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.position(name)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.position(name).is_ok()
+    }
+
+    /// Sets `name` to `value`, keeping the names sorted.
+    pub fn insert(&mut self, name: Arc<str>, value: Value) {
+        match self.position(&name) {
+            Ok(i) => {
+                if let Some(slot) = self.0.get_mut(i) {
+                    slot.1 = value;
+                }
+            }
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    /// Appends a name known to sort after every name present (drivers fill fields in
+    /// name order); anything else goes through [`Fields::insert`].
+    pub fn push_sorted(&mut self, name: Arc<str>, value: Value) {
+        match self.0.last() {
+            Some((last, _)) if **last >= *name => self.insert(name, value),
+            _ => self.0.push((name, value)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(n, v)| (&**n, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| &**n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
+    }
+}
+
+impl std::ops::Index<&str> for Fields {
+    type Output = Value;
+
+    /// Panics when `name` is absent, like `BTreeMap`'s index (tests only; code uses `get`).
+    fn index(&self, name: &str) -> &Value {
+        match self.get(name) {
+            Some(v) => v,
+            None => panic!("no field {name:?}"),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Arc<str>, Value)>,
+        fn(&'a (Arc<str>, Value)) -> (&'a str, &'a Value),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, v)| (&**n, v))
+    }
+}
+
+impl<K: Into<Arc<str>>> FromIterator<(K, Value)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Fields {
+        let mut fields = Fields::new();
+        for (name, value) in iter {
+            fields.insert(name.into(), value);
+        }
+        fields
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(&**name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
+        let map = BTreeMap::<String, Value>::deserialize(deserializer)?;
+        Ok(map.into_iter().collect())
+    }
 }
 
 /// The tail of an APL that did not parse as records.
@@ -381,7 +502,9 @@ impl Record {
             }
         }
         self.unit_text.clone_from(&r.vib.plain_text_unit);
-        if manufacturer_vifes {
+        // Vendor data, and the data of a record whose value is withheld for a record
+        // error (vendors put counters there: Diehl's hours in error), are kept as hex.
+        if manufacturer_vifes || record_error.is_some() {
             let raw = self.raw.get_or_insert_with(String::new);
             raw.clear();
             push_upper_hex(raw, r.data);
@@ -977,7 +1100,7 @@ mod tests {
                 reason: "truncated \"record\"".to_owned(),
                 hex: "0C".to_owned(),
             }),
-            driver: Some("multical21".to_owned()),
+            driver: Some("multical21".into()),
             driver_error: None,
             fields: [
                 ("total_m3".to_owned(), Value::Number(Decimal::new(6408, -3))),
@@ -1088,7 +1211,7 @@ mod tests {
             unparsed: None,
             driver: None,
             driver_error: None,
-            fields: BTreeMap::new(),
+            fields: Fields::new(),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -1124,13 +1247,15 @@ mod tests {
             unparsed: None,
             driver: Some("example".into()),
             driver_error: None,
-            fields: BTreeMap::from([
+            fields: [
                 (
                     "total_m3".to_owned(),
                     Value::Number(Decimal::new(12345, -3)),
                 ),
                 ("target_date".to_owned(), Value::Text("2026-10-31".into())),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));

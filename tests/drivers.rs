@@ -434,12 +434,12 @@ fn every_builtin_driver_has_a_corpus_telegram() {
             .fields
             .iter()
             .filter(|(name, value)| {
-                e["expected"].get(name.as_str()).is_some_and(|want| {
+                e["expected"].get(*name).is_some_and(|want| {
                     want.as_f64() == serde_json::to_value(value).unwrap().as_f64()
                 })
             })
             .count();
-        if let Some(n) = covered.get_mut(driver) {
+        if let Some(n) = covered.get_mut(&**driver) {
             *n += same;
         }
     }

@@ -4,7 +4,7 @@
 //! source is absent from this telegram are left out; a record present without a valid
 //! value gives null.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::model::{
     field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source,
@@ -17,7 +17,7 @@ use crate::wire::apl;
 /// A field taken from a generic record.
 #[derive(Debug, Clone)]
 struct RecordRule {
-    name: String,
+    name: Arc<str>,
     quantity: String,
     storage: OneOrMany<u64>,
     tariff: u32,
@@ -32,7 +32,7 @@ struct RecordRule {
 /// A field read from bytes.
 #[derive(Debug, Clone)]
 struct ByteRule {
-    name: String,
+    name: Arc<str>,
     source: Source,
     offset: usize,
     length: usize,
@@ -52,6 +52,9 @@ struct StepRule {
 /// A validated definition in the form applied per telegram.
 #[derive(Debug, Clone)]
 pub(super) struct Rules {
+    /// The driver's name, shared by every reading it fills.
+    driver: Arc<str>,
+    /// In name order, so the fields fill in order.
     records: Vec<RecordRule>,
     bytes: Vec<ByteRule>,
     step: Option<StepRule>,
@@ -74,7 +77,7 @@ impl Rules {
             .map(|(name, def)| {
                 let def: &BytesDef = def.get_ref();
                 Ok(ByteRule {
-                    name: name.clone(),
+                    name: Arc::from(name.as_str()),
                     source: def.parsed_source()?,
                     offset: def.offset,
                     length: def.length,
@@ -98,6 +101,7 @@ impl Rules {
         };
         let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData);
         Ok(Rules {
+            driver: Arc::from(definition.name.as_str()),
             records,
             bytes,
             step,
@@ -109,16 +113,9 @@ impl Rules {
     /// telegram; without it (readings rebuilt from JSON) step fields are left out.
     pub(super) fn apply(
         &self,
-        driver: &str,
         reading: &mut Reading,
         frame: Option<&FrameContext<'_>>,
     ) -> Result<(), StepError> {
-        let mut fields = BTreeMap::new();
-        for rule in &self.records {
-            if let Some(value) = rule.extract(&reading.records) {
-                fields.insert(rule.name.clone(), value);
-            }
-        }
         let (step_output, step_result) = match (&self.step, frame) {
             (Some(rule), Some(frame)) => match run_step(rule, reading, frame) {
                 Ok(out) => (out, Ok(())),
@@ -126,22 +123,35 @@ impl Rules {
             },
             _ => (None, Ok(())),
         };
-        // Decoded once per telegram, not per field, and only for definitions reading it.
-        let vendor = if self.reads_vendor_bytes {
-            reading
-                .manufacturer_data
-                .as_deref()
-                .and_then(|h| hex::decode(h).ok())
-        } else {
-            None
+        let Reading {
+            records,
+            fields,
+            manufacturer_data,
+            driver,
+            ..
+        } = reading;
+        fields.clear();
+        for rule in &self.records {
+            if let Some(value) = rule.extract(records) {
+                fields.push_sorted(rule.name.clone(), value);
+            }
+        }
+        // Decoded once per telegram, not per field, and only for definitions reading it;
+        // on the stack unless unusually long.
+        let mut vendor_stack = [0u8; 256];
+        let mut vendor_heap = Vec::new();
+        let vendor = match (self.reads_vendor_bytes, manufacturer_data.as_deref()) {
+            (true, Some(hex)) => unhex(hex, &mut vendor_stack, &mut vendor_heap),
+            _ => None,
         };
         for rule in &self.bytes {
             if rule.record_first && fields.contains_key(&rule.name) {
                 continue;
             }
-            let record_bytes;
+            let mut record_stack = [0u8; 64];
+            let mut record_heap = Vec::new();
             let source: &[u8] = match &rule.source {
-                Source::ManufacturerData => match &vendor {
+                Source::ManufacturerData => match vendor {
                     Some(v) => v,
                     None => continue,
                 },
@@ -153,22 +163,35 @@ impl Rules {
                     Some(f) => f.apl,
                     None => continue,
                 },
-                Source::Record(header) => match record_data(&reading.records, header) {
-                    Some(b) => {
-                        record_bytes = b;
-                        &record_bytes
+                Source::Record(header) => {
+                    let raw = records
+                        .iter()
+                        .find(|r| *r.dif_vif == **header)
+                        .and_then(|r| r.raw.as_deref());
+                    match raw.and_then(|h| unhex(h, &mut record_stack, &mut record_heap)) {
+                        Some(b) => b,
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
             };
             if let Some(value) = rule.extract(source) {
                 fields.insert(rule.name.clone(), value);
             }
         }
-        reading.driver = Some(driver.to_owned());
-        reading.fields = fields;
+        *driver = Some(self.driver.clone());
         step_result
     }
+}
+
+/// `hex` decoded into `stack` when it fits, else into `heap`; `None` for invalid hex.
+fn unhex<'a>(hex: &str, stack: &'a mut [u8], heap: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    let len = hex.len() / 2;
+    if let Some(out) = stack.get_mut(..len) {
+        hex::decode_to_slice(hex, out).ok()?;
+        return Some(out);
+    }
+    *heap = hex::decode(hex).ok()?;
+    Some(heap)
 }
 
 impl Rules {
@@ -180,7 +203,7 @@ impl Rules {
             let from_record = self
                 .records
                 .iter()
-                .find(|r| r.name == *name)
+                .find(|r| *r.name == *name)
                 .and_then(|rule| {
                     let record = reading.records.iter().find(|r| rule.selects(r))?;
                     Some(format!(
@@ -189,7 +212,7 @@ impl Rules {
                     ))
                 });
             let from_bytes = || {
-                let rule = self.bytes.iter().find(|b| b.name == *name)?;
+                let rule = self.bytes.iter().find(|b| *b.name == *name)?;
                 let source = match &rule.source {
                     Source::ManufacturerData => "manufacturer data".to_owned(),
                     Source::Apl => "application layer".to_owned(),
@@ -212,14 +235,14 @@ impl Rules {
                 ))
             };
             if let Some(text) = from_record.or_else(from_bytes) {
-                out.push((name.clone(), text));
+                out.push((name.to_owned(), text));
             }
         }
         out
     }
 }
 
-/// The data bytes of the first record with this (uppercase hex) header.
+/// The data bytes of the first record with this (uppercase hex) header (named steps).
 fn record_data(records: &[Record], header: &str) -> Option<Vec<u8>> {
     let raw = records
         .iter()
@@ -271,7 +294,7 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
         FieldKind::Date | FieldKind::Plain => Vec::new(),
     };
     Ok(RecordRule {
-        name: name.to_owned(),
+        name: Arc::from(name),
         quantity: def.quantity.clone(),
         storage: def.storage.clone(),
         tariff: def.tariff,

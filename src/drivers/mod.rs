@@ -217,7 +217,7 @@ impl Driver {
     /// (a reading without its frame: fields from the named step are left out).
     pub fn apply(&self, reading: &mut Reading) {
         // Without a frame no step runs, so there is no step error to report.
-        let _ = self.rules.apply(self.name(), reading, None);
+        let _ = self.rules.apply(reading, None);
     }
 
     /// Where each of `reading`'s fields came from (a record, or source bytes with their
@@ -233,7 +233,7 @@ impl Driver {
         reading: &mut Reading,
         frame: &FrameContext<'_>,
     ) -> Result<(), StepError> {
-        self.rules.apply(self.name(), reading, Some(frame))
+        self.rules.apply(reading, Some(frame))
     }
 }
 

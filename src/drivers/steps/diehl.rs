@@ -5,13 +5,10 @@
 //!   first bytes after the CI. Diehl's two factory keys are public, so without a key
 //!   of its own a meter's frames still open. The first descrambled byte is a fixed check
 //!   value, which tells a right key from a wrong one.
-//! * [`years_from_days`]: a remaining battery life in days, as years of 365.2425 days
-//!   (the mean Gregorian year), in millionths of a year.
 
 use super::{StepError, StepInput};
 
 const PRIOS: &str = "diehl_prios";
-const YEARS: &str = "diehl_years_from_days";
 
 /// Diehl's factory keys for IZAR/PRIOS radio scrambling (8 bytes each, published in open
 /// tools and Diehl integration notes); tried after the meter's own key.
@@ -121,35 +118,6 @@ pub fn prios(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     out.extend_from_slice(&[c1, c2, c3, c4]);
     out.extend_from_slice(&descrambled);
     Ok(out)
-}
-
-/// Days per mean Gregorian year, in ten-thousandths (365.2425 d).
-const YEAR_DAYS_E4: u128 = 3_652_425;
-
-/// A day count (the record's data: unsigned little endian, 1 to 8 bytes) as millionths
-/// of a year of 365.2425 days, rounded to nearest, u64 LE; a field reads it with
-/// `scale = "0.000001"`. The rounding is that of the six decimals open tools print.
-pub fn years_from_days(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
-    let data = input.data;
-    if data.is_empty() || data.len() > 8 {
-        return Err(StepError::Invalid {
-            step: YEARS,
-            offset: 0,
-            reason: format!("a day count is 1 to 8 bytes, got {}", data.len()),
-        });
-    }
-    let days = data
-        .iter()
-        .rev()
-        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
-    // days × 10^6 / 365.2425 = days × 10^10 / 3652425; add half the divisor to round.
-    let micro_years = (days * 10_000_000_000 + YEAR_DAYS_E4 / 2) / YEAR_DAYS_E4;
-    let micro_years = u64::try_from(micro_years).map_err(|_| StepError::Invalid {
-        step: YEARS,
-        offset: 0,
-        reason: "day count too large".into(),
-    })?;
-    Ok(micro_years.to_le_bytes().to_vec())
 }
 
 #[cfg(test)]
@@ -297,23 +265,5 @@ mod tests {
             let err = prios(&test_input(0xA2, &link, &data[..len])).unwrap_err();
             assert!(matches!(err, StepError::TooShort { .. }), "{len}: {err}");
         }
-    }
-
-    #[test]
-    fn days_become_millionths_of_mean_gregorian_years() {
-        let link = [0u8; 9];
-        let years = |data: &[u8]| years_from_days(&test_input(0x7A, &link, data));
-        // 5596 d = 15.3213276... y, printed 15.321328; 3375 d = 9.240436 y.
-        assert_eq!(years(&[0xDC, 0x15]).unwrap(), 15_321_328u64.to_le_bytes());
-        assert_eq!(years(&[0x2F, 0x0D]).unwrap(), 9_240_436u64.to_le_bytes());
-        assert_eq!(years(&[0, 0]).unwrap(), 0u64.to_le_bytes());
-        assert!(years(&[]).is_err());
-        assert!(years(&[0; 9]).is_err());
-        // Large counts neither overflow nor panic: 4 bytes fit, 8 bytes of 0xFF do not.
-        assert!(years(&[0xFF; 4]).is_ok());
-        assert!(matches!(
-            years(&[0xFF; 8]),
-            Err(StepError::Invalid { offset: 0, .. })
-        ));
     }
 }

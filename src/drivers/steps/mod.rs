@@ -151,11 +151,6 @@ pub const STEPS: &[Step] = &[
         run: diehl::prios,
     },
     Step {
-        name: "diehl_years_from_days",
-        description: "a day count (record data) as millionths of 365.2425-day years, u64 LE",
-        run: diehl::years_from_days,
-    },
-    Step {
         name: "gwf_status_block",
         description: "GWF water meter block after DIF 0x0F: checks type 0x01, outputs [status, battery/power byte]",
         run: kamstrup::gwf_status_block,
