@@ -15,6 +15,9 @@ const MODE5_KEY: &str = "0102030405060708090A0B0C0D0E0F11";
 const ELL: &str =
     "2A442D2C998734761B168D2091D37CAC21E1D68CDAFFCD3DC452BD802913FF7B1706CA9E355D6C2701CC24";
 const ELL_KEY: &str = "28F64A24988064A079AA2C807D6102AE";
+/// Diehl IZAR water meter, proprietary CI 0xA2, scrambled: the `izar-sap` driver runs
+/// its named step (PRIOS descrambling) for the fields (corpus meter 21242472).
+const IZAR: &str = "1944304C72242421D401A2013D4013DD8B46A4999C1293E582CC";
 
 fn bench_one(c: &mut Criterion, name: &str, hex: &str, key: Option<(&str, &str)>) {
     let mut keys = KeyStore::new();
@@ -86,6 +89,7 @@ fn benches(c: &mut Criterion) {
         Some(("12345678", MODE5_KEY)),
     );
     bench_one(c, "ell_ctr_kamstrup", ELL, Some(("76348799", ELL_KEY)));
+    bench_one(c, "proprietary_izar_step", IZAR, None);
 }
 
 criterion_group!(decode, benches);

@@ -1,7 +1,7 @@
 //! Deterministic cost per telegram for callgrind (`valgrind --tool=callgrind`), where
 //! criterion's timing loop would only add noise: decodes one bench telegram N times.
 //!
-//! `decode_count CASE PATH N [empty]`: CASE `plain`, `mode5` or `ell`; PATH `serde`
+//! `decode_count CASE PATH N [empty]`: CASE `plain`, `mode5`, `ell` or `izar`; PATH `serde`
 //! (decode + serde_json), `direct` (decode + write_json) or `into` (decode_into +
 //! write_json); `empty` uses no drivers. Instructions per telegram are the difference
 //! of two runs with different N divided by the difference of N.
@@ -31,6 +31,7 @@ fn main() {
             Some(("12345678", "0102030405060708090A0B0C0D0E0F11")),
         ),
         "ell" => (ELL, Some(("76348799", "28F64A24988064A079AA2C807D6102AE"))),
+        "izar" => ("1944304C72242421D401A2013D4013DD8B46A4999C1293E582CC", None),
         other => {
             eprintln!("unknown case {other}");
             std::process::exit(2);

@@ -39,8 +39,6 @@ struct ByteRule {
     encoding: Encoding,
     mask: Option<u64>,
     scale: Decimal,
-    /// The name is defined under `fields` too: the record wins when present.
-    record_first: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +55,9 @@ pub(super) struct Rules {
     /// In name order, so the fields fill in order.
     records: Vec<RecordRule>,
     bytes: Vec<ByteRule>,
+    /// Every field name once, in name order: its record rule and its byte rule (indices
+    /// into `records` and `bytes`), so fields fill in order without sorting.
+    order: Vec<(Option<usize>, Option<usize>)>,
     step: Option<StepRule>,
     /// Some byte rule reads `manufacturer_data`.
     reads_vendor_bytes: bool,
@@ -66,7 +67,7 @@ impl Rules {
     /// Compiles a definition that passed [`Definition::validate`]; the error text is
     /// for a definition that did not.
     pub(super) fn compile(definition: &Definition) -> Result<Rules, String> {
-        let records = definition
+        let records: Vec<RecordRule> = definition
             .fields
             .iter()
             .map(|(name, def)| record_rule(name, def.get_ref()))
@@ -84,7 +85,6 @@ impl Rules {
                     encoding: def.encoding,
                     mask: def.mask,
                     scale: def.parsed_scale()?,
-                    record_first: definition.fields.contains_key(name),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -100,10 +100,28 @@ impl Rules {
             }
         };
         let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData);
+        let mut names: Vec<&str> = definition
+            .fields
+            .keys()
+            .chain(definition.bytes.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let order = names
+            .iter()
+            .map(|name| {
+                (
+                    records.iter().position(|r: &RecordRule| &*r.name == *name),
+                    bytes.iter().position(|b: &ByteRule| &*b.name == *name),
+                )
+            })
+            .collect();
         Ok(Rules {
             driver: Arc::from(definition.name.as_str()),
             records,
             bytes,
+            order,
             step,
             reads_vendor_bytes,
         })
@@ -131,11 +149,6 @@ impl Rules {
             ..
         } = reading;
         fields.clear();
-        for rule in &self.records {
-            if let Some(value) = rule.extract(records) {
-                fields.push_sorted(rule.name.clone(), value);
-            }
-        }
         // Decoded once per telegram, not per field, and only for definitions reading it;
         // on the stack unless unusually long.
         let mut vendor_stack = [0u8; 256];
@@ -144,10 +157,18 @@ impl Rules {
             (true, Some(hex)) => unhex(hex, &mut vendor_stack, &mut vendor_heap),
             _ => None,
         };
-        for rule in &self.bytes {
-            if rule.record_first && fields.contains_key(&rule.name) {
-                continue;
+        for &(record_rule, byte_rule) in &self.order {
+            // A name defined both ways takes the record when the telegram has it.
+            let record_rule = record_rule.and_then(|i| self.records.get(i));
+            if let Some(rule) = record_rule {
+                if let Some(value) = rule.extract(records) {
+                    fields.push_sorted(rule.name.clone(), value);
+                    continue;
+                }
             }
+            let Some(rule) = byte_rule.and_then(|i| self.bytes.get(i)) else {
+                continue;
+            };
             let mut record_stack = [0u8; 64];
             let mut record_heap = Vec::new();
             let source: &[u8] = match &rule.source {
@@ -175,7 +196,7 @@ impl Rules {
                 }
             };
             if let Some(value) = rule.extract(source) {
-                fields.insert(rule.name.clone(), value);
+                fields.push_sorted(rule.name.clone(), value);
             }
         }
         *driver = Some(self.driver.clone());

@@ -53,7 +53,7 @@ mod extract;
 mod model;
 pub mod steps;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -243,6 +243,9 @@ impl Driver {
 pub struct DriverSet {
     /// Shared: every decoder (one per CLI call, test or fuzz input) holds the set.
     drivers: Vec<Arc<Driver>>,
+    /// Manufacturer code → indices into `drivers`, in order: selection per telegram
+    /// looks at that manufacturer's few drivers only.
+    by_manufacturer: Arc<HashMap<u16, Vec<usize>>>,
 }
 
 impl DriverSet {
@@ -256,11 +259,16 @@ impl DriverSet {
     pub fn builtin() -> DriverSet {
         static BUILT: OnceLock<DriverSet> = OnceLock::new();
         BUILT
-            .get_or_init(|| DriverSet {
-                drivers: builtin_results()
-                    .filter_map(Result::ok)
-                    .map(Arc::new)
-                    .collect(),
+            .get_or_init(|| {
+                let mut set = DriverSet {
+                    drivers: builtin_results()
+                        .filter_map(Result::ok)
+                        .map(Arc::new)
+                        .collect(),
+                    by_manufacturer: Arc::default(),
+                };
+                set.reindex();
+                set
             })
             .clone()
     }
@@ -302,7 +310,16 @@ impl DriverSet {
         self.drivers.retain(|d| !names.contains(d.name()));
         loaded.append(&mut self.drivers);
         self.drivers = loaded;
+        self.reindex();
         Ok(count)
+    }
+
+    fn reindex(&mut self) {
+        let mut index: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, driver) in self.drivers.iter().enumerate() {
+            index.entry(driver.manufacturer).or_default().push(i);
+        }
+        self.by_manufacturer = Arc::new(index);
     }
 
     /// The first driver that applies to the meter, whatever the CI; `None` = generic
@@ -327,14 +344,18 @@ impl DriverSet {
     /// [`DriverSet::select_ci`] by the meter's address: one integer comparison per
     /// driver, as it runs for every telegram.
     pub fn select_address(&self, meter: &LongAddress, ci: u8) -> Option<&Driver> {
-        let manufacturer = meter.manufacturer().masked();
-        self.iter().find(|d| {
-            let def = &d.definition;
-            d.manufacturer == manufacturer
-                && (def.versions.is_empty() || def.versions.contains(&meter.version))
-                && (def.device_types.is_empty() || def.device_types.contains(&meter.device_type))
-                && (def.ci.is_empty() || def.ci.contains(&ci))
-        })
+        let candidates = self.by_manufacturer.get(&meter.manufacturer().masked())?;
+        candidates
+            .iter()
+            .filter_map(|&i| self.drivers.get(i))
+            .map(|d| &**d)
+            .find(|d| {
+                let def = &d.definition;
+                (def.versions.is_empty() || def.versions.contains(&meter.version))
+                    && (def.device_types.is_empty()
+                        || def.device_types.contains(&meter.device_type))
+                    && (def.ci.is_empty() || def.ci.contains(&ci))
+            })
     }
 
     pub fn get(&self, name: &str) -> Option<&Driver> {
