@@ -49,6 +49,23 @@ impl Decimal {
         if self.mantissa == 0 {
             return Decimal::ZERO;
         }
+        // Most values fit 64 bits, where division is one instruction, not a library call.
+        if let Ok(mut m) = i64::try_from(self.mantissa) {
+            let mut e = self.exponent;
+            while m % 10 == 0 {
+                match e.checked_add(1) {
+                    Some(next) => {
+                        m /= 10;
+                        e = next;
+                    }
+                    None => break,
+                }
+            }
+            return Decimal {
+                mantissa: m.into(),
+                exponent: e,
+            };
+        }
         let mut d = self;
         while d.mantissa % 10 == 0 {
             match d.exponent.checked_add(1) {
