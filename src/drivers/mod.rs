@@ -188,16 +188,18 @@ impl Driver {
 
     /// True when this driver applies to the meter (any CI).
     pub fn matches(&self, manufacturer: &str, version: u8, device_type: u8) -> bool {
-        let d = &self.definition;
-        d.manufacturer.get_ref().eq_ignore_ascii_case(manufacturer)
-            && (d.versions.is_empty() || d.versions.contains(&version))
-            && (d.device_types.is_empty() || d.device_types.contains(&device_type))
+        Manufacturer::from_code(manufacturer)
+            .is_some_and(|m| self.applies(m.raw(), version, device_type, None))
     }
 
-    /// True when this driver applies to the meter's frames with this CI.
-    pub fn matches_ci(&self, manufacturer: &str, version: u8, device_type: u8, ci: u8) -> bool {
-        (self.definition.ci.is_empty() || self.definition.ci.contains(&ci))
-            && self.matches(manufacturer, version, device_type)
+    /// The one selection rule: manufacturer code (bit 15 masked), version, device type,
+    /// and the CI of the frame when `ci` is given.
+    fn applies(&self, manufacturer: u16, version: u8, device_type: u8, ci: Option<u8>) -> bool {
+        let d = &self.definition;
+        self.manufacturer == manufacturer
+            && (d.versions.is_empty() || d.versions.contains(&version))
+            && (d.device_types.is_empty() || d.device_types.contains(&device_type))
+            && ci.map_or(true, |ci| d.ci.is_empty() || d.ci.contains(&ci))
     }
 
     /// The named step this driver runs, if any.
@@ -329,33 +331,16 @@ impl DriverSet {
             .find(|d| d.matches(manufacturer, version, device_type))
     }
 
-    /// The first driver that applies to the meter's frames with this CI.
-    pub fn select_ci(
-        &self,
-        manufacturer: &str,
-        version: u8,
-        device_type: u8,
-        ci: u8,
-    ) -> Option<&Driver> {
-        self.iter()
-            .find(|d| d.matches_ci(manufacturer, version, device_type, ci))
-    }
-
-    /// [`DriverSet::select_ci`] by the meter's address: one integer comparison per
-    /// driver, as it runs for every telegram.
+    /// The first driver that applies to the meter's frames with this CI, looked up
+    /// through the manufacturer index (this runs for every telegram).
     pub fn select_address(&self, meter: &LongAddress, ci: u8) -> Option<&Driver> {
-        let candidates = self.by_manufacturer.get(&meter.manufacturer().masked())?;
+        let manufacturer = meter.manufacturer().masked();
+        let candidates = self.by_manufacturer.get(&manufacturer)?;
         candidates
             .iter()
             .filter_map(|&i| self.drivers.get(i))
             .map(|d| &**d)
-            .find(|d| {
-                let def = &d.definition;
-                (def.versions.is_empty() || def.versions.contains(&meter.version))
-                    && (def.device_types.is_empty()
-                        || def.device_types.contains(&meter.device_type))
-                    && (def.ci.is_empty() || def.ci.contains(&ci))
-            })
+            .find(|d| d.applies(manufacturer, meter.version, meter.device_type, Some(ci)))
     }
 
     pub fn get(&self, name: &str) -> Option<&Driver> {
