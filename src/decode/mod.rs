@@ -667,19 +667,12 @@ fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
         return standard;
     }
     // Link parsing read A as id[0..4], version, type; on air it is V, T, id[0..4].
-    let a = [
-        link.id[0],
-        link.id[1],
-        link.id[2],
-        link.id[3],
-        link.version,
-        link.device_type,
-    ];
+    let [v, t, i0, i1] = link.id;
     LongAddress {
-        id: [a[2], a[3], a[4], a[5]],
-        manufacturer: link.manufacturer,
-        version: a[0],
-        device_type: a[1],
+        id: [i0, i1, link.version, link.device_type],
+        version: v,
+        device_type: t,
+        ..standard
     }
 }
 
