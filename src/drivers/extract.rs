@@ -59,7 +59,7 @@ pub(super) struct Rules {
     /// into `records` and `bytes`), so fields fill in order without sorting.
     order: Vec<(Option<usize>, Option<usize>)>,
     step: Option<StepRule>,
-    /// Some byte rule reads `manufacturer_data`.
+    /// Some byte rule or the step reads `manufacturer_data`.
     reads_vendor_bytes: bool,
 }
 
@@ -99,7 +99,10 @@ impl Rules {
                 })
             }
         };
-        let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData);
+        let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData)
+            || step
+                .as_ref()
+                .is_some_and(|s: &StepRule| s.source == Source::ManufacturerData);
         let mut names: Vec<&str> = definition
             .fields
             .keys()
@@ -134,13 +137,6 @@ impl Rules {
         reading: &mut Reading,
         frame: Option<&FrameContext<'_>>,
     ) -> Result<(), StepError> {
-        let (step_output, step_result) = match (&self.step, frame) {
-            (Some(rule), Some(frame)) => match run_step(rule, reading, frame) {
-                Ok(out) => (out, Ok(())),
-                Err(e) => (None, Err(e)),
-            },
-            _ => (None, Ok(())),
-        };
         let Reading {
             records,
             fields,
@@ -149,13 +145,20 @@ impl Rules {
             ..
         } = reading;
         fields.clear();
-        // Decoded once per telegram, not per field, and only for definitions reading it;
-        // on the stack unless unusually long.
+        // Decoded once per telegram, for the step and the fields alike, and only for
+        // definitions reading it; on the stack unless unusually long.
         let mut vendor_stack = [0u8; 256];
         let mut vendor_heap = Vec::new();
         let vendor = match (self.reads_vendor_bytes, manufacturer_data.as_deref()) {
             (true, Some(hex)) => unhex(hex, &mut vendor_stack, &mut vendor_heap),
             _ => None,
+        };
+        let (step_output, step_result) = match (&self.step, frame) {
+            (Some(rule), Some(frame)) => match run_step(rule, vendor, records, frame) {
+                Ok(out) => (out, Ok(())),
+                Err(e) => (None, Err(e)),
+            },
+            _ => (None, Ok(())),
         };
         for &(record_rule, byte_rule) in &self.order {
             // A name defined both ways takes the record when the telegram has it.
@@ -185,11 +188,7 @@ impl Rules {
                     None => continue,
                 },
                 Source::Record(header) => {
-                    let raw = records
-                        .iter()
-                        .find(|r| *r.dif_vif == **header)
-                        .and_then(|r| r.raw.as_deref());
-                    match raw.and_then(|h| unhex(h, &mut record_stack, &mut record_heap)) {
+                    match record_bytes(records, header, &mut record_stack, &mut record_heap) {
                         Some(b) => b,
                         None => continue,
                     }
@@ -263,28 +262,36 @@ impl Rules {
     }
 }
 
-/// The data bytes of the first record with this (uppercase hex) header (named steps).
-fn record_data(records: &[Record], header: &str) -> Option<Vec<u8>> {
+/// The data bytes of the first record with this (uppercase hex) header, unhexed into
+/// `stack` (or `heap` when longer).
+fn record_bytes<'a>(
+    records: &[Record],
+    header: &str,
+    stack: &'a mut [u8],
+    heap: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
     let raw = records
         .iter()
         .find(|r| *r.dif_vif == *header)?
         .raw
         .as_deref()?;
-    hex::decode(raw).ok()
+    unhex(raw, stack, heap)
 }
 
 fn run_step(
     rule: &StepRule,
-    reading: &Reading,
+    vendor: Option<&[u8]>,
+    records: &[Record],
     frame: &FrameContext<'_>,
 ) -> Result<Option<Vec<u8>>, StepError> {
+    let mut record_stack = [0u8; 64];
+    let mut record_heap = Vec::new();
     let data = match &rule.source {
-        Source::ManufacturerData => reading
-            .manufacturer_data
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok()),
-        Source::Record(header) => record_data(&reading.records, header),
-        Source::Apl => Some(frame.apl.to_vec()),
+        Source::ManufacturerData => vendor,
+        Source::Record(header) => {
+            record_bytes(records, header, &mut record_stack, &mut record_heap)
+        }
+        Source::Apl => Some(frame.apl),
         // Rejected when the definition was validated.
         Source::Step => None,
     };
@@ -295,7 +302,7 @@ fn run_step(
         ci: frame.ci,
         link: frame.link,
         key: frame.key,
-        data: &data,
+        data,
     };
     (rule.step.run)(&input).map(Some)
 }
