@@ -943,26 +943,55 @@ async fn malformed_config_exits_78_with_position() {
 // ---------------------------------------------------------------------------------------
 // 6. SIGHUP adds a key without reopening the radio
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_adds_a_key_without_reopening_the_radio() {
-    let corpus = corpus();
-    let caltose = corpus_entry(&corpus, "80081809");
-    let key = caltose.key.clone().expect("corpus key");
+/// A daemon on one simulated iM871A with a subscriber on the meter topics, for the
+/// SIGHUP tests, which feed the same telegram twice (so no duplicate filter).
+struct HupRig {
+    _broker: Mosquitto,
+    rig: Rig,
+    im: Dongle,
+    cfg: TestConfig,
+    sub: Subscriber,
+    d: Daemon,
+}
+
+async fn hup_rig(client_id: &str) -> HupRig {
     let broker = Mosquitto::start();
     let rig = Rig::new();
     let link = rig.path("usb-im871a-if00");
     let im = Dongle::im871a(&link);
     let mut cfg = rig.config(broker.port).radio("im871a", &link);
-    // The same telegram is sent twice on purpose; keep the duplicate filter out of it.
     cfg.dedupe_window_secs = 0;
     let sub = Subscriber::start(
         broker.port,
-        "e2e-hup",
+        client_id,
         &[&format!("{}#", meter_topic_prefix())],
     )
     .await;
     let mut d = rig.start(&cfg);
     wait_ready(&mut d, 1).await;
+    HupRig {
+        _broker: broker,
+        rig,
+        im,
+        cfg,
+        sub,
+        d,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_a_key_without_reopening_the_radio() {
+    let corpus = corpus();
+    let caltose = corpus_entry(&corpus, "80081809");
+    let key = caltose.key.clone().expect("corpus key");
+    let HupRig {
+        _broker,
+        rig,
+        im,
+        cfg,
+        sub,
+        mut d,
+    } = hup_rig("e2e-hup").await;
 
     im.feed(telegram(&caltose.bytes, 0x80)).await;
     let no_key = d.wait_log(&["meter 80081809", "no key"], SHORT).await;
@@ -1107,20 +1136,14 @@ async fn measure_rss_and_cpu_per_telegram() {
 async fn sighup_picks_up_a_dropped_driver_definition() {
     let corpus = corpus();
     let sontex = corpus_entry(&corpus, "27282728");
-    let broker = Mosquitto::start();
-    let rig = Rig::new();
-    let link = rig.path("usb-im871a-if00");
-    let im = Dongle::im871a(&link);
-    let mut cfg = rig.config(broker.port).radio("im871a", &link);
-    cfg.dedupe_window_secs = 0;
-    let sub = Subscriber::start(
-        broker.port,
-        "e2e-hup-drivers",
-        &[&format!("{}#", meter_topic_prefix())],
-    )
-    .await;
-    let mut d = rig.start(&cfg);
-    wait_ready(&mut d, 1).await;
+    let HupRig {
+        _broker,
+        rig,
+        im,
+        sub,
+        mut d,
+        ..
+    } = hup_rig("e2e-hup-drivers").await;
     let on_meter = |sub: &Subscriber| -> Vec<Json> {
         meter_messages(sub)
             .iter()
