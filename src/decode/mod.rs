@@ -51,10 +51,8 @@ pub struct Decoder {
     drivers: DriverSet,
     /// Working copy of the current frame, reused to avoid an allocation per telegram.
     buf: Vec<u8>,
-    /// The caller's previous reading handed to [`Decoder::decode_into`]: the next
-    /// reading is built in it, reusing its strings.
-    spare: Reading,
-    /// Records of that reading, refilled in place (see `fill_records`).
+    /// Records of the reading being refilled, set aside by `base_reading` and
+    /// refilled in place by `fill_records`.
     spare_records: Vec<Record>,
     /// The parsed-record vector of the last telegram, emptied, for the next one.
     apl_records: Vec<apl::DataRecord<'static>>,
@@ -103,7 +101,6 @@ impl Decoder {
             formats,
             drivers,
             buf: Vec::with_capacity(256),
-            spare: Reading::default(),
             spare_records: Vec::new(),
             apl_records: Vec::new(),
         }
@@ -140,8 +137,9 @@ impl Decoder {
     /// Decodes one frame. Never panics; every failure is a [`DecodeError`] naming the
     /// layer, the class and, where one byte is to blame, its offset.
     pub fn decode(&mut self, frame: &RadioFrame) -> Result<Reading, DecodeError> {
-        // Nothing to reuse: a spare left by a failed `decode_into` is just as good.
-        self.decode_reusing(frame)
+        let mut reading = Reading::default();
+        self.decode_into(frame, &mut reading)?;
+        Ok(reading)
     }
 
     /// [`Decoder::decode`] into a caller-owned reading, replacing all its contents; the
@@ -153,18 +151,16 @@ impl Decoder {
         frame: &RadioFrame,
         reading: &mut Reading,
     ) -> Result<(), DecodeError> {
-        self.spare = std::mem::take(reading);
-        self.spare_records = std::mem::take(&mut self.spare.records);
-        *reading = self.decode_reusing(frame)?;
-        Ok(())
-    }
-
-    /// Decodes, building the reading in `self.spare`.
-    fn decode_reusing(&mut self, frame: &RadioFrame) -> Result<Reading, DecodeError> {
+        // Built in place: a `Reading` is several hundred bytes, and moving it through
+        // the layers' return values showed in profiles.
         let mut buf = std::mem::take(&mut self.buf);
-        let result = self.decode_in(frame, &mut buf);
+        let result = self.decode_in(frame, &mut buf, reading);
         self.buf = buf;
-        result.map_err(|e| e.for_meter(peek_meter_id(&frame.bytes).as_deref()))
+        result.map_err(|e| {
+            // Keep the record buffers for the next telegram; the reading is emptied.
+            self.spare_records = std::mem::take(&mut std::mem::take(reading).records);
+            e.for_meter(peek_meter_id(&frame.bytes).as_deref())
+        })
     }
 
     /// [`Decoder::decode`], also returning the working copy of the frame as the layers
@@ -186,9 +182,14 @@ impl Decoder {
         (result, trace)
     }
 
-    fn decode_in(&mut self, frame: &RadioFrame, buf: &mut Vec<u8>) -> Result<Reading, DecodeError> {
+    fn decode_in(
+        &mut self,
+        frame: &RadioFrame,
+        buf: &mut Vec<u8>,
+        reading: &mut Reading,
+    ) -> Result<(), DecodeError> {
         if is_wired_long_frame(&frame.bytes) {
-            return self.decode_wired(frame, buf);
+            return self.decode_wired(frame, buf, reading);
         }
         // Frames longer than their L-field (receivers appending bytes) keep the extra
         // bytes with L rewritten, as the reference decoder reads records running past L.
@@ -229,21 +230,22 @@ impl Decoder {
 
         let Some(&ci) = buf.get(pos) else {
             // A link header alone (e.g. ACC_NR access telegrams) carries no data.
-            return Ok(self.header_only_reading(frame, &link, lower.ell_access_number));
+            self.header_only_reading(frame, &link, lower.ell_access_number, reading);
+            return Ok(());
         };
         if tpl::is_manufacturer_specific(ci) {
             let meter = proprietary_address(&link, ci);
-            let mut reading = self.base_reading(frame, &meter);
+            self.base_reading(frame, &meter, reading);
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
-            self.apply_driver(&mut reading, buf, pos + 1, ci, &meter);
-            return Ok(reading);
+            self.apply_driver(reading, buf, pos + 1, ci, &meter);
+            return Ok(());
         }
         let (tpl, used) =
             TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
         let meter = tpl.meter_address(&link);
-        self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower)
+        self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower, reading)
             .map_err(|e| e.for_meter(Some(&meter.id_string())))
     }
 
@@ -319,7 +321,8 @@ impl Decoder {
         tpl: &TplRepr,
         meter: &LongAddress,
         lower: &Lower,
-    ) -> Result<Reading, DecodeError> {
+        reading: &mut Reading,
+    ) -> Result<(), DecodeError> {
         let mode = tpl.security_mode();
         let outcome = self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?;
         let security = if outcome.decrypted || mode != SecurityMode::None {
@@ -328,7 +331,7 @@ impl Decoder {
             lower.ell
         };
 
-        let mut reading = self.base_reading(frame, meter);
+        self.base_reading(frame, meter, reading);
         reading.access_number = tpl.access_number().or(lower.ell_access_number);
         if let Some(status) = tpl.status() {
             reading.status = status_json(status.0);
@@ -368,7 +371,7 @@ impl Decoder {
                 }
                 .map_err(|e| DecodeError::from_wire(e, data_start))?;
                 fill_records(
-                    &mut reading,
+                    reading,
                     &apl::parse_lenient(&full),
                     data_start,
                     &mut self.spare_records,
@@ -395,12 +398,12 @@ impl Decoder {
                         CompactFormat::from_records(&parsed.records),
                     );
                 }
-                fill_records(&mut reading, &parsed, data_start, &mut self.spare_records);
+                fill_records(reading, &parsed, data_start, &mut self.spare_records);
                 self.apl_records = apl::recycle(parsed.records);
             }
         }
-        self.apply_driver(&mut reading, buf, data_start, tpl.ci, meter);
-        Ok(reading)
+        self.apply_driver(reading, buf, data_start, tpl.ci, meter);
+        Ok(())
     }
 
     /// Runs the driver matching the meter and CI. A failed named step leaves its fields
@@ -568,7 +571,8 @@ impl Decoder {
         &mut self,
         frame: &RadioFrame,
         buf: &mut Vec<u8>,
-    ) -> Result<Reading, DecodeError> {
+        reading: &mut Reading,
+    ) -> Result<(), DecodeError> {
         let (long, _) =
             MbusLongFrame::parse(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
         // Offsets below are relative to the frame: 68 L L 68 C A CI = 7 bytes before data.
@@ -596,7 +600,7 @@ impl Decoder {
             // The long frame's checksum is an 8-bit sum: not a CRC.
             payload_verified: false,
         };
-        self.transport(frame, buf, 0, used, &tpl, &meter, &lower)
+        self.transport(frame, buf, 0, used, &tpl, &meter, &lower, reading)
             .map_err(|mut e| {
                 e.offset = e.offset.map(|o| o + CI_AT);
                 e.for_meter(Some(&meter.id_string()))
@@ -608,18 +612,17 @@ impl Decoder {
         frame: &RadioFrame,
         link: &LinkHeader,
         acc: Option<u8>,
-    ) -> Reading {
-        let mut reading = self.base_reading(frame, &LongAddress::from_link(link));
+        reading: &mut Reading,
+    ) {
+        self.base_reading(frame, &LongAddress::from_link(link), reading);
         reading.access_number = acc;
         set_security(&mut reading.security, 0, SecurityOutcome::NONE);
-        reading
     }
 
-    /// The reading's header fields, built in the spare reading's buffers; no records.
-    /// `security` is left to the caller, which always sets it (keeping the
-    /// `verified_by` buffer for it).
-    fn base_reading(&mut self, frame: &RadioFrame, meter: &LongAddress) -> Reading {
-        let mut reading = std::mem::take(&mut self.spare);
+    /// The reading's header fields, written over the previous contents of `reading`
+    /// (reusing its strings); its records are set aside for `fill_records`. `security`
+    /// is left to the caller, which always sets it (keeping the `verified_by` buffer).
+    fn base_reading(&mut self, frame: &RadioFrame, meter: &LongAddress, reading: &mut Reading) {
         let manufacturer = meter.manufacturer();
         reading.schema = SCHEMA_VERSION;
         let m = &mut reading.meter;
@@ -645,13 +648,14 @@ impl Decoder {
         reading.access_number = None;
         reading.status = status_json(0);
         // Records are refilled from `spare_records` by `fill_records`.
-        reading.records.clear();
+        if !reading.records.is_empty() {
+            self.spare_records = std::mem::take(&mut reading.records);
+        }
         reading.manufacturer_data = None;
         reading.unparsed = None;
         reading.driver = None;
         reading.driver_error = None;
         reading.fields.clear();
-        reading
     }
 }
 
