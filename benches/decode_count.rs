@@ -3,7 +3,7 @@
 //!
 //! `decode_count CASE PATH N [empty]`: CASE `plain`, `mode5`, `ell` or `izar`; PATH `serde`
 //! (decode + serde_json), `direct` (decode + write_json) or `into` (decode_into +
-//! write_json); `empty` uses no drivers. Instructions per telegram are the difference
+//! JsonWriter); `empty` uses no drivers. Instructions per telegram are the difference
 //! of two runs with different N divided by the difference of N.
 
 use std::hint::black_box;
@@ -12,6 +12,7 @@ use wmbusd::decode::Decoder;
 use wmbusd::drivers::DriverSet;
 use wmbusd::frame::{parse_hex, RadioFrame};
 use wmbusd::keys::KeyStore;
+use wmbusd::reading::JsonWriter;
 
 const PLAIN: &str = "3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000";
 const MODE5: &str = "2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3";
@@ -50,6 +51,7 @@ fn main() {
     let frame = RadioFrame::new(parse_hex(hex).expect("bench telegram"));
     let mut out = Vec::with_capacity(2048);
     let mut reading = decoder.decode(&frame).expect("decodes");
+    let mut writer = JsonWriter::new();
     for _ in 0..n {
         out.clear();
         match args[1].as_str() {
@@ -65,7 +67,7 @@ fn main() {
                 decoder
                     .decode_into(black_box(&frame), &mut reading)
                     .expect("decodes");
-                reading.write_json(&mut out).expect("serialises");
+                writer.write(&reading, &mut out).expect("serialises");
             }
         }
         black_box(&out);

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::decode::{DecodeError, Decoder};
 use crate::frame::{parse_hex, parse_hex_into, RadioFrame};
 use crate::keys::KeyStore;
-use crate::reading::Reading;
+use crate::reading::{JsonWriter, Reading};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -82,6 +82,8 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     let mut reading = Reading::default();
     // One frame whose byte buffer every telegram is parsed into.
     let mut frame = RadioFrame::new(Vec::with_capacity(256));
+    // Remembers each record's constant JSON text across the telegrams of the call.
+    let mut writer = JsonWriter::new();
 
     let mut emit =
         |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
@@ -94,7 +96,7 @@ pub fn run(args: DecodeArgs) -> ExitCode {
                     input,
                     args.pretty,
                     (&mut frame, &mut reading),
-                    &mut line_buf,
+                    (&mut writer, &mut line_buf),
                 )
             };
             if !ok {
@@ -158,14 +160,14 @@ fn load_keys(args: &DecodeArgs) -> Result<KeyStore, String> {
     Ok(keys)
 }
 
-/// Decodes one telegram into `out` (JSON, no newline). Returns false when it failed.
-/// Decodes one telegram into `out`; `frame` and `reading` are reused buffers.
+/// Decodes one telegram into `out` (JSON, no newline); `frame` and `reading` are
+/// reused buffers. Returns false when it failed.
 fn decode_one(
     decoder: &mut Decoder,
     input: &str,
     pretty: bool,
     (frame, reading): (&mut RadioFrame, &mut Reading),
-    out: &mut Vec<u8>,
+    (writer, out): (&mut JsonWriter, &mut Vec<u8>),
 ) -> bool {
     out.clear();
     match parse_hex_into(input, &mut frame.bytes) {
@@ -187,7 +189,7 @@ fn decode_one(
         Ok(()) => {
             if pretty {
                 write_json(out, reading, true);
-            } else if reading.write_json(out).is_err() {
+            } else if writer.write(reading, out).is_err() {
                 // Same bytes as serde_json, several times faster; keep a line regardless.
                 out.clear();
                 write_json(out, reading, false);

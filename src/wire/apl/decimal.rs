@@ -353,71 +353,107 @@ impl Decimal {
     /// round-trip formatting serde_json uses prints exactly these digits, in positional
     /// form from 1e-5 up to 1e16.
     pub fn write_json_exact(&self, out: &mut Vec<u8>) -> bool {
-        if self.exponent == 0 {
-            if let Ok(v) = i64::try_from(self.mantissa) {
-                push_i64(out, v);
-                return true;
-            }
-        }
-        if let Some(v) = small_integer(self) {
-            push_i64(out, v);
-            return true;
-        }
-        let Ok(mut m) = i64::try_from(self.mantissa) else {
+        let Ok(m) = i64::try_from(self.mantissa) else {
             return false;
         };
-        let mut frac = -i64::from(self.exponent);
-        // A positive exponent not giving an i64 integer: leave it to the general path.
-        if frac <= 0 {
-            return false;
-        }
-        while m % 10 == 0 && m != 0 {
-            m /= 10;
-            frac -= 1;
-        }
-        const LIMIT: u64 = 1_000_000_000_000_000;
-        let abs = m.unsigned_abs();
-        if abs >= LIMIT || frac <= 0 {
-            return false;
-        }
-        let mut digits = [0u8; 20];
-        let text = u64_digits(abs, &mut digits);
-        let n = text.len() as i64;
-        // Leading zeros after the point: at most four (0.0000d = 1e-5 and up).
-        if frac - n > 4 {
-            return false;
-        }
-        if m < 0 {
-            out.push(b'-');
-        }
-        if frac < n {
-            let (int, fraction) = text.split_at((n - frac) as usize);
-            out.extend_from_slice(int);
-            out.push(b'.');
-            out.extend_from_slice(fraction);
-        } else {
-            out.extend_from_slice(b"0.");
-            for _ in 0..frac - n {
-                out.push(b'0');
-            }
-            out.extend_from_slice(text);
-        }
+        let mut chunk = [0u8; NUMBER_CHUNK];
+        let len = match exact_json(m, self.exponent, &mut chunk) {
+            Some(len) => len,
+            None => return false,
+        };
+        push_chunk(out, &chunk, len);
         true
     }
 }
 
-/// Decimal digits of `v` at the end of `buf`, as a slice of it.
-pub(crate) fn u64_digits(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        start -= 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+/// Room for any number [`exact_json`] writes: sign, 19 digits, point, zeros.
+const NUMBER_CHUNK: usize = 32;
+
+/// 10^0 ..= 10^19, every power of ten a `u64` holds.
+const U64_POW10: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut i = 1;
+    while i < table.len() {
+        table[i] = table[i - 1] * 10;
+        i += 1;
     }
-    buf.get(start..).unwrap_or_default()
+    table
+};
+
+/// The JSON text of `m`·10^`exponent` at the start of `chunk` when it is one
+/// [`Decimal::write_json_exact`] prints, and its length. 64-bit arithmetic only.
+fn exact_json(m: i64, exponent: i32, chunk: &mut [u8; NUMBER_CHUNK]) -> Option<usize> {
+    let sign = usize::from(m < 0);
+    let mut abs = m.unsigned_abs();
+    if exponent >= 0 {
+        // An integer. serde_json prints it as one while it fits an i64 (or, positive, a u64).
+        let scaled = abs.checked_mul(*U64_POW10.get(exponent as usize)?)?;
+        if m < 0 && scaled > 1 << 63 {
+            return None;
+        }
+        return integer_json(scaled, sign, chunk);
+    }
+    if exponent < -19 {
+        return None;
+    }
+    // Trailing zeros of the fraction go first (a constant division is a multiply).
+    let mut frac = exponent.unsigned_abs() as usize;
+    while frac > 0 && abs % 10 == 0 {
+        abs /= 10;
+        frac -= 1;
+    }
+    if frac == 0 {
+        return integer_json(abs, sign, chunk);
+    }
+    // At most 15 significant digits and four zeros after the point (see above).
+    if abs >= U64_POW10[15] || frac > digit_count(abs) + 4 {
+        return None;
+    }
+    let scale = *U64_POW10.get(frac)?;
+    let (int, fraction) = (abs / scale, abs % scale);
+    let int_digits = digit_count(int);
+    let point = sign + int_digits;
+    let end = point + 1 + frac;
+    fill_digits(chunk.get_mut(sign..point)?, int);
+    *chunk.get_mut(point)? = b'.';
+    fill_digits(chunk.get_mut(point + 1..end)?, fraction);
+    finish_sign(chunk, sign, end)
+}
+
+/// [`exact_json`] for an integer of magnitude `abs`.
+fn integer_json(abs: u64, sign: usize, chunk: &mut [u8; NUMBER_CHUNK]) -> Option<usize> {
+    let end = sign + digit_count(abs);
+    fill_digits(chunk.get_mut(sign..end)?, abs);
+    finish_sign(chunk, sign, end)
+}
+
+/// Puts the minus sign in front when there is one; returns the length.
+fn finish_sign(chunk: &mut [u8; NUMBER_CHUNK], sign: usize, len: usize) -> Option<usize> {
+    if sign == 1 {
+        chunk[0] = b'-';
+    }
+    Some(len)
+}
+
+/// Number of decimal digits of `v` (1 for zero).
+fn digit_count(v: u64) -> usize {
+    U64_POW10.iter().skip(1).take_while(|&&p| v >= p).count() + 1
+}
+
+/// The decimal digits of `v` right-aligned in `slots`, zero-padded on the left.
+fn fill_digits(slots: &mut [u8], mut v: u64) {
+    for slot in slots.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Appends the first `len` bytes of `chunk` by copying the whole fixed-size chunk and
+/// cutting back: a constant-size copy is a few moves, a variable-length one a call.
+fn push_chunk(out: &mut Vec<u8>, chunk: &[u8; NUMBER_CHUNK], len: usize) {
+    let end = out.len() + len.min(NUMBER_CHUNK);
+    out.extend_from_slice(chunk);
+    out.truncate(end);
 }
 
 /// Appends `v` in decimal, as serde_json (itoa) prints it.
@@ -426,16 +462,12 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
         out.push(b'0' + v as u8);
         return;
     }
-    let mut buf = [0u8; 20];
-    out.extend_from_slice(u64_digits(v, &mut buf));
-}
-
-/// Appends `v` in decimal, as serde_json (itoa) prints it.
-pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
+    let mut chunk = [0u8; NUMBER_CHUNK];
+    let digits = digit_count(v);
+    if let Some(slots) = chunk.get_mut(..digits) {
+        fill_digits(slots, v);
     }
-    push_u64(out, v.unsigned_abs());
+    push_chunk(out, &chunk, digits);
 }
 
 impl<'de> serde::Deserialize<'de> for Decimal {
@@ -580,6 +612,19 @@ mod tests {
         assert_eq!(j(-5_000, -3), "-5");
         assert_eq!(j(9, 18), "9000000000000000000");
         assert_eq!(j(-9, 18), "-9000000000000000000");
+    }
+
+    #[test]
+    fn push_u64_prints_like_display_at_every_length() {
+        let mut out = Vec::new();
+        let mut values = vec![0, 9, u64::MAX, u64::MAX - 1];
+        values.extend(U64_POW10.iter().flat_map(|&p| [p - 1, p, p + 1]));
+        for v in values {
+            out.clear();
+            out.extend_from_slice(b"x");
+            push_u64(&mut out, v);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("x{v}"));
+        }
     }
 
     #[test]

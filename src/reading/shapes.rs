@@ -1,0 +1,216 @@
+//! Record JSON with its constant text remembered.
+//!
+//! A meter sends the same records telegram after telegram, and apart from the value a
+//! record's JSON — quantity, unit, function, storage, tariff, subunit, DIF/VIF — is the
+//! same each time. Written from scratch that is three checked strings and a dozen
+//! literals per record, most of the cost of a telegram's JSON; remembered, it is two
+//! copies around the value.
+
+use std::borrow::Cow;
+
+use super::{short_words, Function, Reading, Record};
+
+/// Writes readings exactly as [`Reading::write_json`] does, remembering the text around
+/// each record's value for the next telegram with the same record. Keep one per output
+/// stream (`wmbusd decode` keeps one for its whole input). Memory is fixed: a few
+/// hundred remembered shapes, the oldest overwritten.
+#[derive(Debug, Default)]
+pub struct JsonWriter {
+    shapes: RecordShapes,
+}
+
+impl JsonWriter {
+    pub fn new() -> JsonWriter {
+        JsonWriter::default()
+    }
+
+    /// Appends the JSON of `reading` to `out`; the bytes equal [`Reading::write_json`]'s.
+    pub fn write(&mut self, reading: &Reading, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        reading.write_json_with(out, Some(&mut self.shapes))
+    }
+}
+
+/// Remembered record shapes, one per slot of a small direct-mapped table: a lookup is
+/// one hash and one comparison, and a collision just writes the new shape over the old.
+#[derive(Debug)]
+pub(super) struct RecordShapes {
+    slots: Vec<Shape>,
+}
+
+/// Slots in the table; a building's meters use a few dozen shapes between them.
+const SLOTS: usize = 256;
+
+impl Default for RecordShapes {
+    fn default() -> RecordShapes {
+        RecordShapes {
+            slots: (0..SLOTS).map(|_| Shape::default()).collect(),
+        }
+    }
+}
+
+/// The JSON of a record before and after its value.
+#[derive(Debug, Default)]
+pub(super) struct Shape {
+    /// What the text was made from; `None` for an empty slot.
+    key: Option<ShapeKey>,
+    pub(super) head: Vec<u8>,
+    pub(super) tail: Vec<u8>,
+}
+
+/// Everything a record's constant text is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShapeKey {
+    /// Address and length of the quantity name. Only `&'static str` names qualify:
+    /// static text never changes, so where it lives identifies what it says.
+    quantity: (usize, usize),
+    /// The same for the unit; (0, 0) for none (a `&str` is never at address 0).
+    unit: (usize, usize),
+    function: Function,
+    storage: u64,
+    tariff: u32,
+    subunit: u32,
+    /// The DIF/VIF hex (at most 16 characters) as two words, and its length.
+    dif_vif: (u64, u64),
+    dif_vif_len: usize,
+}
+
+impl ShapeKey {
+    /// The key of `record`, or `None` for a record written the long way: names that are
+    /// not static text, a long DIF/VIF, or any of the rarer members after the value
+    /// (their text varies with the data).
+    fn of(record: &Record) -> Option<ShapeKey> {
+        let Cow::Borrowed(quantity) = record.quantity else {
+            return None;
+        };
+        let unit = match &record.unit {
+            None => (0, 0),
+            Some(Cow::Borrowed(unit)) => (unit.as_ptr() as usize, unit.len()),
+            Some(Cow::Owned(_)) => return None,
+        };
+        if record.error.is_some()
+            || !record.qualifiers.is_empty()
+            || record.unit_text.is_some()
+            || record.raw.is_some()
+            || record.profile.is_some()
+        {
+            return None;
+        }
+        let dif_vif = record.dif_vif.as_bytes();
+        Some(ShapeKey {
+            quantity: (quantity.as_ptr() as usize, quantity.len()),
+            unit,
+            function: record.function,
+            storage: record.storage,
+            tariff: record.tariff,
+            subunit: record.subunit,
+            dif_vif: short_words(dif_vif)?,
+            dif_vif_len: dif_vif.len(),
+        })
+    }
+
+    /// The key's slot: its members mixed into one word, the top bits of a
+    /// multiplicative hash.
+    fn slot(&self) -> usize {
+        let mixed = self.dif_vif.0
+            ^ self.dif_vif.1.rotate_left(29)
+            ^ self.storage.rotate_left(13)
+            ^ (self.quantity.0 as u64).rotate_left(41)
+            ^ (self.unit.0 as u64).rotate_left(53)
+            ^ u64::from(self.tariff) << 20
+            ^ u64::from(self.subunit) << 36
+            ^ (self.function as u64) << 60;
+        (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % SLOTS
+    }
+}
+
+impl RecordShapes {
+    /// The remembered text around `record`'s value, rendered now if it was not
+    /// remembered; `None` for a record to be written the long way.
+    pub(super) fn shape(&mut self, record: &Record) -> Option<&Shape> {
+        let key = ShapeKey::of(record)?;
+        let shape = self.slots.get_mut(key.slot())?;
+        if shape.key != Some(key) {
+            // Rendered by the same code as the long way, so the bytes cannot differ.
+            shape.key = None;
+            shape.head.clear();
+            shape.tail.clear();
+            record.write_json_head(&mut shape.head).ok()?;
+            record.write_json_tail(&mut shape.tail).ok()?;
+            shape.key = Some(key);
+        }
+        Some(shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    /// Records differing in one member only get their own text.
+    #[test]
+    fn a_record_differing_in_one_member_is_not_taken_for_another() {
+        let base = Record {
+            quantity: Cow::Borrowed("volume"),
+            value: super::super::Value::Null,
+            unit: Some(Cow::Borrowed("m3")),
+            function: Function::Instantaneous,
+            storage: 0,
+            tariff: 0,
+            subunit: 0,
+            dif_vif: "0C13".to_owned(),
+            error: None,
+            qualifiers: Vec::new(),
+            unit_text: None,
+            raw: None,
+            profile: None,
+        };
+        let variants = [
+            Record {
+                storage: 1,
+                ..base.clone()
+            },
+            Record {
+                tariff: 2,
+                ..base.clone()
+            },
+            Record {
+                subunit: 1,
+                ..base.clone()
+            },
+            Record {
+                function: Function::Maximum,
+                ..base.clone()
+            },
+            Record {
+                unit: None,
+                ..base.clone()
+            },
+            Record {
+                quantity: Cow::Borrowed("energy"),
+                ..base.clone()
+            },
+            Record {
+                dif_vif: "4C13".to_owned(),
+                ..base.clone()
+            },
+        ];
+        let mut shapes = RecordShapes::default();
+        for record in std::iter::once(&base).chain(&variants).chain([&base]) {
+            let mut expected = Vec::new();
+            record.write_json(&mut expected).unwrap();
+            let shape = shapes.shape(record).unwrap();
+            let mut got = shape.head.clone();
+            record.value.write_json(&mut got).unwrap();
+            got.extend_from_slice(&shape.tail);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+        // Owned names (a reading read back from JSON) take the long way.
+        let owned = Record {
+            quantity: Cow::Owned("volume".to_owned()),
+            ..base
+        };
+        assert!(shapes.shape(&owned).is_none());
+    }
+}
