@@ -266,6 +266,12 @@ pub struct MqttSection {
     pub publish_raw: bool,
     #[serde(default = "default_max_inflight")]
     pub max_inflight: u16,
+    /// Wait before the first reconnect attempt after losing the broker; doubled after
+    /// each failed attempt up to `reconnect_max_secs`.
+    #[serde(default = "default_reconnect_min")]
+    pub reconnect_min_secs: u64,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_secs: u64,
 }
 
 fn default_mqtt_port() -> u16 {
@@ -276,6 +282,12 @@ fn default_topic_prefix() -> String {
 }
 fn default_keep_alive() -> u64 {
     30
+}
+fn default_reconnect_min() -> u64 {
+    1
+}
+fn default_reconnect_max() -> u64 {
+    60
 }
 fn default_max_inflight() -> u16 {
     32
@@ -310,6 +322,8 @@ impl MqttSection {
         c.keep_alive = Duration::from_secs(self.keep_alive_secs);
         c.publish_raw = self.publish_raw;
         c.max_inflight = self.max_inflight;
+        c.reconnect_min = Duration::from_secs(self.reconnect_min_secs);
+        c.reconnect_max = Duration::from_secs(self.reconnect_max_secs);
         Ok(c)
     }
 }
@@ -742,6 +756,12 @@ impl Config {
             if m.max_inflight == 0 {
                 return Err(invalid("mqtt: max_inflight must be at least 1".into()));
             }
+            if m.reconnect_min_secs == 0 || m.reconnect_max_secs < m.reconnect_min_secs {
+                return Err(invalid(format!(
+                    "mqtt: reconnect_min_secs ({}) must be at least 1 and not above reconnect_max_secs ({})",
+                    m.reconnect_min_secs, m.reconnect_max_secs
+                )));
+            }
         }
         if raw.spool.fsync == FsyncMode::Interval && raw.spool.fsync_interval_ms == 0 {
             return Err(invalid(
@@ -972,6 +992,7 @@ password = "pw-not-shown"
 tls_ca_file = "/etc/ssl/ca.pem"
 keep_alive_secs = 10
 publish_raw = true
+reconnect_max_secs = 300
 
 [spool]
 dir = "/tmp/spool"
@@ -1006,6 +1027,10 @@ key = "{KEY_A}"
         assert_eq!(mqtt.password.as_deref(), Some("pw-not-shown"));
         assert!(mqtt.tls.is_some());
         assert_eq!(mqtt.client_id, "wmbusd-roof");
+        assert_eq!(
+            (mqtt.reconnect_min, mqtt.reconnect_max),
+            (Duration::from_secs(1), Duration::from_secs(300))
+        );
         // Secrets stay out of Debug output.
         let dbg = format!("{cfg:?} {mqtt:?}");
         assert!(
@@ -1013,6 +1038,22 @@ key = "{KEY_A}"
             "{dbg}"
         );
         assert!(!dbg.contains("pw-not-shown"), "{dbg}");
+    }
+
+    #[test]
+    fn reconnect_backoff_range_is_checked() {
+        let text = |min: u64, max: u64| {
+            format!(
+                "[gateway]\nid = \"gw\"\n[mqtt]\nhost = \"h\"\nreconnect_min_secs = {min}\nreconnect_max_secs = {max}\n"
+            )
+        };
+        let cfg = Config::from_str_named(&text(5, 5), "t.toml").unwrap();
+        let mqtt = cfg.mqtt_config().unwrap().unwrap();
+        assert_eq!(mqtt.reconnect_max, Duration::from_secs(5));
+        for (min, max) in [(0, 60), (30, 10)] {
+            let e = Config::from_str_named(&text(min, max), "t.toml").unwrap_err();
+            assert!(e.to_string().contains("reconnect_min_secs"), "{e}");
+        }
     }
 
     #[test]

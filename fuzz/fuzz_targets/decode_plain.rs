@@ -1,24 +1,37 @@
-//! Whole decoder, no keys: any bytes must give Ok or Err, never a panic.
+//! Whole decoder, no keys: any bytes must give Ok or Err, never a panic, and the
+//! direct JSON writer must agree with serde_json on every reading.
 //!
 //! Input: one or more telegrams back to back (see `split.rs`), decoded in order by one
 //! decoder. Encrypted telegrams take the "already-decrypted replay" path or fail cleanly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wmbusd::decode::Decoder;
+use wmbusd::decode::{peek_meter_id, Decoder};
 use wmbusd::frame::RadioFrame;
 use wmbusd::keys::KeyStore;
+use wmbusd::reading::{JsonWriter, Reading};
 
 #[path = "split.rs"]
 mod split;
 
 fuzz_target!(|data: &[u8]| {
     let mut decoder = Decoder::new(KeyStore::new());
+    // As `wmbusd decode` runs: one reading decoded into, one writer for every telegram.
+    let mut reading = Reading::default();
+    let mut writer = JsonWriter::new();
     let mut rest = data;
     while let Some((telegram, tail)) = split::next_telegram(rest) {
-        if let Ok(reading) = decoder.decode(&RadioFrame::new(telegram.to_vec())) {
-            // Serialisation is what the daemon does next; it must not fail either.
-            let _ = serde_json::to_vec(&reading);
+        let _ = peek_meter_id(telegram);
+        if decoder
+            .decode_into(&RadioFrame::new(telegram.to_vec()), &mut reading)
+            .is_ok()
+        {
+            // Serialisation is what the daemon does next; it must not fail either, and
+            // the direct writer must print exactly what serde_json prints.
+            let via_serde = serde_json::to_vec(&reading).expect("reading serialises");
+            let mut direct = Vec::new();
+            writer.write(&reading, &mut direct).expect("reading writes");
+            assert_eq!(direct, via_serde, "JsonWriter differs from serde_json");
         }
         rest = tail;
     }
