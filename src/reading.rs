@@ -210,11 +210,96 @@ pub struct Reading {
     pub fields: Fields,
 }
 
-/// A driver's named values, sorted by name. Names are shared with the driver
-/// definition, and the storage is kept between telegrams by `Decoder::decode_into`:
-/// filling it costs no allocation per field.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fields(Vec<(Arc<str>, Value)>);
+/// Field names in name order, each with its JSON object key rendered once. A driver
+/// builds its table when its definition loads and every reading it fills shares it:
+/// a field then costs an index, not a name copy, reference count or escape check.
+///
+/// No names is `None`, so that an empty (default) reading allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldNames(Option<Arc<Vec<FieldName>>>);
+
+#[derive(Debug, Clone)]
+struct FieldName {
+    name: Box<str>,
+    /// `,"name":` as JSON, escaped as serde_json escapes keys; the comma is left out
+    /// for an object's first key.
+    key: Box<[u8]>,
+}
+
+impl FieldName {
+    fn new(name: &str) -> FieldName {
+        let mut key = vec![b','];
+        // Writing a string into a `Vec` cannot fail; an empty key would only lose the
+        // name in the output, never corrupt it.
+        if serde_json::to_writer(&mut key, name).is_err() {
+            key.truncate(1);
+        }
+        key.push(b':');
+        FieldName {
+            name: name.into(),
+            key: key.into(),
+        }
+    }
+}
+
+impl FieldNames {
+    /// The distinct `names`, sorted.
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> FieldNames {
+        let mut names: Vec<&str> = names.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        FieldNames(Some(Arc::new(
+            names.into_iter().map(FieldName::new).collect(),
+        )))
+    }
+
+    fn as_slice(&self) -> &[FieldName] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Shared with `other`: filled by the same driver.
+    fn same(&self, other: &FieldNames) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// The names in order: the indices [`Fields::refill`] takes.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.as_slice().iter().map(|n| &*n.name)
+    }
+
+    fn get(&self, index: usize) -> Option<&FieldName> {
+        self.as_slice().get(index)
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.as_slice().binary_search_by(|n| (*n.name).cmp(name))
+    }
+
+    /// Adds `name` at `index` (where [`FieldNames::position`] says it sorts), copying
+    /// the table first when a driver or another reading shares it.
+    fn insert(&mut self, index: usize, name: &str) {
+        Arc::make_mut(self.0.get_or_insert_with(Arc::default)).insert(index, FieldName::new(name));
+    }
+}
+
+/// A driver's named values, sorted by name. The names are indices into the driver's
+/// [`FieldNames`], and the storage is kept between telegrams by
+/// `Decoder::decode_into`: filling it costs no allocation and no reference count per
+/// field.
+#[derive(Clone, Default)]
+pub struct Fields {
+    names: FieldNames,
+    /// Index into `names` and value, in index order, which is name order.
+    entries: Vec<(usize, Value)>,
+}
 
 impl Fields {
     pub fn new() -> Fields {
@@ -222,59 +307,160 @@ impl Fields {
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.position(name)
-            .ok()
-            .and_then(|i| self.0.get(i))
-            .map(|(_, v)| v)
+        let index = self.names.position(name).ok()?;
+        let at = self.entry(index).ok()?;
+        self.entries.get(at).map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
-        self.position(name).is_ok()
+        self.get(name).is_some()
     }
 
     /// Sets `name` to `value`, keeping the names sorted.
-    pub fn insert(&mut self, name: Arc<str>, value: Value) {
-        match self.position(&name) {
-            Ok(i) => {
-                if let Some(slot) = self.0.get_mut(i) {
+    pub fn insert(&mut self, name: impl AsRef<str>, value: Value) {
+        let name = name.as_ref();
+        let index = match self.names.position(name) {
+            Ok(index) => index,
+            Err(index) => {
+                self.names.insert(index, name);
+                // The names from `index` on moved up by one.
+                for (i, _) in &mut self.entries {
+                    if *i >= index {
+                        *i += 1;
+                    }
+                }
+                index
+            }
+        };
+        self.set(index, value);
+    }
+
+    /// Sets a name that sorts after every name present. The same as
+    /// [`Fields::insert`], which appends without moving entries in that case.
+    pub fn push_sorted(&mut self, name: impl AsRef<str>, value: Value) {
+        self.insert(name, value);
+    }
+
+    /// Replaces every field by `values`: (index into `names`, value) in increasing
+    /// index order, as a driver computes them. The names are shared, not copied.
+    pub(crate) fn refill(
+        &mut self,
+        names: &FieldNames,
+        values: impl IntoIterator<Item = (usize, Value)>,
+    ) {
+        self.entries.clear();
+        // The same driver as for the last telegram: the table is already shared.
+        if !self.names.same(names) {
+            self.names = names.clone();
+        }
+        for (index, value) in values {
+            if index < self.names.len() {
+                self.set(index, value);
+            }
+        }
+    }
+
+    /// Sets the name at `index` of `names`. Appending is the usual case (drivers fill
+    /// in name order) and stays inline; anything else moves entries.
+    #[inline]
+    fn set(&mut self, index: usize, value: Value) {
+        match self.entries.last() {
+            Some(&(last, _)) if last >= index => self.set_unordered(index, value),
+            _ => self.entries.push((index, value)),
+        }
+    }
+
+    #[inline(never)]
+    fn set_unordered(&mut self, index: usize, value: Value) {
+        match self.entry(index) {
+            Ok(at) => {
+                if let Some(slot) = self.entries.get_mut(at) {
                     slot.1 = value;
                 }
             }
-            Err(i) => self.0.insert(i, (name, value)),
+            Err(at) => self.entries.insert(at, (index, value)),
         }
     }
 
-    /// Appends a name known to sort after every name present (drivers fill fields in
-    /// name order); anything else goes through [`Fields::insert`].
-    pub fn push_sorted(&mut self, name: Arc<str>, value: Value) {
-        match self.0.last() {
-            Some((last, _)) if **last >= *name => self.insert(name, value),
-            _ => self.0.push((name, value)),
-        }
+    fn entry(&self, index: usize) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&index, |&(i, _)| i)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(n, v)| (&**n, v))
+    pub fn iter(&self) -> FieldsIter<'_> {
+        FieldsIter {
+            names: &self.names,
+            entries: self.entries.iter(),
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(n, _)| &**n)
+        self.iter().map(|(name, _)| name)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
+    /// Removes every field; the names stay, for the next telegram of the same driver.
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.entries.clear();
     }
 
-    fn position(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
+    /// The fields as the members of a JSON object, `"name":value,...`: the keys are
+    /// rendered already.
+    fn write_json_members(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        for (n, (index, value)) in self.entries.iter().enumerate() {
+            let Some(name) = self.names.get(*index) else {
+                continue;
+            };
+            let key = if n == 0 {
+                name.key.get(1..).unwrap_or_default()
+            } else {
+                &name.key
+            };
+            out.extend_from_slice(key);
+            value.write_json(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The fields of a [`Fields`] in name order.
+#[derive(Debug, Clone)]
+pub struct FieldsIter<'a> {
+    names: &'a FieldNames,
+    entries: std::slice::Iter<'a, (usize, Value)>,
+}
+
+impl<'a> Iterator for FieldsIter<'a> {
+    type Item = (&'a str, &'a Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let names = self.names;
+        self.entries
+            .by_ref()
+            .find_map(|(i, v)| Some((&*names.get(*i)?.name, v)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, self.entries.size_hint().1)
+    }
+}
+
+/// Equal when the same names hold the same values, whatever tables the names are in.
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -292,21 +478,18 @@ impl std::ops::Index<&str> for Fields {
 
 impl<'a> IntoIterator for &'a Fields {
     type Item = (&'a str, &'a Value);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Arc<str>, Value)>,
-        fn(&'a (Arc<str>, Value)) -> (&'a str, &'a Value),
-    >;
+    type IntoIter = FieldsIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(n, v)| (&**n, v))
+    fn into_iter(self) -> FieldsIter<'a> {
+        self.iter()
     }
 }
 
-impl<K: Into<Arc<str>>> FromIterator<(K, Value)> for Fields {
+impl<K: AsRef<str>> FromIterator<(K, Value)> for Fields {
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Fields {
         let mut fields = Fields::new();
         for (name, value) in iter {
-            fields.insert(name.into(), value);
+            fields.insert(name, value);
         }
         fields
     }
@@ -315,9 +498,9 @@ impl<K: Into<Arc<str>>> FromIterator<(K, Value)> for Fields {
 impl Serialize for Fields {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in &self.0 {
-            map.serialize_entry(&**name, value)?;
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, value) in self {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }
@@ -604,14 +787,7 @@ impl Reading {
         }
         if !self.fields.is_empty() {
             out.extend_from_slice(b",\"fields\":{");
-            for (i, (name, value)) in self.fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(out, name)?;
-                out.push(b':');
-                value.write_json(out)?;
-            }
+            self.fields.write_json_members(out)?;
             out.push(b'}');
         }
         out.push(b'}');

@@ -11,13 +11,13 @@ use super::model::{
 };
 use super::steps::{self, Step, StepError, StepInput};
 use super::FrameContext;
-use crate::reading::{Decimal, Function, Reading, Record, Value};
+use crate::reading::{Decimal, FieldNames, Function, Reading, Record, Value};
 use crate::wire::apl;
 
 /// A field taken from a generic record.
 #[derive(Debug, Clone)]
 struct RecordRule {
-    name: Arc<str>,
+    name: String,
     quantity: String,
     storage: OneOrMany<u64>,
     tariff: u32,
@@ -25,20 +25,32 @@ struct RecordRule {
     function: OneOrMany<Function>,
     qualifiers: Vec<String>,
     kind: FieldKind,
-    /// Record unit → exact factor to the field's unit.
-    factors: Vec<(&'static str, Decimal)>,
+    /// Record unit → exact factor to the field's unit; `None` for a factor of one,
+    /// where the record's value is taken as it is, without arithmetic.
+    factors: Vec<(&'static str, Option<Decimal>)>,
 }
 
 /// A field read from bytes.
 #[derive(Debug, Clone)]
 struct ByteRule {
-    name: Arc<str>,
-    source: Source,
+    name: String,
+    input: Input,
     offset: usize,
     length: usize,
     encoding: Encoding,
     mask: Option<u64>,
-    scale: Decimal,
+    /// `None` for a scale of one: the number as decoded, without arithmetic.
+    scale: Option<Decimal>,
+}
+
+/// Where a byte rule reads: [`Source`] with a record named by its index in
+/// `Rules::record_headers`, so that rules reading the same record share its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    ManufacturerData,
+    Step,
+    Apl,
+    Record(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -52,12 +64,15 @@ struct StepRule {
 pub(super) struct Rules {
     /// The driver's name, shared by every reading it fills.
     driver: Arc<str>,
-    /// In name order, so the fields fill in order.
+    /// Every field name once, in name order, shared by every reading it fills.
+    names: FieldNames,
     records: Vec<RecordRule>,
     bytes: Vec<ByteRule>,
-    /// Every field name once, in name order: its record rule and its byte rule (indices
-    /// into `records` and `bytes`), so fields fill in order without sorting.
+    /// Per name of `names`: its record rule and its byte rule (indices into `records`
+    /// and `bytes`), so fields fill in name order without sorting.
     order: Vec<(Option<usize>, Option<usize>)>,
+    /// The distinct record headers byte rules read (`Input::Record`).
+    record_headers: Vec<String>,
     step: Option<StepRule>,
     /// Some byte rule or the step reads `manufacturer_data`.
     reads_vendor_bytes: bool,
@@ -72,19 +87,35 @@ impl Rules {
             .iter()
             .map(|(name, def)| record_rule(name, def.get_ref()))
             .collect::<Result<_, _>>()?;
+        let mut record_headers: Vec<String> = Vec::new();
         let bytes: Vec<ByteRule> = definition
             .bytes
             .iter()
             .map(|(name, def)| {
                 let def: &BytesDef = def.get_ref();
+                let input = match def.parsed_source()? {
+                    Source::ManufacturerData => Input::ManufacturerData,
+                    Source::Step => Input::Step,
+                    Source::Apl => Input::Apl,
+                    Source::Record(header) => {
+                        match record_headers.iter().position(|h| *h == header) {
+                            Some(i) => Input::Record(i),
+                            None => {
+                                record_headers.push(header);
+                                Input::Record(record_headers.len() - 1)
+                            }
+                        }
+                    }
+                };
+                let scale = def.parsed_scale()?;
                 Ok(ByteRule {
-                    name: Arc::from(name.as_str()),
-                    source: def.parsed_source()?,
+                    name: name.clone(),
+                    input,
                     offset: def.offset,
                     length: def.length,
                     encoding: def.encoding,
                     mask: def.mask,
-                    scale: def.parsed_scale()?,
+                    scale: (scale != Decimal::from_int(1)).then_some(scale),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -99,32 +130,33 @@ impl Rules {
                 })
             }
         };
-        let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData)
+        let reads_vendor_bytes = bytes.iter().any(|b| b.input == Input::ManufacturerData)
             || step
                 .as_ref()
                 .is_some_and(|s: &StepRule| s.source == Source::ManufacturerData);
-        let mut names: Vec<&str> = definition
-            .fields
-            .keys()
-            .chain(definition.bytes.keys())
-            .map(String::as_str)
-            .collect();
-        names.sort_unstable();
-        names.dedup();
+        let names = FieldNames::new(
+            definition
+                .fields
+                .keys()
+                .chain(definition.bytes.keys())
+                .map(String::as_str),
+        );
         let order = names
             .iter()
             .map(|name| {
                 (
-                    records.iter().position(|r: &RecordRule| &*r.name == *name),
-                    bytes.iter().position(|b: &ByteRule| &*b.name == *name),
+                    records.iter().position(|r: &RecordRule| r.name == name),
+                    bytes.iter().position(|b: &ByteRule| b.name == name),
                 )
             })
             .collect();
         Ok(Rules {
             driver: Arc::from(definition.name.as_str()),
+            names,
             records,
             bytes,
             order,
+            record_headers,
             step,
             reads_vendor_bytes,
         })
@@ -144,7 +176,6 @@ impl Rules {
             driver,
             ..
         } = reading;
-        fields.clear();
         // Decoded once per telegram, for the step and the fields alike, and only for
         // definitions reading it; on the stack unless unusually long.
         let mut vendor_stack = [0u8; 256];
@@ -160,46 +191,75 @@ impl Rules {
             },
             _ => (None, Ok(())),
         };
-        for &(record_rule, byte_rule) in &self.order {
-            // A name defined both ways takes the record when the telegram has it.
-            let record_rule = record_rule.and_then(|i| self.records.get(i));
-            if let Some(rule) = record_rule {
-                if let Some(value) = rule.extract(records) {
-                    fields.push_sorted(rule.name.clone(), value);
-                    continue;
-                }
-            }
-            let Some(rule) = byte_rule.and_then(|i| self.bytes.get(i)) else {
-                continue;
-            };
-            let mut record_stack = [0u8; 64];
-            let mut record_heap = Vec::new();
-            let source: &[u8] = match &rule.source {
-                Source::ManufacturerData => match vendor {
-                    Some(v) => v,
-                    None => continue,
-                },
-                Source::Step => match &step_output {
-                    Some(v) => v,
-                    None => continue,
-                },
-                Source::Apl => match frame {
-                    Some(f) => f.apl,
-                    None => continue,
-                },
-                Source::Record(header) => {
-                    match record_bytes(records, header, &mut record_stack, &mut record_heap) {
-                        Some(b) => b,
-                        None => continue,
-                    }
-                }
-            };
-            if let Some(value) = rule.extract(source) {
-                fields.push_sorted(rule.name.clone(), value);
-            }
-        }
+        let mut record_data = RecordData::new(records);
+        let values = self
+            .order
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &(record_rule, byte_rule))| {
+                // A name defined both ways takes the record when the telegram has it.
+                let from_record = record_rule
+                    .and_then(|r| self.records.get(r))
+                    .and_then(|rule| rule.extract(records));
+                let value = from_record.or_else(|| {
+                    let rule = byte_rule.and_then(|b| self.bytes.get(b))?;
+                    let source: &[u8] = match rule.input {
+                        Input::ManufacturerData => vendor?,
+                        Input::Step => step_output.as_deref()?,
+                        Input::Apl => frame?.apl,
+                        Input::Record(slot) => {
+                            record_data.get(slot, self.record_headers.get(slot)?)?
+                        }
+                    };
+                    rule.extract(source)
+                })?;
+                Some((i, value))
+            });
+        fields.refill(&self.names, values);
         *driver = Some(self.driver.clone());
         step_result
+    }
+}
+
+/// The data of the records byte rules read, unhexed once for all the rules reading the
+/// same record: a driver usually takes several fields from one vendor record, and
+/// rules run in name order, so the record last unhexed is kept.
+struct RecordData<'a> {
+    records: &'a [Record],
+    /// Which `Rules::record_headers` entry the buffers hold, and the length of its
+    /// data (`None`: the telegram has no such record, or its hex is invalid).
+    held: Option<(usize, Option<usize>)>,
+    stack: [u8; 64],
+    heap: Vec<u8>,
+}
+
+impl<'a> RecordData<'a> {
+    fn new(records: &'a [Record]) -> RecordData<'a> {
+        RecordData {
+            records,
+            held: None,
+            stack: [0; 64],
+            heap: Vec::new(),
+        }
+    }
+
+    /// The data of the record with `header`, which is `Rules::record_headers[slot]`.
+    fn get(&mut self, slot: usize, header: &str) -> Option<&[u8]> {
+        let len = match self.held {
+            Some((held, len)) if held == slot => len,
+            _ => {
+                let len = record_bytes(self.records, header, &mut self.stack, &mut self.heap)
+                    .map(<[u8]>::len);
+                self.held = Some((slot, len));
+                len
+            }
+        };
+        // `unhex` used the stack buffer when the data fit it, else the heap buffer.
+        let len = len?;
+        match self.stack.get(..len) {
+            Some(data) => Some(data),
+            None => Some(&self.heap),
+        }
     }
 }
 
@@ -233,19 +293,20 @@ impl Rules {
                 });
             let from_bytes = || {
                 let rule = self.bytes.iter().find(|b| *b.name == *name)?;
-                let source = match &rule.source {
-                    Source::ManufacturerData => "manufacturer data".to_owned(),
-                    Source::Apl => "application layer".to_owned(),
-                    Source::Record(h) => format!("record {h} data"),
-                    Source::Step => match &self.step {
+                let source = match rule.input {
+                    Input::ManufacturerData => "manufacturer data".to_owned(),
+                    Input::Apl => "application layer".to_owned(),
+                    Input::Record(slot) => {
+                        format!("record {} data", self.record_headers.get(slot)?)
+                    }
+                    Input::Step => match &self.step {
                         Some(step) => format!("step {} output", step.step.name),
                         None => "step output".to_owned(),
                     },
                 };
-                let scale = if rule.scale == Decimal::from_int(1) {
-                    String::new()
-                } else {
-                    format!(" × {}", rule.scale)
+                let scale = match rule.scale {
+                    Some(scale) => format!(" × {scale}"),
+                    None => String::new(),
                 };
                 Some(format!(
                     "{source} bytes {}..{} ({}{scale})",
@@ -315,14 +376,14 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
             .map(|(unit, factor)| {
                 factor
                     .parse::<Decimal>()
-                    .map(|f| (*unit, f))
+                    .map(|f| (*unit, (f != Decimal::from_int(1)).then_some(f)))
                     .map_err(|_| format!("conversion factor {factor:?}"))
             })
             .collect::<Result<_, _>>()?,
         FieldKind::Date | FieldKind::Plain => Vec::new(),
     };
     Ok(RecordRule {
-        name: Arc::from(name),
+        name: name.to_owned(),
         quantity: def.quantity.clone(),
         storage: def.storage.clone(),
         tariff: def.tariff,
@@ -335,13 +396,14 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
 }
 
 impl RecordRule {
+    /// Number comparisons first: they rule out most records without a string compare.
     fn selects(&self, r: &Record) -> bool {
-        *r.quantity == *self.quantity
-            && self.storage.contains(&r.storage)
-            && r.tariff == self.tariff
+        r.tariff == self.tariff
             && r.subunit == self.subunit
+            && self.storage.contains(&r.storage)
             && self.function.contains(&r.function)
             && r.qualifiers.len() == self.qualifiers.len()
+            && *r.quantity == *self.quantity
             && self
                 .qualifiers
                 .iter()
@@ -361,8 +423,12 @@ impl RecordRule {
             FieldKind::Unit { .. } => {
                 let unit = record.unit.as_deref()?;
                 let (_, factor) = self.factors.iter().find(|(u, _)| *u == unit)?;
-                n.checked_mul(*factor)
-                    .map(|v| Value::Number(v.normalized()))
+                match factor {
+                    Some(factor) => n
+                        .checked_mul(*factor)
+                        .map(|v| Value::Number(v.normalized())),
+                    None => Some(Value::Number(*n)),
+                }
             }
             // A number named as a date is a record the definition got wrong: leave it out.
             FieldKind::Date => None,
@@ -379,8 +445,12 @@ impl ByteRule {
             return Some(value);
         }
         let raw = decode_number(field, self.encoding, self.mask)?;
-        raw.checked_mul(self.scale)
-            .map(|v| Value::Number(v.normalized()))
+        match self.scale {
+            Some(scale) => raw
+                .checked_mul(scale)
+                .map(|v| Value::Number(v.normalized())),
+            None => Some(Value::Number(raw)),
+        }
     }
 }
 

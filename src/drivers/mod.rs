@@ -53,7 +53,7 @@ mod extract;
 mod model;
 pub mod steps;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -245,9 +245,10 @@ impl Driver {
 pub struct DriverSet {
     /// Shared: every decoder (one per CLI call, test or fuzz input) holds the set.
     drivers: Vec<Arc<Driver>>,
-    /// Manufacturer code → indices into `drivers`, in order: selection per telegram
-    /// looks at that manufacturer's few drivers only.
-    by_manufacturer: Arc<HashMap<u16, Vec<usize>>>,
+    /// (manufacturer code, index into `drivers`) sorted by code, in set order within a
+    /// code: selection per telegram looks at that manufacturer's few drivers only, found
+    /// by binary search (cheaper than hashing the code).
+    by_manufacturer: Arc<[(u16, usize)]>,
 }
 
 impl DriverSet {
@@ -317,11 +318,15 @@ impl DriverSet {
     }
 
     fn reindex(&mut self) {
-        let mut index: HashMap<u16, Vec<usize>> = HashMap::new();
-        for (i, driver) in self.drivers.iter().enumerate() {
-            index.entry(driver.manufacturer).or_default().push(i);
-        }
-        self.by_manufacturer = Arc::new(index);
+        let mut index: Vec<(u16, usize)> = self
+            .drivers
+            .iter()
+            .enumerate()
+            .map(|(i, driver)| (driver.manufacturer, i))
+            .collect();
+        // Stable: drivers of one manufacturer stay in set order.
+        index.sort_by_key(|&(manufacturer, _)| manufacturer);
+        self.by_manufacturer = index.into();
     }
 
     /// The first driver that applies to the meter, whatever the CI; `None` = generic
@@ -335,10 +340,14 @@ impl DriverSet {
     /// through the manufacturer index (this runs for every telegram).
     pub fn select_address(&self, meter: &LongAddress, ci: u8) -> Option<&Driver> {
         let manufacturer = meter.manufacturer().masked();
-        let candidates = self.by_manufacturer.get(&manufacturer)?;
-        candidates
+        let first = self
+            .by_manufacturer
+            .partition_point(|&(m, _)| m < manufacturer);
+        self.by_manufacturer
+            .get(first..)?
             .iter()
-            .filter_map(|&i| self.drivers.get(i))
+            .take_while(|&&(m, _)| m == manufacturer)
+            .filter_map(|&(_, i)| self.drivers.get(i))
             .map(|d| &**d)
             .find(|d| d.applies(manufacturer, meter.version, meter.device_type, Some(ci)))
     }
