@@ -221,10 +221,15 @@ pub(crate) struct FieldNames(Option<Arc<Vec<FieldName>>>);
 #[derive(Debug, Clone)]
 struct FieldName {
     name: Box<str>,
-    /// `,"name":` as JSON, escaped as serde_json escapes keys; the comma is left out
-    /// for an object's first key.
+    /// `,"name":` as JSON, escaped as serde_json escapes keys, then zero bytes up to
+    /// a whole number of [`KEY_CHUNK`]s.
     key: Box<[u8]>,
+    key_len: usize,
 }
+
+/// Keys are copied in chunks of this fixed size: copies of a constant size compile
+/// inline, where one of a length known only at run time is a `memcpy` call.
+const KEY_CHUNK: usize = 16;
 
 impl FieldName {
     fn new(name: &str) -> FieldName {
@@ -235,10 +240,26 @@ impl FieldName {
             key.truncate(1);
         }
         key.push(b':');
+        let key_len = key.len();
+        key.resize(key_len.next_multiple_of(KEY_CHUNK), 0);
         FieldName {
             name: name.into(),
             key: key.into(),
+            key_len,
         }
+    }
+
+    /// Appends `,"name":`.
+    fn write_key(&self, out: &mut Vec<u8>) {
+        let end = out.len() + self.key_len;
+        out.reserve(self.key.len());
+        for chunk in self.key.chunks_exact(KEY_CHUNK) {
+            if let Ok(chunk) = <&[u8; KEY_CHUNK]>::try_from(chunk) {
+                out.extend_from_slice(chunk);
+            }
+        }
+        // Cut the padding off again.
+        out.truncate(end);
     }
 }
 
@@ -297,8 +318,11 @@ impl FieldNames {
 #[derive(Clone, Default)]
 pub struct Fields {
     names: FieldNames,
-    /// Index into `names` and value, in index order, which is name order.
+    /// Index into `names` and value, in index order, which is name order; the first
+    /// `len` are the fields. The rest are spare slots whose text buffers the next
+    /// [`Fields::refill`] reuses: `clear` runs for every decoded telegram.
     entries: Vec<(usize, Value)>,
+    len: usize,
 }
 
 impl Fields {
@@ -309,7 +333,7 @@ impl Fields {
     pub fn get(&self, name: &str) -> Option<&Value> {
         let index = self.names.position(name).ok()?;
         let at = self.entry(index).ok()?;
-        self.entries.get(at).map(|(_, v)| v)
+        self.live().get(at).map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -319,6 +343,7 @@ impl Fields {
     /// Sets `name` to `value`, keeping the names sorted.
     pub fn insert(&mut self, name: impl AsRef<str>, value: Value) {
         let name = name.as_ref();
+        self.entries.truncate(self.len);
         let index = match self.names.position(name) {
             Ok(index) => index,
             Err(index) => {
@@ -332,46 +357,6 @@ impl Fields {
                 index
             }
         };
-        self.set(index, value);
-    }
-
-    /// Sets a name that sorts after every name present. The same as
-    /// [`Fields::insert`], which appends without moving entries in that case.
-    pub fn push_sorted(&mut self, name: impl AsRef<str>, value: Value) {
-        self.insert(name, value);
-    }
-
-    /// Replaces every field by `values`: (index into `names`, value) in increasing
-    /// index order, as a driver computes them. The names are shared, not copied.
-    pub(crate) fn refill(
-        &mut self,
-        names: &FieldNames,
-        values: impl IntoIterator<Item = (usize, Value)>,
-    ) {
-        self.entries.clear();
-        // The same driver as for the last telegram: the table is already shared.
-        if !self.names.same(names) {
-            self.names = names.clone();
-        }
-        for (index, value) in values {
-            if index < self.names.len() {
-                self.set(index, value);
-            }
-        }
-    }
-
-    /// Sets the name at `index` of `names`. Appending is the usual case (drivers fill
-    /// in name order) and stays inline; anything else moves entries.
-    #[inline]
-    fn set(&mut self, index: usize, value: Value) {
-        match self.entries.last() {
-            Some(&(last, _)) if last >= index => self.set_unordered(index, value),
-            _ => self.entries.push((index, value)),
-        }
-    }
-
-    #[inline(never)]
-    fn set_unordered(&mut self, index: usize, value: Value) {
         match self.entry(index) {
             Ok(at) => {
                 if let Some(slot) = self.entries.get_mut(at) {
@@ -380,16 +365,56 @@ impl Fields {
             }
             Err(at) => self.entries.insert(at, (index, value)),
         }
+        self.len = self.entries.len();
+    }
+
+    /// Sets a name that sorts after every name present: the same as
+    /// [`Fields::insert`].
+    pub fn push_sorted(&mut self, name: impl AsRef<str>, value: Value) {
+        self.insert(name, value);
+    }
+
+    /// Replaces every field, name by name of `names` (shared, not copied): `fill`
+    /// writes the value of the name at an index into a slot and says whether the
+    /// field is present. Slots hold the values of an earlier telegram, so that text
+    /// can be written into an existing buffer.
+    pub(crate) fn refill(
+        &mut self,
+        names: &FieldNames,
+        mut fill: impl FnMut(usize, &mut Value) -> bool,
+    ) {
+        // The same driver as for the last telegram: the table is already shared.
+        if !self.names.same(names) {
+            self.names = names.clone();
+        }
+        self.len = 0;
+        for index in 0..self.names.len() {
+            if self.len == self.entries.len() {
+                self.entries.push((index, Value::Null));
+            }
+            let Some(slot) = self.entries.get_mut(self.len) else {
+                break;
+            };
+            slot.0 = index;
+            if fill(index, &mut slot.1) {
+                self.len += 1;
+            }
+        }
+    }
+
+    /// The fields, without the spare slots.
+    fn live(&self) -> &[(usize, Value)] {
+        self.entries.get(..self.len).unwrap_or(&self.entries)
     }
 
     fn entry(&self, index: usize) -> Result<usize, usize> {
-        self.entries.binary_search_by_key(&index, |&(i, _)| i)
+        self.live().binary_search_by_key(&index, |&(i, _)| i)
     }
 
     pub fn iter(&self) -> FieldsIter<'_> {
         FieldsIter {
             names: &self.names,
-            entries: self.entries.iter(),
+            entries: self.live().iter(),
         }
     }
 
@@ -398,33 +423,35 @@ impl Fields {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
-    /// Removes every field; the names stay, for the next telegram of the same driver.
+    /// Removes every field. The names and the slots stay, for the next telegram.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.len = 0;
     }
 
-    /// The fields as the members of a JSON object, `"name":value,...`: the keys are
-    /// rendered already.
-    fn write_json_members(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        for (n, (index, value)) in self.entries.iter().enumerate() {
-            let Some(name) = self.names.get(*index) else {
-                continue;
-            };
-            let key = if n == 0 {
-                name.key.get(1..).unwrap_or_default()
-            } else {
-                &name.key
-            };
-            out.extend_from_slice(key);
-            value.write_json(out)?;
+    /// The fields as a JSON object, `{"name":value,...}`, with the keys as rendered
+    /// when the names were loaded.
+    fn write_json_object(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        // Each key comes with its leading comma; the first key's comma becomes the
+        // opening brace.
+        let open = out.len();
+        for (index, value) in self.live() {
+            if let Some(name) = self.names.get(*index) {
+                name.write_key(out);
+                value.write_json(out)?;
+            }
         }
+        match out.get_mut(open) {
+            Some(comma) => *comma = b'{',
+            None => out.push(b'{'),
+        }
+        out.push(b'}');
         Ok(())
     }
 }
@@ -786,9 +813,8 @@ impl Reading {
             string(out, error)?;
         }
         if !self.fields.is_empty() {
-            out.extend_from_slice(b",\"fields\":{");
-            self.fields.write_json_members(out)?;
-            out.push(b'}');
+            out.extend_from_slice(b",\"fields\":");
+            self.fields.write_json_object(out)?;
         }
         out.push(b'}');
         Ok(())
@@ -1173,6 +1199,96 @@ mod tests {
             String::from_utf8_lossy(&direct),
             String::from_utf8_lossy(&via_serde)
         );
+    }
+
+    fn number(n: i128) -> Value {
+        Value::Number(Decimal::new(n, 0))
+    }
+
+    #[test]
+    fn fields_refill_from_shared_names_and_reuse_slots() {
+        let names = FieldNames::new(["b_m3", "a_date", "c_flags", "b_m3"]);
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            ["a_date", "b_m3", "c_flags"]
+        );
+        let mut fields = Fields::new();
+        fields.refill(&names, |i, slot| {
+            *slot = match i {
+                0 => Value::Text("2026-10-31".to_owned()),
+                1 => number(7),
+                _ => return false,
+            };
+            true
+        });
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["a_date", "b_m3"]);
+        assert_eq!(fields["b_m3"], number(7));
+        fields.clear();
+        assert!(fields.is_empty() && fields.get("a_date").is_none());
+        // The next telegram finds the last one's values in its slots (text buffers
+        // kept) and may leave fields out.
+        let mut first_slot = None;
+        fields.refill(&names, |i, slot| {
+            if i == 0 {
+                first_slot = Some(slot.clone());
+            }
+            if i == 2 {
+                *slot = Value::Null;
+            }
+            i == 2
+        });
+        assert_eq!(first_slot, Some(Value::Text("2026-10-31".to_owned())));
+        assert_eq!(
+            fields.iter().collect::<Vec<_>>(),
+            [("c_flags", &Value::Null)]
+        );
+        assert_eq!(fields.len(), 1);
+    }
+
+    #[test]
+    fn fields_insert_copies_shared_names_and_compares_by_name() {
+        let names = FieldNames::new(["b_m3", "d_m3"]);
+        let mut fields = Fields::new();
+        fields.refill(&names, |i, slot| {
+            *slot = number(i as i128);
+            true
+        });
+        fields.insert("c_flags", number(9));
+        fields.push_sorted("e_flags", number(10));
+        fields.insert("b_m3", number(5));
+        // The driver's table is unchanged; the reading has its own copy now.
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["b_m3", "d_m3"]);
+        let expected: Fields = [
+            ("e_flags", number(10)),
+            ("b_m3", number(5)),
+            ("d_m3", number(1)),
+            ("c_flags", number(9)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(fields, expected);
+        assert_eq!(
+            serde_json::to_string(&fields).unwrap(),
+            r#"{"b_m3":5,"c_flags":9,"d_m3":1,"e_flags":10}"#
+        );
+        let mut out = Vec::new();
+        fields.write_json_object(&mut out).unwrap();
+        assert_eq!(out, serde_json::to_vec(&fields).unwrap());
+        out.clear();
+        Fields::new().write_json_object(&mut out).unwrap();
+        assert_eq!(out, b"{}");
+    }
+
+    #[test]
+    fn field_keys_of_every_length_copy_exactly() {
+        for len in 1..=40 {
+            let name = format!("{}\"", "x".repeat(len));
+            let fields: Fields = [(name.as_str(), Value::Null)].into_iter().collect();
+            let mut out = b"prefix".to_vec();
+            fields.write_json_object(&mut out).unwrap();
+            let expected = format!("prefix{}", serde_json::to_string(&fields).unwrap());
+            assert_eq!(String::from_utf8_lossy(&out), expected);
+        }
     }
 
     #[test]

@@ -53,6 +53,13 @@ enum Input {
     Record(usize),
 }
 
+/// How one field name is filled.
+#[derive(Debug, Clone)]
+struct FieldRules {
+    record: Option<RecordRule>,
+    bytes: Option<ByteRule>,
+}
+
 #[derive(Debug, Clone)]
 struct StepRule {
     step: &'static Step,
@@ -66,11 +73,8 @@ pub(super) struct Rules {
     driver: Arc<str>,
     /// Every field name once, in name order, shared by every reading it fills.
     names: FieldNames,
-    records: Vec<RecordRule>,
-    bytes: Vec<ByteRule>,
-    /// Per name of `names`: its record rule and its byte rule (indices into `records`
-    /// and `bytes`), so fields fill in name order without sorting.
-    order: Vec<(Option<usize>, Option<usize>)>,
+    /// Per name of `names`, in that order: its record rule and its byte rule.
+    fields: Vec<FieldRules>,
     /// The distinct record headers byte rules read (`Input::Record`).
     record_headers: Vec<String>,
     step: Option<StepRule>,
@@ -141,21 +145,17 @@ impl Rules {
                 .chain(definition.bytes.keys())
                 .map(String::as_str),
         );
-        let order = names
+        let fields = names
             .iter()
-            .map(|name| {
-                (
-                    records.iter().position(|r: &RecordRule| r.name == name),
-                    bytes.iter().position(|b: &ByteRule| b.name == name),
-                )
+            .map(|name| FieldRules {
+                record: records.iter().find(|r| r.name == name).cloned(),
+                bytes: bytes.iter().find(|b| b.name == name).cloned(),
             })
             .collect();
         Ok(Rules {
             driver: Arc::from(definition.name.as_str()),
             names,
-            records,
-            bytes,
-            order,
+            fields,
             record_headers,
             step,
             reads_vendor_bytes,
@@ -192,30 +192,51 @@ impl Rules {
             _ => (None, Ok(())),
         };
         let mut record_data = RecordData::new(records);
-        let values = self
-            .order
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &(record_rule, byte_rule))| {
-                // A name defined both ways takes the record when the telegram has it.
-                let from_record = record_rule
-                    .and_then(|r| self.records.get(r))
-                    .and_then(|rule| rule.extract(records));
-                let value = from_record.or_else(|| {
-                    let rule = byte_rule.and_then(|b| self.bytes.get(b))?;
-                    let source: &[u8] = match rule.input {
-                        Input::ManufacturerData => vendor?,
-                        Input::Step => step_output.as_deref()?,
-                        Input::Apl => frame?.apl,
-                        Input::Record(slot) => {
-                            record_data.get(slot, self.record_headers.get(slot)?)?
-                        }
-                    };
-                    rule.extract(source)
-                })?;
-                Some((i, value))
-            });
-        fields.refill(&self.names, values);
+        fields.refill(&self.names, |i, slot| {
+            let Some(rules) = self.fields.get(i) else {
+                return false;
+            };
+            // A name defined both ways takes the record when the telegram has it.
+            if let Some(rule) = &rules.record {
+                if rule.extract(records, slot) {
+                    return true;
+                }
+            }
+            let Some(rule) = &rules.bytes else {
+                return false;
+            };
+            let source: &[u8] = match rule.input {
+                Input::ManufacturerData => match vendor {
+                    Some(v) => v,
+                    None => return false,
+                },
+                Input::Step => match &step_output {
+                    Some(v) => v,
+                    None => return false,
+                },
+                Input::Apl => match frame {
+                    Some(f) => f.apl,
+                    None => return false,
+                },
+                Input::Record(at) => {
+                    let data = self
+                        .record_headers
+                        .get(at)
+                        .and_then(|header| record_data.get(at, header));
+                    match data {
+                        Some(data) => data,
+                        None => return false,
+                    }
+                }
+            };
+            match rule.extract(source) {
+                Some(value) => {
+                    *slot = value;
+                    true
+                }
+                None => false,
+            }
+        });
         *driver = Some(self.driver.clone());
         step_result
     }
@@ -280,10 +301,13 @@ impl Rules {
     pub(super) fn sources(&self, reading: &Reading) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for name in reading.fields.keys() {
-            let from_record = self
-                .records
+            let rules = self
+                .names
                 .iter()
-                .find(|r| *r.name == *name)
+                .zip(&self.fields)
+                .find_map(|(n, rules)| (n == name).then_some(rules));
+            let from_record = rules
+                .and_then(|rules| rules.record.as_ref())
                 .and_then(|rule| {
                     let record = reading.records.iter().find(|r| rule.selects(r))?;
                     Some(format!(
@@ -292,7 +316,7 @@ impl Rules {
                     ))
                 });
             let from_bytes = || {
-                let rule = self.bytes.iter().find(|b| *b.name == *name)?;
+                let rule = rules?.bytes.as_ref()?;
                 let source = match rule.input {
                     Input::ManufacturerData => "manufacturer data".to_owned(),
                     Input::Apl => "application layer".to_owned(),
@@ -396,44 +420,84 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
 }
 
 impl RecordRule {
-    /// Number comparisons first: they rule out most records without a string compare.
+    /// Cheapest and most selective first: most records of a telegram share storage,
+    /// tariff, subunit and function, and differ in quantity, whose length alone tells
+    /// most apart.
     fn selects(&self, r: &Record) -> bool {
-        r.tariff == self.tariff
+        r.quantity.len() == self.quantity.len()
+            && r.tariff == self.tariff
             && r.subunit == self.subunit
             && self.storage.contains(&r.storage)
             && self.function.contains(&r.function)
             && r.qualifiers.len() == self.qualifiers.len()
-            && *r.quantity == *self.quantity
+            && same_text(&r.quantity, &self.quantity)
             && self
                 .qualifiers
                 .iter()
                 .all(|q| r.qualifiers.iter().any(|rq| **rq == **q))
     }
 
-    fn extract(&self, records: &[Record]) -> Option<Value> {
-        let record = records.iter().find(|r| self.selects(r))?;
-        let Value::Number(n) = &record.value else {
-            // Dates and text pass as they are; so does null (the meter sent no valid value).
-            return match self.kind {
-                FieldKind::Unit { .. } => (record.value == Value::Null).then_some(Value::Null),
-                FieldKind::Date | FieldKind::Plain => Some(record.value.clone()),
-            };
+    /// Writes the field's value from the first record this rule selects into `slot`;
+    /// false when no record gives one.
+    fn extract(&self, records: &[Record], slot: &mut Value) -> bool {
+        let Some(record) = records.iter().find(|r| self.selects(r)) else {
+            return false;
         };
-        match self.kind {
+        let n = match (&record.value, self.kind) {
+            (Value::Number(n), _) => n,
+            // The meter sent no valid value.
+            (Value::Null, _) => {
+                *slot = Value::Null;
+                return true;
+            }
+            // Dates and text pass as they are, into the slot's text buffer.
+            (Value::Text(text), FieldKind::Date | FieldKind::Plain) => {
+                match slot {
+                    Value::Text(buffer) => buffer.clone_from(text),
+                    _ => *slot = Value::Text(text.clone()),
+                }
+                return true;
+            }
+            (Value::Text(_), FieldKind::Unit { .. }) => return false,
+        };
+        let value = match self.kind {
             FieldKind::Unit { .. } => {
-                let unit = record.unit.as_deref()?;
-                let (_, factor) = self.factors.iter().find(|(u, _)| *u == unit)?;
-                match factor {
-                    Some(factor) => n
-                        .checked_mul(*factor)
-                        .map(|v| Value::Number(v.normalized())),
-                    None => Some(Value::Number(*n)),
+                let Some(unit) = record.unit.as_deref() else {
+                    return false;
+                };
+                match self.factors.iter().find(|(u, _)| same_text(u, unit)) {
+                    Some((_, None)) => Some(*n),
+                    Some((_, Some(factor))) => n.checked_mul(*factor).map(Decimal::normalized),
+                    None => None,
                 }
             }
             // A number named as a date is a record the definition got wrong: leave it out.
             FieldKind::Date => None,
-            FieldKind::Plain => Some(Value::Number(*n)),
+            FieldKind::Plain => Some(*n),
+        };
+        match value {
+            Some(v) => {
+                *slot = Value::Number(v);
+                true
+            }
+            None => false,
         }
+    }
+}
+
+/// `a == b` for the short quantity and unit names compared per record and rule: word
+/// compares instead of a `memcmp` call, which costs more than the compare itself.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let words = |s: &[u8]| Some((*s.first_chunk::<8>()?, *s.last_chunk::<8>()?));
+    match (words(a), words(b)) {
+        // Eight to sixteen bytes: the first and the last eight cover them all.
+        (Some(wa), Some(wb)) if a.len() <= 16 => wa == wb,
+        (Some(_), Some(_)) => a == b,
+        _ => a.iter().zip(b).all(|(x, y)| x == y),
     }
 }
 
@@ -507,6 +571,38 @@ pub(super) fn decode_number(
                 }
             }
             Some(Decimal::from_int(value))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_text;
+
+    #[test]
+    fn same_text_agrees_with_string_equality() {
+        let words = [
+            "",
+            "C",
+            "K",
+            "m3",
+            "hca",
+            "volume",
+            "datetime",
+            "datetimf",
+            "on_time_",
+            "flow_temperature",
+            "flow_temperaturf",
+            "glow_temperature",
+            "external_temperature",
+            "external_temperaturf",
+            "m3/h",
+            "m3/min",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
+            }
         }
     }
 }

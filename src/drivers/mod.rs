@@ -124,8 +124,38 @@ pub struct Driver {
     /// The definition text as loaded, for `wmbusd drivers show`.
     pub text: String,
     manufacturer: u16,
+    /// `definition.versions`, `device_types` and `ci` as sets, checked per telegram.
+    versions: ByteSet,
+    device_types: ByteSet,
+    cis: ByteSet,
     compact_formats: Vec<CompactFormat>,
     rules: extract::Rules,
+}
+
+/// A set of byte values, all of them for an empty list ("any"): membership is one bit
+/// test, where a list search is a loop or a `memchr` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn of(list: &[u8]) -> ByteSet {
+        if list.is_empty() {
+            return ByteSet([u64::MAX; 4]);
+        }
+        let mut bits = [0u64; 4];
+        for &value in list {
+            if let Some(word) = bits.get_mut(usize::from(value >> 6)) {
+                *word |= 1 << (value & 63);
+            }
+        }
+        ByteSet(bits)
+    }
+
+    fn contains(&self, value: u8) -> bool {
+        self.0
+            .get(usize::from(value >> 6))
+            .is_some_and(|word| word >> (value & 63) & 1 == 1)
+    }
 }
 
 impl Driver {
@@ -173,10 +203,13 @@ impl Driver {
             .map_err(|(span, reason)| at(Some(span), reason))?;
         let rules = extract::Rules::compile(&definition).map_err(|reason| at(None, reason))?;
         Ok(Driver {
-            definition,
             source: file.to_owned(),
             text: text.to_owned(),
             manufacturer: manufacturer.raw(),
+            versions: ByteSet::of(&definition.versions),
+            device_types: ByteSet::of(&definition.device_types),
+            cis: ByteSet::of(&definition.ci),
+            definition,
             compact_formats,
             rules,
         })
@@ -195,11 +228,10 @@ impl Driver {
     /// The one selection rule: manufacturer code (bit 15 masked), version, device type,
     /// and the CI of the frame when `ci` is given.
     fn applies(&self, manufacturer: u16, version: u8, device_type: u8, ci: Option<u8>) -> bool {
-        let d = &self.definition;
         self.manufacturer == manufacturer
-            && (d.versions.is_empty() || d.versions.contains(&version))
-            && (d.device_types.is_empty() || d.device_types.contains(&device_type))
-            && ci.map_or(true, |ci| d.ci.is_empty() || d.ci.contains(&ci))
+            && self.versions.contains(version)
+            && self.device_types.contains(device_type)
+            && ci.map_or(true, |ci| self.cis.contains(ci))
     }
 
     /// The named step this driver runs, if any.
