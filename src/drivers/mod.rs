@@ -123,13 +123,30 @@ pub struct Driver {
     pub source: String,
     /// The definition text as loaded, for `wmbusd drivers show`.
     pub text: String,
+    selector: Selector,
+    compact_formats: Vec<CompactFormat>,
+    rules: extract::Rules,
+}
+
+/// What selects a driver: manufacturer code and the definition's `versions`,
+/// `device_types` and `ci` as sets, checked per telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Selector {
     manufacturer: u16,
-    /// `definition.versions`, `device_types` and `ci` as sets, checked per telegram.
     versions: ByteSet,
     device_types: ByteSet,
     cis: ByteSet,
-    compact_formats: Vec<CompactFormat>,
-    rules: extract::Rules,
+}
+
+impl Selector {
+    /// The one selection rule: manufacturer code (bit 15 masked), version, device
+    /// type, and the CI of the frame when `ci` is given.
+    fn applies(&self, manufacturer: u16, version: u8, device_type: u8, ci: Option<u8>) -> bool {
+        self.manufacturer == manufacturer
+            && self.versions.contains(version)
+            && self.device_types.contains(device_type)
+            && ci.map_or(true, |ci| self.cis.contains(ci))
+    }
 }
 
 /// A set of byte values, all of them for an empty list ("any"): membership is one bit
@@ -205,10 +222,12 @@ impl Driver {
         Ok(Driver {
             source: file.to_owned(),
             text: text.to_owned(),
-            manufacturer: manufacturer.raw(),
-            versions: ByteSet::of(&definition.versions),
-            device_types: ByteSet::of(&definition.device_types),
-            cis: ByteSet::of(&definition.ci),
+            selector: Selector {
+                manufacturer: manufacturer.raw(),
+                versions: ByteSet::of(&definition.versions),
+                device_types: ByteSet::of(&definition.device_types),
+                cis: ByteSet::of(&definition.ci),
+            },
             definition,
             compact_formats,
             rules,
@@ -222,16 +241,7 @@ impl Driver {
     /// True when this driver applies to the meter (any CI).
     pub fn matches(&self, manufacturer: &str, version: u8, device_type: u8) -> bool {
         Manufacturer::from_code(manufacturer)
-            .is_some_and(|m| self.applies(m.raw(), version, device_type, None))
-    }
-
-    /// The one selection rule: manufacturer code (bit 15 masked), version, device type,
-    /// and the CI of the frame when `ci` is given.
-    fn applies(&self, manufacturer: u16, version: u8, device_type: u8, ci: Option<u8>) -> bool {
-        self.manufacturer == manufacturer
-            && self.versions.contains(version)
-            && self.device_types.contains(device_type)
-            && ci.map_or(true, |ci| self.cis.contains(ci))
+            .is_some_and(|m| self.selector.applies(m.raw(), version, device_type, None))
     }
 
     /// The named step this driver runs, if any.
@@ -277,10 +287,11 @@ impl Driver {
 pub struct DriverSet {
     /// Shared: every decoder (one per CLI call, test or fuzz input) holds the set.
     drivers: Vec<Arc<Driver>>,
-    /// (manufacturer code, index into `drivers`) sorted by code, in set order within a
-    /// code: selection per telegram looks at that manufacturer's few drivers only, found
-    /// by binary search (cheaper than hashing the code).
-    by_manufacturer: Arc<[(u16, usize)]>,
+    /// Each driver's selector and index into `drivers`, sorted by manufacturer code, in
+    /// set order within a code: selection per telegram looks at that manufacturer's few
+    /// drivers only, found by binary search (cheaper than hashing the code), and reads
+    /// one array.
+    by_manufacturer: Arc<[(Selector, usize)]>,
 }
 
 impl DriverSet {
@@ -350,14 +361,14 @@ impl DriverSet {
     }
 
     fn reindex(&mut self) {
-        let mut index: Vec<(u16, usize)> = self
+        let mut index: Vec<(Selector, usize)> = self
             .drivers
             .iter()
             .enumerate()
-            .map(|(i, driver)| (driver.manufacturer, i))
+            .map(|(i, driver)| (driver.selector, i))
             .collect();
         // Stable: drivers of one manufacturer stay in set order.
-        index.sort_by_key(|&(manufacturer, _)| manufacturer);
+        index.sort_by_key(|(selector, _)| selector.manufacturer);
         self.by_manufacturer = index.into();
     }
 
@@ -374,14 +385,14 @@ impl DriverSet {
         let manufacturer = meter.manufacturer().masked();
         let first = self
             .by_manufacturer
-            .partition_point(|&(m, _)| m < manufacturer);
-        self.by_manufacturer
+            .partition_point(|(s, _)| s.manufacturer < manufacturer);
+        let (_, i) = self
+            .by_manufacturer
             .get(first..)?
             .iter()
-            .take_while(|&&(m, _)| m == manufacturer)
-            .filter_map(|&(_, i)| self.drivers.get(i))
-            .map(|d| &**d)
-            .find(|d| d.applies(manufacturer, meter.version, meter.device_type, Some(ci)))
+            .take_while(|(s, _)| s.manufacturer == manufacturer)
+            .find(|(s, _)| s.applies(manufacturer, meter.version, meter.device_type, Some(ci)))?;
+        self.drivers.get(*i).map(|d| &**d)
     }
 
     pub fn get(&self, name: &str) -> Option<&Driver> {
@@ -408,7 +419,7 @@ impl DriverSet {
                 for &device_type in &driver.definition.device_types {
                     for format in &driver.compact_formats {
                         cache.declare_model(
-                            driver.manufacturer,
+                            driver.selector.manufacturer,
                             version,
                             device_type,
                             format.clone(),
