@@ -233,12 +233,12 @@ const KEY_CHUNK: usize = 16;
 
 impl FieldName {
     fn new(name: &str) -> FieldName {
-        let mut key = vec![b','];
-        // Writing a string into a `Vec` cannot fail; an empty key would only lose the
-        // name in the output, never corrupt it.
-        if serde_json::to_writer(&mut key, name).is_err() {
-            key.truncate(1);
-        }
+        // Serialising a `str` cannot fail (no I/O, no map key to check); the fallback
+        // only keeps this free of a panic.
+        let quoted = serde_json::to_string(name).unwrap_or_else(|_| format!("\"{name}\""));
+        let mut key = Vec::with_capacity(quoted.len() + 2);
+        key.push(b',');
+        key.extend_from_slice(quoted.as_bytes());
         key.push(b':');
         let key_len = key.len();
         key.resize(key_len.next_multiple_of(KEY_CHUNK), 0);
