@@ -214,11 +214,120 @@ pub struct Reading {
     pub fields: Fields,
 }
 
-/// A driver's named values, sorted by name. Names are shared with the driver
-/// definition, and the storage is kept between telegrams by `Decoder::decode_into`:
-/// filling it costs no allocation per field.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fields(Vec<(Arc<str>, Value)>);
+/// Field names in name order, each with its JSON object key rendered once. A driver
+/// builds its table when its definition loads and every reading it fills shares it:
+/// a field then costs an index, not a name copy, reference count or escape check.
+///
+/// No names is `None`, so that an empty (default) reading allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldNames(Option<Arc<Vec<FieldName>>>);
+
+#[derive(Debug, Clone)]
+struct FieldName {
+    name: Box<str>,
+    /// `,"name":` as JSON, escaped as serde_json escapes keys, then zero bytes up to
+    /// a whole number of [`KEY_CHUNK`]s.
+    key: Box<[u8]>,
+    key_len: usize,
+}
+
+/// Keys are copied in chunks of this fixed size: copies of a constant size compile
+/// inline, where one of a length known only at run time is a `memcpy` call.
+const KEY_CHUNK: usize = 16;
+
+impl FieldName {
+    fn new(name: &str) -> FieldName {
+        // Serialising a `str` cannot fail (no I/O, no map key to check); the fallback
+        // only keeps this free of a panic.
+        let quoted = serde_json::to_string(name).unwrap_or_else(|_| format!("\"{name}\""));
+        let mut key = Vec::with_capacity(quoted.len() + 2);
+        key.push(b',');
+        key.extend_from_slice(quoted.as_bytes());
+        key.push(b':');
+        let key_len = key.len();
+        key.resize(key_len.next_multiple_of(KEY_CHUNK), 0);
+        FieldName {
+            name: name.into(),
+            key: key.into(),
+            key_len,
+        }
+    }
+
+    /// Appends `,"name":`.
+    fn write_key(&self, out: &mut Vec<u8>) {
+        let end = out.len() + self.key_len;
+        out.reserve(self.key.len());
+        for chunk in self.key.chunks_exact(KEY_CHUNK) {
+            if let Ok(chunk) = <&[u8; KEY_CHUNK]>::try_from(chunk) {
+                out.extend_from_slice(chunk);
+            }
+        }
+        // Cut the padding off again.
+        out.truncate(end);
+    }
+}
+
+impl FieldNames {
+    /// The distinct `names`, sorted.
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> FieldNames {
+        let mut names: Vec<&str> = names.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        FieldNames(Some(Arc::new(
+            names.into_iter().map(FieldName::new).collect(),
+        )))
+    }
+
+    fn as_slice(&self) -> &[FieldName] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Shared with `other`: filled by the same driver.
+    fn same(&self, other: &FieldNames) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// The names in order: the indices [`Fields::refill`] takes.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.as_slice().iter().map(|n| &*n.name)
+    }
+
+    fn get(&self, index: usize) -> Option<&FieldName> {
+        self.as_slice().get(index)
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.as_slice().binary_search_by(|n| (*n.name).cmp(name))
+    }
+
+    /// Adds `name` at `index` (where [`FieldNames::position`] says it sorts), copying
+    /// the table first when a driver or another reading shares it.
+    fn insert(&mut self, index: usize, name: &str) {
+        Arc::make_mut(self.0.get_or_insert_with(Arc::default)).insert(index, FieldName::new(name));
+    }
+}
+
+/// A driver's named values, sorted by name. The names are indices into the driver's
+/// [`FieldNames`], and the storage is kept between telegrams by
+/// `Decoder::decode_into`: filling it costs no allocation and no reference count per
+/// field.
+#[derive(Clone, Default)]
+pub struct Fields {
+    names: FieldNames,
+    /// Index into `names` and value, in index order, which is name order; the first
+    /// `len` are the fields. The rest are spare slots whose text buffers the next
+    /// [`Fields::refill`] reuses: `clear` runs for every decoded telegram.
+    entries: Vec<(usize, Value)>,
+    len: usize,
+}
 
 impl Fields {
     pub fn new() -> Fields {
@@ -226,59 +335,163 @@ impl Fields {
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.position(name)
-            .ok()
-            .and_then(|i| self.0.get(i))
-            .map(|(_, v)| v)
+        let index = self.names.position(name).ok()?;
+        let at = self.entry(index).ok()?;
+        self.live().get(at).map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
-        self.position(name).is_ok()
+        self.get(name).is_some()
     }
 
     /// Sets `name` to `value`, keeping the names sorted.
-    pub fn insert(&mut self, name: Arc<str>, value: Value) {
-        match self.position(&name) {
-            Ok(i) => {
-                if let Some(slot) = self.0.get_mut(i) {
+    pub fn insert(&mut self, name: impl AsRef<str>, value: Value) {
+        let name = name.as_ref();
+        self.entries.truncate(self.len);
+        let index = match self.names.position(name) {
+            Ok(index) => index,
+            Err(index) => {
+                self.names.insert(index, name);
+                // The names from `index` on moved up by one.
+                for (i, _) in &mut self.entries {
+                    if *i >= index {
+                        *i += 1;
+                    }
+                }
+                index
+            }
+        };
+        match self.entry(index) {
+            Ok(at) => {
+                if let Some(slot) = self.entries.get_mut(at) {
                     slot.1 = value;
                 }
             }
-            Err(i) => self.0.insert(i, (name, value)),
+            Err(at) => self.entries.insert(at, (index, value)),
+        }
+        self.len = self.entries.len();
+    }
+
+    /// Sets a name that sorts after every name present: the same as
+    /// [`Fields::insert`].
+    pub fn push_sorted(&mut self, name: impl AsRef<str>, value: Value) {
+        self.insert(name, value);
+    }
+
+    /// Replaces every field, name by name of `names` (shared, not copied): `fill`
+    /// writes the value of the name at an index into a slot and says whether the
+    /// field is present. Slots hold the values of an earlier telegram, so that text
+    /// can be written into an existing buffer.
+    pub(crate) fn refill(
+        &mut self,
+        names: &FieldNames,
+        mut fill: impl FnMut(usize, &mut Value) -> bool,
+    ) {
+        // The same driver as for the last telegram: the table is already shared.
+        if !self.names.same(names) {
+            self.names = names.clone();
+        }
+        self.len = 0;
+        for index in 0..self.names.len() {
+            if self.len == self.entries.len() {
+                self.entries.push((index, Value::Null));
+            }
+            let Some(slot) = self.entries.get_mut(self.len) else {
+                break;
+            };
+            slot.0 = index;
+            if fill(index, &mut slot.1) {
+                self.len += 1;
+            }
         }
     }
 
-    /// Appends a name known to sort after every name present (drivers fill fields in
-    /// name order); anything else goes through [`Fields::insert`].
-    pub fn push_sorted(&mut self, name: Arc<str>, value: Value) {
-        match self.0.last() {
-            Some((last, _)) if **last >= *name => self.insert(name, value),
-            _ => self.0.push((name, value)),
-        }
+    /// The fields, without the spare slots.
+    fn live(&self) -> &[(usize, Value)] {
+        self.entries.get(..self.len).unwrap_or(&self.entries)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(n, v)| (&**n, v))
+    fn entry(&self, index: usize) -> Result<usize, usize> {
+        self.live().binary_search_by_key(&index, |&(i, _)| i)
+    }
+
+    pub fn iter(&self) -> FieldsIter<'_> {
+        FieldsIter {
+            names: &self.names,
+            entries: self.live().iter(),
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(n, _)| &**n)
+        self.iter().map(|(name, _)| name)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.live().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
+    /// Removes every field. The names and the slots stay, for the next telegram.
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.len = 0;
     }
 
-    fn position(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
+    /// The fields as a JSON object, `{"name":value,...}`, with the keys as rendered
+    /// when the names were loaded.
+    fn write_json_object(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        // Each key comes with its leading comma; the first key's comma becomes the
+        // opening brace.
+        let open = out.len();
+        for (index, value) in self.live() {
+            if let Some(name) = self.names.get(*index) {
+                name.write_key(out);
+                value.write_json(out)?;
+            }
+        }
+        match out.get_mut(open) {
+            Some(comma) => *comma = b'{',
+            None => out.push(b'{'),
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// The fields of a [`Fields`] in name order.
+#[derive(Debug, Clone)]
+pub struct FieldsIter<'a> {
+    names: &'a FieldNames,
+    entries: std::slice::Iter<'a, (usize, Value)>,
+}
+
+impl<'a> Iterator for FieldsIter<'a> {
+    type Item = (&'a str, &'a Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let names = self.names;
+        self.entries
+            .by_ref()
+            .find_map(|(i, v)| Some((&*names.get(*i)?.name, v)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, self.entries.size_hint().1)
+    }
+}
+
+/// Equal when the same names hold the same values, whatever tables the names are in.
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -296,21 +509,18 @@ impl std::ops::Index<&str> for Fields {
 
 impl<'a> IntoIterator for &'a Fields {
     type Item = (&'a str, &'a Value);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Arc<str>, Value)>,
-        fn(&'a (Arc<str>, Value)) -> (&'a str, &'a Value),
-    >;
+    type IntoIter = FieldsIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(n, v)| (&**n, v))
+    fn into_iter(self) -> FieldsIter<'a> {
+        self.iter()
     }
 }
 
-impl<K: Into<Arc<str>>> FromIterator<(K, Value)> for Fields {
+impl<K: AsRef<str>> FromIterator<(K, Value)> for Fields {
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Fields {
         let mut fields = Fields::new();
         for (name, value) in iter {
-            fields.insert(name.into(), value);
+            fields.insert(name, value);
         }
         fields
     }
@@ -319,9 +529,9 @@ impl<K: Into<Arc<str>>> FromIterator<(K, Value)> for Fields {
 impl Serialize for Fields {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in &self.0 {
-            map.serialize_entry(&**name, value)?;
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, value) in self {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }
@@ -623,16 +833,8 @@ impl Reading {
             string(out, error)?;
         }
         if !self.fields.is_empty() {
-            out.extend_from_slice(b",\"fields\":{");
-            for (i, (name, value)) in self.fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(out, name)?;
-                out.push(b':');
-                value.write_json(out)?;
-            }
-            out.push(b'}');
+            out.extend_from_slice(b",\"fields\":");
+            self.fields.write_json_object(out)?;
         }
         out.push(b'}');
         Ok(())
@@ -1028,6 +1230,96 @@ mod tests {
             String::from_utf8_lossy(&direct),
             String::from_utf8_lossy(&via_serde)
         );
+    }
+
+    fn number(n: i128) -> Value {
+        Value::Number(Decimal::new(n, 0))
+    }
+
+    #[test]
+    fn fields_refill_from_shared_names_and_reuse_slots() {
+        let names = FieldNames::new(["b_m3", "a_date", "c_flags", "b_m3"]);
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            ["a_date", "b_m3", "c_flags"]
+        );
+        let mut fields = Fields::new();
+        fields.refill(&names, |i, slot| {
+            *slot = match i {
+                0 => Value::Text("2026-10-31".to_owned()),
+                1 => number(7),
+                _ => return false,
+            };
+            true
+        });
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["a_date", "b_m3"]);
+        assert_eq!(fields["b_m3"], number(7));
+        fields.clear();
+        assert!(fields.is_empty() && fields.get("a_date").is_none());
+        // The next telegram finds the last one's values in its slots (text buffers
+        // kept) and may leave fields out.
+        let mut first_slot = None;
+        fields.refill(&names, |i, slot| {
+            if i == 0 {
+                first_slot = Some(slot.clone());
+            }
+            if i == 2 {
+                *slot = Value::Null;
+            }
+            i == 2
+        });
+        assert_eq!(first_slot, Some(Value::Text("2026-10-31".to_owned())));
+        assert_eq!(
+            fields.iter().collect::<Vec<_>>(),
+            [("c_flags", &Value::Null)]
+        );
+        assert_eq!(fields.len(), 1);
+    }
+
+    #[test]
+    fn fields_insert_copies_shared_names_and_compares_by_name() {
+        let names = FieldNames::new(["b_m3", "d_m3"]);
+        let mut fields = Fields::new();
+        fields.refill(&names, |i, slot| {
+            *slot = number(i as i128);
+            true
+        });
+        fields.insert("c_flags", number(9));
+        fields.push_sorted("e_flags", number(10));
+        fields.insert("b_m3", number(5));
+        // The driver's table is unchanged; the reading has its own copy now.
+        assert_eq!(names.iter().collect::<Vec<_>>(), ["b_m3", "d_m3"]);
+        let expected: Fields = [
+            ("e_flags", number(10)),
+            ("b_m3", number(5)),
+            ("d_m3", number(1)),
+            ("c_flags", number(9)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(fields, expected);
+        assert_eq!(
+            serde_json::to_string(&fields).unwrap(),
+            r#"{"b_m3":5,"c_flags":9,"d_m3":1,"e_flags":10}"#
+        );
+        let mut out = Vec::new();
+        fields.write_json_object(&mut out).unwrap();
+        assert_eq!(out, serde_json::to_vec(&fields).unwrap());
+        out.clear();
+        Fields::new().write_json_object(&mut out).unwrap();
+        assert_eq!(out, b"{}");
+    }
+
+    #[test]
+    fn field_keys_of_every_length_copy_exactly() {
+        for len in 1..=40 {
+            let name = format!("{}\"", "x".repeat(len));
+            let fields: Fields = [(name.as_str(), Value::Null)].into_iter().collect();
+            let mut out = b"prefix".to_vec();
+            fields.write_json_object(&mut out).unwrap();
+            let expected = format!("prefix{}", serde_json::to_string(&fields).unwrap());
+            assert_eq!(String::from_utf8_lossy(&out), expected);
+        }
     }
 
     #[test]

@@ -11,13 +11,13 @@ use super::model::{
 };
 use super::steps::{self, Step, StepError, StepInput};
 use super::FrameContext;
-use crate::reading::{Decimal, Function, Reading, Record, Value};
+use crate::reading::{Decimal, FieldNames, Function, Reading, Record, Value};
 use crate::wire::apl;
 
 /// A field taken from a generic record.
 #[derive(Debug, Clone)]
 struct RecordRule {
-    name: Arc<str>,
+    name: String,
     quantity: String,
     storage: OneOrMany<u64>,
     tariff: u32,
@@ -25,20 +25,39 @@ struct RecordRule {
     function: OneOrMany<Function>,
     qualifiers: Vec<String>,
     kind: FieldKind,
-    /// Record unit → exact factor to the field's unit.
-    factors: Vec<(&'static str, Decimal)>,
+    /// Record unit → exact factor to the field's unit; `None` for a factor of one,
+    /// where the record's value is taken as it is, without arithmetic.
+    factors: Vec<(&'static str, Option<Decimal>)>,
 }
 
 /// A field read from bytes.
 #[derive(Debug, Clone)]
 struct ByteRule {
-    name: Arc<str>,
-    source: Source,
+    name: String,
+    input: Input,
     offset: usize,
     length: usize,
     encoding: Encoding,
     mask: Option<u64>,
-    scale: Decimal,
+    /// `None` for a scale of one: the number as decoded, without arithmetic.
+    scale: Option<Decimal>,
+}
+
+/// Where a byte rule reads: [`Source`] with a record named by its index in
+/// `Rules::record_headers`, so that rules reading the same record share its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    ManufacturerData,
+    Step,
+    Apl,
+    Record(usize),
+}
+
+/// How one field name is filled.
+#[derive(Debug, Clone)]
+struct FieldRules {
+    record: Option<RecordRule>,
+    bytes: Option<ByteRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,12 +71,12 @@ struct StepRule {
 pub(super) struct Rules {
     /// The driver's name, shared by every reading it fills.
     driver: Arc<str>,
-    /// In name order, so the fields fill in order.
-    records: Vec<RecordRule>,
-    bytes: Vec<ByteRule>,
-    /// Every field name once, in name order: its record rule and its byte rule (indices
-    /// into `records` and `bytes`), so fields fill in order without sorting.
-    order: Vec<(Option<usize>, Option<usize>)>,
+    /// Every field name once, in name order, shared by every reading it fills.
+    names: FieldNames,
+    /// Per name of `names`, in that order: its record rule and its byte rule.
+    fields: Vec<FieldRules>,
+    /// The distinct record headers byte rules read (`Input::Record`).
+    record_headers: Vec<String>,
     step: Option<StepRule>,
     /// Some byte rule or the step reads `manufacturer_data`.
     reads_vendor_bytes: bool,
@@ -72,19 +91,35 @@ impl Rules {
             .iter()
             .map(|(name, def)| record_rule(name, def.get_ref()))
             .collect::<Result<_, _>>()?;
+        let mut record_headers: Vec<String> = Vec::new();
         let bytes: Vec<ByteRule> = definition
             .bytes
             .iter()
             .map(|(name, def)| {
                 let def: &BytesDef = def.get_ref();
+                let input = match def.parsed_source()? {
+                    Source::ManufacturerData => Input::ManufacturerData,
+                    Source::Step => Input::Step,
+                    Source::Apl => Input::Apl,
+                    Source::Record(header) => {
+                        match record_headers.iter().position(|h| *h == header) {
+                            Some(i) => Input::Record(i),
+                            None => {
+                                record_headers.push(header);
+                                Input::Record(record_headers.len() - 1)
+                            }
+                        }
+                    }
+                };
+                let scale = def.parsed_scale()?;
                 Ok(ByteRule {
-                    name: Arc::from(name.as_str()),
-                    source: def.parsed_source()?,
+                    name: name.clone(),
+                    input,
                     offset: def.offset,
                     length: def.length,
                     encoding: def.encoding,
                     mask: def.mask,
-                    scale: def.parsed_scale()?,
+                    scale: (scale != Decimal::from_int(1)).then_some(scale),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -99,32 +134,29 @@ impl Rules {
                 })
             }
         };
-        let reads_vendor_bytes = bytes.iter().any(|b| b.source == Source::ManufacturerData)
+        let reads_vendor_bytes = bytes.iter().any(|b| b.input == Input::ManufacturerData)
             || step
                 .as_ref()
                 .is_some_and(|s: &StepRule| s.source == Source::ManufacturerData);
-        let mut names: Vec<&str> = definition
-            .fields
-            .keys()
-            .chain(definition.bytes.keys())
-            .map(String::as_str)
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        let order = names
+        let names = FieldNames::new(
+            definition
+                .fields
+                .keys()
+                .chain(definition.bytes.keys())
+                .map(String::as_str),
+        );
+        let fields = names
             .iter()
-            .map(|name| {
-                (
-                    records.iter().position(|r: &RecordRule| &*r.name == *name),
-                    bytes.iter().position(|b: &ByteRule| &*b.name == *name),
-                )
+            .map(|name| FieldRules {
+                record: records.iter().find(|r| r.name == name).cloned(),
+                bytes: bytes.iter().find(|b| b.name == name).cloned(),
             })
             .collect();
         Ok(Rules {
             driver: Arc::from(definition.name.as_str()),
-            records,
-            bytes,
-            order,
+            names,
+            fields,
+            record_headers,
             step,
             reads_vendor_bytes,
         })
@@ -144,7 +176,6 @@ impl Rules {
             driver,
             ..
         } = reading;
-        fields.clear();
         // Decoded once per telegram, for the step and the fields alike, and only for
         // definitions reading it; on the stack unless unusually long.
         let mut vendor_stack = [0u8; 256];
@@ -160,58 +191,134 @@ impl Rules {
             },
             _ => (None, Ok(())),
         };
-        for &(record_rule, byte_rule) in &self.order {
+        let mut record_data = RecordData::new(records);
+        fields.refill(&self.names, |i, slot| {
+            let Some(rules) = self.fields.get(i) else {
+                return false;
+            };
             // A name defined both ways takes the record when the telegram has it.
-            let record_rule = record_rule.and_then(|i| self.records.get(i));
-            if let Some(rule) = record_rule {
-                if let Some(value) = rule.extract(records) {
-                    fields.push_sorted(rule.name.clone(), value);
-                    continue;
+            if let Some(rule) = &rules.record {
+                if rule.extract(records, slot) {
+                    return true;
                 }
             }
-            let Some(rule) = byte_rule.and_then(|i| self.bytes.get(i)) else {
-                continue;
+            let Some(rule) = &rules.bytes else {
+                return false;
             };
-            let mut record_stack = [0u8; 64];
-            let mut record_heap = Vec::new();
-            let source: &[u8] = match &rule.source {
-                Source::ManufacturerData => match vendor {
+            let source: &[u8] = match rule.input {
+                Input::ManufacturerData => match vendor {
                     Some(v) => v,
-                    None => continue,
+                    None => return false,
                 },
-                Source::Step => match &step_output {
+                Input::Step => match &step_output {
                     Some(v) => v,
-                    None => continue,
+                    None => return false,
                 },
-                Source::Apl => match frame {
+                Input::Apl => match frame {
                     Some(f) => f.apl,
-                    None => continue,
+                    None => return false,
                 },
-                Source::Record(header) => {
-                    match record_bytes(records, header, &mut record_stack, &mut record_heap) {
-                        Some(b) => b,
-                        None => continue,
+                Input::Record(at) => {
+                    let data = self
+                        .record_headers
+                        .get(at)
+                        .and_then(|header| record_data.get(at, header));
+                    match data {
+                        Some(data) => data,
+                        None => return false,
                     }
                 }
             };
-            if let Some(value) = rule.extract(source) {
-                fields.push_sorted(rule.name.clone(), value);
+            match rule.extract(source) {
+                Some(value) => {
+                    *slot = value;
+                    true
+                }
+                None => false,
             }
-        }
+        });
         *driver = Some(self.driver.clone());
         step_result
+    }
+}
+
+/// The data of the records byte rules read, unhexed once for all the rules reading the
+/// same record: a driver usually takes several fields from one vendor record, and
+/// rules run in name order, so the record last unhexed is kept.
+struct RecordData<'a> {
+    records: &'a [Record],
+    /// Which `Rules::record_headers` entry the buffers hold, and the length of its
+    /// data (`None`: the telegram has no such record, or its hex is invalid).
+    held: Option<(usize, Option<usize>)>,
+    stack: [u8; 64],
+    heap: Vec<u8>,
+}
+
+impl<'a> RecordData<'a> {
+    fn new(records: &'a [Record]) -> RecordData<'a> {
+        RecordData {
+            records,
+            held: None,
+            stack: [0; 64],
+            heap: Vec::new(),
+        }
+    }
+
+    /// The data of the record with `header`, which is `Rules::record_headers[slot]`.
+    fn get(&mut self, slot: usize, header: &str) -> Option<&[u8]> {
+        let len = match self.held {
+            Some((held, len)) if held == slot => len,
+            _ => {
+                let len = record_bytes(self.records, header, &mut self.stack, &mut self.heap)
+                    .map(<[u8]>::len);
+                self.held = Some((slot, len));
+                len
+            }
+        };
+        // `unhex` used the stack buffer when the data fit it, else the heap buffer.
+        let len = len?;
+        match self.stack.get(..len) {
+            Some(data) => Some(data),
+            None => Some(&self.heap),
+        }
     }
 }
 
 /// `hex` decoded into `stack` when it fits, else into `heap`; `None` for invalid hex.
 fn unhex<'a>(hex: &str, stack: &'a mut [u8], heap: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     let len = hex.len() / 2;
-    if let Some(out) = stack.get_mut(..len) {
-        hex::decode_to_slice(hex, out).ok()?;
-        return Some(out);
+    let out = match stack.get_mut(..len) {
+        Some(out) => out,
+        None => {
+            heap.clear();
+            heap.resize(len, 0);
+            heap
+        }
+    };
+    decode_hex(hex.as_bytes(), out)?;
+    Some(out)
+}
+
+/// Decodes `hex` (either case) into `out`, which is half as long. A loop over pairs
+/// rather than `hex::decode_to_slice`, whose per-call setup costs more than the few
+/// bytes decoded per telegram.
+fn decode_hex(hex: &[u8], out: &mut [u8]) -> Option<()> {
+    if hex.len() != 2 * out.len() {
+        return None;
     }
-    *heap = hex::decode(hex).ok()?;
-    Some(heap)
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    for (pair, byte) in hex.chunks_exact(2).zip(out) {
+        let &[high, low] = pair else {
+            return None;
+        };
+        *byte = nibble(high)? << 4 | nibble(low)?;
+    }
+    Some(())
 }
 
 impl Rules {
@@ -220,10 +327,13 @@ impl Rules {
     pub(super) fn sources(&self, reading: &Reading) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for name in reading.fields.keys() {
-            let from_record = self
-                .records
+            let rules = self
+                .names
                 .iter()
-                .find(|r| *r.name == *name)
+                .zip(&self.fields)
+                .find_map(|(n, rules)| (n == name).then_some(rules));
+            let from_record = rules
+                .and_then(|rules| rules.record.as_ref())
                 .and_then(|rule| {
                     let record = reading.records.iter().find(|r| rule.selects(r))?;
                     Some(format!(
@@ -232,20 +342,21 @@ impl Rules {
                     ))
                 });
             let from_bytes = || {
-                let rule = self.bytes.iter().find(|b| *b.name == *name)?;
-                let source = match &rule.source {
-                    Source::ManufacturerData => "manufacturer data".to_owned(),
-                    Source::Apl => "application layer".to_owned(),
-                    Source::Record(h) => format!("record {h} data"),
-                    Source::Step => match &self.step {
+                let rule = rules?.bytes.as_ref()?;
+                let source = match rule.input {
+                    Input::ManufacturerData => "manufacturer data".to_owned(),
+                    Input::Apl => "application layer".to_owned(),
+                    Input::Record(slot) => {
+                        format!("record {} data", self.record_headers.get(slot)?)
+                    }
+                    Input::Step => match &self.step {
                         Some(step) => format!("step {} output", step.step.name),
                         None => "step output".to_owned(),
                     },
                 };
-                let scale = if rule.scale == Decimal::from_int(1) {
-                    String::new()
-                } else {
-                    format!(" × {}", rule.scale)
+                let scale = match rule.scale {
+                    Some(scale) => format!(" × {scale}"),
+                    None => String::new(),
                 };
                 Some(format!(
                     "{source} bytes {}..{} ({}{scale})",
@@ -315,14 +426,14 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
             .map(|(unit, factor)| {
                 factor
                     .parse::<Decimal>()
-                    .map(|f| (*unit, f))
+                    .map(|f| (*unit, (f != Decimal::from_int(1)).then_some(f)))
                     .map_err(|_| format!("conversion factor {factor:?}"))
             })
             .collect::<Result<_, _>>()?,
         FieldKind::Date | FieldKind::Plain => Vec::new(),
     };
     Ok(RecordRule {
-        name: Arc::from(name),
+        name: name.to_owned(),
         quantity: def.quantity.clone(),
         storage: def.storage.clone(),
         tariff: def.tariff,
@@ -335,39 +446,84 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
 }
 
 impl RecordRule {
+    /// Cheapest and most selective first: most records of a telegram share storage,
+    /// tariff, subunit and function, and differ in quantity, whose length alone tells
+    /// most apart.
     fn selects(&self, r: &Record) -> bool {
-        *r.quantity == *self.quantity
-            && self.storage.contains(&r.storage)
+        r.quantity.len() == self.quantity.len()
             && r.tariff == self.tariff
             && r.subunit == self.subunit
+            && self.storage.contains(&r.storage)
             && self.function.contains(&r.function)
             && r.qualifiers.len() == self.qualifiers.len()
+            && same_text(&r.quantity, &self.quantity)
             && self
                 .qualifiers
                 .iter()
                 .all(|q| r.qualifiers.iter().any(|rq| **rq == **q))
     }
 
-    fn extract(&self, records: &[Record]) -> Option<Value> {
-        let record = records.iter().find(|r| self.selects(r))?;
-        let Value::Number(n) = &record.value else {
-            // Dates and text pass as they are; so does null (the meter sent no valid value).
-            return match self.kind {
-                FieldKind::Unit { .. } => (record.value == Value::Null).then_some(Value::Null),
-                FieldKind::Date | FieldKind::Plain => Some(record.value.clone()),
-            };
+    /// Writes the field's value from the first record this rule selects into `slot`;
+    /// false when no record gives one.
+    fn extract(&self, records: &[Record], slot: &mut Value) -> bool {
+        let Some(record) = records.iter().find(|r| self.selects(r)) else {
+            return false;
         };
-        match self.kind {
+        let n = match (&record.value, self.kind) {
+            (Value::Number(n), _) => n,
+            // The meter sent no valid value.
+            (Value::Null, _) => {
+                *slot = Value::Null;
+                return true;
+            }
+            // Dates and text pass as they are, into the slot's text buffer.
+            (Value::Text(text), FieldKind::Date | FieldKind::Plain) => {
+                match slot {
+                    Value::Text(buffer) => buffer.clone_from(text),
+                    _ => *slot = Value::Text(text.clone()),
+                }
+                return true;
+            }
+            (Value::Text(_), FieldKind::Unit { .. }) => return false,
+        };
+        let value = match self.kind {
             FieldKind::Unit { .. } => {
-                let unit = record.unit.as_deref()?;
-                let (_, factor) = self.factors.iter().find(|(u, _)| *u == unit)?;
-                n.checked_mul(*factor)
-                    .map(|v| Value::Number(v.normalized()))
+                let Some(unit) = record.unit.as_deref() else {
+                    return false;
+                };
+                match self.factors.iter().find(|(u, _)| same_text(u, unit)) {
+                    Some((_, None)) => Some(*n),
+                    Some((_, Some(factor))) => n.checked_mul(*factor).map(Decimal::normalized),
+                    None => None,
+                }
             }
             // A number named as a date is a record the definition got wrong: leave it out.
             FieldKind::Date => None,
-            FieldKind::Plain => Some(Value::Number(*n)),
+            FieldKind::Plain => Some(*n),
+        };
+        match value {
+            Some(v) => {
+                *slot = Value::Number(v);
+                true
+            }
+            None => false,
         }
+    }
+}
+
+/// `a == b` for the short quantity and unit names compared per record and rule: word
+/// compares instead of a `memcmp` call, which costs more than the compare itself.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let words = |s: &[u8]| Some((*s.first_chunk::<8>()?, *s.last_chunk::<8>()?));
+    match (words(a), words(b)) {
+        // Eight to sixteen bytes: the first and the last eight cover them all.
+        (Some(wa), Some(wb)) if a.len() <= 16 => wa == wb,
+        (Some(_), Some(_)) => a == b,
+        _ => a.iter().zip(b).all(|(x, y)| x == y),
     }
 }
 
@@ -379,8 +535,12 @@ impl ByteRule {
             return Some(value);
         }
         let raw = decode_number(field, self.encoding, self.mask)?;
-        raw.checked_mul(self.scale)
-            .map(|v| Value::Number(v.normalized()))
+        match self.scale {
+            Some(scale) => raw
+                .checked_mul(scale)
+                .map(|v| Value::Number(v.normalized())),
+            None => Some(Value::Number(raw)),
+        }
     }
 }
 
@@ -437,6 +597,59 @@ pub(super) fn decode_number(
                 }
             }
             Some(Decimal::from_int(value))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{same_text, unhex};
+
+    #[test]
+    fn unhex_agrees_with_the_hex_crate() {
+        for text in [
+            "",
+            "0",
+            "00",
+            "0aF9",
+            "0AF",
+            "0g",
+            "Zz",
+            "ffEE0011223344556677",
+        ] {
+            for stack_len in [0, 4, 64] {
+                let mut stack = vec![0u8; stack_len];
+                let mut heap = Vec::new();
+                let ours = unhex(text, &mut stack, &mut heap).map(<[u8]>::to_vec);
+                assert_eq!(ours, hex::decode(text).ok(), "{text:?} {stack_len}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_text_agrees_with_string_equality() {
+        let words = [
+            "",
+            "C",
+            "K",
+            "m3",
+            "hca",
+            "volume",
+            "datetime",
+            "datetimf",
+            "on_time_",
+            "flow_temperature",
+            "flow_temperaturf",
+            "glow_temperature",
+            "external_temperature",
+            "external_temperaturf",
+            "m3/h",
+            "m3/min",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ mod extract;
 mod model;
 pub mod steps;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -123,9 +123,56 @@ pub struct Driver {
     pub source: String,
     /// The definition text as loaded, for `wmbusd drivers show`.
     pub text: String,
-    manufacturer: u16,
+    selector: Selector,
     compact_formats: Vec<CompactFormat>,
     rules: extract::Rules,
+}
+
+/// What selects a driver: manufacturer code and the definition's `versions`,
+/// `device_types` and `ci` as sets, checked per telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Selector {
+    manufacturer: u16,
+    versions: ByteSet,
+    device_types: ByteSet,
+    cis: ByteSet,
+}
+
+impl Selector {
+    /// The one selection rule: manufacturer code (bit 15 masked), version, device
+    /// type, and the CI of the frame when `ci` is given.
+    fn applies(&self, manufacturer: u16, version: u8, device_type: u8, ci: Option<u8>) -> bool {
+        self.manufacturer == manufacturer
+            && self.versions.contains(version)
+            && self.device_types.contains(device_type)
+            && ci.map_or(true, |ci| self.cis.contains(ci))
+    }
+}
+
+/// A set of byte values, all of them for an empty list ("any"): membership is one bit
+/// test, where a list search is a loop or a `memchr` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn of(list: &[u8]) -> ByteSet {
+        if list.is_empty() {
+            return ByteSet([u64::MAX; 4]);
+        }
+        let mut bits = [0u64; 4];
+        for &value in list {
+            if let Some(word) = bits.get_mut(usize::from(value >> 6)) {
+                *word |= 1 << (value & 63);
+            }
+        }
+        ByteSet(bits)
+    }
+
+    fn contains(&self, value: u8) -> bool {
+        self.0
+            .get(usize::from(value >> 6))
+            .is_some_and(|word| word >> (value & 63) & 1 == 1)
+    }
 }
 
 impl Driver {
@@ -173,10 +220,15 @@ impl Driver {
             .map_err(|(span, reason)| at(Some(span), reason))?;
         let rules = extract::Rules::compile(&definition).map_err(|reason| at(None, reason))?;
         Ok(Driver {
-            definition,
             source: file.to_owned(),
             text: text.to_owned(),
-            manufacturer: manufacturer.raw(),
+            selector: Selector {
+                manufacturer: manufacturer.raw(),
+                versions: ByteSet::of(&definition.versions),
+                device_types: ByteSet::of(&definition.device_types),
+                cis: ByteSet::of(&definition.ci),
+            },
+            definition,
             compact_formats,
             rules,
         })
@@ -189,17 +241,7 @@ impl Driver {
     /// True when this driver applies to the meter (any CI).
     pub fn matches(&self, manufacturer: &str, version: u8, device_type: u8) -> bool {
         Manufacturer::from_code(manufacturer)
-            .is_some_and(|m| self.applies(m.raw(), version, device_type, None))
-    }
-
-    /// The one selection rule: manufacturer code (bit 15 masked), version, device type,
-    /// and the CI of the frame when `ci` is given.
-    fn applies(&self, manufacturer: u16, version: u8, device_type: u8, ci: Option<u8>) -> bool {
-        let d = &self.definition;
-        self.manufacturer == manufacturer
-            && (d.versions.is_empty() || d.versions.contains(&version))
-            && (d.device_types.is_empty() || d.device_types.contains(&device_type))
-            && ci.map_or(true, |ci| d.ci.is_empty() || d.ci.contains(&ci))
+            .is_some_and(|m| self.selector.applies(m.raw(), version, device_type, None))
     }
 
     /// The named step this driver runs, if any.
@@ -245,9 +287,11 @@ impl Driver {
 pub struct DriverSet {
     /// Shared: every decoder (one per CLI call, test or fuzz input) holds the set.
     drivers: Vec<Arc<Driver>>,
-    /// Manufacturer code → indices into `drivers`, in order: selection per telegram
-    /// looks at that manufacturer's few drivers only.
-    by_manufacturer: Arc<HashMap<u16, Vec<usize>>>,
+    /// Each driver's selector and index into `drivers`, sorted by manufacturer code, in
+    /// set order within a code: selection per telegram looks at that manufacturer's few
+    /// drivers only, found by binary search (cheaper than hashing the code), and reads
+    /// one array.
+    by_manufacturer: Arc<[(Selector, usize)]>,
 }
 
 impl DriverSet {
@@ -317,11 +361,15 @@ impl DriverSet {
     }
 
     fn reindex(&mut self) {
-        let mut index: HashMap<u16, Vec<usize>> = HashMap::new();
-        for (i, driver) in self.drivers.iter().enumerate() {
-            index.entry(driver.manufacturer).or_default().push(i);
-        }
-        self.by_manufacturer = Arc::new(index);
+        let mut index: Vec<(Selector, usize)> = self
+            .drivers
+            .iter()
+            .enumerate()
+            .map(|(i, driver)| (driver.selector, i))
+            .collect();
+        // Stable: drivers of one manufacturer stay in set order.
+        index.sort_by_key(|(selector, _)| selector.manufacturer);
+        self.by_manufacturer = index.into();
     }
 
     /// The first driver that applies to the meter, whatever the CI; `None` = generic
@@ -335,12 +383,16 @@ impl DriverSet {
     /// through the manufacturer index (this runs for every telegram).
     pub fn select_address(&self, meter: &LongAddress, ci: u8) -> Option<&Driver> {
         let manufacturer = meter.manufacturer().masked();
-        let candidates = self.by_manufacturer.get(&manufacturer)?;
-        candidates
+        let first = self
+            .by_manufacturer
+            .partition_point(|(s, _)| s.manufacturer < manufacturer);
+        let (_, i) = self
+            .by_manufacturer
+            .get(first..)?
             .iter()
-            .filter_map(|&i| self.drivers.get(i))
-            .map(|d| &**d)
-            .find(|d| d.applies(manufacturer, meter.version, meter.device_type, Some(ci)))
+            .take_while(|(s, _)| s.manufacturer == manufacturer)
+            .find(|(s, _)| s.applies(manufacturer, meter.version, meter.device_type, Some(ci)))?;
+        self.drivers.get(*i).map(|d| &**d)
     }
 
     pub fn get(&self, name: &str) -> Option<&Driver> {
@@ -367,7 +419,7 @@ impl DriverSet {
                 for &device_type in &driver.definition.device_types {
                     for format in &driver.compact_formats {
                         cache.declare_model(
-                            driver.manufacturer,
+                            driver.selector.manufacturer,
                             version,
                             device_type,
                             format.clone(),

@@ -333,3 +333,16 @@ encoding = "date_g"
     assert_eq!(model::field_kind("set_date_17"), Some(FieldKind::Date));
     assert_eq!(model::field_kind("total_17"), None);
 }
+
+#[test]
+fn byte_sets_hold_listed_values_or_all() {
+    let set = ByteSet::of(&[0x00, 0x1B, 0x3F, 0x40, 0xFF]);
+    for value in 0..=255u8 {
+        assert_eq!(
+            set.contains(value),
+            [0x00, 0x1B, 0x3F, 0x40, 0xFF].contains(&value),
+            "{value:#04X}"
+        );
+    }
+    assert!((0..=255u8).all(|v| ByteSet::of(&[]).contains(v)));
+}
