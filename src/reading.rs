@@ -176,7 +176,7 @@ pub use crate::wire::apl::{Decimal, Function};
 
 mod shapes;
 pub use shapes::JsonWriter;
-use shapes::RecordShapes;
+use shapes::{PrintedNumbers, WriterMemory};
 
 /// Version of the JSON layout documented above.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -441,14 +441,22 @@ impl Fields {
 
     /// The fields as a JSON object, `{"name":value,...}`, with the keys as rendered
     /// when the names were loaded.
-    fn write_json_object(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    /// Numbers in `printed` (a field copied from a record) are copied from there.
+    fn write_json_object(
+        &self,
+        out: &mut Vec<u8>,
+        printed: Option<&PrintedNumbers>,
+    ) -> serde_json::Result<()> {
         // Each key comes with its leading comma; the first key's comma becomes the
         // opening brace.
         let open = out.len();
         for (index, value) in self.live() {
             if let Some(name) = self.names.get(*index) {
                 name.write_key(out);
-                value.write_json(out)?;
+                match printed {
+                    Some(printed) => printed.write_again(value, out)?,
+                    None => value.write_json(out)?,
+                }
             }
         }
         match out.get_mut(open) {
@@ -749,12 +757,20 @@ impl Reading {
         self.write_json_with(out, None)
     }
 
-    /// [`Reading::write_json`], taking the constant text of records from `shapes`.
+    /// [`Reading::write_json`], taking the constant text of records and repeated
+    /// numbers from what a [`JsonWriter`] remembers.
     fn write_json_with(
         &self,
         out: &mut Vec<u8>,
-        mut shapes: Option<&mut RecordShapes>,
+        memory: Option<&mut WriterMemory>,
     ) -> serde_json::Result<()> {
+        let (mut shapes, mut printed) = match memory {
+            Some(m) => (Some(&mut m.shapes), Some(&mut m.printed)),
+            None => (None, None),
+        };
+        if let Some(printed) = printed.as_deref_mut() {
+            printed.clear();
+        }
         // One reservation for the usual size: the pushes below then never reallocate.
         out.reserve(320 + 192 * self.records.len());
         out.extend_from_slice(b"{\"schema\":");
@@ -801,13 +817,21 @@ impl Reading {
             if i > 0 {
                 out.push(b',');
             }
+            let value = |out: &mut Vec<u8>, printed: Option<&mut PrintedNumbers>| match printed {
+                Some(printed) => printed.write(&record.value, out),
+                None => record.value.write_json(out),
+            };
             match shapes.as_deref_mut().and_then(|s| s.shape(record)) {
                 Some(shape) => {
                     out.extend_from_slice(&shape.head);
-                    record.value.write_json(out)?;
+                    value(out, printed.as_deref_mut())?;
                     out.extend_from_slice(&shape.tail);
                 }
-                None => record.write_json(out)?,
+                None => {
+                    record.write_json_head(out)?;
+                    value(out, printed.as_deref_mut())?;
+                    record.write_json_tail(out)?;
+                }
             }
         }
         out.push(b']');
@@ -834,7 +858,7 @@ impl Reading {
         }
         if !self.fields.is_empty() {
             out.extend_from_slice(b",\"fields\":");
-            self.fields.write_json_object(out)?;
+            self.fields.write_json_object(out, printed.as_deref())?;
         }
         out.push(b'}');
         Ok(())
@@ -842,7 +866,8 @@ impl Reading {
 }
 
 impl Record {
-    /// One record as in [`Reading::write_json`].
+    /// One record as in [`Reading::write_json`] (which writes the parts itself).
+    #[cfg(test)]
     fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         self.write_json_head(out)?;
         self.value.write_json(out)?;
@@ -1303,10 +1328,10 @@ mod tests {
             r#"{"b_m3":5,"c_flags":9,"d_m3":1,"e_flags":10}"#
         );
         let mut out = Vec::new();
-        fields.write_json_object(&mut out).unwrap();
+        fields.write_json_object(&mut out, None).unwrap();
         assert_eq!(out, serde_json::to_vec(&fields).unwrap());
         out.clear();
-        Fields::new().write_json_object(&mut out).unwrap();
+        Fields::new().write_json_object(&mut out, None).unwrap();
         assert_eq!(out, b"{}");
     }
 
@@ -1316,7 +1341,7 @@ mod tests {
             let name = format!("{}\"", "x".repeat(len));
             let fields: Fields = [(name.as_str(), Value::Null)].into_iter().collect();
             let mut out = b"prefix".to_vec();
-            fields.write_json_object(&mut out).unwrap();
+            fields.write_json_object(&mut out, None).unwrap();
             let expected = format!("prefix{}", serde_json::to_string(&fields).unwrap());
             assert_eq!(String::from_utf8_lossy(&out), expected);
         }

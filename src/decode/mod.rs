@@ -416,17 +416,26 @@ impl Decoder {
         ci: u8,
         meter: &LongAddress,
     ) {
+        let Some(driver) = self.drivers.select_address(meter, ci) else {
+            return;
+        };
         // C, M, A as transmitted; the frame was parsed past them already.
         let Some(link) = buf.get(1..10).and_then(|b| <&[u8; 9]>::try_from(b).ok()) else {
             return;
         };
+        // Only a named step reads the key (vendor encryption): no lookup otherwise.
+        let key = if driver.runs_step() {
+            self.keys.lookup(meter.manufacturer, &meter.id)
+        } else {
+            None
+        };
         let frame = FrameContext {
             ci,
             link,
-            key: self.keys.lookup(meter.manufacturer, &meter.id),
+            key,
             apl: tail(buf, apl_start),
         };
-        if let Err(e) = self.drivers.apply(reading, meter, &frame) {
+        if let Err(e) = driver.apply_frame(reading, &frame) {
             reading.driver_error = Some(e.to_string());
         }
     }

@@ -164,6 +164,10 @@ impl Rules {
 
     /// Fills `reading.driver` and `reading.fields`. `frame` is what a step needs of the
     /// telegram; without it (readings rebuilt from JSON) step fields are left out.
+    pub(super) fn has_step(&self) -> bool {
+        self.step.is_some()
+    }
+
     pub(super) fn apply(
         &self,
         reading: &mut Reading,
@@ -178,10 +182,14 @@ impl Rules {
         } = reading;
         // Decoded once per telegram, for the step and the fields alike, and only for
         // definitions reading it; on the stack unless unusually long.
-        let mut vendor_stack = [0u8; 256];
+        let mut vendor_stack;
         let mut vendor_heap = Vec::new();
         let vendor = match (self.reads_vendor_bytes, manufacturer_data.as_deref()) {
-            (true, Some(hex)) => unhex(hex, &mut vendor_stack, &mut vendor_heap),
+            (true, Some(hex)) => {
+                // Zeroed here only: most definitions read no vendor bytes.
+                vendor_stack = [0u8; 256];
+                unhex(hex, &mut vendor_stack, &mut vendor_heap)
+            }
             _ => None,
         };
         let (step_output, step_result) = match (&self.step, frame) {

@@ -244,6 +244,11 @@ impl Driver {
             .is_some_and(|m| self.selector.applies(m.raw(), version, device_type, None))
     }
 
+    /// True when the driver has a named step (which gets the frame and the meter's key).
+    pub fn runs_step(&self) -> bool {
+        self.rules.has_step()
+    }
+
     /// The named step this driver runs, if any.
     pub fn step(&self) -> Option<&'static steps::Step> {
         self.definition
@@ -427,20 +432,6 @@ impl DriverSet {
                     }
                 }
             }
-        }
-    }
-
-    /// Applies the driver matching the meter and the frame's CI, if any, to a decoded
-    /// reading; returns the error of its named step when that failed.
-    pub fn apply(
-        &self,
-        reading: &mut Reading,
-        meter: &LongAddress,
-        frame: &FrameContext<'_>,
-    ) -> Result<(), StepError> {
-        match self.select_address(meter, frame.ci) {
-            Some(driver) => driver.apply_frame(reading, frame),
-            None => Ok(()),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::{short_words, Function, Reading, Record};
+use super::{short_words, Decimal, Function, Reading, Record, Value};
 
 /// Writes readings exactly as [`Reading::write_json`] does, remembering the text around
 /// each record's value for the next telegram with the same record. Keep one per output
@@ -16,7 +16,14 @@ use super::{short_words, Function, Reading, Record};
 /// hundred remembered shapes, the oldest overwritten.
 #[derive(Debug, Default)]
 pub struct JsonWriter {
-    shapes: RecordShapes,
+    memory: WriterMemory,
+}
+
+/// What a [`JsonWriter`] keeps between and within readings.
+#[derive(Debug, Default)]
+pub(super) struct WriterMemory {
+    pub(super) shapes: RecordShapes,
+    pub(super) printed: PrintedNumbers,
 }
 
 impl JsonWriter {
@@ -26,7 +33,7 @@ impl JsonWriter {
 
     /// Appends the JSON of `reading` to `out`; the bytes equal [`Reading::write_json`]'s.
     pub fn write(&mut self, reading: &Reading, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        reading.write_json_with(out, Some(&mut self.shapes))
+        reading.write_json_with(out, Some(&mut self.memory))
     }
 }
 
@@ -139,6 +146,46 @@ impl RecordShapes {
             shape.key = Some(key);
         }
         Some(shape)
+    }
+}
+
+/// The numbers the current reading's JSON has printed, and where in the output: a
+/// driver field holding a record's value (most fields) copies the record's text
+/// rather than formatting the number again.
+#[derive(Debug, Default)]
+pub(super) struct PrintedNumbers(Vec<(Decimal, usize, usize)>);
+
+impl PrintedNumbers {
+    /// Forgets the last reading's numbers (their positions were in its output).
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Writes `value`, remembering where a number's text went.
+    pub(super) fn write(&mut self, value: &Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let start = out.len();
+        value.write_json(out)?;
+        if let Value::Number(n) = value {
+            self.0.push((*n, start, out.len()));
+        }
+        Ok(())
+    }
+
+    /// Writes `value`, copying the text of a number printed before in the same
+    /// representation (same mantissa and exponent: the same text).
+    pub(super) fn write_again(&self, value: &Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if let Value::Number(n) = value {
+            let same = |p: &&(Decimal, usize, usize)| {
+                p.0.exponent() == n.exponent() && p.0.mantissa() == n.mantissa()
+            };
+            if let Some(&(_, start, end)) = self.0.iter().find(same) {
+                if end <= out.len() && start <= end {
+                    out.extend_from_within(start..end);
+                    return Ok(());
+                }
+            }
+        }
+        value.write_json(out)
     }
 }
 

@@ -435,16 +435,36 @@ fn finish_sign(chunk: &mut [u8; NUMBER_CHUNK], sign: usize, len: usize) -> Optio
     Some(len)
 }
 
-/// Number of decimal digits of `v` (1 for zero).
+/// Number of decimal digits of `v` (1 for zero): log2 times log10(2) (1233 / 4096)
+/// gives the digit count or one less, one comparison tells which.
 fn digit_count(v: u64) -> usize {
-    U64_POW10.iter().skip(1).take_while(|&&p| v >= p).count() + 1
+    let log2 = 63 - (v | 1).leading_zeros();
+    let guess = ((log2 * 1233) >> 12) as usize;
+    guess + 1 + U64_POW10.get(guess + 1).map_or(0, |&p| usize::from(v >= p))
 }
+
+/// "00", "01", … "99": two digits per division.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut table = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        table[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    table
+};
 
 /// The decimal digits of `v` right-aligned in `slots`, zero-padded on the left.
 fn fill_digits(slots: &mut [u8], mut v: u64) {
-    for slot in slots.iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
+    let mut rest = slots;
+    while let [head @ .., tens, ones] = rest {
+        let [t, o] = DIGIT_PAIRS[(v % 100) as usize];
+        (*tens, *ones) = (t, o);
+        v /= 100;
+        rest = head;
+    }
+    if let [single] = rest {
+        *single = b'0' + (v % 10) as u8;
     }
 }
 
