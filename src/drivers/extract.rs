@@ -162,12 +162,12 @@ impl Rules {
         })
     }
 
-    /// Fills `reading.driver` and `reading.fields`. `frame` is what a step needs of the
-    /// telegram; without it (readings rebuilt from JSON) step fields are left out.
     pub(super) fn has_step(&self) -> bool {
         self.step.is_some()
     }
 
+    /// Fills `reading.driver` and `reading.fields`. `frame` is what a step needs of the
+    /// telegram; without it (readings rebuilt from JSON) step fields are left out.
     pub(super) fn apply(
         &self,
         reading: &mut Reading,
