@@ -157,8 +157,12 @@ impl Decoder {
         let result = self.decode_in(frame, &mut buf, reading);
         self.buf = buf;
         result.map_err(|e| {
-            // Keep the record buffers for the next telegram; the reading is emptied.
-            self.spare_records = std::mem::take(&mut std::mem::take(reading).records);
+            // The reading is emptied; its records (unless already set aside by
+            // `base_reading`) are kept for the next telegram.
+            let records = std::mem::take(reading).records;
+            if !records.is_empty() {
+                self.spare_records = records;
+            }
             e.for_meter(peek_meter_id(&frame.bytes).as_deref())
         })
     }
