@@ -56,6 +56,8 @@ pub struct Decoder {
     spare_records: Vec<Record>,
     /// The parsed-record vector of the last telegram, emptied, for the next one.
     apl_records: Vec<apl::DataRecord<'static>>,
+    /// Record headers parsed before, by their bytes (meters repeat their layout).
+    headers: apl::HeaderMemo,
 }
 
 /// What the security layers did to the payload.
@@ -103,6 +105,7 @@ impl Decoder {
             buf: Vec::with_capacity(256),
             spare_records: Vec::new(),
             apl_records: Vec::new(),
+            headers: apl::HeaderMemo::new(),
         }
     }
 
@@ -393,7 +396,7 @@ impl Decoder {
             0x8A | 0x8B => {}
             _ => {
                 let spare = apl::recycle(std::mem::take(&mut self.apl_records));
-                let parsed = apl::parse_lenient_in(data, spare);
+                let parsed = apl::parse_lenient_in(data, spare, Some(&mut self.headers));
                 let signature = format_signature(&parsed.records);
                 if !parsed.records.is_empty() && !self.formats.knows(&key, signature) {
                     self.formats.learn(
