@@ -132,29 +132,32 @@ pub fn parse_hex_into(text: &str, out: &mut Vec<u8>) -> Result<(), HexError> {
     Ok(())
 }
 
+/// Nibble value of every byte, `NOT_HEX` for non-digits: one load per character
+/// instead of three range tests.
+const NOT_HEX: u8 = 0xFF;
+const NIBBLES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = match c as u8 {
+            d @ b'0'..=b'9' => d - b'0',
+            d @ b'a'..=b'f' => d - b'a' + 10,
+            d @ b'A'..=b'F' => d - b'A' + 10,
+            _ => NOT_HEX,
+        };
+        c += 1;
+    }
+    table
+};
+
+/// The value of one hex digit (either case); `None` for any other byte.
+pub(crate) fn hex_nibble(c: u8) -> Option<u8> {
+    Some(NIBBLES[usize::from(c)]).filter(|&n| n != NOT_HEX)
+}
+
 /// Decodes `digits` into `out` when it is nothing but an even, non-zero number of hex
 /// digits; false otherwise (`out` may then hold part of them).
 fn bare_hex(digits: &[u8], out: &mut Vec<u8>) -> bool {
-    /// Nibble value of every byte, `NOT_HEX` for non-digits: one load per character
-    /// instead of three range tests.
-    const NOT_HEX: u8 = 0xFF;
-    const NIBBLES: [u8; 256] = {
-        let mut table = [NOT_HEX; 256];
-        let mut c = 0;
-        while c < 256 {
-            table[c] = match c as u8 {
-                d @ b'0'..=b'9' => d - b'0',
-                d @ b'a'..=b'f' => d - b'a' + 10,
-                d @ b'A'..=b'F' => d - b'A' + 10,
-                _ => NOT_HEX,
-            };
-            c += 1;
-        }
-        table
-    };
-    fn nibble(c: u8) -> Option<u8> {
-        Some(NIBBLES[usize::from(c)]).filter(|&n| n != NOT_HEX)
-    }
     if digits.is_empty() || digits.len() % 2 != 0 {
         return false;
     }
@@ -162,7 +165,7 @@ fn bare_hex(digits: &[u8], out: &mut Vec<u8>) -> bool {
     out.reserve(digits.len() / 2);
     for pair in digits.chunks_exact(2) {
         if let [h, l] = pair {
-            match (nibble(*h), nibble(*l)) {
+            match (hex_nibble(*h), hex_nibble(*l)) {
                 (Some(h), Some(l)) => out.push(h << 4 | l),
                 _ => return false,
             }

@@ -372,12 +372,6 @@ impl Fields {
         self.len = self.entries.len();
     }
 
-    /// Sets a name that sorts after every name present: the same as
-    /// [`Fields::insert`].
-    pub fn push_sorted(&mut self, name: impl AsRef<str>, value: Value) {
-        self.insert(name, value);
-    }
-
     /// Replaces every field, name by name of `names` (shared, not copied): `fill`
     /// writes the value of the name at an index into a slot and says whether the
     /// field is present. Slots hold the values of an earlier telegram, so that text
@@ -1310,7 +1304,7 @@ mod tests {
             true
         });
         fields.insert("c_flags", number(9));
-        fields.push_sorted("e_flags", number(10));
+        fields.insert("e_flags", number(10));
         fields.insert("b_m3", number(5));
         // The driver's table is unchanged; the reading has its own copy now.
         assert_eq!(names.iter().collect::<Vec<_>>(), ["b_m3", "d_m3"]);

@@ -11,6 +11,7 @@ use super::model::{
 };
 use super::steps::{self, Step, StepError, StepInput};
 use super::FrameContext;
+use crate::frame::hex_nibble;
 use crate::reading::{Decimal, FieldNames, Function, Reading, Record, Value};
 use crate::wire::apl;
 
@@ -314,17 +315,11 @@ fn decode_hex(hex: &[u8], out: &mut [u8]) -> Option<()> {
     if hex.len() != 2 * out.len() {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     for (pair, byte) in hex.chunks_exact(2).zip(out) {
         let &[high, low] = pair else {
             return None;
         };
-        *byte = nibble(high)? << 4 | nibble(low)?;
+        *byte = hex_nibble(high)? << 4 | hex_nibble(low)?;
     }
     Some(())
 }
