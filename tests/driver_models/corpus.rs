@@ -87,6 +87,13 @@ pub fn decoded_by(entry: &Json, driver: &str) -> Reading {
     reading
 }
 
+/// [`decoded_by`], with the named fields equal to the reference's ([`assert_fields`]).
+pub fn decoded_with_fields(entry: &Json, driver: &str, names: &[&str]) -> Reading {
+    let reading = decoded_by(entry, driver);
+    assert_fields(&reading, entry, names);
+    reading
+}
+
 /// Decodes the entry's telegram alone, with its key but without its prior telegrams:
 /// a compact frame must then decode from the formats its driver declares.
 pub fn try_decode_alone(entry: &Json) -> Result<Reading, DecodeError> {

@@ -1,7 +1,7 @@
 //! Qundis drivers (QDS, its LSE brand): each built-in definition decodes a real corpus
 //! telegram and its fields equal the reference decoder's values, read from the corpus.
 
-use crate::corpus::{self, assert_fields, decode_hex, decoded_by};
+use crate::corpus::{self, assert_fields, decode_hex, decoded_by, decoded_with_fields};
 use serde_json::Value as Json;
 
 /// The corpus entry of this reference driver, meter and CI whose expected output has `key`.
@@ -76,10 +76,9 @@ fn qwater_standard_frame_reads_records() {
 #[test]
 fn qheat_names_both_generations() {
     let newer = entry("qheatv2", "67985890", "72", "target_year_kwh");
-    let r = decoded_by(&newer, "qheat");
-    assert_fields(
-        &r,
+    decoded_with_fields(
         &newer,
+        "qheat",
         &[
             "total_kwh",
             "target_kwh",
@@ -95,10 +94,9 @@ fn qheat_names_both_generations() {
         "72",
         "last_month_energy_consumption_kwh",
     );
-    let r = decoded_by(&older, "qheat");
-    assert_fields(
-        &r,
+    decoded_with_fields(
         &older,
+        "qheat",
         &[
             "total_energy_consumption_kwh",
             "last_month_energy_consumption_kwh",
@@ -125,8 +123,7 @@ fn qheat_walk_by_frame_is_not_taken_for_water() {
 fn qheat_in_joules_gives_no_kwh_fields() {
     // 0C0D: energy in units of 100 kJ; kWh would need the inexact factor 1/3.6.
     let e = entry("qheat", "68204641", "72", "total_energy_consumption_kwh");
-    let r = decoded_by(&e, "qheat");
-    assert_fields(&r, &e, &["last_month_date", "last_year_date"]);
+    let r = decoded_with_fields(&e, "qheat", &["last_month_date", "last_year_date"]);
     assert!(!r.fields.contains_key("total_energy_consumption_kwh"));
 }
 
@@ -138,10 +135,9 @@ fn qcaloric_walk_by_frame_reads_the_billing_period_names() {
         "78",
         "consumption_at_set_date_1_hca",
     );
-    let r = decoded_by(&e, "qcaloric");
-    assert_fields(
-        &r,
+    decoded_with_fields(
         &e,
+        "qcaloric",
         &[
             "current_consumption_hca",
             "consumption_at_set_date_hca",
@@ -158,8 +154,7 @@ fn qcaloric_walk_by_frame_reads_the_billing_period_names() {
 #[test]
 fn qcaloric_v36_leaves_its_enciphered_block_alone() {
     let e = entry("qcaloric", "30535282", "78", "device_datetime");
-    let r = decoded_by(&e, "qcaloric_v36");
-    assert_fields(&r, &e, &["device_datetime"]);
+    let r = decoded_with_fields(&e, "qcaloric_v36", &["device_datetime"]);
     assert!(
         !r.fields
             .keys()
@@ -188,10 +183,9 @@ fn qcaloric_lse_models() {
 #[test]
 fn lse_07_17_standard_and_billing_frames() {
     let e = entry("lse_07_17", "13963399", "7A", "total_m3");
-    let r = decoded_by(&e, "lse_07_17");
-    assert_fields(
-        &r,
+    decoded_with_fields(
         &e,
+        "lse_07_17",
         &[
             "total_m3",
             "due_m3",
@@ -201,10 +195,9 @@ fn lse_07_17_standard_and_billing_frames() {
         ],
     );
     let e = entry("lse_07_17", "13963399", "7A", "set_date_8");
-    let r = decoded_by(&e, "lse_07_17");
-    assert_fields(
-        &r,
+    decoded_with_fields(
         &e,
+        "lse_07_17",
         &[
             "consumption_at_set_date_8_m3",
             "set_date_8",
@@ -216,10 +209,9 @@ fn lse_07_17_standard_and_billing_frames() {
 #[test]
 fn lse_08_reads_storage_8() {
     let e = entry("lse_08", "04998541", "7A", "consumption_at_set_date_hca");
-    let r = decoded_by(&e, "lse_08");
-    assert_fields(
-        &r,
+    let r = decoded_with_fields(
         &e,
+        "lse_08",
         &["consumption_at_set_date_hca", "set_date", "device_datetime"],
     );
     // The reference gives hours rounded to 6 decimals; the field keeps the exact seconds.
