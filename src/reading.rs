@@ -226,7 +226,7 @@ pub(crate) struct FieldNames(Option<Arc<Vec<FieldName>>>);
 struct FieldName {
     name: Box<str>,
     /// `,"name":` as JSON, escaped as serde_json escapes keys, then zero bytes up to
-    /// a whole number of [`KEY_CHUNK`]s.
+    /// [`SHORT_KEY`] bytes, or else up to a whole number of [`KEY_CHUNK`]s.
     key: Box<[u8]>,
     key_len: usize,
 }
@@ -234,6 +234,10 @@ struct FieldName {
 /// Keys are copied in chunks of this fixed size: copies of a constant size compile
 /// inline, where one of a length known only at run time is a `memcpy` call.
 const KEY_CHUNK: usize = 16;
+
+/// Keys up to this long (names up to 44 characters: all built-in ones) are copied in
+/// one piece of this fixed size.
+const SHORT_KEY: usize = 48;
 
 impl FieldName {
     fn new(name: &str) -> FieldName {
@@ -245,7 +249,7 @@ impl FieldName {
         key.extend_from_slice(quoted.as_bytes());
         key.push(b':');
         let key_len = key.len();
-        key.resize(key_len.next_multiple_of(KEY_CHUNK), 0);
+        key.resize(key_len.max(SHORT_KEY).next_multiple_of(KEY_CHUNK), 0);
         FieldName {
             name: name.into(),
             key: key.into(),
@@ -256,6 +260,11 @@ impl FieldName {
     /// Appends `,"name":`.
     fn write_key(&self, out: &mut Vec<u8>) {
         let end = out.len() + self.key_len;
+        if let Ok(key) = <&[u8; SHORT_KEY]>::try_from(&*self.key) {
+            out.extend_from_slice(key);
+            out.truncate(end);
+            return;
+        }
         out.reserve(self.key.len());
         for chunk in self.key.chunks_exact(KEY_CHUNK) {
             if let Ok(chunk) = <&[u8; KEY_CHUNK]>::try_from(chunk) {
@@ -322,11 +331,43 @@ impl FieldNames {
 #[derive(Clone, Default)]
 pub struct Fields {
     names: FieldNames,
-    /// Index into `names` and value, in index order, which is name order; the first
-    /// `len` are the fields. The rest are spare slots whose text buffers the next
-    /// [`Fields::refill`] reuses: `clear` runs for every decoded telegram.
-    entries: Vec<(usize, Value)>,
+    /// In index order, which is name order; the first `len` are the fields. The rest
+    /// are spare slots whose text buffers the next [`Fields::refill`] reuses: `clear`
+    /// runs for every decoded telegram.
+    entries: Vec<FieldSlot>,
     len: usize,
+}
+
+/// One field: its name's index into [`FieldNames`] and its value.
+#[derive(Debug, Clone)]
+struct FieldSlot {
+    index: usize,
+    value: Value,
+    /// The index of the reading's record whose number this is, unchanged: the JSON
+    /// writer then copies the text it printed for that record (once it has checked
+    /// that the numbers are still equal) instead of searching for it.
+    copy_of: Option<usize>,
+}
+
+impl FieldSlot {
+    fn new(index: usize, value: Value) -> FieldSlot {
+        FieldSlot {
+            index,
+            value,
+            copy_of: None,
+        }
+    }
+}
+
+/// What a [`Fields::refill`] filler did with a field's slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fill {
+    /// The field is absent from this telegram.
+    Absent,
+    /// The slot holds the field's value.
+    Value,
+    /// The slot holds the number of the reading's record at this index, unchanged.
+    CopyOf(usize),
 }
 
 impl Fields {
@@ -337,7 +378,7 @@ impl Fields {
     pub fn get(&self, name: &str) -> Option<&Value> {
         let index = self.names.position(name).ok()?;
         let at = self.entry(index).ok()?;
-        self.live().get(at).map(|(_, v)| v)
+        self.live().get(at).map(|f| &f.value)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -353,9 +394,9 @@ impl Fields {
             Err(index) => {
                 self.names.insert(index, name);
                 // The names from `index` on moved up by one.
-                for (i, _) in &mut self.entries {
-                    if *i >= index {
-                        *i += 1;
+                for field in &mut self.entries {
+                    if field.index >= index {
+                        field.index += 1;
                     }
                 }
                 index
@@ -364,49 +405,57 @@ impl Fields {
         match self.entry(index) {
             Ok(at) => {
                 if let Some(slot) = self.entries.get_mut(at) {
-                    slot.1 = value;
+                    *slot = FieldSlot::new(index, value);
                 }
             }
-            Err(at) => self.entries.insert(at, (index, value)),
+            Err(at) => self.entries.insert(at, FieldSlot::new(index, value)),
         }
         self.len = self.entries.len();
     }
 
     /// Replaces every field, name by name of `names` (shared, not copied): `fill`
     /// writes the value of the name at an index into a slot and says whether the
-    /// field is present. Slots hold the values of an earlier telegram, so that text
-    /// can be written into an existing buffer.
+    /// field is present, and whether it is a record's number unchanged. Slots hold
+    /// the values of an earlier telegram, so that text can be written into an
+    /// existing buffer.
     pub(crate) fn refill(
         &mut self,
         names: &FieldNames,
-        mut fill: impl FnMut(usize, &mut Value) -> bool,
+        mut fill: impl FnMut(usize, &mut Value) -> Fill,
     ) {
         // The same driver as for the last telegram: the table is already shared.
         if !self.names.same(names) {
             self.names = names.clone();
         }
-        self.len = 0;
-        for index in 0..self.names.len() {
-            if self.len == self.entries.len() {
-                self.entries.push((index, Value::Null));
-            }
-            let Some(slot) = self.entries.get_mut(self.len) else {
+        // A slot per name, so that the loop below needs no growing.
+        let names = self.names.len();
+        if self.entries.len() < names {
+            self.entries
+                .resize_with(names, || FieldSlot::new(0, Value::Null));
+        }
+        let mut len = 0;
+        for index in 0..names {
+            let Some(slot) = self.entries.get_mut(len) else {
                 break;
             };
-            slot.0 = index;
-            if fill(index, &mut slot.1) {
-                self.len += 1;
-            }
+            slot.index = index;
+            slot.copy_of = match fill(index, &mut slot.value) {
+                Fill::Absent => continue,
+                Fill::Value => None,
+                Fill::CopyOf(record) => Some(record),
+            };
+            len += 1;
         }
+        self.len = len;
     }
 
     /// The fields, without the spare slots.
-    fn live(&self) -> &[(usize, Value)] {
+    fn live(&self) -> &[FieldSlot] {
         self.entries.get(..self.len).unwrap_or(&self.entries)
     }
 
     fn entry(&self, index: usize) -> Result<usize, usize> {
-        self.live().binary_search_by_key(&index, |&(i, _)| i)
+        self.live().binary_search_by_key(&index, |f| f.index)
     }
 
     pub fn iter(&self) -> FieldsIter<'_> {
@@ -440,16 +489,19 @@ impl Fields {
         &self,
         out: &mut Vec<u8>,
         printed: Option<&PrintedNumbers>,
+        records: &[Record],
     ) -> serde_json::Result<()> {
         // Each key comes with its leading comma; the first key's comma becomes the
         // opening brace.
         let open = out.len();
-        for (index, value) in self.live() {
-            if let Some(name) = self.names.get(*index) {
+        for field in self.live() {
+            if let Some(name) = self.names.get(field.index) {
                 name.write_key(out);
                 match printed {
-                    Some(printed) => printed.write_again(value, out)?,
-                    None => value.write_json(out)?,
+                    Some(printed) => {
+                        printed.write_again(&field.value, field.copy_of, records, out)?
+                    }
+                    None => field.value.write_json(out)?,
                 }
             }
         }
@@ -466,7 +518,7 @@ impl Fields {
 #[derive(Debug, Clone)]
 pub struct FieldsIter<'a> {
     names: &'a FieldNames,
-    entries: std::slice::Iter<'a, (usize, Value)>,
+    entries: std::slice::Iter<'a, FieldSlot>,
 }
 
 impl<'a> Iterator for FieldsIter<'a> {
@@ -476,7 +528,7 @@ impl<'a> Iterator for FieldsIter<'a> {
         let names = self.names;
         self.entries
             .by_ref()
-            .find_map(|(i, v)| Some((&*names.get(*i)?.name, v)))
+            .find_map(|f| Some((&*names.get(f.index)?.name, &f.value)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -758,9 +810,13 @@ impl Reading {
         out: &mut Vec<u8>,
         memory: Option<&mut WriterMemory>,
     ) -> serde_json::Result<()> {
-        let (mut shapes, mut printed) = match memory {
-            Some(m) => (Some(&mut m.shapes), Some(&mut m.printed)),
-            None => (None, None),
+        let (mut shapes, mut printed, driver_name) = match memory {
+            Some(m) => (
+                Some(&mut m.shapes),
+                Some(&mut m.printed),
+                Some(&mut m.driver),
+            ),
+            None => (None, None, None),
         };
         if let Some(printed) = printed.as_deref_mut() {
             printed.clear();
@@ -844,7 +900,10 @@ impl Reading {
         }
         if let Some(driver) = &self.driver {
             out.extend_from_slice(b",\"driver\":");
-            string(out, driver)?;
+            match driver_name {
+                Some(memo) => memo.write(driver, out)?,
+                None => string(out, driver)?,
+            }
         }
         if let Some(error) = &self.driver_error {
             out.extend_from_slice(b",\"driver_error\":");
@@ -852,7 +911,8 @@ impl Reading {
         }
         if !self.fields.is_empty() {
             out.extend_from_slice(b",\"fields\":");
-            self.fields.write_json_object(out, printed.as_deref())?;
+            self.fields
+                .write_json_object(out, printed.as_deref(), &self.records)?;
         }
         out.push(b'}');
         Ok(())
@@ -1267,9 +1327,9 @@ mod tests {
             *slot = match i {
                 0 => Value::Text("2026-10-31".to_owned()),
                 1 => number(7),
-                _ => return false,
+                _ => return Fill::Absent,
             };
-            true
+            Fill::Value
         });
         assert_eq!(fields.keys().collect::<Vec<_>>(), ["a_date", "b_m3"]);
         assert_eq!(fields["b_m3"], number(7));
@@ -1284,8 +1344,9 @@ mod tests {
             }
             if i == 2 {
                 *slot = Value::Null;
+                return Fill::Value;
             }
-            i == 2
+            Fill::Absent
         });
         assert_eq!(first_slot, Some(Value::Text("2026-10-31".to_owned())));
         assert_eq!(
@@ -1301,7 +1362,7 @@ mod tests {
         let mut fields = Fields::new();
         fields.refill(&names, |i, slot| {
             *slot = number(i as i128);
-            true
+            Fill::Value
         });
         fields.insert("c_flags", number(9));
         fields.insert("e_flags", number(10));
@@ -1322,10 +1383,12 @@ mod tests {
             r#"{"b_m3":5,"c_flags":9,"d_m3":1,"e_flags":10}"#
         );
         let mut out = Vec::new();
-        fields.write_json_object(&mut out, None).unwrap();
+        fields.write_json_object(&mut out, None, &[]).unwrap();
         assert_eq!(out, serde_json::to_vec(&fields).unwrap());
         out.clear();
-        Fields::new().write_json_object(&mut out, None).unwrap();
+        Fields::new()
+            .write_json_object(&mut out, None, &[])
+            .unwrap();
         assert_eq!(out, b"{}");
     }
 
@@ -1335,7 +1398,7 @@ mod tests {
             let name = format!("{}\"", "x".repeat(len));
             let fields: Fields = [(name.as_str(), Value::Null)].into_iter().collect();
             let mut out = b"prefix".to_vec();
-            fields.write_json_object(&mut out, None).unwrap();
+            fields.write_json_object(&mut out, None, &[]).unwrap();
             let expected = format!("prefix{}", serde_json::to_string(&fields).unwrap());
             assert_eq!(String::from_utf8_lossy(&out), expected);
         }

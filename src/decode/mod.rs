@@ -12,7 +12,7 @@ pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
-use crate::drivers::{DriverSet, FrameContext};
+use crate::drivers::{DriverSet, FrameContext, LayoutMemo, SelectionMemo};
 use crate::frame::RadioFrame;
 use crate::keys::KeyStore;
 use crate::reading::{
@@ -58,6 +58,10 @@ pub struct Decoder {
     apl_records: Vec<apl::DataRecord<'static>>,
     /// Record headers parsed before, by their bytes (meters repeat their layout).
     headers: apl::HeaderMemo,
+    /// The records the drivers' fields took, per record layout (same reason).
+    layouts: LayoutMemo,
+    /// The driver each meter model selected.
+    selections: SelectionMemo,
 }
 
 /// What the security layers did to the payload.
@@ -106,6 +110,8 @@ impl Decoder {
             spare_records: Vec::new(),
             apl_records: Vec::new(),
             headers: apl::HeaderMemo::new(),
+            layouts: LayoutMemo::new(),
+            selections: SelectionMemo::new(),
         }
     }
 
@@ -416,14 +422,17 @@ impl Decoder {
     /// Runs the driver matching the meter and CI. A failed named step leaves its fields
     /// out; the reading says why in `driver_error`.
     fn apply_driver(
-        &self,
+        &mut self,
         reading: &mut Reading,
         buf: &[u8],
         apl_start: usize,
         ci: u8,
         meter: &LongAddress,
     ) {
-        let Some(driver) = self.drivers.select_address(meter, ci) else {
+        let Some(driver) = self
+            .drivers
+            .select_remembered(&mut self.selections, meter, ci)
+        else {
             return;
         };
         // C, M, A as transmitted; the frame was parsed past them already.
@@ -442,7 +451,7 @@ impl Decoder {
             key,
             apl: tail(buf, apl_start),
         };
-        if let Err(e) = driver.apply_frame(reading, &frame) {
+        if let Err(e) = driver.apply_frame(reading, &frame, Some(&mut self.layouts)) {
             reading.driver_error = Some(e.to_string());
         }
     }

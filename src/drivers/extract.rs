@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 
+use super::layout::{next_rules_id, pick_index, FieldPick, LayoutMemo, Picks};
 use super::model::{
     field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source,
 };
 use super::steps::{self, Step, StepError, StepInput};
 use super::FrameContext;
 use crate::frame::hex_nibble;
-use crate::reading::{Decimal, FieldNames, Function, Reading, Record, Value};
+use crate::reading::{Decimal, FieldNames, Fill, Function, Reading, Record, Value};
 use crate::wire::apl;
 
 /// A field taken from a generic record.
@@ -70,6 +71,8 @@ struct StepRule {
 /// A validated definition in the form applied per telegram.
 #[derive(Debug, Clone)]
 pub(super) struct Rules {
+    /// Identity for [`LayoutMemo`]: picks made for these rules.
+    id: u64,
     /// The driver's name, shared by every reading it fills.
     driver: Arc<str>,
     /// Every field name once, in name order, shared by every reading it fills.
@@ -154,6 +157,7 @@ impl Rules {
             })
             .collect();
         Ok(Rules {
+            id: next_rules_id(),
             driver: Arc::from(definition.name.as_str()),
             names,
             fields,
@@ -167,12 +171,47 @@ impl Rules {
         self.step.is_some()
     }
 
+    /// Which record each rule takes from `records`: the search the picks of a
+    /// [`LayoutMemo`] stand for.
+    fn pick(&self, records: &[Record], picks: &mut Picks) {
+        picks.fields.extend(self.fields.iter().map(|rules| {
+            let selected = rules.record.as_ref().and_then(|rule| {
+                let at = records.iter().position(|r| rule.selects(r))?;
+                Some((rule, pick_index(Some(at))?, records.get(at)?))
+            });
+            match selected {
+                Some((rule, record, r)) => match (rule.factor(r), rule.kind) {
+                    (Factor::At(at), FieldKind::Unit { .. })
+                        if rule
+                            .factors
+                            .get(usize::from(at))
+                            .is_some_and(|f| f.1.is_none()) =>
+                    {
+                        FieldPick::Number { record }
+                    }
+                    (_, FieldKind::Plain) => FieldPick::Number { record },
+                    (factor, _) => FieldPick::Record { record, factor },
+                },
+                None if rules.bytes.is_none() => FieldPick::Absent,
+                None => FieldPick::Bytes,
+            }
+        }));
+        picks.headers.extend(
+            self.record_headers
+                .iter()
+                .map(|h| pick_index(records.iter().position(|r| *r.dif_vif == **h))),
+        );
+    }
+
     /// Fills `reading.driver` and `reading.fields`. `frame` is what a step needs of the
     /// telegram; without it (readings rebuilt from JSON) step fields are left out.
+    /// `memo` remembers which records the rules took in each layout; only for readings
+    /// the decoder built (see [`LayoutMemo`]).
     pub(super) fn apply(
         &self,
         reading: &mut Reading,
         frame: Option<&FrameContext<'_>>,
+        memo: Option<&mut LayoutMemo>,
     ) -> Result<(), StepError> {
         let Reading {
             records,
@@ -200,50 +239,88 @@ impl Rules {
             },
             _ => (None, Ok(())),
         };
-        let mut record_data = RecordData::new(records);
+        let records: &[Record] = records;
+        let picks = memo.and_then(|m| m.picks(self.id, records, |p| self.pick(records, p)));
+        let mut record_data = RecordData::new();
         fields.refill(&self.names, |i, slot| {
+            let pick = picks.map(|p| p.field(i));
+            // The usual cases of a known layout, without looking at the rules.
+            match pick {
+                Some(FieldPick::Absent) => return Fill::Absent,
+                Some(FieldPick::Number { record }) => {
+                    let at = usize::from(record);
+                    if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
+                        *slot = Value::Number(*n);
+                        return Fill::CopyOf(at);
+                    }
+                }
+                _ => {}
+            }
             let Some(rules) = self.fields.get(i) else {
-                return false;
+                return Fill::Absent;
             };
             // A name defined both ways takes the record when the telegram has it.
             if let Some(rule) = &rules.record {
-                if rule.extract(records, slot) {
-                    return true;
+                let taken = match pick {
+                    // Not a number this time.
+                    Some(FieldPick::Number { record }) => {
+                        let at = usize::from(record);
+                        records.get(at).map(|r| (at, rule.factor(r)))
+                    }
+                    Some(FieldPick::Absent) => return Fill::Absent,
+                    Some(FieldPick::Record { record, factor }) => {
+                        Some((usize::from(record), factor))
+                    }
+                    Some(FieldPick::Bytes) => None,
+                    None => records
+                        .iter()
+                        .position(|r| rule.selects(r))
+                        .and_then(|at| Some((at, rule.factor(records.get(at)?)))),
+                };
+                if let Some((at, factor)) = taken {
+                    match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
+                        None | Some(Fill::Absent) => {}
+                        Some(filled) => return filled,
+                    }
                 }
             }
             let Some(rule) = &rules.bytes else {
-                return false;
+                return Fill::Absent;
             };
             let source: &[u8] = match rule.input {
                 Input::ManufacturerData => match vendor {
                     Some(v) => v,
-                    None => return false,
+                    None => return Fill::Absent,
                 },
                 Input::Step => match &step_output {
                     Some(v) => v,
-                    None => return false,
+                    None => return Fill::Absent,
                 },
                 Input::Apl => match frame {
                     Some(f) => f.apl,
-                    None => return false,
+                    None => return Fill::Absent,
                 },
                 Input::Record(at) => {
-                    let data = self
-                        .record_headers
-                        .get(at)
-                        .and_then(|header| record_data.get(at, header));
+                    let record = match picks {
+                        Some(picks) => picks.header(at).and_then(|k| records.get(k)),
+                        None => self
+                            .record_headers
+                            .get(at)
+                            .and_then(|h| records.iter().find(|r| *r.dif_vif == **h)),
+                    };
+                    let data = record_data.get(at, record);
                     match data {
                         Some(data) => data,
-                        None => return false,
+                        None => return Fill::Absent,
                     }
                 }
             };
             match rule.extract(source) {
                 Some(value) => {
                     *slot = value;
-                    true
+                    Fill::Value
                 }
-                None => false,
+                None => Fill::Absent,
             }
         });
         *driver = Some(self.driver.clone());
@@ -254,8 +331,7 @@ impl Rules {
 /// The data of the records byte rules read, unhexed once for all the rules reading the
 /// same record: a driver usually takes several fields from one vendor record, and
 /// rules run in name order, so the record last unhexed is kept.
-struct RecordData<'a> {
-    records: &'a [Record],
+struct RecordData {
     /// Which `Rules::record_headers` entry the buffers hold, and the length of its
     /// data (`None`: the telegram has no such record, or its hex is invalid).
     held: Option<(usize, Option<usize>)>,
@@ -263,22 +339,23 @@ struct RecordData<'a> {
     heap: Vec<u8>,
 }
 
-impl<'a> RecordData<'a> {
-    fn new(records: &'a [Record]) -> RecordData<'a> {
+impl RecordData {
+    fn new() -> RecordData {
         RecordData {
-            records,
             held: None,
             stack: [0; 64],
             heap: Vec::new(),
         }
     }
 
-    /// The data of the record with `header`, which is `Rules::record_headers[slot]`.
-    fn get(&mut self, slot: usize, header: &str) -> Option<&[u8]> {
+    /// The data of `record`, the first with header `Rules::record_headers[slot]`.
+    fn get(&mut self, slot: usize, record: Option<&Record>) -> Option<&[u8]> {
         let len = match self.held {
             Some((held, len)) if held == slot => len,
             _ => {
-                let len = record_bytes(self.records, header, &mut self.stack, &mut self.heap)
+                let raw = record.and_then(|r| r.raw.as_deref());
+                let len = raw
+                    .and_then(|raw| unhex(raw, &mut self.stack, &mut self.heap))
                     .map(<[u8]>::len);
                 self.held = Some((slot, len));
                 len
@@ -466,18 +543,29 @@ impl RecordRule {
                 .all(|q| r.qualifiers.iter().any(|rq| **rq == **q))
     }
 
-    /// Writes the field's value from the first record this rule selects into `slot`;
-    /// false when no record gives one.
-    fn extract(&self, records: &[Record], slot: &mut Value) -> bool {
-        let Some(record) = records.iter().find(|r| self.selects(r)) else {
-            return false;
+    /// The conversion factor for `record`'s unit. It follows from the record's header
+    /// (a record's unit does), so a [`LayoutMemo`] keeps it with the record's pick.
+    fn factor(&self, record: &Record) -> Factor {
+        let Some(unit) = record.unit.as_deref() else {
+            // No unit: text values (which unit fields skip), or nothing to convert.
+            return Factor::Unknown;
         };
+        match self.factors.iter().position(|(u, _)| same_text(u, unit)) {
+            Some(at) => u8::try_from(at).map_or(Factor::Unknown, Factor::At),
+            None => Factor::Missing,
+        }
+    }
+
+    /// Writes the field's value from `record`, the reading's record `at` and the
+    /// first this rule selects, into `slot`. `factor` is [`RecordRule::factor`] of
+    /// the record.
+    fn take(&self, at: usize, record: &Record, factor: Factor, slot: &mut Value) -> Fill {
         let n = match (&record.value, self.kind) {
             (Value::Number(n), _) => n,
             // The meter sent no valid value.
             (Value::Null, _) => {
                 *slot = Value::Null;
-                return true;
+                return Fill::Value;
             }
             // Dates and text pass as they are, into the slot's text buffer.
             (Value::Text(text), FieldKind::Date | FieldKind::Plain) => {
@@ -485,18 +573,31 @@ impl RecordRule {
                     Value::Text(buffer) => buffer.clone_from(text),
                     _ => *slot = Value::Text(text.clone()),
                 }
-                return true;
+                return Fill::Value;
             }
-            (Value::Text(_), FieldKind::Unit { .. }) => return false,
+            (Value::Text(_), FieldKind::Unit { .. }) => return Fill::Absent,
         };
         let value = match self.kind {
             FieldKind::Unit { .. } => {
-                let Some(unit) = record.unit.as_deref() else {
-                    return false;
+                let factor = match factor {
+                    Factor::At(at) => self.factors.get(usize::from(at)),
+                    Factor::Missing => None,
+                    Factor::Unknown => match record.unit.as_deref() {
+                        Some(unit) => self.factors.iter().find(|(u, _)| same_text(u, unit)),
+                        None => None,
+                    },
                 };
-                match self.factors.iter().find(|(u, _)| same_text(u, unit)) {
+                match factor {
                     Some((_, None)) => Some(*n),
-                    Some((_, Some(factor))) => n.checked_mul(*factor).map(Decimal::normalized),
+                    Some((_, Some(factor))) => {
+                        return match n.checked_mul(*factor) {
+                            Some(v) => {
+                                *slot = Value::Number(v.normalized());
+                                Fill::Value
+                            }
+                            None => Fill::Absent,
+                        };
+                    }
                     None => None,
                 }
             }
@@ -505,28 +606,46 @@ impl RecordRule {
             FieldKind::Plain => Some(*n),
         };
         match value {
+            // The record's number as it is: the JSON writer copies its text.
             Some(v) => {
                 *slot = Value::Number(v);
-                true
+                Fill::CopyOf(at)
             }
-            None => false,
+            None => Fill::Absent,
         }
     }
 }
 
-/// `a == b` for the short quantity and unit names compared per record and rule: word
-/// compares instead of a `memcmp` call, which costs more than the compare itself.
-fn same_text(a: &str, b: &str) -> bool {
+/// Which of a record rule's conversion factors a record's unit takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Factor {
+    /// `RecordRule::factors[i]`.
+    At(u8),
+    /// The unit is not one the field converts from: the field is absent.
+    Missing,
+    /// Looked up when taken (a record without a unit).
+    Unknown,
+}
+
+/// `a == b` for the short quantity, unit and header texts compared per record and
+/// rule: two overlapping word compares instead of a `memcmp` call or a byte loop, which
+/// cost more than the compare itself.
+pub(super) fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;
     }
-    let words = |s: &[u8]| Some((*s.first_chunk::<8>()?, *s.last_chunk::<8>()?));
-    match (words(a), words(b)) {
-        // Eight to sixteen bytes: the first and the last eight cover them all.
-        (Some(wa), Some(wb)) if a.len() <= 16 => wa == wb,
-        (Some(_), Some(_)) => a == b,
-        _ => a.iter().zip(b).all(|(x, y)| x == y),
+    // The first and the last N bytes cover texts of N to 2N bytes.
+    fn ends<const N: usize>(s: &[u8]) -> Option<([u8; N], [u8; N])> {
+        Some((*s.first_chunk::<N>()?, *s.last_chunk::<N>()?))
+    }
+    match a.len() {
+        0 => true,
+        1 => a.first() == b.first(),
+        2..=3 => ends::<2>(a) == ends::<2>(b),
+        4..=7 => ends::<4>(a) == ends::<4>(b),
+        8..=16 => ends::<8>(a) == ends::<8>(b),
+        _ => a == b,
     }
 }
 
@@ -648,6 +767,21 @@ mod tests {
             "external_temperaturf",
             "m3/h",
             "m3/min",
+            "0413",
+            "4413",
+            "0414",
+            "02FF20",
+            "02FF21",
+            "8401FD17",
+            "8401FD18",
+            "AB",
+            "AC",
+            "BB",
+            "ABC",
+            "ABD",
+            "BBC",
+            "0123456789ABCDEF0",
+            "0123456789ABCDEF1",
         ];
         for a in words {
             for b in words {

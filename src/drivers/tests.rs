@@ -346,3 +346,173 @@ fn byte_sets_hold_listed_values_or_all() {
     }
     assert!((0..=255u8).all(|v| ByteSet::of(&[]).contains(v)));
 }
+
+/// The generic readings (no drivers) of every corpus telegram that decodes without
+/// them, each with the prior telegrams its compact frame needs.
+fn corpus_generic_readings() -> Vec<Reading> {
+    use crate::decode::Decoder;
+    use crate::frame::{parse_hex, RadioFrame};
+    use crate::keys::KeyStore;
+
+    let corpus = include_str!("../../tests/data/wmbusmeters-public.jsonl");
+    let mut readings = Vec::new();
+    for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let mut keys = KeyStore::new();
+        if let Some(key) = entry["key"].as_str() {
+            keys.set_default_hex(key).unwrap();
+        }
+        let mut decoder = Decoder::with_drivers(keys, DriverSet::empty());
+        let priors = entry["prior_telegrams"].as_array().into_iter().flatten();
+        for hex in priors.filter_map(|t| t.as_str()) {
+            let _ = decoder.decode(&RadioFrame::new(parse_hex(hex).unwrap()));
+        }
+        let frame = RadioFrame::new(parse_hex(entry["telegram"].as_str().unwrap()).unwrap());
+        if let Ok(reading) = decoder.decode(&frame) {
+            readings.push(reading);
+        }
+    }
+    readings
+}
+
+/// Every built-in driver applied to every corpus reading, three rounds in different
+/// orders through one memo: the remembered picks (and the JSON copying the records'
+/// numbers) give exactly what a search of the records gives. Most drivers do not
+/// apply to most readings, which makes many layouts per driver.
+#[test]
+fn remembered_picks_fill_fields_like_a_search() {
+    let readings = corpus_generic_readings();
+    assert!(readings.len() > 200, "{}", readings.len());
+    let set = DriverSet::builtin();
+    let mut memo = LayoutMemo::new();
+    let mut writer = crate::reading::JsonWriter::new();
+    let mut compared = 0;
+    for round in 0..3 {
+        let order: Vec<usize> = match round {
+            0 => (0..readings.len()).collect(),
+            1 => (0..readings.len()).rev().collect(),
+            _ => (0..readings.len())
+                .map(|i| i * 7 % readings.len())
+                .collect(),
+        };
+        for &i in &order {
+            for driver in set.iter() {
+                let mut searched = readings[i].clone();
+                let _ = driver.rules.apply(&mut searched, None, None);
+                let mut remembered = readings[i].clone();
+                let _ = driver.rules.apply(&mut remembered, None, Some(&mut memo));
+                assert_eq!(remembered, searched, "{} on reading {i}", driver.name());
+                let mut json = Vec::new();
+                writer.write(&remembered, &mut json).unwrap();
+                assert_eq!(
+                    String::from_utf8(json).unwrap(),
+                    serde_json::to_string(&searched).unwrap(),
+                    "{} on reading {i}",
+                    driver.name()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 40_000, "{compared}");
+}
+
+/// Layouts differing in one header byte, the record count, or a header too long to
+/// remember, alternate through one memo: each gets its own picks.
+#[test]
+fn layouts_differing_in_one_header_get_their_own_picks() {
+    let driver = Driver::parse("demo.toml", MINIMAL).unwrap();
+    let layouts = [
+        "02FF20 0C00 0413 78563412",
+        // Same length, another quantity (energy): no total here.
+        "02FF20 0C00 0403 78563412",
+        "0413 78563412 02FF20 0C00",
+        // The same last header and count as the one before: the same slot.
+        "0403 78563412 02FF20 0C00",
+        "02FF20 0C00",
+        "0413 78563412",
+        // A DIF with ten DIFEs: a header text of 24 characters.
+        "8480808080808080808000 13 78563412 02FF20 0C00 0413 11223344",
+    ];
+    let readings: Vec<Reading> = layouts.iter().map(|hex| reading_from(hex)).collect();
+    let mut memo = LayoutMemo::new();
+    for round in 0..3 {
+        for (i, reading) in readings.iter().enumerate() {
+            let mut searched = reading.clone();
+            driver.rules.apply(&mut searched, None, None).unwrap();
+            let mut remembered = reading.clone();
+            driver
+                .rules
+                .apply(&mut remembered, None, Some(&mut memo))
+                .unwrap();
+            assert_eq!(remembered, searched, "round {round}, layout {i}");
+        }
+    }
+    // The first layout's total is there; the second's volume is in other units.
+    let mut first = readings[0].clone();
+    driver.apply(&mut first);
+    assert_eq!(
+        first.fields.keys().collect::<Vec<_>>(),
+        ["status_flags", "total_m3"]
+    );
+}
+
+/// Selection through the memo equals selection without it, also after the decoder's
+/// set changed to one where other drivers win.
+#[test]
+fn remembered_selection_follows_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let replacement = MINIMAL.replace("name = \"demo\"", "name = \"multical21\"");
+    std::fs::write(dir.path().join("a.toml"), &replacement).unwrap();
+    let builtin = DriverSet::builtin();
+    let mut replaced = DriverSet::builtin();
+    replaced.load_dir(dir.path()).unwrap();
+    let mut memo = SelectionMemo::new();
+    // Few enough models to stay in the memo between rounds, the Kamstrup one that the
+    // replacement takes over among them.
+    let mut models: Vec<(u16, u8, u8)> = builtin
+        .iter()
+        .take(16)
+        .map(|d| {
+            let def = &d.definition;
+            (
+                Manufacturer::from_code(def.manufacturer.get_ref())
+                    .unwrap()
+                    .raw(),
+                def.versions.first().copied().unwrap_or(0),
+                def.device_types.first().copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    models.push((Manufacturer::from_code("KAM").unwrap().raw(), 0x1B, 0x16));
+    models.push((Manufacturer::from_code("KAM").unwrap().raw(), 0x1B, 0x02));
+    for round in 0..4 {
+        let set = if round % 2 == 0 { &builtin } else { &replaced };
+        for &(manufacturer, version, device_type) in &models {
+            for ci in [0x7A, 0x8D] {
+                let meter = LongAddress {
+                    id: [0x78, 0x56, 0x34, 0x12],
+                    manufacturer,
+                    version,
+                    device_type,
+                };
+                let which = |d: &Driver| (d.name().to_owned(), d.source.clone());
+                let expected = set.select_address(&meter, ci).map(which);
+                let remembered = set.select_remembered(&mut memo, &meter, ci).map(which);
+                assert_eq!(remembered, expected, "round {round}: {meter:?} CI {ci:02X}");
+            }
+        }
+    }
+    let kamstrup = LongAddress {
+        id: [0x78, 0x56, 0x34, 0x12],
+        manufacturer: Manufacturer::from_code("KAM").unwrap().raw(),
+        version: 0x1B,
+        device_type: 0x16,
+    };
+    let source = |set: &DriverSet, memo: &mut SelectionMemo| {
+        set.select_remembered(memo, &kamstrup, 0x8D)
+            .map(|d| d.source.clone())
+    };
+    assert!(source(&replaced, &mut memo).unwrap().ends_with("a.toml"));
+    assert!(!source(&builtin, &mut memo).unwrap().ends_with("a.toml"));
+}

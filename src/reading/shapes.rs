@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::{short_words, Decimal, Function, Reading, Record, Value};
+use super::{short_words, Function, Reading, Record, Value};
 
 /// Writes readings exactly as [`Reading::write_json`] does, remembering the text around
 /// each record's value for the next telegram with the same record. Keep one per output
@@ -24,6 +24,36 @@ pub struct JsonWriter {
 pub(super) struct WriterMemory {
     pub(super) shapes: RecordShapes,
     pub(super) printed: PrintedNumbers,
+    pub(super) driver: DriverName,
+}
+
+/// The last driver name written, as JSON: readings of one driver share its name.
+#[derive(Debug, Default)]
+pub(super) struct DriverName {
+    name: Option<std::sync::Arc<str>>,
+    json: Vec<u8>,
+}
+
+impl DriverName {
+    /// Appends `name` as a JSON string.
+    pub(super) fn write(
+        &mut self,
+        name: &std::sync::Arc<str>,
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
+        if !self
+            .name
+            .as_ref()
+            .is_some_and(|n| std::sync::Arc::ptr_eq(n, name))
+        {
+            self.name = None;
+            self.json.clear();
+            super::string(&mut self.json, name)?;
+            self.name = Some(name.clone());
+        }
+        out.extend_from_slice(&self.json);
+        Ok(())
+    }
 }
 
 impl JsonWriter {
@@ -37,8 +67,10 @@ impl JsonWriter {
     }
 }
 
-/// Remembered record shapes, one per slot of a small direct-mapped table: a lookup is
-/// one hash and one comparison, and a collision just writes the new shape over the old.
+/// Remembered record shapes in a small two-way set-associative table: a lookup is one
+/// hash and one or two comparisons. Two ways, so that two records of one telegram
+/// whose keys share a set do not evict each other telegram after telegram; a third
+/// shape in a set replaces the one that was there longer.
 #[derive(Debug)]
 pub(super) struct RecordShapes {
     slots: Vec<Shape>,
@@ -135,8 +167,19 @@ impl RecordShapes {
     /// remembered; `None` for a record to be written the long way.
     pub(super) fn shape(&mut self, record: &Record) -> Option<&Shape> {
         let key = ShapeKey::of(record)?;
-        let shape = self.slots.get_mut(key.slot())?;
+        // A set is two neighbouring slots, the newer shape first.
+        let first = key.slot() & !1;
+        let [newer, older] = self.slots.get_mut(first..first + 2)? else {
+            return None;
+        };
+        if older.key == Some(key) {
+            return Some(older);
+        }
+        let shape = newer;
         if shape.key != Some(key) {
+            // The newer shape becomes the older, and the new one is rendered over the
+            // buffers of the older, which leaves.
+            std::mem::swap(shape, older);
             // Rendered by the same code as the long way, so the bytes cannot differ.
             shape.key = None;
             shape.head.clear();
@@ -149,37 +192,47 @@ impl RecordShapes {
     }
 }
 
-/// The numbers the current reading's JSON has printed, and where in the output: a
-/// driver field holding a record's value (most fields) copies the record's text
-/// rather than formatting the number again.
+/// Where the current reading's JSON has the text of each record's value: a driver
+/// field holding a record's number (most fields) copies the record's text rather than
+/// formatting the number again.
 #[derive(Debug, Default)]
-pub(super) struct PrintedNumbers(Vec<(Decimal, usize, usize)>);
+pub(super) struct PrintedNumbers(Vec<(usize, usize)>);
 
 impl PrintedNumbers {
-    /// Forgets the last reading's numbers (their positions were in its output).
+    /// Forgets the last reading's values (their positions were in its output).
     pub(super) fn clear(&mut self) {
         self.0.clear();
     }
 
-    /// Writes `value`, remembering where a number's text went.
+    /// Writes the value of the reading's next record, remembering where it went.
     pub(super) fn write(&mut self, value: &Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let start = out.len();
         value.write_json(out)?;
-        if let Value::Number(n) = value {
-            self.0.push((*n, start, out.len()));
-        }
+        self.0.push((start, out.len()));
         Ok(())
     }
 
-    /// Writes `value`, copying the text of a number printed before in the same
-    /// representation (same mantissa and exponent: the same text).
-    pub(super) fn write_again(&self, value: &Value, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    /// Writes `value`, copying the text printed for a record with the same number
+    /// (same mantissa and exponent: the same text): record `copy_of` when it holds
+    /// it, else the first that does. `records` are the reading's, written before.
+    pub(super) fn write_again(
+        &self,
+        value: &Value,
+        copy_of: Option<usize>,
+        records: &[Record],
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
         if let Value::Number(n) = value {
-            let same = |p: &&(Decimal, usize, usize)| {
-                p.0.exponent() == n.exponent() && p.0.mantissa() == n.mantissa()
+            let holds = |r: &Record| match &r.value {
+                Value::Number(m) => m.exponent() == n.exponent() && m.mantissa() == n.mantissa(),
+                _ => false,
             };
-            if let Some(&(_, start, end)) = self.0.iter().find(same) {
-                if end <= out.len() && start <= end {
+            let record = match copy_of {
+                Some(k) if records.get(k).is_some_and(holds) => Some(k),
+                _ => records.iter().position(holds),
+            };
+            if let Some(&(start, end)) = record.and_then(|k| self.0.get(k)) {
+                if start < end && end <= out.len() {
                     out.extend_from_within(start..end);
                     return Ok(());
                 }
