@@ -678,7 +678,8 @@ impl Decoder {
         }
         reading.manufacturer_data = None;
         reading.unparsed = None;
-        reading.driver = None;
+        // Moved, not dropped: the next driver is most often the same.
+        self.layouts.keep_driver(reading.driver.take());
         reading.driver_error = None;
         reading.fields.clear();
     }

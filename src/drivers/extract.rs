@@ -240,92 +240,120 @@ impl Rules {
             _ => (None, Ok(())),
         };
         let records: &[Record] = records;
-        let picks = memo.and_then(|m| m.picks(self.id, records, |p| self.pick(records, p)));
-        let mut record_data = RecordData::new();
+        let (name, picks) = match memo {
+            Some(memo) => (
+                memo.driver(&self.driver),
+                memo.picks(self.id, records, |p| self.pick(records, p)),
+            ),
+            None => (self.driver.clone(), None),
+        };
+        let mut sources = Sources {
+            records,
+            picks,
+            vendor,
+            step_output: step_output.as_deref(),
+            apl: frame.map(|f| f.apl),
+            record_data: RecordData::new(),
+        };
         fields.refill(&self.names, |i, slot| {
-            let pick = picks.map(|p| p.field(i));
-            // The usual cases of a known layout, without looking at the rules.
-            match pick {
-                Some(FieldPick::Absent) => return Fill::Absent,
-                Some(FieldPick::Number { record }) => {
-                    let at = usize::from(record);
-                    if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
-                        *slot = Value::Number(*n);
-                        return Fill::CopyOf(at);
-                    }
-                }
-                _ => {}
-            }
-            let Some(rules) = self.fields.get(i) else {
-                return Fill::Absent;
-            };
-            // A name defined both ways takes the record when the telegram has it.
-            if let Some(rule) = &rules.record {
-                let taken = match pick {
-                    // Not a number this time.
-                    Some(FieldPick::Number { record }) => {
-                        let at = usize::from(record);
-                        records.get(at).map(|r| (at, rule.factor(r)))
-                    }
-                    Some(FieldPick::Absent) => return Fill::Absent,
-                    Some(FieldPick::Record { record, factor }) => {
-                        Some((usize::from(record), factor))
-                    }
-                    Some(FieldPick::Bytes) => None,
-                    None => records
-                        .iter()
-                        .position(|r| rule.selects(r))
-                        .and_then(|at| Some((at, rule.factor(records.get(at)?)))),
-                };
-                if let Some((at, factor)) = taken {
-                    match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
-                        None | Some(Fill::Absent) => {}
-                        Some(filled) => return filled,
-                    }
+            // The usual case of a known layout, kept small: a record's number.
+            if let Some(FieldPick::Number { record }) = picks.map(|p| p.field(i)) {
+                let at = usize::from(record);
+                if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
+                    *slot = Value::Number(*n);
+                    return Fill::CopyOf(at);
                 }
             }
-            let Some(rule) = &rules.bytes else {
-                return Fill::Absent;
-            };
-            let source: &[u8] = match rule.input {
-                Input::ManufacturerData => match vendor {
-                    Some(v) => v,
-                    None => return Fill::Absent,
-                },
-                Input::Step => match &step_output {
-                    Some(v) => v,
-                    None => return Fill::Absent,
-                },
-                Input::Apl => match frame {
-                    Some(f) => f.apl,
-                    None => return Fill::Absent,
-                },
-                Input::Record(at) => {
-                    let record = match picks {
-                        Some(picks) => picks.header(at).and_then(|k| records.get(k)),
-                        None => self
-                            .record_headers
-                            .get(at)
-                            .and_then(|h| records.iter().find(|r| *r.dif_vif == **h)),
-                    };
-                    let data = record_data.get(at, record);
-                    match data {
-                        Some(data) => data,
-                        None => return Fill::Absent,
-                    }
-                }
-            };
-            match rule.extract(source) {
-                Some(value) => {
-                    *slot = value;
-                    Fill::Value
-                }
-                None => Fill::Absent,
-            }
+            self.fill(i, slot, &mut sources)
         });
-        *driver = Some(self.driver.clone());
+        *driver = Some(name);
         step_result
     }
+}
+
+impl Rules {
+    /// Fills the slot of field `i` from `sources` (every case but a known layout's
+    /// record number, which [`Rules::apply`] copies itself).
+    fn fill(&self, i: usize, slot: &mut Value, sources: &mut Sources<'_>) -> Fill {
+        let Sources { records, picks, .. } = *sources;
+        let pick = picks.map(|p| p.field(i));
+        if pick == Some(FieldPick::Absent) {
+            return Fill::Absent;
+        }
+        let Some(rules) = self.fields.get(i) else {
+            return Fill::Absent;
+        };
+        // A name defined both ways takes the record when the telegram has it.
+        if let Some(rule) = &rules.record {
+            let taken = match pick {
+                Some(FieldPick::Number { record }) => {
+                    let at = usize::from(record);
+                    records.get(at).map(|r| (at, rule.factor(r)))
+                }
+                Some(FieldPick::Record { record, factor }) => Some((usize::from(record), factor)),
+                Some(FieldPick::Bytes | FieldPick::Absent) => None,
+                None => records
+                    .iter()
+                    .position(|r| rule.selects(r))
+                    .and_then(|at| Some((at, rule.factor(records.get(at)?)))),
+            };
+            if let Some((at, factor)) = taken {
+                match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
+                    None | Some(Fill::Absent) => {}
+                    Some(filled) => return filled,
+                }
+            }
+        }
+        let Some(rule) = &rules.bytes else {
+            return Fill::Absent;
+        };
+        let source: &[u8] = match rule.input {
+            Input::ManufacturerData => match sources.vendor {
+                Some(v) => v,
+                None => return Fill::Absent,
+            },
+            Input::Step => match sources.step_output {
+                Some(v) => v,
+                None => return Fill::Absent,
+            },
+            Input::Apl => match sources.apl {
+                Some(apl) => apl,
+                None => return Fill::Absent,
+            },
+            Input::Record(at) => {
+                let record = match picks {
+                    Some(picks) => picks.header(at).and_then(|k| records.get(k)),
+                    None => self
+                        .record_headers
+                        .get(at)
+                        .and_then(|h| records.iter().find(|r| *r.dif_vif == **h)),
+                };
+                match sources.record_data.get(at, record) {
+                    Some(data) => data,
+                    None => return Fill::Absent,
+                }
+            }
+        };
+        match rule.extract(source) {
+            Some(value) => {
+                *slot = value;
+                Fill::Value
+            }
+            None => Fill::Absent,
+        }
+    }
+}
+
+/// What the fields of one telegram are filled from.
+struct Sources<'a> {
+    records: &'a [Record],
+    /// The remembered picks for the records' layout, if any.
+    picks: Option<&'a Picks>,
+    /// The manufacturer data as bytes, when the definition reads them.
+    vendor: Option<&'a [u8]>,
+    step_output: Option<&'a [u8]>,
+    apl: Option<&'a [u8]>,
+    record_data: RecordData,
 }
 
 /// The data of the records byte rules read, unhexed once for all the rules reading the

@@ -12,6 +12,7 @@
 //! is matched rule by rule.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::extract::Factor;
 use crate::reading::Record;
@@ -35,6 +36,10 @@ pub(super) fn next_rules_id() -> u64 {
 #[derive(Debug, Default)]
 pub struct LayoutMemo {
     slots: Vec<Picks>,
+    /// The driver name of the reading refilled last, set aside by the decoder: a
+    /// reading of the same driver takes it back, which spares two atomic reference
+    /// count updates per telegram.
+    driver: Option<Arc<str>>,
 }
 
 /// The picks of one set of rules in one layout.
@@ -124,6 +129,19 @@ impl HeaderText {
 impl LayoutMemo {
     pub fn new() -> LayoutMemo {
         LayoutMemo::default()
+    }
+
+    /// Sets aside the driver name of a reading about to be refilled.
+    pub(crate) fn keep_driver(&mut self, name: Option<Arc<str>>) {
+        self.driver = name;
+    }
+
+    /// `name`, taken back from [`LayoutMemo::keep_driver`] when it is the same.
+    pub(super) fn driver(&mut self, name: &Arc<str>) -> Arc<str> {
+        match self.driver.take() {
+            Some(kept) if Arc::ptr_eq(&kept, name) => kept,
+            _ => name.clone(),
+        }
     }
 
     /// The picks of `rules` for the layout of `records`; `pick` fills them (cleared
