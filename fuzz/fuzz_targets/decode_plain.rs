@@ -1,5 +1,6 @@
-//! Whole decoder, no keys: any bytes must give Ok or Err, never a panic, and the
-//! direct JSON writer must agree with serde_json on every reading.
+//! Whole decoder, no keys: any bytes must give Ok or Err, never a panic, the direct
+//! JSON writer must agree with serde_json on every reading, and a driver's fields
+//! filled through the decoder's remembered layouts must equal a fresh search.
 //!
 //! Input: one or more telegrams back to back (see `split.rs`), decoded in order by one
 //! decoder. Encrypted telegrams take the "already-decrypted replay" path or fail cleanly.
@@ -32,6 +33,14 @@ fuzz_target!(|data: &[u8]| {
             let mut direct = Vec::new();
             writer.write(&reading, &mut direct).expect("reading writes");
             assert_eq!(direct, via_serde, "JsonWriter differs from serde_json");
+            // Without a named step (which needs the frame) the driver can run again on
+            // the reading alone, matching its rules record by record.
+            let driver = reading.driver.as_deref().and_then(|n| decoder.drivers().get(n));
+            if let Some(driver) = driver.filter(|d| !d.runs_step()) {
+                let mut searched = reading.clone();
+                driver.apply(&mut searched);
+                assert_eq!(searched.fields, reading.fields, "remembered picks differ");
+            }
         }
         rest = tail;
     }

@@ -257,7 +257,7 @@ impl Rules {
         };
         fields.refill(&self.names, |i, slot| {
             // The usual case of a known layout, kept small: a record's number.
-            if let Some(FieldPick::Number { record }) = picks.map(|p| p.field(i)) {
+            if let Some(FieldPick::Number { record }) = picks.and_then(|p| p.field(i)) {
                 let at = usize::from(record);
                 if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
                     *slot = Value::Number(*n);
@@ -276,7 +276,7 @@ impl Rules {
     /// record number, which [`Rules::apply`] copies itself).
     fn fill(&self, i: usize, slot: &mut Value, sources: &mut Sources<'_>) -> Fill {
         let Sources { records, picks, .. } = *sources;
-        let pick = picks.map(|p| p.field(i));
+        let pick = picks.and_then(|p| p.field(i));
         if pick == Some(FieldPick::Absent) {
             return Fill::Absent;
         }
@@ -651,14 +651,15 @@ pub(super) enum Factor {
     At(u8),
     /// The unit is not one the field converts from: the field is absent.
     Missing,
-    /// Looked up when taken (a record without a unit).
+    /// Looked up when taken: the record had no unit when the pick was made (a text
+    /// value), so a later number of the same record is converted the full way.
     Unknown,
 }
 
 /// `a == b` for the short quantity, unit and header texts compared per record and
 /// rule: two overlapping word compares instead of a `memcmp` call or a byte loop, which
 /// cost more than the compare itself.
-pub(super) fn same_text(a: &str, b: &str) -> bool {
+fn same_text(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;

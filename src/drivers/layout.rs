@@ -2,10 +2,12 @@
 //!
 //! A meter sends the same records in the same order telegram after telegram (a few
 //! layouts at most: full and compact frames, a monthly extra). Which record a rule
-//! selects (quantity, storage, tariff, subunit, function, qualifiers, unit) follows
-//! from the records' headers alone, so the picks are remembered per (rules, layout):
-//! a telegram of a known layout then costs one comparison of its headers instead of a
-//! search through the records per field.
+//! selects (quantity, storage, tariff, subunit, function, qualifiers) follows from the
+//! records' headers alone, and so does the unit of a number and with it the conversion
+//! factor. So the picks are remembered per (rules, layout): a telegram of a known
+//! layout then costs one comparison of its headers instead of a search through the
+//! records per field. Values are still read from each telegram's records: a record
+//! without a number this time (a text or null value) takes the full way.
 //!
 //! Only for readings the decoder built: there each record's attributes are those its
 //! header bytes (`dif_vif`) give. A reading read back from JSON could say otherwise and
@@ -71,9 +73,10 @@ pub(super) enum FieldPick {
 }
 
 impl Picks {
-    /// How field `index` is filled (`Bytes` for an index out of range: the full way).
-    pub(super) fn field(&self, index: usize) -> FieldPick {
-        self.fields.get(index).copied().unwrap_or(FieldPick::Bytes)
+    /// How field `index` is filled (`None`, never for the rules that made the picks:
+    /// search the records).
+    pub(super) fn field(&self, index: usize) -> Option<FieldPick> {
+        self.fields.get(index).copied()
     }
 
     /// The first record with byte-rule header `index`.

@@ -7,6 +7,7 @@
 //! copies around the value.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::{short_words, Function, Reading, Record, Value};
 
@@ -30,22 +31,14 @@ pub(super) struct WriterMemory {
 /// The last driver name written, as JSON: readings of one driver share its name.
 #[derive(Debug, Default)]
 pub(super) struct DriverName {
-    name: Option<std::sync::Arc<str>>,
+    name: Option<Arc<str>>,
     json: Vec<u8>,
 }
 
 impl DriverName {
     /// Appends `name` as a JSON string.
-    pub(super) fn write(
-        &mut self,
-        name: &std::sync::Arc<str>,
-        out: &mut Vec<u8>,
-    ) -> serde_json::Result<()> {
-        if !self
-            .name
-            .as_ref()
-            .is_some_and(|n| std::sync::Arc::ptr_eq(n, name))
-        {
+    pub(super) fn write(&mut self, name: &Arc<str>, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if !self.name.as_ref().is_some_and(|n| Arc::ptr_eq(n, name)) {
             self.name = None;
             self.json.clear();
             super::string(&mut self.json, name)?;
