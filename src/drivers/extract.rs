@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::layout::{next_rules_id, pick_index, FieldPick, LayoutMemo, Picks};
+use super::layout::{next_rules_id, FieldPick, LayoutMemo, Picks};
 use super::model::{
     field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source,
 };
@@ -60,6 +60,29 @@ enum Input {
 struct FieldRules {
     record: Option<RecordRule>,
     bytes: Option<ByteRule>,
+}
+
+impl FieldRules {
+    /// Which record of `records` the field takes, and how: the search a
+    /// [`LayoutMemo`] remembers per layout.
+    fn pick(&self, records: &[Record]) -> FieldPick {
+        let selected = self.record.as_ref().and_then(|rule| {
+            let at = records.iter().position(|r| rule.selects(r))?;
+            Some((rule, u32::try_from(at).ok()?, records.get(at)?))
+        });
+        match selected {
+            Some((rule, record, r)) => {
+                let factor = rule.factor(r);
+                if rule.copies_number(factor) {
+                    FieldPick::Number { record, factor }
+                } else {
+                    FieldPick::Record { record, factor }
+                }
+            }
+            None if self.bytes.is_none() => FieldPick::Absent,
+            None => FieldPick::Bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -174,32 +197,13 @@ impl Rules {
     /// Which record each rule takes from `records`: the search the picks of a
     /// [`LayoutMemo`] stand for.
     fn pick(&self, records: &[Record], picks: &mut Picks) {
-        picks.fields.extend(self.fields.iter().map(|rules| {
-            let selected = rules.record.as_ref().and_then(|rule| {
-                let at = records.iter().position(|r| rule.selects(r))?;
-                Some((rule, pick_index(Some(at))?, records.get(at)?))
-            });
-            match selected {
-                Some((rule, record, r)) => match (rule.factor(r), rule.kind) {
-                    (Factor::At(at), FieldKind::Unit { .. })
-                        if rule
-                            .factors
-                            .get(usize::from(at))
-                            .is_some_and(|f| f.1.is_none()) =>
-                    {
-                        FieldPick::Number { record }
-                    }
-                    (_, FieldKind::Plain) => FieldPick::Number { record },
-                    (factor, _) => FieldPick::Record { record, factor },
-                },
-                None if rules.bytes.is_none() => FieldPick::Absent,
-                None => FieldPick::Bytes,
-            }
-        }));
+        picks
+            .fields
+            .extend(self.fields.iter().map(|rules| rules.pick(records)));
         picks.headers.extend(
             self.record_headers
                 .iter()
-                .map(|h| pick_index(records.iter().position(|r| *r.dif_vif == **h))),
+                .map(|h| first_with_header(records, h)),
         );
     }
 
@@ -257,8 +261,9 @@ impl Rules {
         };
         fields.refill(&self.names, |i, slot| {
             // The usual case of a known layout, kept small: a record's number.
-            if let Some(FieldPick::Number { record }) = picks.and_then(|p| p.field(i)) {
-                let at = usize::from(record);
+            if let Some(FieldPick::Number { record, .. }) = picks.and_then(|p| p.field(i)) {
+                // Widening: a `u32` index always fits a `usize` here.
+                let at = record as usize;
                 if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
                     *slot = Value::Number(*n);
                     return Fill::CopyOf(at);
@@ -269,40 +274,32 @@ impl Rules {
         *driver = Some(name);
         step_result
     }
-}
 
-impl Rules {
     /// Fills the slot of field `i` from `sources` (every case but a known layout's
     /// record number, which [`Rules::apply`] copies itself).
     fn fill(&self, i: usize, slot: &mut Value, sources: &mut Sources<'_>) -> Fill {
         let Sources { records, picks, .. } = *sources;
-        let pick = picks.and_then(|p| p.field(i));
-        if pick == Some(FieldPick::Absent) {
-            return Fill::Absent;
-        }
         let Some(rules) = self.fields.get(i) else {
             return Fill::Absent;
         };
+        let pick = match picks.and_then(|p| p.field(i)) {
+            Some(pick) => pick,
+            None => rules.pick(records),
+        };
         // A name defined both ways takes the record when the telegram has it.
-        if let Some(rule) = &rules.record {
-            let taken = match pick {
-                Some(FieldPick::Number { record }) => {
-                    let at = usize::from(record);
-                    records.get(at).map(|r| (at, rule.factor(r)))
-                }
-                Some(FieldPick::Record { record, factor }) => Some((usize::from(record), factor)),
-                Some(FieldPick::Bytes | FieldPick::Absent) => None,
-                None => records
-                    .iter()
-                    .position(|r| rule.selects(r))
-                    .and_then(|at| Some((at, rule.factor(records.get(at)?)))),
-            };
-            if let Some((at, factor)) = taken {
+        match (pick, &rules.record) {
+            (FieldPick::Absent, _) => return Fill::Absent,
+            (
+                FieldPick::Number { record, factor } | FieldPick::Record { record, factor },
+                Some(rule),
+            ) => {
+                let at = record as usize;
                 match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
                     None | Some(Fill::Absent) => {}
                     Some(filled) => return filled,
                 }
             }
+            _ => {}
         }
         let Some(rule) = &rules.bytes else {
             return Fill::Absent;
@@ -321,14 +318,17 @@ impl Rules {
                 None => return Fill::Absent,
             },
             Input::Record(at) => {
-                let record = match picks {
-                    Some(picks) => picks.header(at).and_then(|k| records.get(k)),
+                let first = match picks {
+                    Some(picks) => picks.header(at),
                     None => self
                         .record_headers
                         .get(at)
-                        .and_then(|h| records.iter().find(|r| *r.dif_vif == **h)),
+                        .and_then(|h| first_with_header(records, h)),
                 };
-                match sources.record_data.get(at, record) {
+                match sources
+                    .record_data
+                    .get(at, first.and_then(|k| records.get(k)))
+                {
                     Some(data) => data,
                     None => return Fill::Absent,
                 }
@@ -489,12 +489,13 @@ fn record_bytes<'a>(
     stack: &'a mut [u8],
     heap: &'a mut Vec<u8>,
 ) -> Option<&'a [u8]> {
-    let raw = records
-        .iter()
-        .find(|r| *r.dif_vif == *header)?
-        .raw
-        .as_deref()?;
-    unhex(raw, stack, heap)
+    let record = records.get(first_with_header(records, header)?)?;
+    unhex(record.raw.as_deref()?, stack, heap)
+}
+
+/// The index of the first record with this (uppercase hex) header.
+fn first_with_header(records: &[Record], header: &str) -> Option<usize> {
+    records.iter().position(|r| *r.dif_vif == *header)
 }
 
 fn run_step(
@@ -584,6 +585,17 @@ impl RecordRule {
         }
     }
 
+    /// True when a number of a record with this factor is the field's value as it is
+    /// (what [`RecordRule::take`] gives as [`Fill::CopyOf`]).
+    fn copies_number(&self, factor: Factor) -> bool {
+        match self.kind {
+            FieldKind::Unit { .. } => matches!(factor, Factor::At(at)
+                if self.factors.get(usize::from(at)).is_some_and(|(_, f)| f.is_none())),
+            FieldKind::Plain => true,
+            FieldKind::Date => false,
+        }
+    }
+
     /// Writes the field's value from `record`, the reading's record `at` and the
     /// first this rule selects, into `slot`. `factor` is [`RecordRule::factor`] of
     /// the record.
@@ -608,12 +620,12 @@ impl RecordRule {
         let value = match self.kind {
             FieldKind::Unit { .. } => {
                 let factor = match factor {
+                    Factor::Unknown => self.factor(record),
+                    known => known,
+                };
+                let factor = match factor {
                     Factor::At(at) => self.factors.get(usize::from(at)),
-                    Factor::Missing => None,
-                    Factor::Unknown => match record.unit.as_deref() {
-                        Some(unit) => self.factors.iter().find(|(u, _)| same_text(u, unit)),
-                        None => None,
-                    },
+                    Factor::Missing | Factor::Unknown => None,
                 };
                 match factor {
                     Some((_, None)) => Some(*n),

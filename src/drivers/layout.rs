@@ -23,8 +23,8 @@ use crate::reading::Record;
 /// miss costs no more than the search the memo saves.
 const SLOTS: usize = 32;
 
-/// Readings with more records are matched rule by rule (indices are kept as `u8`;
-/// a radio telegram carries at most a few dozen records).
+/// Readings with more records are matched rule by rule: a radio telegram carries a
+/// few dozen records at most, and the memo's memory stays bounded.
 const MAX_RECORDS: usize = 64;
 
 /// A fresh identity for compiled rules. Picks are only ever taken for the rules that
@@ -54,7 +54,7 @@ pub(super) struct Picks {
     /// Per field (in the rules' name order): how it is filled in this layout.
     pub(super) fields: Vec<FieldPick>,
     /// Per distinct header byte rules read: the first record with that header.
-    pub(super) headers: Vec<Option<u8>>,
+    pub(super) headers: Vec<Option<usize>>,
 }
 
 /// How a field is filled in one layout.
@@ -64,10 +64,10 @@ pub(super) enum FieldPick {
     Absent,
     /// Record `record`'s number as it is (a unit needing no conversion, or a plain
     /// value), when the record holds a number this time; otherwise as `Record`.
-    Number { record: u8 },
+    Number { record: u32, factor: Factor },
     /// Record `record` with the factor for its unit, then the byte rule if that
     /// gives nothing.
-    Record { record: u8, factor: Factor },
+    Record { record: u32, factor: Factor },
     /// No record is selected: the byte rule.
     Bytes,
 }
@@ -81,7 +81,7 @@ impl Picks {
 
     /// The first record with byte-rule header `index`.
     pub(super) fn header(&self, index: usize) -> Option<usize> {
-        self.headers.get(index).copied().flatten().map(usize::from)
+        self.headers.get(index).copied().flatten()
     }
 
     fn holds(&self, rules: u64, records: &[Record]) -> bool {
@@ -193,9 +193,4 @@ fn slot_of(rules: u64, records: &[Record]) -> usize {
     });
     let mixed = (rules ^ (records.len() as u64) << 48 ^ last).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> 59) as usize % SLOTS
-}
-
-/// `index` as a pick, when it fits one (it always does below `MAX_RECORDS`).
-pub(super) fn pick_index(index: Option<usize>) -> Option<u8> {
-    index.and_then(|i| u8::try_from(i).ok())
 }
