@@ -208,7 +208,11 @@ impl MbusShortFrame {
             ));
         };
         if start != SHORT_START {
-            return Err(Error::invalid(Layer::Link, 0, "M-Bus short frame start byte"));
+            return Err(Error::invalid(
+                Layer::Link,
+                0,
+                "M-Bus short frame start byte",
+            ));
         }
         let computed = control.wrapping_add(address);
         if cs != computed {
@@ -222,7 +226,11 @@ impl MbusShortFrame {
             ));
         }
         if stop != STOP {
-            return Err(Error::invalid(Layer::Link, SHORT_STOP_AT, "M-Bus stop byte"));
+            return Err(Error::invalid(
+                Layer::Link,
+                SHORT_STOP_AT,
+                "M-Bus stop byte",
+            ));
         }
         Ok(MbusShortFrame { control, address })
     }
@@ -674,12 +682,20 @@ mod master_frame_tests {
         assert!(matches!(err.kind, ErrorKind::Crc { .. }));
         let mut bad = nke.clone();
         bad[SHORT_STOP_AT] = 0;
-        assert_eq!(MbusShortFrame::parse(&bad).unwrap_err().offset, SHORT_STOP_AT);
+        assert_eq!(
+            MbusShortFrame::parse(&bad).unwrap_err().offset,
+            SHORT_STOP_AT
+        );
         assert_eq!(
             MbusShortFrame::parse(&nke[..3]).unwrap_err(),
             Error::truncated(Layer::Link, 3, 2)
         );
-        assert_eq!(MbusShortFrame::parse(&[0x68, 0, 0, 0, 0]).unwrap_err().offset, 0);
+        assert_eq!(
+            MbusShortFrame::parse(&[0x68, 0, 0, 0, 0])
+                .unwrap_err()
+                .offset,
+            0
+        );
     }
 
     #[test]
@@ -711,7 +727,9 @@ mod master_frame_tests {
         assert_eq!(SecondaryAddress::parse(&out).unwrap(), mask);
         assert!(mask.matches(&exact));
         assert!(SecondaryAddress::ANY.matches(&exact));
-        assert!(!SecondaryAddress::parse_pattern("13FFFFFF").unwrap().matches(&exact));
+        assert!(!SecondaryAddress::parse_pattern("13FFFFFF")
+            .unwrap()
+            .matches(&exact));
         let other_version = SecondaryAddress { version: 2, ..mask };
         assert!(!other_version.matches(&exact));
         assert_eq!(SecondaryAddress::parse_pattern("12FFFFF"), None);
@@ -741,11 +759,17 @@ mod master_frame_tests {
         assert_eq!(MbusFrame::parse(&[ACK, 0x10]).unwrap(), (MbusFrame::Ack, 1));
         let nke = MbusShortFrame::snd_nke(7).to_bytes();
         assert_eq!(frame_len(&nke[..1]), Some(5));
-        assert!(matches!(MbusFrame::parse(&nke).unwrap().0, MbusFrame::Short(_)));
+        assert!(matches!(
+            MbusFrame::parse(&nke).unwrap().0,
+            MbusFrame::Short(_)
+        ));
         let sel = SecondaryAddress::ANY.selection_frame(false);
         assert_eq!(frame_len(&sel[..1]), None);
         assert_eq!(frame_len(&sel[..2]), Some(sel.len()));
-        assert!(matches!(MbusFrame::parse(&sel).unwrap().0, MbusFrame::Long(_)));
+        assert!(matches!(
+            MbusFrame::parse(&sel).unwrap().0,
+            MbusFrame::Long(_)
+        ));
         assert_eq!(frame_len(&[0xA5]), None);
         assert_eq!(MbusFrame::parse(&[0xA5]).unwrap_err().offset, 0);
         assert!(MbusFrame::parse(&[]).is_err());
@@ -753,7 +777,9 @@ mod master_frame_tests {
     }
 
     fn rsp_ud(records: &[u8]) -> Vec<u8> {
-        let mut data = vec![0x78, 0x56, 0x34, 0x12, 0x2D, 0x2C, 0x01, 0x07, 0x05, 0x00, 0x00, 0x00];
+        let mut data = vec![
+            0x78, 0x56, 0x34, 0x12, 0x2D, 0x2C, 0x01, 0x07, 0x05, 0x00, 0x00, 0x00,
+        ];
         data.extend_from_slice(records);
         let mut out = Vec::new();
         MbusLongFrame {

@@ -1,0 +1,174 @@
+//! The `[[bus]]` section of the configuration: one table per wired M-Bus.
+//!
+//! ```toml
+//! [[bus]]
+//! name = "cellar"              # default bus0, bus1, …; used as the readings' source
+//! device = "/dev/ttyUSB1"      # or "tcp://10.0.0.7:10001"
+//! baud = 2400                  # 300, 600, 1200, 2400, 4800, 9600, 19200 or 38400
+//! poll_interval = "15m"        # ms, s, m, h
+//! meters = [5, 7, "12345678"]  # primary addresses 0–250 or 8-digit secondary ids
+//! missing_after = 3            # failed polls in a row before a meter is `missing`
+//! retries = 3                  # repetitions of a request (0–3)
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::master::{Target, Timing};
+use crate::config::{locate, Located};
+use crate::wire::mbus::{SecondaryAddress, MAX_PRIMARY};
+
+/// Baud rates EN 13757-2 defines.
+pub const BAUD_RATES: [u32; 8] = [300, 600, 1200, 2400, 4800, 9600, 19200, 38400];
+
+/// A validated `[[bus]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusConfig {
+    pub name: String,
+    pub device: String,
+    pub baud: u32,
+    pub poll_interval: Duration,
+    pub meters: Vec<Target>,
+    pub missing_after: u32,
+    pub retries: u8,
+}
+
+impl BusConfig {
+    pub fn timing(&self) -> Timing {
+        Timing {
+            retries: self.retries,
+            ..Timing::standard(self.baud)
+        }
+    }
+}
+
+/// As written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBus {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    device: Spanned<String>,
+    #[serde(default)]
+    baud: Option<Spanned<u32>>,
+    #[serde(default)]
+    poll_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    meters: Vec<Spanned<toml::Value>>,
+    #[serde(default)]
+    missing_after: Option<Spanned<u32>>,
+    #[serde(default)]
+    retries: Option<Spanned<u8>>,
+}
+
+/// A `meters` entry: an integer is a primary address, a string of 8 digits a secondary id.
+fn parse_meter(value: &toml::Value) -> Result<Target, String> {
+    match value {
+        toml::Value::Integer(a) => u8::try_from(*a)
+            .ok()
+            .filter(|a| *a <= MAX_PRIMARY)
+            .map(Target::Primary)
+            .ok_or_else(|| format!("primary address {a} is outside 0–{MAX_PRIMARY}")),
+        toml::Value::String(s) if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) => s
+            .parse::<u32>()
+            .ok()
+            .and_then(SecondaryAddress::from_id)
+            .map(Target::Secondary)
+            .ok_or_else(|| format!("'{s}' is not an 8-digit id")),
+        toml::Value::String(s) => Err(format!(
+            "'{}' is not an 8-digit secondary id (primary addresses are written as numbers)",
+            s.escape_default()
+        )),
+        other => Err(format!(
+            "a meter is a primary address (number) or an 8-digit id (string), not a {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// Validates the `[[bus]]` tables; problems go to `errors` with their position.
+pub fn validate(
+    raw: Vec<RawBus>,
+    file: &str,
+    text: &str,
+    errors: &mut Vec<Located>,
+) -> Vec<BusConfig> {
+    let mut buses: Vec<BusConfig> = Vec::new();
+    for (index, bus) in raw.into_iter().enumerate() {
+        let mut err =
+            |span: std::ops::Range<usize>, msg: String| errors.push(locate(file, text, span, msg));
+        let name = match &bus.name {
+            Some(n) if n.get_ref().is_empty() || n.get_ref().contains(['/', '+', '#']) => {
+                err(
+                    n.span(),
+                    format!(
+                        "bus name '{}' must be non-empty without / + #",
+                        n.get_ref().escape_default()
+                    ),
+                );
+                continue;
+            }
+            Some(n) => n.get_ref().clone(),
+            None => format!("bus{index}"),
+        };
+        if buses.iter().any(|b| b.name == name) {
+            let span = bus.name.as_ref().map_or(bus.device.span(), |n| n.span());
+            err(span, format!("a second bus named '{name}'"));
+        }
+        if bus.device.get_ref().trim().is_empty() {
+            err(bus.device.span(), "bus device must not be empty".to_owned());
+        }
+        let baud = bus.baud.as_ref().map_or(2400, |b| *b.get_ref());
+        if let Some(b) = bus
+            .baud
+            .as_ref()
+            .filter(|b| !BAUD_RATES.contains(b.get_ref()))
+        {
+            err(
+                b.span(),
+                format!(
+                    "baud {} is not an M-Bus rate (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)",
+                    b.get_ref()
+                ),
+            );
+        }
+        let poll_interval = match &bus.poll_interval {
+            None => Duration::from_secs(15 * 60),
+            Some(p) => crate::timefmt::parse_duration(p.get_ref()).unwrap_or_else(|e| {
+                err(p.span(), format!("poll_interval: {e}"));
+                Duration::from_secs(15 * 60)
+            }),
+        };
+        let mut meters = Vec::new();
+        for m in &bus.meters {
+            match parse_meter(m.get_ref()) {
+                Ok(t) if meters.contains(&t) => err(m.span(), format!("{t} is listed twice")),
+                Ok(t) => meters.push(t),
+                Err(e) => err(m.span(), e),
+            }
+        }
+        let missing_after = bus.missing_after.as_ref().map_or(3, |m| *m.get_ref());
+        if let Some(m) = bus.missing_after.as_ref().filter(|m| *m.get_ref() == 0) {
+            err(m.span(), "missing_after must be at least 1".to_owned());
+        }
+        let retries = bus.retries.as_ref().map_or(3, |r| *r.get_ref());
+        if let Some(r) = bus.retries.as_ref().filter(|r| *r.get_ref() > 3) {
+            err(
+                r.span(),
+                format!("retries {} is above the standard's 3", r.get_ref()),
+            );
+        }
+        buses.push(BusConfig {
+            name,
+            device: bus.device.into_inner(),
+            baud,
+            poll_interval,
+            meters,
+            missing_after,
+            retries,
+        });
+    }
+    buses
+}
