@@ -513,7 +513,8 @@ async fn cli_scan_and_read() {
 
 /// The figure for the report: a 250-address primary scan with 10 slaves at 2400 baud and
 /// the standard's timeouts. Run with
-/// `cargo test --release --test bus_sim -- --ignored --nocapture scan_250`.
+/// `cargo test --test bus_sim -- --ignored --nocapture scan_250` (the time is all
+/// timeouts, so a debug build measures the same).
 #[tokio::test]
 #[ignore]
 async fn scan_250_addresses_at_2400() {

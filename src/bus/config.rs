@@ -172,3 +172,112 @@ pub fn validate(
     }
     buses
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    use super::*;
+
+    fn load(bus: &str) -> Result<Config, ConfigError> {
+        Config::from_str_named(&format!("[gateway]\nid = \"gw\"\n\n{bus}"), "test.toml")
+    }
+
+    #[test]
+    fn full_and_default_sections() {
+        let cfg = load(
+            "[[bus]]\nname = \"cellar\"\ndevice = \"/dev/ttyUSB1\"\nbaud = 9600\n\
+             poll_interval = \"90s\"\nmeters = [5, 250, \"12345678\"]\nmissing_after = 4\nretries = 1\n\n\
+             [[bus]]\ndevice = \"tcp://10.0.0.7:10001\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.buses.len(), 2);
+        let b = &cfg.buses[0];
+        assert_eq!(
+            (b.name.as_str(), b.baud, b.missing_after, b.retries),
+            ("cellar", 9600, 4, 1)
+        );
+        assert_eq!(b.poll_interval, Duration::from_secs(90));
+        assert_eq!(
+            b.meters,
+            [
+                Target::Primary(5),
+                Target::Primary(250),
+                Target::Secondary(SecondaryAddress::from_id(12_345_678).unwrap())
+            ]
+        );
+        assert_eq!(b.timing().retries, 1);
+        let d = &cfg.buses[1];
+        assert_eq!(
+            (d.name.as_str(), d.baud, d.missing_after, d.retries),
+            ("bus1", 2400, 3, 3)
+        );
+        assert_eq!(d.poll_interval, Duration::from_secs(900));
+        assert!(d.meters.is_empty());
+        assert!(load("").unwrap().buses.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_located() {
+        let err = load(
+            "[[bus]]\ndevice = \"/dev/x\"\nbaud = 2500\npoll_interval = \"5 fortnights\"\n\
+             meters = [251, \"1234\", 7, 7, 1.5]\nmissing_after = 0\nretries = 4\n",
+        )
+        .unwrap_err();
+        let messages: Vec<String> = err.locations().iter().map(|l| l.to_string()).collect();
+        let text = messages.join("\n");
+        assert_eq!(messages.len(), 8, "{text}");
+        assert!(
+            text.contains("test.toml:6:8: baud 2500 is not an M-Bus rate"),
+            "{text}"
+        );
+        assert!(text.contains("test.toml:7:17: poll_interval"), "{text}");
+        assert!(
+            text.contains("test.toml:8:11: primary address 251 is outside 0–250"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.toml:8:16: '1234' is not an 8-digit secondary id"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.toml:8:27: primary address 7 is listed twice"),
+            "{text}"
+        );
+        assert!(text.contains("not a float"), "{text}");
+        assert!(
+            text.contains("test.toml:9:17: missing_after must be at least 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.toml:10:11: retries 4 is above the standard's 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_devices_and_unknown_keys() {
+        let err = load(
+            "[[bus]]\nname = \"a\"\ndevice = \"/dev/x\"\n[[bus]]\nname = \"a\"\ndevice = \"\"\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("test.toml:8:8: a second bus named 'a'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.toml:9:10: bus device must not be empty"),
+            "{text}"
+        );
+        let err = load("[[bus]]\nname = \"a/b\"\ndevice = \"/dev/x\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("must be non-empty without / + #"),
+            "{err}"
+        );
+        let err = load("[[bus]]\ndevice = \"/dev/x\"\nspeed = 2400\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `speed`"), "{err}");
+        let err = load("[[bus]]\nbaud = 2400\n").unwrap_err();
+        assert!(err.to_string().contains("missing field `device`"), "{err}");
+    }
+}

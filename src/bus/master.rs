@@ -518,3 +518,100 @@ pub fn describe(bytes: &[u8]) -> String {
         Err(e) => format!("garbled: {e}"),
     }
 }
+
+#[cfg(all(test, feature = "daemon"))]
+mod tests {
+    use super::*;
+    use crate::bus::sim::{identity, Fault, SimBus, SimSlave, SimTransport};
+
+    fn slave(primary: Option<u8>, id: u32, telegrams: usize) -> SimSlave {
+        let records = (0..telegrams).map(|i| vec![0x01, 0x13, i as u8]).collect();
+        SimSlave::new(primary, identity(id, "ABC", 2, 0x07).unwrap(), records)
+    }
+
+    fn master(slaves: Vec<SimSlave>) -> Master<SimTransport> {
+        Master::new(SimTransport(SimBus::new(slaves)), Timing::standard(2400))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn standard_timing_figures() {
+        let t = Timing::standard(2400);
+        // 5 bytes × 11 bits = 22.9 ms, 330 bits = 137.5 ms, + 50 ms.
+        let window = t.answer_window(5).as_secs_f64() * 1e3;
+        assert!((window - 210.42).abs() < 0.01, "{window}");
+        assert!((Timing::standard(300).answer_window(0).as_secs_f64() - 1.15).abs() < 1e-9);
+        assert_eq!(t.retries, 3);
+    }
+
+    #[test]
+    fn fcb_toggles_per_telegram_and_restarts_after_nke() {
+        let mut m = master(vec![slave(Some(1), 1, 3)]);
+        let frames = block_on(m.read(Target::Primary(1))).unwrap();
+        // The value byte after each telegram's VIF 0x13: telegrams 0, 1, 2 in order.
+        let values: Vec<u8> = frames
+            .iter()
+            .map(|f| f[f.iter().rposition(|&b| b == 0x13).unwrap() + 1])
+            .collect();
+        assert_eq!(values, [0, 1, 2]);
+        assert_eq!(m.io.0.count(mbus::C_REQ_UD2, 1), 3);
+        let frames = block_on(m.read(Target::Primary(1))).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(m.io.0.count(mbus::C_SND_NKE, 1), 2);
+    }
+
+    #[test]
+    fn errors_name_the_target_and_request() {
+        let mut m = master(vec![slave(Some(2), 2, 1).fault(Fault::Dead)]);
+        let err = block_on(m.read(Target::Primary(2))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "primary address 2: no answer to SND_NKE after 4 attempt(s)"
+        );
+        let mut m = master(vec![slave(Some(2), 2, 1), slave(Some(2), 3, 1)]);
+        let err = block_on(m.read(Target::Primary(2))).unwrap_err();
+        assert!(
+            matches!(err, BusError::Damaged { attempts: 4, .. }),
+            "{err}"
+        );
+        // A scan takes silence at once: one SND_NKE per empty address.
+        let mut m = master(vec![slave(Some(5), 5, 1)]);
+        let (found, failed) = block_on(m.scan_primary(0..=9, |_, _| {})).unwrap();
+        assert_eq!((found.len(), failed.len()), (1, 0));
+        assert_eq!(found[0].address.id_string(), "00000005");
+        assert_eq!(m.io.0.requests.len(), 10 + 1);
+    }
+
+    #[test]
+    fn a_slave_that_never_ends_is_cut_off() {
+        let mut s = slave(Some(4), 4, 1);
+        // One telegram announcing more, forever.
+        s.telegrams = vec![crate::bus::sim::SimTelegram::Records(vec![0x1F])];
+        let mut m = master(vec![s]);
+        let err = block_on(m.read(Target::Primary(4))).unwrap_err();
+        assert!(matches!(err, BusError::TooManyTelegrams { .. }), "{err}");
+    }
+
+    #[test]
+    fn describe_names_frames() {
+        assert_eq!(
+            describe(&MbusShortFrame::snd_nke(5).to_bytes()),
+            "SND_NKE to 5"
+        );
+        assert_eq!(
+            describe(&MbusShortFrame::req_ud2(5, false).to_bytes()),
+            "REQ_UD2 to 5 (FCB 0)"
+        );
+        assert_eq!(describe(&[0xE5]), "ACK (E5)");
+        assert!(describe(&[0xE5, 0xE5]).starts_with("garbled"));
+        assert!(describe(&[]).starts_with("nothing"));
+        assert!(describe(&SecondaryAddress::ANY.selection_frame(false))
+            .starts_with("SND_UD select FFFFFFFF"));
+    }
+}
