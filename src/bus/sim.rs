@@ -294,8 +294,7 @@ pub async fn run_bus_sim(pty: Pty, bus: Arc<Mutex<SimBus>>) -> std::io::Result<(
     loop {
         let n = pty.read(&mut buf).await?;
         pending.extend_from_slice(buf.get(..n).unwrap_or_default());
-        loop {
-            let Some(&first) = pending.first() else { break };
+        while let Some(&first) = pending.first() {
             let Some(len) = mbus::frame_len(&pending) else {
                 if first != mbus::START {
                     pending.remove(0);

@@ -291,6 +291,7 @@ async fn read(args: ReadArgs) -> ExitCode {
         if args.explain {
             let explanation = crate::explain::explain(&mut decoder, &frame);
             println!("\n{}", explanation.render());
+            failed |= matches!(explanation.outcome, crate::explain::Outcome::Failed { .. });
             continue;
         }
         match decoder.decode(&frame) {

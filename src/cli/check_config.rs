@@ -105,8 +105,8 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             warnings += 1;
         }
     }
-    if config.radios.is_empty() {
-        eprintln!("warning: no [[radio]] configured: the daemon would hear nothing");
+    if config.radios.is_empty() && config.buses.is_empty() {
+        eprintln!("warning: no [[radio]] or [[bus]] configured: the daemon would hear nothing");
         warnings += 1;
     }
     if problems > 0 {
@@ -127,6 +127,16 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             i + 1,
             r.driver.as_str(),
             r.device.as_deref().unwrap_or("(probe serial ports)")
+        );
+    }
+    for b in &config.buses {
+        println!(
+            "  bus         {} {} at {} baud, {} meter(s) every {:?}",
+            b.name,
+            b.device,
+            b.baud,
+            b.meters.len(),
+            b.poll_interval
         );
     }
     match &config.gateway.key_file {

@@ -504,10 +504,10 @@ impl<'a> MbusFrame<'a> {
 /// starts no frame or the long frame's length is not there yet. A receiver reads until
 /// `bytes.len() >= n`, then parses.
 pub fn frame_len(bytes: &[u8]) -> Option<usize> {
-    match bytes.first()? {
-        &ACK => Some(1),
-        &SHORT_START => Some(SHORT_LEN),
-        &START => bytes.get(1).map(|&l| usize::from(l) + OVERHEAD),
+    match *bytes.first()? {
+        ACK => Some(1),
+        SHORT_START => Some(SHORT_LEN),
+        START => bytes.get(1).map(|&l| usize::from(l) + OVERHEAD),
         _ => None,
     }
 }
