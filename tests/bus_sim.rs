@@ -165,7 +165,7 @@ async fn bad_checksum_is_retried_with_the_same_fcb() {
 async fn slow_dead_and_secondary_reads() {
     let window = Timing::standard(BAUD).answer_window(5);
     let bus = start(vec![
-        slave(Some(8), 88_888_888, &[&[8]]).fault(Fault::Slow(window * 6 / 10)),
+        slave(Some(8), 88_888_888, &[&[8]]).fault(Fault::Slow(window / 2)),
         slave(Some(9), 99_999_999, &[&[9]]).fault(Fault::Dead),
         slave(None, 12_345_678, &[&[1], &[2]]),
     ]);
@@ -248,6 +248,7 @@ fn bus_config(path: &Path, meters: Vec<Target>, interval: Duration) -> BusConfig
         meters,
         missing_after: 2,
         retries: 3,
+        extra_timeout: Duration::from_millis(50),
     }
 }
 

@@ -9,6 +9,7 @@
 //! meters = [5, 7, "12345678"]  # primary addresses 0–250 or 8-digit secondary ids
 //! missing_after = 3            # failed polls in a row before a meter is `missing`
 //! retries = 3                  # repetitions of a request (0–3)
+//! extra_timeout_ms = 50         # added to the 330 bit times a slave has to answer
 //! ```
 
 use std::time::Duration;
@@ -33,12 +34,15 @@ pub struct BusConfig {
     pub meters: Vec<Target>,
     pub missing_after: u32,
     pub retries: u8,
+    /// The standard's 50 ms; converters on a network add their latency.
+    pub extra_timeout: Duration,
 }
 
 impl BusConfig {
     pub fn timing(&self) -> Timing {
         Timing {
             retries: self.retries,
+            extra: self.extra_timeout,
             ..Timing::standard(self.baud)
         }
     }
@@ -61,6 +65,8 @@ pub struct RawBus {
     missing_after: Option<Spanned<u32>>,
     #[serde(default)]
     retries: Option<Spanned<u8>>,
+    #[serde(default)]
+    extra_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// A `meters` entry: an integer is a primary address, a string of 8 digits a secondary id.
@@ -97,80 +103,99 @@ pub fn validate(
 ) -> Vec<BusConfig> {
     let mut buses: Vec<BusConfig> = Vec::new();
     for (index, bus) in raw.into_iter().enumerate() {
-        let mut err =
-            |span: std::ops::Range<usize>, msg: String| errors.push(locate(file, text, span, msg));
-        let name = match &bus.name {
-            Some(n) if n.get_ref().is_empty() || n.get_ref().contains(['/', '+', '#']) => {
-                err(
-                    n.span(),
-                    format!(
-                        "bus name '{}' must be non-empty without / + #",
-                        n.get_ref().escape_default()
-                    ),
-                );
-                continue;
-            }
-            Some(n) => n.get_ref().clone(),
-            None => format!("bus{index}"),
+        let mut err = |span: std::ops::Range<usize>, msg: String| {
+            errors.push(locate(file, text, span, msg));
         };
-        if buses.iter().any(|b| b.name == name) {
-            let span = bus.name.as_ref().map_or(bus.device.span(), |n| n.span());
-            err(span, format!("a second bus named '{name}'"));
+        if let Some(b) = validate_one(index, bus, &buses, &mut err) {
+            buses.push(b);
         }
-        if bus.device.get_ref().trim().is_empty() {
-            err(bus.device.span(), "bus device must not be empty".to_owned());
-        }
-        let baud = bus.baud.as_ref().map_or(2400, |b| *b.get_ref());
-        if let Some(b) = bus
-            .baud
-            .as_ref()
-            .filter(|b| !BAUD_RATES.contains(b.get_ref()))
-        {
-            err(
-                b.span(),
-                format!(
-                    "baud {} is not an M-Bus rate (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)",
-                    b.get_ref()
-                ),
-            );
-        }
-        let poll_interval = match &bus.poll_interval {
-            None => Duration::from_secs(15 * 60),
-            Some(p) => crate::timefmt::parse_duration(p.get_ref()).unwrap_or_else(|e| {
-                err(p.span(), format!("poll_interval: {e}"));
-                Duration::from_secs(15 * 60)
-            }),
-        };
-        let mut meters = Vec::new();
-        for m in &bus.meters {
-            match parse_meter(m.get_ref()) {
-                Ok(t) if meters.contains(&t) => err(m.span(), format!("{t} is listed twice")),
-                Ok(t) => meters.push(t),
-                Err(e) => err(m.span(), e),
-            }
-        }
-        let missing_after = bus.missing_after.as_ref().map_or(3, |m| *m.get_ref());
-        if let Some(m) = bus.missing_after.as_ref().filter(|m| *m.get_ref() == 0) {
-            err(m.span(), "missing_after must be at least 1".to_owned());
-        }
-        let retries = bus.retries.as_ref().map_or(3, |r| *r.get_ref());
-        if let Some(r) = bus.retries.as_ref().filter(|r| *r.get_ref() > 3) {
-            err(
-                r.span(),
-                format!("retries {} is above the standard's 3", r.get_ref()),
-            );
-        }
-        buses.push(BusConfig {
-            name,
-            device: bus.device.into_inner(),
-            baud,
-            poll_interval,
-            meters,
-            missing_after,
-            retries,
-        });
     }
     buses
+}
+
+/// One `[[bus]]` table; `taken` are the buses before it (names must differ).
+fn validate_one(
+    index: usize,
+    bus: RawBus,
+    taken: &[BusConfig],
+    err: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> Option<BusConfig> {
+    let name = match &bus.name {
+        Some(n) if n.get_ref().is_empty() || n.get_ref().contains(['/', '+', '#']) => {
+            let shown = n.get_ref().escape_default();
+            err(
+                n.span(),
+                format!("bus name '{shown}' must be non-empty without / + #"),
+            );
+            return None;
+        }
+        Some(n) => n.get_ref().clone(),
+        None => format!("bus{index}"),
+    };
+    if taken.iter().any(|b| b.name == name) {
+        let span = bus.name.as_ref().map_or(bus.device.span(), |n| n.span());
+        err(span, format!("a second bus named '{name}'"));
+    }
+    if bus.device.get_ref().trim().is_empty() {
+        err(bus.device.span(), "bus device must not be empty".to_owned());
+    }
+    let baud = bus.baud.as_ref().map_or(2400, |b| *b.get_ref());
+    if let Some(b) = bus
+        .baud
+        .as_ref()
+        .filter(|b| !BAUD_RATES.contains(b.get_ref()))
+    {
+        let msg = "is not an M-Bus rate (300, 600, 1200, 2400, 4800, 9600, 19200, 38400)";
+        err(b.span(), format!("baud {} {msg}", b.get_ref()));
+    }
+    let default_interval = Duration::from_secs(15 * 60);
+    let poll_interval = match &bus.poll_interval {
+        None => default_interval,
+        Some(p) => crate::timefmt::parse_duration(p.get_ref()).unwrap_or_else(|e| {
+            err(p.span(), format!("poll_interval: {e}"));
+            default_interval
+        }),
+    };
+    let mut meters = Vec::new();
+    for m in &bus.meters {
+        match parse_meter(m.get_ref()) {
+            Ok(t) if meters.contains(&t) => err(m.span(), format!("{t} is listed twice")),
+            Ok(t) => meters.push(t),
+            Err(e) => err(m.span(), e),
+        }
+    }
+    let missing_after = bus.missing_after.as_ref().map_or(3, |m| *m.get_ref());
+    if let Some(m) = bus.missing_after.as_ref().filter(|m| *m.get_ref() == 0) {
+        err(m.span(), "missing_after must be at least 1".to_owned());
+    }
+    let retries = bus.retries.as_ref().map_or(3, |r| *r.get_ref());
+    if let Some(r) = bus.retries.as_ref().filter(|r| *r.get_ref() > 3) {
+        err(
+            r.span(),
+            format!("retries {} is above the standard's 3", r.get_ref()),
+        );
+    }
+    let extra_ms = bus.extra_timeout_ms.as_ref().map_or(50, |e| *e.get_ref());
+    if let Some(e) = bus
+        .extra_timeout_ms
+        .as_ref()
+        .filter(|e| *e.get_ref() > 10_000)
+    {
+        err(
+            e.span(),
+            format!("extra_timeout_ms {} is above 10000", e.get_ref()),
+        );
+    }
+    Some(BusConfig {
+        name,
+        device: bus.device.into_inner(),
+        baud,
+        poll_interval,
+        meters,
+        missing_after,
+        retries,
+        extra_timeout: Duration::from_millis(extra_ms),
+    })
 }
 
 #[cfg(test)]
@@ -187,7 +212,8 @@ mod tests {
     fn full_and_default_sections() {
         let cfg = load(
             "[[bus]]\nname = \"cellar\"\ndevice = \"/dev/ttyUSB1\"\nbaud = 9600\n\
-             poll_interval = \"90s\"\nmeters = [5, 250, \"12345678\"]\nmissing_after = 4\nretries = 1\n\n\
+             poll_interval = \"90s\"\nmeters = [5, 250, \"12345678\"]\nmissing_after = 4\nretries = 1\n\
+             extra_timeout_ms = 400\n\n\
              [[bus]]\ndevice = \"tcp://10.0.0.7:10001\"\n",
         )
         .unwrap();
@@ -207,6 +233,7 @@ mod tests {
             ]
         );
         assert_eq!(b.timing().retries, 1);
+        assert_eq!(b.timing().extra, Duration::from_millis(400));
         let d = &cfg.buses[1];
         assert_eq!(
             (d.name.as_str(), d.baud, d.missing_after, d.retries),

@@ -27,3 +27,15 @@ pub mod sim;
 pub mod task;
 
 pub use master::{BusError, Exchange, Found, Master, Target, Timing, Transport};
+
+/// A long frame read from a bus as the decoder takes it: link mode `wired`, the bus (or
+/// device) as source, received now.
+pub fn wired_frame(bytes: Vec<u8>, source: &str) -> crate::frame::RadioFrame {
+    crate::frame::RadioFrame {
+        bytes,
+        rssi_dbm: None,
+        link_mode: Some(crate::frame::LinkMode::Wired),
+        received_at: Some(std::time::SystemTime::now()),
+        source: Some(source.to_owned()),
+    }
+}

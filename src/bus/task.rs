@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 use super::config::BusConfig;
 use super::master::{BusError, Master, Target};
 use super::port::Port;
-use crate::frame::{LinkMode, RadioFrame};
 use crate::radio::{RadioEvent, RadioState};
 use crate::wire::mbus::MbusLongFrame;
 
@@ -211,13 +210,7 @@ async fn poll_forever(
                 Ok(frames) => {
                     record_ok(health, bus, target, &frames);
                     for bytes in frames {
-                        let frame = RadioFrame {
-                            bytes,
-                            rssi_dbm: None,
-                            link_mode: Some(LinkMode::Wired),
-                            received_at: Some(SystemTime::now()),
-                            source: Some(bus.name.clone()),
-                        };
+                        let frame = super::wired_frame(bytes, &bus.name);
                         if events.send(RadioEvent::Frame(frame)).await.is_err() {
                             return Ok(());
                         }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
@@ -11,7 +11,6 @@ use crate::bus::master::describe;
 use crate::bus::port::Port;
 use crate::bus::{Found, Master, Target, Timing};
 use crate::decode::Decoder;
-use crate::frame::{LinkMode, RadioFrame};
 use crate::keys::KeyStore;
 use crate::wire::mbus::{SecondaryAddress, MAX_PRIMARY};
 
@@ -40,6 +39,10 @@ struct PortArgs {
     /// Repetitions of a request after a timeout or a damaged answer (0–3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     retries: u8,
+    /// Milliseconds added to the 330 bit times a slave has to answer (the standard's 50;
+    /// more for converters on a network).
+    #[arg(long, default_value_t = 50, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    extra_timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +137,7 @@ async fn open(port: &PortArgs) -> Result<Master<Port>, ExitCode> {
             p,
             Timing {
                 retries: port.retries,
+                extra: std::time::Duration::from_millis(port.extra_timeout_ms),
                 ..Timing::standard(port.baud)
             },
         )),
@@ -281,13 +285,7 @@ async fn read(args: ReadArgs) -> ExitCode {
     let mut decoder = Decoder::with_drivers(keys, crate::drivers::DriverSet::builtin());
     let mut failed = false;
     for bytes in frames {
-        let frame = RadioFrame {
-            bytes,
-            rssi_dbm: None,
-            link_mode: Some(LinkMode::Wired),
-            received_at: Some(SystemTime::now()),
-            source: Some(args.port.device.clone()),
-        };
+        let frame = crate::bus::wired_frame(bytes, &args.port.device);
         if args.explain {
             let explanation = crate::explain::explain(&mut decoder, &frame);
             println!("\n{}", explanation.render());
