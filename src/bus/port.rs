@@ -79,14 +79,17 @@ impl Port {
     }
 
     /// Reads and drops what is waiting: a late answer to an earlier request must not be
-    /// taken for the answer to the next one.
-    async fn discard_stale(&mut self) -> std::io::Result<()> {
+    /// taken for the answer to the next one. Once stale bytes show up, waits until the line
+    /// has been quiet for a character gap, so that the request does not collide with the
+    /// rest of that answer.
+    async fn discard_stale(&mut self, timing: &Timing) -> std::io::Result<()> {
         let mut buf = [0u8; 256];
+        let mut quiet = Duration::from_millis(1);
         loop {
-            match tokio::time::timeout(Duration::from_millis(1), self.io.read(&mut buf)).await {
+            match tokio::time::timeout(quiet, self.io.read(&mut buf)).await {
                 Err(_) => return Ok(()),
                 Ok(Ok(0)) => return Err(closed()),
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => quiet = timing.gap(),
                 Ok(Err(e)) => return Err(e),
             }
         }
@@ -99,7 +102,7 @@ fn closed() -> std::io::Error {
 
 impl Transport for Port {
     async fn exchange(&mut self, request: &[u8], timing: &Timing) -> std::io::Result<Vec<u8>> {
-        self.discard_stale().await?;
+        self.discard_stale(timing).await?;
         self.io.write_all(request).await?;
         self.io.flush().await?;
         let mut deadline = Instant::now() + timing.answer_window(request.len());
