@@ -550,3 +550,55 @@ async fn scan_250_addresses_at_2400() {
     // No longer than the timeouts imply: 240 empty windows plus the ten slaves' answers.
     assert!(total < window * 240 + Duration::from_secs(3), "{total:?}");
 }
+
+#[tokio::test]
+async fn a_port_that_cannot_open_is_reported_and_retried() {
+    // A free loopback port nobody listens on, and a tty that does not exist.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = format!("tcp://{}", closed.local_addr().unwrap());
+    drop(closed);
+    for (device, expected) in [
+        (
+            "/nonexistent/ttyUSB9",
+            "cannot open serial port /nonexistent/ttyUSB9",
+        ),
+        (tcp.as_str(), "cannot connect to 127.0.0.1"),
+    ] {
+        let (events_tx, mut events) = mpsc::channel(16);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let health = BusHealth::default();
+        let config = bus_config(
+            Path::new(device),
+            vec![Target::Primary(1)],
+            Duration::from_secs(1),
+        );
+        let handle = tokio::spawn(task::run(config, events_tx, health.clone(), stop_rx));
+        let mut states = Vec::new();
+        while states.len() < 3 {
+            match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+                Ok(Some(RadioEvent::State { source, state })) => {
+                    assert_eq!(source, "cellar");
+                    states.push(state);
+                }
+                other => panic!("expected a state event, got {other:?}"),
+            }
+        }
+        match &states[1] {
+            wmbusd::radio::RadioState::Lost { reason } => {
+                assert!(reason.contains(expected), "{reason}")
+            }
+            other => panic!("expected Lost, got {other:?}"),
+        }
+        // Opened again after the backoff.
+        assert_eq!(states[2], wmbusd::radio::RadioState::Opening);
+        assert!(
+            health.snapshot()["cellar"].port.starts_with("lost: ")
+                || health.snapshot()["cellar"].port == "opening"
+        );
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
