@@ -510,6 +510,9 @@ async fn cli_scan_and_read() {
     );
     let (code, _, stderr) = bus_cli(args(&["read", "--address", "251"])).await;
     assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = bus_cli(args(&["scan", "--from", "9", "--to", "3"])).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--from 9 is above --to 3"), "{stderr}");
 }
 
 /// The figure for the report: a 250-address primary scan with 10 slaves at 2400 baud and

@@ -167,6 +167,13 @@ fn print_found(found: &[Found]) {
 }
 
 async fn scan(args: ScanArgs) -> ExitCode {
+    if args.from > args.to {
+        eprintln!(
+            "wmbusd bus scan: --from {} is above --to {}",
+            args.from, args.to
+        );
+        return ExitCode::from(2);
+    }
     let mut master = match open(&args.port).await {
         Ok(m) => m,
         Err(code) => return code,
