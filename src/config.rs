@@ -13,6 +13,8 @@
 //! - `[[radio]]` (one or more): `driver` (`im871a` `amb8465` `cul` `rtlwmbus` `replay` `auto`),
 //!   `device` (required except for `auto`), `modes`, `baud`, `watchdog_secs`,
 //!   `replay_interval_ms`.
+//! - `[[bus]]` (zero or more wired M-Bus masters): `name`, `device`, `baud`, `poll_interval`,
+//!   `meters`, `missing_after`, `retries`; see [`crate::bus::config`].
 //! - `[mqtt]` (optional; without it readings go to stdout only).
 //! - `[spool]`, `[pipeline]`, `[health]`: all fields optional.
 //! - `[[meter]]`: `id` (8 hex/BCD digits), `key` (32 hex digits, optional), `name`,
@@ -92,7 +94,12 @@ impl ConfigError {
 
 pub use crate::textpos::line_col;
 
-fn locate(file: &str, text: &str, span: Range<usize>, message: impl Into<String>) -> Located {
+pub(crate) fn locate(
+    file: &str,
+    text: &str,
+    span: Range<usize>,
+    message: impl Into<String>,
+) -> Located {
     let (line, column) = line_col(text, span.start);
     Located {
         file: file.to_string(),
@@ -462,6 +469,8 @@ pub struct MeterConfig {
 pub struct Config {
     pub gateway: GatewayConfig,
     pub radios: Vec<RadioConfig>,
+    /// Wired M-Bus masters (`[[bus]]`).
+    pub buses: Vec<crate::bus::config::BusConfig>,
     pub mqtt: Option<MqttSection>,
     pub spool: SpoolSection,
     pub pipeline: PipelineConfig,
@@ -478,6 +487,8 @@ struct RawConfig {
     gateway: RawGateway,
     #[serde(default)]
     radio: Vec<RawRadio>,
+    #[serde(default)]
+    bus: Vec<crate::bus::config::RawBus>,
     #[serde(default)]
     mqtt: Option<MqttSection>,
     #[serde(default)]
@@ -734,6 +745,8 @@ impl Config {
             });
         }
 
+        let buses = crate::bus::config::validate(raw.bus, name, text, &mut errors);
+
         let invalid = |message: String| ConfigError::Invalid {
             file: name.to_string(),
             message,
@@ -804,6 +817,7 @@ impl Config {
                 drivers_dir,
             },
             radios,
+            buses,
             mqtt: raw.mqtt,
             spool: raw.spool,
             pipeline: raw.pipeline,

@@ -11,6 +11,8 @@ pub enum LinkMode {
     /// Dongle listens to C1 and T1 at once and cannot tell which one it heard.
     C1T1,
     N1,
+    /// Not radio: read over a wired M-Bus (EN 13757-2) by the bus master.
+    Wired,
 }
 
 impl LinkMode {
@@ -21,6 +23,7 @@ impl LinkMode {
             LinkMode::C1 => "C1",
             LinkMode::C1T1 => "C1+T1",
             LinkMode::N1 => "N1",
+            LinkMode::Wired => "wired",
         }
     }
 

@@ -10,6 +10,7 @@
 //! The decoder core (`wire`, `crypto`, `keys`, `decode`, `reading`, `frame`) is pure and
 //! builds without the `daemon` feature; everything doing I/O sits behind that feature.
 
+pub mod bus;
 #[cfg(feature = "daemon")]
 pub mod cli;
 #[cfg(feature = "daemon")]

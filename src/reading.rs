@@ -26,7 +26,7 @@
 //! | `meter.device_type` | string | snake_case device type, e.g. `cold_water`, `heat` |
 //! | `received_at` | string, optional | receive time, RFC 3339 UTC |
 //! | `rssi_dbm` | number, optional | signal strength reported by the receiver |
-//! | `link_mode` | string, optional | `S1`, `T1`, `C1`, `C1+T1`, `N1` |
+//! | `link_mode` | string, optional | `S1`, `T1`, `C1`, `C1+T1`, `N1`; `wired` for a meter read over a wired M-Bus |
 //! | `access_number` | integer, optional | TPL access number (0–255) |
 //! | `status.byte` | integer | TPL status byte |
 //! | `status.flags` | array of strings | set bits of the status byte, see below |

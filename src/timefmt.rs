@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps without a date-time dependency: the gateway only ever prints UTC.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC). Times before 1970 print as the epoch.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -85,6 +85,34 @@ fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Reads a duration as people write them: `500ms`, `60s` (or a bare number of seconds),
+/// `2m`, `1.5h`; above zero and at most 24 h.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{t}' is not a duration such as 60s, 2m or 500ms"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err("duration must be above zero and at most 24h".to_owned());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[cfg(test)]

@@ -43,35 +43,8 @@ pub struct CheckConfigArgs {
 
     /// Also listen this long (e.g. 60s, 2m, 500ms) and try each configured key on what
     /// is heard.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::timefmt::parse_duration)]
     listen: Option<Duration>,
-}
-
-/// "60s", "2m", "500ms", "1h" or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{t}' is not a duration such as 60s, 2m or 500ms"))?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit '{other}' (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
-        return Err("duration must be above zero and at most 24h".to_owned());
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 pub fn run(args: CheckConfigArgs) -> ExitCode {
@@ -132,8 +105,8 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             warnings += 1;
         }
     }
-    if config.radios.is_empty() {
-        eprintln!("warning: no [[radio]] configured: the daemon would hear nothing");
+    if config.radios.is_empty() && config.buses.is_empty() {
+        eprintln!("warning: no [[radio]] or [[bus]] configured: the daemon would hear nothing");
         warnings += 1;
     }
     if problems > 0 {
@@ -154,6 +127,16 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             i + 1,
             r.driver.as_str(),
             r.device.as_deref().unwrap_or("(probe serial ports)")
+        );
+    }
+    for b in &config.buses {
+        println!(
+            "  bus         {} {} at {} baud, {} meter(s) every {:?}",
+            b.name,
+            b.device,
+            b.baud,
+            b.meters.len(),
+            b.poll_interval
         );
     }
     match &config.gateway.key_file {
@@ -369,11 +352,23 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(
+            crate::timefmt::parse_duration("60s"),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(
+            crate::timefmt::parse_duration("2m"),
+            Ok(Duration::from_secs(120))
+        );
+        assert_eq!(
+            crate::timefmt::parse_duration("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(
+            crate::timefmt::parse_duration("3"),
+            Ok(Duration::from_secs(3))
+        );
+        assert!(crate::timefmt::parse_duration("0s").is_err());
+        assert!(crate::timefmt::parse_duration("5 parsecs").is_err());
     }
 }

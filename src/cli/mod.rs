@@ -1,5 +1,6 @@
 //! The `wmbusd` command line: a thin layer over the library.
 
+mod bus;
 mod check_config;
 mod decode;
 mod drivers;
@@ -56,6 +57,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// List the manufacturer drivers or show one definition.
     Drivers(drivers::DriversArgs),
+    /// Wired M-Bus: scan a bus for meters, read one meter.
+    Bus(bus::BusArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Drivers(args) => drivers::run(args),
+        Command::Bus(args) => bus::run(args),
     }
 }
 

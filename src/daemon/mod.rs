@@ -213,6 +213,8 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
             shutdown_rx.clone(),
         )));
     }
+    let (buses, bus_tasks) = crate::bus::task::spawn_all(&config.buses, &events_tx, &shutdown_rx);
+    radio_tasks.extend(bus_tasks);
     drop(events_tx);
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
@@ -296,7 +298,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
             _ = tick.tick() => {
                 notifier.watchdog();
                 publish_alarms(&mut alarms, &pipeline, spool.as_ref(), &topics).await;
-                publish_health(&pipeline, &alarms, &retained, &topics);
+                publish_health(&pipeline, &alarms, &buses, &retained, &topics);
                 if let Some(path) = &state_file {
                     state::save(path, &decoder, &pipeline, &alarms);
                 }
@@ -314,7 +316,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
 
     // Explicit shutdown: stop the radios, let MQTT flush and say `offline`, save state.
     notifier.stopping();
-    publish_health(&pipeline, &alarms, &retained, &topics);
+    publish_health(&pipeline, &alarms, &buses, &retained, &topics);
     let _ = shutdown_tx.send(true);
     for task in radio_tasks {
         if tokio::time::timeout(Duration::from_secs(5), task)
@@ -523,6 +525,7 @@ async fn publish_alarms(
 fn publish_health(
     pipeline: &Pipeline,
     alarms: &Alarms,
+    buses: &crate::bus::task::BusHealth,
     retained: &RetainedPublisher,
     topics: &Topics,
 ) {
@@ -532,6 +535,7 @@ fn publish_health(
         "totals": pipeline.totals(),
         "meters": pipeline.meters(),
         "alarms": alarms.active(),
+        "buses": buses.snapshot(),
     });
     retained.publish_retained(
         mqtt::topic_meters(&topics.prefix, &topics.gateway),

@@ -289,7 +289,7 @@ pub fn mode_byte(mode: LinkMode) -> Result<u8, Error> {
         // C2-other hears C1 meters.
         LinkMode::C1 => Ok(0x0E),
         LinkMode::C1T1 => Ok(0x09),
-        LinkMode::N1 => Err(Error::UnsupportedMode(mode)),
+        LinkMode::N1 | LinkMode::Wired => Err(Error::UnsupportedMode(mode)),
     }
 }
 

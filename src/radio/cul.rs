@@ -32,7 +32,7 @@ pub fn listen_command(mode: LinkMode) -> Result<&'static str, Error> {
         LinkMode::T1 => Ok("brt\r\n"),
         LinkMode::C1 => Ok("brc\r\n"),
         // Whether culfw's C receiver also hears T1 is not documented; do not pretend.
-        LinkMode::C1T1 | LinkMode::N1 => Err(Error::UnsupportedMode(mode)),
+        LinkMode::C1T1 | LinkMode::N1 | LinkMode::Wired => Err(Error::UnsupportedMode(mode)),
     }
 }
 
@@ -42,7 +42,7 @@ pub fn mode_ack(mode: LinkMode) -> Option<&'static str> {
         LinkMode::S1 => Some("SMODE"),
         LinkMode::T1 => Some("TMODE"),
         LinkMode::C1 => Some("CMODE"),
-        LinkMode::C1T1 | LinkMode::N1 => None,
+        LinkMode::C1T1 | LinkMode::N1 | LinkMode::Wired => None,
     }
 }
 

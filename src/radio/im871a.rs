@@ -415,7 +415,7 @@ pub fn link_mode_byte(mode: LinkMode) -> Result<u8, Error> {
         LinkMode::T1 => Ok(0x03),
         LinkMode::C1 => Ok(0x07),
         LinkMode::C1T1 => Ok(0x0A),
-        LinkMode::N1 => Err(Error::UnsupportedMode(mode)),
+        LinkMode::N1 | LinkMode::Wired => Err(Error::UnsupportedMode(mode)),
     }
 }
 

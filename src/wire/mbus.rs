@@ -132,6 +132,397 @@ fn checksum_of(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b))
 }
 
+// ---------------------------------------------------------------------------------------
+// What a master sends (EN 13757-2 §5): the single-character ACK, short frames
+// `10 C A CS 16`, and the SND_UD long frame that selects a slave by secondary address.
+
+/// The single-character acknowledgement a slave sends for SND_NKE and SND_UD.
+pub const ACK: u8 = 0xE5;
+/// First byte of a short frame.
+pub const SHORT_START: u8 = 0x10;
+/// Length of a short frame: 10 C A CS 16.
+pub const SHORT_LEN: usize = 5;
+/// Offsets inside a short frame.
+const SHORT_C_AT: usize = 1;
+const SHORT_A_AT: usize = 2;
+const SHORT_CS_AT: usize = 3;
+const SHORT_STOP_AT: usize = 4;
+
+/// C-field of SND_NKE (link reset; FCV and FCB clear).
+pub const C_SND_NKE: u8 = 0x40;
+/// C-field of SND_UD without FCB (0x73 with it).
+pub const C_SND_UD: u8 = 0x53;
+/// C-field of REQ_UD2 without FCB (0x7B with it).
+pub const C_REQ_UD2: u8 = 0x5B;
+/// C-field of RSP_UD as the slave sends it; bits 4 (DFC) and 5 (ACD) may be set.
+pub const C_RSP_UD: u8 = 0x08;
+/// Frame count bit of a master's C-field.
+pub const FCB: u8 = 0x20;
+/// Frame count bit valid.
+pub const FCV: u8 = 0x10;
+/// The C-field bits that identify RSP_UD whatever ACD and DFC say.
+const RSP_UD_MASK: u8 = 0xCF;
+
+/// Highest primary address a slave can be given.
+pub const MAX_PRIMARY: u8 = 250;
+/// Address of the slave selected by secondary address.
+pub const ADDRESS_SELECTED: u8 = 253;
+/// Broadcast every slave answers (only safe with one slave on the bus).
+pub const ADDRESS_BROADCAST_REPLY: u8 = 254;
+/// Broadcast no slave answers.
+pub const ADDRESS_BROADCAST: u8 = 255;
+/// CI of SND_UD selecting a slave by secondary address.
+pub const CI_SELECT: u8 = 0x52;
+
+/// A short frame: `10 C A CS 16`, CS = C + A.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MbusShortFrame {
+    pub control: u8,
+    pub address: u8,
+}
+
+impl MbusShortFrame {
+    /// SND_NKE to `address`.
+    pub fn snd_nke(address: u8) -> Self {
+        MbusShortFrame {
+            control: C_SND_NKE,
+            address,
+        }
+    }
+
+    /// REQ_UD2 to `address` with FCV set and the given FCB.
+    pub fn req_ud2(address: u8, fcb: bool) -> Self {
+        MbusShortFrame {
+            control: with_fcb(C_REQ_UD2, fcb),
+            address,
+        }
+    }
+
+    /// Parses a short frame at the start of `bytes`; checks start, checksum and stop.
+    pub fn parse(bytes: &[u8]) -> Result<MbusShortFrame> {
+        let Some(&[start, control, address, cs, stop]) = bytes.first_chunk::<SHORT_LEN>() else {
+            return Err(Error::truncated(
+                Layer::Link,
+                bytes.len(),
+                SHORT_LEN - bytes.len(),
+            ));
+        };
+        if start != SHORT_START {
+            return Err(Error::invalid(
+                Layer::Link,
+                0,
+                "M-Bus short frame start byte",
+            ));
+        }
+        let computed = control.wrapping_add(address);
+        if cs != computed {
+            return Err(Error::new(
+                Layer::Link,
+                SHORT_CS_AT,
+                super::ErrorKind::Crc {
+                    stored: u16::from(cs),
+                    computed: u16::from(computed),
+                },
+            ));
+        }
+        if stop != STOP {
+            return Err(Error::invalid(
+                Layer::Link,
+                SHORT_STOP_AT,
+                "M-Bus stop byte",
+            ));
+        }
+        Ok(MbusShortFrame { control, address })
+    }
+
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        let mut frame = [0u8; SHORT_LEN];
+        frame[0] = SHORT_START;
+        frame[SHORT_C_AT] = self.control;
+        frame[SHORT_A_AT] = self.address;
+        frame[SHORT_CS_AT] = self.control.wrapping_add(self.address);
+        frame[SHORT_STOP_AT] = STOP;
+        out.extend_from_slice(&frame);
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SHORT_LEN);
+        self.emit(&mut out);
+        out
+    }
+
+    /// FCB of a master's frame; `None` when FCV is clear (the slave ignores FCB).
+    pub fn fcb(&self) -> Option<bool> {
+        fcb_of(self.control)
+    }
+}
+
+/// `control` with FCV set and FCB as given.
+pub fn with_fcb(control: u8, fcb: bool) -> u8 {
+    let c = control | FCV;
+    if fcb {
+        c | FCB
+    } else {
+        c & !FCB
+    }
+}
+
+/// FCB of a master's C-field; `None` when FCV is clear.
+pub fn fcb_of(control: u8) -> Option<bool> {
+    (control & FCV != 0).then_some(control & FCB != 0)
+}
+
+/// True for the C-field of RSP_UD (with or without ACD/DFC).
+pub fn is_rsp_ud(control: u8) -> bool {
+    control & RSP_UD_MASK == C_RSP_UD
+}
+
+/// A secondary address as the selection SND_UD carries it (8 bytes, EN 13757-2 §7.1):
+/// identification number (8 BCD digits, least significant byte first), manufacturer,
+/// version, medium. Any nibble of the id may be `F` and the other fields all-ones: such a
+/// position matches every slave (wildcard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecondaryAddress {
+    /// Digits in reading order, most significant first; 0x0..=0x9 or 0xF (wildcard).
+    pub digits: [u8; 8],
+    /// Raw manufacturer code; 0xFFFF matches every manufacturer.
+    pub manufacturer: u16,
+    /// 0xFF matches every version.
+    pub version: u8,
+    /// Device type (medium); 0xFF matches every medium.
+    pub medium: u8,
+}
+
+/// Offsets inside the 8 bytes of a secondary address.
+const SEC_ID_AT: usize = 0;
+const SEC_MAN_AT: usize = 4;
+const SEC_VERSION_AT: usize = 6;
+const SEC_MEDIUM_AT: usize = 7;
+/// Length of a secondary address.
+pub const SECONDARY_LEN: usize = 8;
+/// The wildcard nibble.
+pub const WILDCARD: u8 = 0xF;
+
+impl SecondaryAddress {
+    /// Matches every slave.
+    pub const ANY: SecondaryAddress = SecondaryAddress {
+        digits: [WILDCARD; 8],
+        manufacturer: 0xFFFF,
+        version: 0xFF,
+        medium: 0xFF,
+    };
+
+    /// The address of one meter by its 8-digit id, other fields wildcards.
+    pub fn from_id(id: u32) -> Option<SecondaryAddress> {
+        if id > 99_999_999 {
+            return None;
+        }
+        let mut digits = [0u8; 8];
+        let mut rest = id;
+        for d in digits.iter_mut().rev() {
+            *d = (rest % 10) as u8;
+            rest /= 10;
+        }
+        Some(SecondaryAddress {
+            digits,
+            ..Self::ANY
+        })
+    }
+
+    /// Parses 8 characters `0`–`9` or `F`/`f` (wildcard), e.g. `12FFFFFF`.
+    pub fn parse_pattern(text: &str) -> Option<SecondaryAddress> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 8 {
+            return None;
+        }
+        let mut digits = [0u8; 8];
+        for (d, &c) in digits.iter_mut().zip(bytes) {
+            *d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'F' | b'f' => WILDCARD,
+                _ => return None,
+            };
+        }
+        Some(SecondaryAddress {
+            digits,
+            ..Self::ANY
+        })
+    }
+
+    /// The identity of a long TPL header, as an exact (wildcard-free) address.
+    pub fn from_long_address(address: &super::tpl::LongAddress) -> SecondaryAddress {
+        let mut digits = [0u8; 8];
+        // On the wire the least significant digit pair comes first.
+        for (i, byte) in address.id.iter().rev().enumerate() {
+            if let Some(pair) = digits.get_mut(2 * i..2 * i + 2) {
+                pair.copy_from_slice(&[byte >> 4, byte & 0x0F]);
+            }
+        }
+        SecondaryAddress {
+            digits,
+            manufacturer: address.manufacturer,
+            version: address.version,
+            medium: address.device_type,
+        }
+    }
+
+    /// The id pattern: digits and `F` for wildcards.
+    pub fn pattern(&self) -> String {
+        self.digits
+            .iter()
+            .map(|&d| char::from_digit(u32::from(d), 16).map_or('?', |c| c.to_ascii_uppercase()))
+            .collect()
+    }
+
+    /// Number of leading digits that are not wildcards.
+    pub fn fixed_digits(&self) -> usize {
+        self.digits.iter().take_while(|&&d| d != WILDCARD).count()
+    }
+
+    /// True when `meter` is matched: every non-wildcard position is equal.
+    pub fn matches(&self, meter: &SecondaryAddress) -> bool {
+        let digits = self
+            .digits
+            .iter()
+            .zip(&meter.digits)
+            .all(|(&want, &have)| want == WILDCARD || want == have);
+        digits
+            && (self.manufacturer == 0xFFFF || self.manufacturer == meter.manufacturer)
+            && (self.version == 0xFF || self.version == meter.version)
+            && (self.medium == 0xFF || self.medium == meter.medium)
+    }
+
+    /// Parses the 8 bytes of a selection. A nibble above 9 other than F is an error.
+    pub fn parse(bytes: &[u8]) -> Result<SecondaryAddress> {
+        let Some(raw) = bytes.first_chunk::<SECONDARY_LEN>() else {
+            return Err(Error::truncated(
+                Layer::Link,
+                bytes.len(),
+                SECONDARY_LEN - bytes.len(),
+            ));
+        };
+        let mut digits = [0u8; 8];
+        for i in 0..4 {
+            let byte = raw[SEC_ID_AT + 3 - i];
+            for (j, nibble) in [byte >> 4, byte & 0x0F].into_iter().enumerate() {
+                if nibble > 9 && nibble != WILDCARD {
+                    return Err(Error::invalid(
+                        Layer::Link,
+                        SEC_ID_AT + 3 - i,
+                        "secondary address digit (not BCD or F)",
+                    ));
+                }
+                digits[2 * i + j] = nibble;
+            }
+        }
+        Ok(SecondaryAddress {
+            digits,
+            manufacturer: u16::from_le_bytes([raw[SEC_MAN_AT], raw[SEC_MAN_AT + 1]]),
+            version: raw[SEC_VERSION_AT],
+            medium: raw[SEC_MEDIUM_AT],
+        })
+    }
+
+    /// Appends the 8 bytes: id (LE BCD, F nibbles kept), manufacturer (LE), version, medium.
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        for i in (0..4).rev() {
+            let hi = self.digits.get(2 * i).copied().unwrap_or(WILDCARD) & 0x0F;
+            let lo = self.digits.get(2 * i + 1).copied().unwrap_or(WILDCARD) & 0x0F;
+            out.push(hi << 4 | lo);
+        }
+        out.extend_from_slice(&self.manufacturer.to_le_bytes());
+        out.push(self.version);
+        out.push(self.medium);
+    }
+
+    /// The SND_UD (CI 0x52) to address 253 that selects the matching slaves.
+    pub fn selection_frame(&self, fcb: bool) -> Vec<u8> {
+        let mut data = Vec::with_capacity(SECONDARY_LEN);
+        self.emit(&mut data);
+        let mut out = Vec::with_capacity(OVERHEAD + 3 + SECONDARY_LEN);
+        // 8 data bytes always fit the L-field.
+        let _ = MbusLongFrame {
+            control: with_fcb(C_SND_UD, fcb),
+            address: ADDRESS_SELECTED,
+            ci: CI_SELECT,
+            data: &data,
+        }
+        .emit(&mut out);
+        out
+    }
+}
+
+impl std::fmt::Display for SecondaryAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.pattern())?;
+        if self.manufacturer != 0xFFFF {
+            match super::manufacturer::Manufacturer(self.manufacturer).code() {
+                Some(code) => write!(f, " {code}")?,
+                None => write!(f, " {:04X}", self.manufacturer)?,
+            }
+        }
+        if self.version != 0xFF {
+            write!(f, " v{}", self.version)?;
+        }
+        if self.medium != 0xFF {
+            write!(f, " medium {:02X}", self.medium)?;
+        }
+        Ok(())
+    }
+}
+
+/// Any frame on a wired bus, in either direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MbusFrame<'a> {
+    Ack,
+    Short(MbusShortFrame),
+    Long(MbusLongFrame<'a>),
+}
+
+impl<'a> MbusFrame<'a> {
+    /// Parses one frame at the start of `bytes`, with every check of its kind; returns it
+    /// and the bytes it took.
+    pub fn parse(bytes: &'a [u8]) -> Result<(MbusFrame<'a>, usize)> {
+        match bytes.first() {
+            None => Err(Error::truncated(Layer::Link, 0, 1)),
+            Some(&ACK) => Ok((MbusFrame::Ack, 1)),
+            Some(&SHORT_START) => {
+                MbusShortFrame::parse(bytes).map(|f| (MbusFrame::Short(f), SHORT_LEN))
+            }
+            Some(&START) => MbusLongFrame::parse(bytes).map(|(f, n)| (MbusFrame::Long(f), n)),
+            Some(_) => Err(Error::invalid(
+                Layer::Link,
+                0,
+                "M-Bus frame start (not E5, 10 or 68)",
+            )),
+        }
+    }
+}
+
+/// How many bytes the frame starting `bytes` occupies, as far as its first bytes tell:
+/// `Some(n)` once known (the frame may still be incomplete), `None` when the first byte
+/// starts no frame or the long frame's length is not there yet. A receiver reads until
+/// `bytes.len() >= n`, then parses.
+pub fn frame_len(bytes: &[u8]) -> Option<usize> {
+    match *bytes.first()? {
+        ACK => Some(1),
+        SHORT_START => Some(SHORT_LEN),
+        START => bytes.get(1).map(|&l| usize::from(l) + OVERHEAD),
+        _ => None,
+    }
+}
+
+/// Whether the record data of an RSP_UD ends with DIF 0x1F (EN 13757-3: more records
+/// follow in the next telegram). Reads the long TPL header and walks the records; a frame
+/// whose records do not parse is taken as complete.
+pub fn more_records_follow(frame: &MbusLongFrame<'_>) -> bool {
+    let Ok((_, header_len)) = frame.tpl() else {
+        return false;
+    };
+    let records = frame.data.get(header_len..).unwrap_or_default();
+    super::apl::parse_lenient(records).more_records_follow
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +652,178 @@ mod tests {
                 prop_assert_eq!(frame.buffer_len(), used);
                 let _ = frame.tpl();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod master_frame_tests {
+    use super::*;
+    use crate::wire::tpl::LongAddress;
+    use crate::wire::ErrorKind;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_frames_emit_and_parse() {
+        let nke = MbusShortFrame::snd_nke(5).to_bytes();
+        assert_eq!(nke, [0x10, 0x40, 0x05, 0x45, 0x16]);
+        assert_eq!(MbusShortFrame::parse(&nke).unwrap().fcb(), None);
+        let req = MbusShortFrame::req_ud2(0xFD, true).to_bytes();
+        assert_eq!(req, [0x10, 0x7B, 0xFD, 0x78, 0x16]);
+        assert_eq!(MbusShortFrame::parse(&req).unwrap().fcb(), Some(true));
+        let req = MbusShortFrame::req_ud2(1, false);
+        assert_eq!(req.control, C_REQ_UD2);
+        assert_eq!(req.fcb(), Some(false));
+
+        let mut bad = nke.clone();
+        bad[SHORT_CS_AT] ^= 1;
+        let err = MbusShortFrame::parse(&bad).unwrap_err();
+        assert_eq!(err.offset, SHORT_CS_AT);
+        assert!(matches!(err.kind, ErrorKind::Crc { .. }));
+        let mut bad = nke.clone();
+        bad[SHORT_STOP_AT] = 0;
+        assert_eq!(
+            MbusShortFrame::parse(&bad).unwrap_err().offset,
+            SHORT_STOP_AT
+        );
+        assert_eq!(
+            MbusShortFrame::parse(&nke[..3]).unwrap_err(),
+            Error::truncated(Layer::Link, 3, 2)
+        );
+        assert_eq!(
+            MbusShortFrame::parse(&[0x68, 0, 0, 0, 0])
+                .unwrap_err()
+                .offset,
+            0
+        );
+    }
+
+    #[test]
+    fn secondary_address_bytes_and_wildcards() {
+        let exact = SecondaryAddress {
+            manufacturer: 0x2C2D,
+            version: 0x1B,
+            medium: 0x16,
+            ..SecondaryAddress::from_id(12_345_678).unwrap()
+        };
+        let mut out = Vec::new();
+        exact.emit(&mut out);
+        assert_eq!(out, [0x78, 0x56, 0x34, 0x12, 0x2D, 0x2C, 0x1B, 0x16]);
+        assert_eq!(SecondaryAddress::parse(&out).unwrap(), exact);
+        let from_header = SecondaryAddress::from_long_address(&LongAddress {
+            id: [0x78, 0x56, 0x34, 0x12],
+            manufacturer: 0x2C2D,
+            version: 0x1B,
+            device_type: 0x16,
+        });
+        assert_eq!(from_header, exact);
+        assert_eq!(exact.to_string(), "12345678 KAM v27 medium 16");
+
+        let mask = SecondaryAddress::parse_pattern("12FFFFFF").unwrap();
+        assert_eq!(mask.fixed_digits(), 2);
+        let mut out = Vec::new();
+        mask.emit(&mut out);
+        assert_eq!(out, [0xFF, 0xFF, 0xFF, 0x12, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(SecondaryAddress::parse(&out).unwrap(), mask);
+        assert!(mask.matches(&exact));
+        assert!(SecondaryAddress::ANY.matches(&exact));
+        assert!(!SecondaryAddress::parse_pattern("13FFFFFF")
+            .unwrap()
+            .matches(&exact));
+        let other_version = SecondaryAddress { version: 2, ..mask };
+        assert!(!other_version.matches(&exact));
+        assert_eq!(SecondaryAddress::parse_pattern("12FFFFF"), None);
+        assert_eq!(SecondaryAddress::parse_pattern("12AFFFFF"), None);
+        assert_eq!(SecondaryAddress::from_id(100_000_000), None);
+
+        let err = SecondaryAddress::parse(&[0xA0, 0, 0, 0, 0, 0, 0, 0]).unwrap_err();
+        assert_eq!(err.offset, 0);
+        assert!(SecondaryAddress::parse(&[0; 7]).is_err());
+    }
+
+    #[test]
+    fn selection_frame_is_a_snd_ud_to_253() {
+        let bytes = SecondaryAddress::parse_pattern("1234567F")
+            .unwrap()
+            .selection_frame(false);
+        let (frame, used) = MbusLongFrame::parse(&bytes).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!((frame.control, frame.address, frame.ci), (0x53, 253, 0x52));
+        assert_eq!(frame.data, [0x7F, 0x56, 0x34, 0x12, 0xFF, 0xFF, 0xFF, 0xFF]);
+        let with_fcb = SecondaryAddress::ANY.selection_frame(true);
+        assert_eq!(with_fcb[4], 0x73);
+    }
+
+    #[test]
+    fn any_frame_and_its_length() {
+        assert_eq!(MbusFrame::parse(&[ACK, 0x10]).unwrap(), (MbusFrame::Ack, 1));
+        let nke = MbusShortFrame::snd_nke(7).to_bytes();
+        assert_eq!(frame_len(&nke[..1]), Some(5));
+        assert!(matches!(
+            MbusFrame::parse(&nke).unwrap().0,
+            MbusFrame::Short(_)
+        ));
+        let sel = SecondaryAddress::ANY.selection_frame(false);
+        assert_eq!(frame_len(&sel[..1]), None);
+        assert_eq!(frame_len(&sel[..2]), Some(sel.len()));
+        assert!(matches!(
+            MbusFrame::parse(&sel).unwrap().0,
+            MbusFrame::Long(_)
+        ));
+        assert_eq!(frame_len(&[0xA5]), None);
+        assert_eq!(MbusFrame::parse(&[0xA5]).unwrap_err().offset, 0);
+        assert!(MbusFrame::parse(&[]).is_err());
+        assert!(is_rsp_ud(0x08) && is_rsp_ud(0x28) && is_rsp_ud(0x18) && !is_rsp_ud(0x53));
+    }
+
+    fn rsp_ud(records: &[u8]) -> Vec<u8> {
+        let mut data = vec![
+            0x78, 0x56, 0x34, 0x12, 0x2D, 0x2C, 0x01, 0x07, 0x05, 0x00, 0x00, 0x00,
+        ];
+        data.extend_from_slice(records);
+        let mut out = Vec::new();
+        MbusLongFrame {
+            control: C_RSP_UD,
+            address: 1,
+            ci: 0x72,
+            data: &data,
+        }
+        .emit(&mut out)
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn more_records_follow_only_with_dif_1f() {
+        let more = rsp_ud(&[0x04, 0x13, 0x08, 0x19, 0x00, 0x00, 0x1F]);
+        let (frame, _) = MbusLongFrame::parse(&more).unwrap();
+        assert!(more_records_follow(&frame));
+        let last = rsp_ud(&[0x04, 0x13, 0x08, 0x19, 0x00, 0x00, 0x0F, 0x01]);
+        let (frame, _) = MbusLongFrame::parse(&last).unwrap();
+        assert!(!more_records_follow(&frame));
+        // A 0x1F inside a value is not the DIF.
+        let inside = rsp_ud(&[0x04, 0x13, 0x1F, 0x19, 0x00, 0x00]);
+        let (frame, _) = MbusLongFrame::parse(&inside).unwrap();
+        assert!(!more_records_follow(&frame));
+    }
+
+    proptest! {
+        #[test]
+        fn frame_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            if let Ok((_, used)) = MbusFrame::parse(&bytes) {
+                prop_assert!(used <= bytes.len());
+                prop_assert_eq!(frame_len(&bytes), Some(used));
+            }
+            let _ = SecondaryAddress::parse(&bytes);
+        }
+
+        #[test]
+        fn secondary_addresses_round_trip(id in 0u32..100_000_000, m in any::<u16>(), v in any::<u8>(), t in any::<u8>()) {
+            let a = SecondaryAddress { manufacturer: m, version: v, medium: t, ..SecondaryAddress::from_id(id).unwrap() };
+            let mut out = Vec::new();
+            a.emit(&mut out);
+            prop_assert_eq!(SecondaryAddress::parse(&out).unwrap(), a);
+            prop_assert!(SecondaryAddress::ANY.matches(&a));
         }
     }
 }
