@@ -151,7 +151,7 @@
 //! | `rf_level_dbm` | – | FD 0x71 |
 //! | `daylight_saving`, `listening_window_management`, `meter_stop_count` | – | FD 0x72, 0x73, 0x75 |
 //! | `remaining_battery_lifetime` | d | FD 0x74 (`_months`/`_years` from `FD FD 02/03`) |
-//! | `reserved`, `reserved_fb`, `reserved_fd`, `reserved_ef`, … | – | codes without assigned meaning (value as unsigned integer) |
+//! | `unknown` | – | a reserved or unassigned VIF/VIFE code (e.g. 0x7B without its extension bit): value as unsigned integer, `dif_vif` and `raw` keep the bytes |
 //!
 //! Combinable VIFEs that turn a record into a date, duration or count (e.g. `start_date`,
 //! `duration_first_upper_limit_exceed`, `upper_limit_exceed_count`) keep the base
@@ -212,6 +212,40 @@ pub struct Reading {
     /// Named values the driver took from the records and vendor bytes.
     #[serde(default, skip_serializing_if = "Fields::is_empty")]
     pub fields: Fields,
+    /// An application error (CI 0x70) or alarm (CI 0x71) report, named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+    /// What the frame's checks noticed besides the reading: bytes after its end, an
+    /// L-field rewritten on request. Absent when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
+}
+
+/// A meter's application error or alarm report (EN 13757-3, CI 0x70 / 0x71).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// `application_error` or `alarm`.
+    pub kind: String,
+    /// The code byte the meter sent.
+    pub code: u8,
+    /// What the code means.
+    pub name: String,
+}
+
+/// Frame-level remarks of a reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Bytes that arrived after the frame's end as its L-field bounds it; not parsed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trailing_bytes: usize,
+    /// Only with `wmbusd decode --lenient-length`: the L-field as received, when the
+    /// frame was read whole past it (the reading then rests on an unchecked length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lenient_length: Option<u8>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Field names in name order, each with its JSON object key rendered once. A driver
@@ -914,6 +948,14 @@ impl Reading {
             self.fields
                 .write_json_object(out, printed.as_deref(), &self.records)?;
         }
+        if let Some(report) = &self.report {
+            out.extend_from_slice(b",\"report\":");
+            serde_json::to_writer(&mut *out, report)?;
+        }
+        if let Some(diagnostics) = &self.diagnostics {
+            out.extend_from_slice(b",\"diagnostics\":");
+            serde_json::to_writer(&mut *out, diagnostics)?;
+        }
         out.push(b'}');
         Ok(())
     }
@@ -1526,6 +1568,8 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            report: None,
+            diagnostics: None,
         };
         assert_same_json(&reading);
         let empty = Reading {
@@ -1629,6 +1673,8 @@ mod tests {
             driver: None,
             driver_error: None,
             fields: Fields::new(),
+            report: None,
+            diagnostics: None,
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -1673,6 +1719,8 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            report: None,
+            diagnostics: None,
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));
