@@ -45,7 +45,6 @@ pub struct Trace {
     pub received: Vec<u8>,
 }
 
-
 /// Decodes telegrams; keeps the keys and the compact-frame formats learned so far.
 #[derive(Debug)]
 pub struct Decoder {
@@ -710,12 +709,11 @@ pub fn peek_frame_meter(bytes: &[u8], crc: CrcState) -> Option<String> {
 /// Trailing bytes and a rewritten L-field, as the reading's diagnostics.
 fn set_diagnostics(reading: &mut Reading, telegram: &Telegram) {
     let dll = &telegram.dll;
-    reading.diagnostics = (dll.trailing > 0 || dll.original_length.is_some()).then(|| {
-        crate::reading::Diagnostics {
+    reading.diagnostics =
+        (dll.trailing > 0 || dll.original_length.is_some()).then(|| crate::reading::Diagnostics {
             trailing_bytes: dll.trailing,
             lenient_length: dll.original_length,
-        }
-    });
+        });
 }
 
 fn tail(buf: &[u8], from: usize) -> &[u8] {
@@ -890,13 +888,13 @@ mod tests {
             );
             // The same frame with format-A CRCs names the same meter.
             let mut canonical = Vec::new();
-            let dll = crate::wire::dll::canonicalize(&bytes, CrcState::Unknown, false, &mut canonical);
-            let with_crcs = crate::wire::link::add_crc(&canonical, crate::wire::link::FrameFormat::A);
-            if let (false, Ok(_), Ok(with_crcs)) = (
-                crate::wire::mbus::looks_wired(&bytes),
-                dll,
-                with_crcs,
-            ) {
+            let dll =
+                crate::wire::dll::canonicalize(&bytes, CrcState::Unknown, false, &mut canonical);
+            let with_crcs =
+                crate::wire::link::add_crc(&canonical, crate::wire::link::FrameFormat::A);
+            if let (false, Ok(_), Ok(with_crcs)) =
+                (crate::wire::mbus::looks_wired(&bytes), dll, with_crcs)
+            {
                 assert_eq!(peek_meter_id(&with_crcs).as_deref(), Some(id.as_str()));
             }
             compared += 1;

@@ -33,7 +33,11 @@ impl Decoder {
         };
         let ci = buf.first().copied().unwrap_or_default();
         match ci {
-            0x73 | 0x77 => return self.wired_fixed(frame, buf, ci == 0x77, reading).map_err(shift),
+            0x73 | 0x77 => {
+                return self
+                    .wired_fixed(frame, buf, ci == 0x77, reading)
+                    .map_err(shift)
+            }
             0x70 | 0x71 => {
                 return self
                     .wired_report(frame, telegram, buf, reading)
@@ -108,7 +112,12 @@ impl Decoder {
             name: name.to_owned(),
         });
         let data = buf.get(2..).unwrap_or_default();
-        fill_records(reading, &apl::parse_lenient(data), 2, &mut self.spare_records);
+        fill_records(
+            reading,
+            &apl::parse_lenient(data),
+            2,
+            &mut self.spare_records,
+        );
         Ok(())
     }
 
@@ -163,7 +172,12 @@ impl Decoder {
             let unit = if historic { unit1 & 0x3F } else { *unit };
             fixed_counter_record(unit, data, binary, stored || historic, &mut records);
         }
-        fill_records(reading, &apl::parse_lenient(&records), 9, &mut self.spare_records);
+        fill_records(
+            reading,
+            &apl::parse_lenient(&records),
+            9,
+            &mut self.spare_records,
+        );
         Ok(())
     }
 }
@@ -186,8 +200,10 @@ fn primary_address_meter(telegram: &Telegram) -> LongAddress {
 /// are the signature of EN 13757-3 (often 0000, FFFF or vendor values such as 27B6).
 pub(super) fn wired_security_applies(config: ConfigField, remaining: usize) -> bool {
     let blocks = usize::from(config.encrypted_blocks());
-    matches!(config.security_mode(), SecurityMode::Mode5 | SecurityMode::Mode7)
-        && blocks > 0
+    matches!(
+        config.security_mode(),
+        SecurityMode::Mode5 | SecurityMode::Mode7
+    ) && blocks > 0
         && blocks * 16 <= remaining
 }
 

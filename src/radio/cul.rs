@@ -215,7 +215,10 @@ pub fn parse_line(line: &str, rssi_attached: bool) -> Result<CulLine, Error> {
 /// The on-air bytes of a telegram line (DLL CRCs still in place, unchecked) with its
 /// format and RSSI; `None` for other lines. A line whose CRCs fail is handed to the
 /// decoder this way, so that the failure names its block and is counted per meter.
-pub fn raw_telegram(line: &str, rssi_attached: bool) -> Option<(FrameFormat, Vec<u8>, Option<f32>)> {
+pub fn raw_telegram(
+    line: &str,
+    rssi_attached: bool,
+) -> Option<(FrameFormat, Vec<u8>, Option<f32>)> {
     let line = line.trim();
     let (format, hex) = if let Some(rest) = line.strip_prefix("bY") {
         (FrameFormat::B, rest)
@@ -223,7 +226,10 @@ pub fn raw_telegram(line: &str, rssi_attached: bool) -> Option<(FrameFormat, Vec
         (FrameFormat::A, line.strip_prefix('b')?)
     };
     let (frame_hex, rssi) = if rssi_attached {
-        let split = hex.len().checked_sub(4).filter(|&s| hex.is_char_boundary(s))?;
+        let split = hex
+            .len()
+            .checked_sub(4)
+            .filter(|&s| hex.is_char_boundary(s))?;
         let (f, tail) = hex.split_at(split);
         let tail = decode_hex(tail).ok()?;
         (f, tail.get(1).copied().map(rssi_to_dbm))

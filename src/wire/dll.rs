@@ -289,7 +289,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn canonical(len: usize, seed: u8) -> Vec<u8> {
-        let mut f: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+        let mut f: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect();
         f[0] = (len - 1) as u8;
         f[1] = 0x44;
         f
@@ -308,7 +310,14 @@ mod tests {
         bad[150] ^= 0x10;
         let err = run(&bad, CrcState::Unknown).unwrap_err();
         assert!(
-            matches!(err.kind, ErrorKind::BlockCrc { format: FrameFormat::B, block: 3, .. }),
+            matches!(
+                err.kind,
+                ErrorKind::BlockCrc {
+                    format: FrameFormat::B,
+                    block: 3,
+                    ..
+                }
+            ),
             "{err}"
         );
         let mut bad = b;
@@ -323,7 +332,14 @@ mod tests {
         let mut bad = a.clone();
         bad[30] ^= 0x01; // block 3: data 30..46 on air
         let err = run(&bad, CrcState::Unknown).unwrap_err();
-        assert!(matches!(err.kind, ErrorKind::BlockCrc { format: FrameFormat::A, block: 3, .. }));
+        assert!(matches!(
+            err.kind,
+            ErrorKind::BlockCrc {
+                format: FrameFormat::A,
+                block: 3,
+                ..
+            }
+        ));
         assert_eq!(err.offset, 46);
     }
 

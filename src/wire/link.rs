@@ -526,7 +526,10 @@ mod tests {
         raw.push(0x00);
         let mut out = Vec::new();
         let c = canonicalize(&raw, CrcState::Unknown, false, &mut out).unwrap();
-        assert_eq!((c.format, c.trailing, out.len()), (Some(FrameFormat::A), 1, 53));
+        assert_eq!(
+            (c.format, c.trailing, out.len()),
+            (Some(FrameFormat::A), 1, 53)
+        );
 
         let canon = hex(OMS_CANONICAL);
         let err = normalize(&canon[..20]).unwrap_err();

@@ -196,14 +196,25 @@ impl<'a> WiredFrame<'a> {
 }
 
 /// True when `bytes` are shaped like a wired M-Bus frame: the single character E5, a
-/// five-byte `10 … 16` short frame, or `68 L L 68` (with one L-field or the stop byte
-/// possibly damaged). Only hex typed by a person needs this: receivers say what they
+/// five-byte `10 … 16` short frame, or a frame starting 68 with at least two of the
+/// marks of a long frame (second start byte, equal L-fields, stop byte, length L + 6). Only hex typed by a person needs this: receivers say what they
 /// deliver.
 pub fn looks_wired(bytes: &[u8]) -> bool {
     match bytes {
         [SINGLE_ACK] => true,
         [SHORT_START, _, _, _, _] => true,
-        [START, l1, l2, START, ..] => l1 == l2 || bytes.last() == Some(&STOP),
+        // One damaged byte must not turn a wired frame into a wireless one: two of the
+        // four marks of a long frame suffice.
+        [START, l1, l2, s2, ..] => {
+            let marks = [
+                *s2 == START,
+                l1 == l2,
+                bytes.last() == Some(&STOP),
+                bytes.len() == usize::from(*l1) + OVERHEAD
+                    || bytes.len() == usize::from(*l2) + OVERHEAD,
+            ];
+            marks.iter().filter(|&&m| m).count() >= 2
+        }
         _ => false,
     }
 }

@@ -229,8 +229,7 @@ pub fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
 /// are there to read (a CRC failure is counted against the meter it names).
 pub fn peek_address(raw: &[u8], state: CrcState) -> Option<LongAddress> {
     if state == CrcState::Unknown && mbus::looks_wired(raw) {
-        if raw.get(WIRED_CI_AT).copied().and_then(tpl::header_kind) != Some(tpl::HeaderKind::Long)
-        {
+        if raw.get(WIRED_CI_AT).copied().and_then(tpl::header_kind) != Some(tpl::HeaderKind::Long) {
             return None;
         }
         return LongAddress::parse(raw.get(WIRED_CI_AT + 1..)?)
@@ -297,7 +296,9 @@ mod tests {
             device_type: 0x03,
         }
         .emit(&mut out);
-        out.extend_from_slice(&[0x7A, 0x2A, 0x00, 0x00, 0x00, 0x04, 0x13, 0x01, 0x02, 0x03, 0x04]);
+        out.extend_from_slice(&[
+            0x7A, 0x2A, 0x00, 0x00, 0x00, 0x04, 0x13, 0x01, 0x02, 0x03, 0x04,
+        ]);
         out[0] = (out.len() - 1) as u8;
         out
     }
@@ -320,7 +321,9 @@ mod tests {
     /// Every C-field class: the data-carrying ones, and each named control frame.
     #[test]
     fn control_field_classes() {
-        for c in [0x44, 0x46, 0x47, 0x48, 0x08, 0x18, 0x28, 0x38, 0x53, 0x73, 0x43] {
+        for c in [
+            0x44, 0x46, 0x47, 0x48, 0x08, 0x18, 0x28, 0x38, 0x53, 0x73, 0x43,
+        ] {
             assert_eq!(control_without_data(c), None, "{c:02X}");
         }
         for (c, name) in [
@@ -347,7 +350,10 @@ mod tests {
     fn wired_frames_by_wired_rules() {
         let mut out = Vec::new();
         let t = Telegram::parse(&[0xE5], CrcState::Unknown, false, &mut out).unwrap();
-        assert_eq!((t.kind, t.control_frame()), (FrameKind::WiredAck, Some("ACK (E5)")));
+        assert_eq!(
+            (t.kind, t.control_frame()),
+            (FrameKind::WiredAck, Some("ACK (E5)"))
+        );
 
         let mut short = Vec::new();
         WiredFrame::Short {
@@ -358,11 +364,16 @@ mod tests {
         .unwrap();
         let t = Telegram::parse(&short, CrcState::Unknown, false, &mut out).unwrap();
         assert_eq!(t.kind, FrameKind::WiredShort);
-        assert_eq!((t.wired_address, t.control_frame()), (Some(5), Some("SND_NKE")));
+        assert_eq!(
+            (t.wired_address, t.control_frame()),
+            (Some(5), Some("SND_NKE"))
+        );
         let mut bad = short.clone();
         bad[3] ^= 1;
         assert!(matches!(
-            Telegram::parse(&bad, CrcState::Unknown, false, &mut out).unwrap_err().kind,
+            Telegram::parse(&bad, CrcState::Unknown, false, &mut out)
+                .unwrap_err()
+                .kind,
             super::super::ErrorKind::Checksum { .. }
         ));
 
@@ -376,7 +387,10 @@ mod tests {
         .emit(&mut control)
         .unwrap();
         let t = Telegram::parse(&control, CrcState::Unknown, false, &mut out).unwrap();
-        assert_eq!((t.kind, t.base, out.as_slice()), (FrameKind::WiredLong, 6, &[0x51][..]));
+        assert_eq!(
+            (t.kind, t.base, out.as_slice()),
+            (FrameKind::WiredLong, 6, &[0x51][..])
+        );
         assert_eq!(t.control_frame(), Some("SND_UD"));
 
         // The same bytes from a radio are a wireless frame (L = 0x68 …), never wired.

@@ -657,8 +657,8 @@ mod tests {
     #[test]
     fn corpus_layers_parse() {
         use crate::wire::afl::{AflRepr, CI_AFL};
-        use crate::wire::ell::{check_payload_crc, is_ell_ci, EllEncryption, EllRepr};
         use crate::wire::dll::{canonicalize, CrcState};
+        use crate::wire::ell::{check_payload_crc, is_ell_ci, EllEncryption, EllRepr};
 
         let corpus = include_str!("../../tests/data/wmbusmeters-public.jsonl");
         let (mut tpl_parsed, mut vendor, mut ell_encrypted) = (0, 0, 0);

@@ -150,8 +150,7 @@ impl Vib {
                 // 0xEF is the marker of the reserved third table, so 0x6F cannot
                 // carry VIFEs; the other codes are markers themselves.
                 // 0x7B / 0x7D are the FB / FD markers only with the extension bit.
-                if matches!(code, 0x7C | 0x7F)
-                    || (matches!(code, 0x6F | 0x7B | 0x7D) && has_vifes)
+                if matches!(code, 0x7C | 0x7F) || (matches!(code, 0x6F | 0x7B | 0x7D) && has_vifes)
                 {
                     return false;
                 }
