@@ -344,3 +344,237 @@ fn alarm_name(code: u8) -> &'static str {
         _ => "alarm (meter-specific alarm status)",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::{Decoder, FailureKind};
+    use crate::frame::RadioFrame;
+    use crate::keys::KeyStore;
+    use crate::reading::Reading;
+    use crate::wire::apl::{DataField, RecordRepr, Vib};
+    use crate::wire::mbus::{MbusLongFrame, WiredFrame};
+
+    fn wired(control: u8, address: u8, ci: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        MbusLongFrame {
+            control,
+            address,
+            ci,
+            data,
+        }
+        .emit(&mut out)
+        .unwrap();
+        out
+    }
+
+    fn decode(bytes: Vec<u8>) -> Result<Reading, crate::decode::DecodeError> {
+        Decoder::new(KeyStore::new()).decode(&RadioFrame::new(bytes))
+    }
+
+    /// Volume 6.408 m³ and energy 1234 kWh, as records.
+    fn records() -> Vec<u8> {
+        let mut out = RecordRepr::integer(DataField::Integer(4), Vib::primary(0x13), 6408)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        out.extend(
+            RecordRepr::integer(DataField::Integer(4), Vib::primary(0x06), 1234)
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
+        );
+        out
+    }
+
+    fn values(r: &Reading) -> Vec<(String, String)> {
+        r.records
+            .iter()
+            .map(|x| {
+                let v = serde_json::to_value(&x.value).unwrap();
+                (
+                    x.quantity.to_string(),
+                    format!("{v} {:?} s{}", x.unit, x.storage),
+                )
+            })
+            .collect()
+    }
+
+    /// ID 12345678, KAM, version 1, water, access 5, status 0, then `signature`.
+    fn long_header(signature: [u8; 2]) -> Vec<u8> {
+        let mut h = vec![0x78, 0x56, 0x34, 0x12, 0x2D, 0x2C, 0x01, 0x07, 0x05, 0x00];
+        h.extend_from_slice(&signature);
+        h
+    }
+
+    #[test]
+    fn signature_is_not_a_security_mode() {
+        // FFFF would be mode 31, B627 (27 B6 on air) mode 22, 0510 mode 5 with one block
+        // where the frame holds fewer than 16 bytes after the header.
+        for signature in [[0xFF, 0xFF], [0x27, 0xB6], [0x00, 0x00], [0x10, 0x05]] {
+            let mut data = long_header(signature);
+            data.extend(records());
+            let r = decode(wired(0x08, 1, 0x72, &data)).unwrap();
+            assert_eq!(r.security.mode, 0, "{signature:02X?}");
+            assert_eq!(r.meter.id, "12345678");
+            assert_eq!(r.records.len(), 2);
+        }
+        // Mode 5 announcing two blocks that are there: security applies (no key here).
+        let mut data = long_header([0x20, 0x05]);
+        data.extend([0x11; 32]);
+        let err = decode(wired(0x08, 1, 0x72, &data)).unwrap_err();
+        assert_eq!(err.kind, FailureKind::NoKey);
+    }
+
+    #[test]
+    fn ci_78_without_header_names_the_primary_address() {
+        let r = decode(wired(0x08, 42, 0x78, &records())).unwrap();
+        assert_eq!(r.meter.id, "00000042");
+        assert_eq!(values(&r).len(), 2);
+        assert_eq!(r.records[0].quantity, "volume");
+    }
+
+    #[test]
+    fn ci_76_msb_first_reads_as_72() {
+        let mut lsb = long_header([0x00, 0x00]);
+        lsb.extend(records());
+        let expected = decode(wired(0x08, 1, 0x72, &lsb)).unwrap();
+        // The same frame MSB first: ID, manufacturer, signature and record data reversed.
+        let mut msb = lsb.clone();
+        msb[0..4].reverse();
+        msb[4..6].reverse();
+        msb[10..12].reverse();
+        msb[14..18].reverse(); // first record: DIF VIF + 4 data bytes
+        msb[20..24].reverse();
+        let r = decode(wired(0x08, 1, 0x76, &msb)).unwrap();
+        assert_eq!(r.meter, expected.meter);
+        assert_eq!(values(&r), values(&expected));
+    }
+
+    #[test]
+    fn ci_73_and_77_fixed_data_structure() {
+        // Water (medium 7: bits 11 in unit 1, 01 in unit 2), counter 1 in kWh, counter 2
+        // in 10 l; BCD, actual values.
+        let mut fixed = vec![0x78, 0x56, 0x34, 0x12, 0x09, 0x04, 0xC5, 0x6A];
+        fixed.extend([0x56, 0x34, 0x12, 0x00, 0x34, 0x12, 0x00, 0x00]);
+        let r = decode(wired(0x08, 1, 0x73, &fixed)).unwrap();
+        assert_eq!(r.meter.id, "12345678");
+        assert_eq!(r.meter.device_type, "water");
+        assert_eq!(r.access_number, Some(9));
+        assert!(r.status.flags.iter().any(|f| f == "power_low"));
+        let v = values(&r);
+        assert_eq!(
+            v[0],
+            ("energy".into(), "123456 Some(\"kWh\") s0".into()),
+            "{v:?}"
+        );
+        assert_eq!(
+            v[1],
+            ("volume".into(), "12.34 Some(\"m3\") s0".into()),
+            "{v:?}"
+        );
+
+        // MSB first, binary counters stored at a fixed date (status bits 0 and 1).
+        let mut msb = vec![0x12, 0x34, 0x56, 0x78, 0x09, 0x03, 0x6A, 0xC5];
+        msb.extend([0x00, 0x01, 0xE2, 0x40, 0x00, 0x00, 0x04, 0xD2]);
+        let r = decode(wired(0x08, 1, 0x77, &msb)).unwrap();
+        let v = values(&r);
+        assert_eq!(r.meter.id, "12345678");
+        assert_eq!(
+            v[0],
+            ("energy".into(), "123456 Some(\"kWh\") s1".into()),
+            "{v:?}"
+        );
+        assert_eq!(
+            v[1],
+            ("volume".into(), "12.34 Some(\"m3\") s1".into()),
+            "{v:?}"
+        );
+
+        // Unit 2 "same but historic", 100 MWh (beyond the VIF: scaled), no units.
+        let mut odd = vec![0x78, 0x56, 0x34, 0x12, 0x09, 0x00, 0x0A, 0x3E];
+        odd.extend([0x05, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00]);
+        let v = values(&decode(wired(0x08, 1, 0x73, &odd)).unwrap());
+        assert_eq!(
+            v[0],
+            ("energy".into(), "500000 Some(\"kWh\") s0".into()),
+            "{v:?}"
+        );
+        assert_eq!(
+            v[1],
+            ("energy".into(), "700000 Some(\"kWh\") s1".into()),
+            "{v:?}"
+        );
+        assert_eq!(
+            decode(wired(0x08, 1, 0x73, &fixed[..10])).unwrap_err().kind,
+            FailureKind::Truncated
+        );
+    }
+
+    #[test]
+    fn ci_70_and_71_reports_are_readings() {
+        let r = decode(wired(0x08, 7, 0x70, &[0x02])).unwrap();
+        let report = r.report.unwrap();
+        assert_eq!(
+            (report.kind.as_str(), report.code),
+            ("application_error", 2)
+        );
+        assert_eq!(report.name, "buffer too long, truncated");
+        assert_eq!(r.meter.id, "00000007");
+
+        let mut data = vec![0x01];
+        data.extend(records());
+        let r = decode(wired(0x08, 7, 0x71, &data)).unwrap();
+        let report = r.report.clone().unwrap();
+        assert_eq!((report.kind.as_str(), report.code), ("alarm", 1));
+        assert_eq!(r.records.len(), 2);
+        let mut json = Vec::new();
+        r.write_json(&mut json).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json["report"]["kind"], "alarm");
+    }
+
+    #[test]
+    fn control_frames_are_named_not_decoded() {
+        let mut short = Vec::new();
+        WiredFrame::Short {
+            control: 0x40,
+            address: 1,
+        }
+        .emit(&mut short)
+        .unwrap();
+        for (bytes, name) in [
+            (short, "control frame: SND_NKE"),
+            (vec![0xE5], "control frame: ACK (E5)"),
+            (wired(0x53, 1, 0x51, &[]), "control frame: SND_UD"),
+        ] {
+            let err = decode(bytes).unwrap_err();
+            assert_eq!(err.kind, FailureKind::ControlFrame);
+            assert!(err.message.starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn damaged_wired_frames_say_what() {
+        let mut data = long_header([0, 0]);
+        data.extend(records());
+        let good = wired(0x08, 1, 0x72, &data);
+        let mut no_stop = good.clone();
+        no_stop.pop();
+        let mut bad_sum = good.clone();
+        bad_sum[20] ^= 0x20;
+        let mut dropped = good.clone();
+        dropped.remove(12);
+        let mut stop_replaced = good.clone();
+        *stop_replaced.last_mut().unwrap() = 0x17;
+        for (bytes, says) in [
+            (no_stop, "damaged wired frame: no stop byte"),
+            (bad_sum, "damaged wired frame: checksum"),
+            (dropped, "damaged wired frame: no stop byte"),
+            (stop_replaced, "damaged wired frame: no stop byte"),
+        ] {
+            let err = decode(bytes).unwrap_err();
+            assert!(err.message.starts_with(says), "{err}");
+            assert_eq!(err.meter.as_deref(), Some("12345678"));
+        }
+    }
+}

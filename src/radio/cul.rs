@@ -365,6 +365,25 @@ mod tests {
                 ..
             })
         ));
+        // The decoder gets the line's bytes with their CRCs and names the failing block,
+        // counted against the meter (issue 12), the same as for every other radio.
+        let (format, raw, rssi) = raw_telegram(&corrupt, true).unwrap();
+        assert_eq!(format, FrameFormat::A);
+        assert!(rssi.is_some());
+        let frame = crate::frame::RadioFrame {
+            crc: crate::frame::CrcState::Present(format),
+            ..crate::frame::RadioFrame::new(raw)
+        };
+        let err = crate::decode::Decoder::new(crate::keys::KeyStore::new())
+            .decode(&frame)
+            .unwrap_err();
+        assert_eq!(err.kind, crate::decode::FailureKind::Crc);
+        assert!(
+            err.message.starts_with("CRC error in block 2 of format A"),
+            "{err}"
+        );
+        assert!(err.meter.is_some());
+        assert_eq!(raw_telegram("V 1.30 CUL868", true), None);
         // Lines cut at an even position no longer match the L-field.
         assert!(matches!(
             parse_line(&T1_LINE[..61], true),

@@ -405,6 +405,19 @@ async fn read_rtl_lines<R: AsyncRead + Unpin>(
                         tracing::debug!(source = %rep.source, line = %c, "rtl-wmbus");
                     }
                 }
+                // The receiver's own CRC verdict: handed on, so that the failure is
+                // counted (class `crc`) against the meter the header names.
+                Err(rtlwmbus::Error::CrcFailed { .. }) => {
+                    let failed = rtlwmbus::crc_failed_telegrams(&text);
+                    if failed.is_empty() {
+                        rep.bad(format!("rtlwmbus: unreadable CRC-failed line {text:?}"))
+                            .await?;
+                    }
+                    for (mode, bytes) in failed {
+                        rep.send(rep.frame(bytes, None, Some(mode), CrcState::Failed(None)))
+                            .await?;
+                    }
+                }
                 Err(e) => rep.bad(e.to_string()).await?,
             }
         }

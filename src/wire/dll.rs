@@ -160,6 +160,15 @@ impl Layout {
             .any(|s| matches!(self.check(raw, s), Some(Ok(()))))
     }
 
+    /// True when the bytes hold the whole layout and every block CRC matches.
+    fn all_blocks_match(&self, raw: &[u8]) -> bool {
+        raw.len() >= self.on_air
+            && self
+                .spans()
+                .iter()
+                .all(|s| matches!(self.check(raw, s), Some(Ok(()))))
+    }
+
     /// Checks every block and writes the canonical frame (L rewritten to exclude the
     /// CRCs) into `out`; returns the number of trailing bytes.
     fn strip(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<usize> {
@@ -216,17 +225,22 @@ pub fn canonicalize(
         )),
         CrcState::Present(format) => with_crcs(raw, format, l, out),
         CrcState::Unknown => {
-            for format in [FrameFormat::A, FrameFormat::B] {
-                let Some(layout) = Layout::new(format, l) else {
-                    continue;
-                };
+            let layouts = [FrameFormat::A, FrameFormat::B].map(|f| Layout::new(f, l));
+            // A layout whose every block verifies wins (a 12-byte format-B frame's CRC
+            // sits where format A's first CRC would); then one with any matching block.
+            for layout in layouts.iter().flatten() {
+                if layout.all_blocks_match(raw) {
+                    return with_crcs(raw, layout.format, l, out);
+                }
+            }
+            for layout in layouts.iter().flatten() {
                 // Format B's L counts its CRCs: only the bytes up to L can hold them.
-                let window = match format {
+                let window = match layout.format {
                     FrameFormat::A => raw,
                     FrameFormat::B => raw.get(..layout.on_air).unwrap_or(raw),
                 };
                 if layout.any_block_matches(window) {
-                    return with_crcs(raw, format, l, out);
+                    return with_crcs(raw, layout.format, l, out);
                 }
             }
             bound(raw, l, lenient, out)

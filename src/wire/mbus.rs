@@ -52,7 +52,9 @@ impl<'a> MbusLongFrame<'a> {
             return Err(Error::new(
                 Layer::Link,
                 bytes.len(),
-                ErrorKind::Damaged("shorter than its L-field announces"),
+                ErrorKind::Damaged(
+                    "no stop byte (the frame is shorter than its L-field announces)",
+                ),
             ));
         };
         let (Some(body), Some(&checksum), Some(&stop)) =
@@ -295,7 +297,9 @@ mod tests {
             Error::new(
                 Layer::Link,
                 good.len() - 3,
-                ErrorKind::Damaged("shorter than its L-field announces")
+                ErrorKind::Damaged(
+                    "no stop byte (the frame is shorter than its L-field announces)"
+                )
             )
         );
         assert!(MbusLongFrame::parse(&[0xE5]).is_err());
