@@ -1256,10 +1256,9 @@ fn diagnose(err: &DecodeError, decoder: &Decoder, meter: Option<MeterRef>) -> St
             "the frame ends before its layers do: an incomplete reception or paste".to_owned()
         }
         FailureKind::Input => "this is not a hex telegram".to_owned(),
-        FailureKind::ControlFrame => format!(
-            "{}: a link-layer frame without meter data, counted but not a failure of the meter",
-            err.message
-        ),
+        FailureKind::ControlFrame => "a link-layer frame without meter data (a request, \
+             command or acknowledgement): counted, not a failure of the meter"
+            .to_owned(),
         FailureKind::Invalid | FailureKind::Unsupported => err.message.clone(),
     };
     format!("{label}: {advice}")
@@ -1316,7 +1315,7 @@ impl Explanation {
                 layer,
                 offset,
                 diagnosis,
-                ..
+                message,
             } => {
                 let at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
                 let _ = writeln!(
@@ -1324,6 +1323,9 @@ impl Explanation {
                     "result: failed in the {layer} layer{at} ({})",
                     kind.name()
                 );
+                // The class in one line: "CRC error in block 2 of format B …",
+                // "damaged wired frame: no stop byte", "control frame: SND_NKE".
+                let _ = writeln!(out, "error: {message}");
                 let _ = writeln!(out, "diagnosis: {diagnosis}");
             }
         }
@@ -1423,5 +1425,50 @@ mod tests {
         assert_eq!(*kind, FailureKind::NoKey);
         assert!(diagnosis.starts_with("no key:"), "{diagnosis}");
         assert!(e.lines.iter().any(|s| s.field == "ciphertext"));
+    }
+
+    /// Each integrity class of issue 12 is named in one line of `--explain`.
+    #[test]
+    fn integrity_classes_are_named_in_one_line() {
+        use crate::frame::{CrcState, FrameFormat};
+        use crate::wire::link::add_crc;
+        let sontex = hex::decode(
+            "3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000",
+        )
+        .unwrap();
+        let mut b = add_crc(&sontex, FrameFormat::B).unwrap();
+        b[20] ^= 1;
+        let mut long = sontex.clone();
+        long.extend_from_slice(&[0xDE, 0xAD, 0x21]);
+        let mut a = add_crc(&sontex, FrameFormat::A).unwrap();
+        a[40] ^= 0x80;
+        let cases = [
+            (b, CrcState::Present(FrameFormat::B), "error: CRC error in block 2 of format B"),
+            (a, CrcState::Unknown, "error: CRC error in block 3 of format A"),
+            (long, CrcState::Unknown, "note: 3 bytes after the frame's end (L-field 0x34)"),
+            (
+                hex::decode("680303680801515B16").unwrap(),
+                CrcState::Unknown,
+                "error: damaged wired frame: checksum",
+            ),
+            (
+                hex::decode("680303680801515A").unwrap(),
+                CrcState::Unknown,
+                "error: damaged wired frame: no stop byte",
+            ),
+            (
+                hex::decode("1040014116").unwrap(),
+                CrcState::Unknown,
+                "error: control frame: SND_NKE",
+            ),
+        ];
+        for (bytes, crc, line) in cases {
+            let frame = RadioFrame {
+                crc,
+                ..RadioFrame::new(bytes)
+            };
+            let text = explain(&mut Decoder::new(KeyStore::new()), &frame).render();
+            assert!(text.lines().any(|l| l.starts_with(line)), "{line}\n{text}");
+        }
     }
 }
