@@ -373,6 +373,43 @@ pub fn is_key_problem(kind: FailureKind) -> bool {
 mod tests {
     use super::*;
 
+    /// A CRC failure from a receiver that hands on CRC-carrying bytes (CUL) is counted
+    /// against the meter, class `crc`; a control frame is counted but is no failure.
+    #[test]
+    fn crc_failures_count_per_meter_and_control_frames_do_not_fail() {
+        use crate::frame::{parse_hex, FrameFormat};
+        use crate::keys::KeyStore;
+        let sontex = parse_hex("3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000").unwrap();
+        let mut raw = crate::wire::link::add_crc(&sontex, FrameFormat::A).unwrap();
+        raw[30] ^= 0x01;
+        let frame = RadioFrame {
+            crc: CrcState::Present(FrameFormat::A),
+            ..RadioFrame::new(raw)
+        };
+        let mut decoder = Decoder::new(KeyStore::new());
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        let now = Instant::now();
+        assert!(matches!(
+            pipeline.process(&mut decoder, &frame, now),
+            Outcome::Failed(DecodeError { kind: FailureKind::Crc, .. })
+        ));
+        let stats = pipeline.meter("27293981").unwrap();
+        assert_eq!(stats.failed.get("crc"), Some(&1));
+        assert_eq!(stats.last_outcome.as_deref(), Some("crc"));
+        assert_eq!(stats.manufacturer.as_deref(), Some("SON"));
+
+        let mut nke = sontex.clone();
+        nke[1] = 0x40;
+        let frame = RadioFrame::new(nke);
+        assert!(matches!(
+            pipeline.process(&mut decoder, &frame, now),
+            Outcome::Failed(DecodeError { kind: FailureKind::ControlFrame, .. })
+        ));
+        let stats = pipeline.meter("27293981").unwrap();
+        assert_eq!((stats.control_frames, stats.failed.len()), (1, 1));
+        assert_eq!(pipeline.totals().failed.get("control_frame"), Some(&1));
+    }
+
     #[test]
     fn dedupe_window() {
         let mut d = Dedupe::new(Duration::from_secs(10));
