@@ -39,11 +39,30 @@
 //! | `driver` | string, optional | name of the manufacturer driver that matched the meter (see *Driver fields*); absent when none did |
 //! | `driver_error` | string, optional | why the driver's named decoding step (descrambling, vendor decryption) failed; that step's fields are then absent |
 //! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
+//! | `report` | object, optional | an application error (CI 0x70) or alarm (CI 0x71) report of a wired meter: `{"kind":"application_error"\|"alarm","code":2,"name":"buffer too long, truncated"}`; records that follow the code are in `records` |
+//! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length) |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
 //! `"temporary_error"`; vendor bits 5–7 appear as `"manufacturer_bit5"` …
 //! `"manufacturer_bit7"`. No flag set means the meter reports no problem.
+//!
+//! Integrity: a reading is only made from bytes every check vouched for — the DLL CRCs
+//! (checked by wmbusd or, as the receiver reports, by the dongle), the L-field (bytes
+//! beyond it are counted in `diagnostics.trailing_bytes`, not parsed; a frame shorter
+//! than its L-field is an error), a wired frame's start and stop bytes, both L-fields and
+//! checksum, and the MAC or decryption checks. Frames whose C-field carries no meter data
+//! (SND_NKE, ACK, NACK, REQ_UD1/2, CNF_IR, a wired E5, short or control frame) make no
+//! reading: they are counted as `control_frame`, not as a failure of the meter.
+//!
+//! Wired frames without a long header (CI 0x70, 0x71, 0x78) name the meter by its
+//! primary address as BCD digits (`"00000005"` for address 5), manufacturer `"0000"`.
+//! The fixed data structure (CI 0x73 LSB first, 0x77 MSB first; EN 1434-3 heritage)
+//! gives the meter id, access number, status (power low and error bits) and its two
+//! counters as records with the quantity and unit of their variable-data equivalent
+//! (e.g. `energy` in kWh, storage 1 when the counters are stored at a fixed date or the
+//! second unit is "same but historic"); a unit code without an equivalent is kept as an
+//! `unknown` record. CI 0x76 (variable data, MSB first) reads like 0x72.
 //!
 //! ## Driver fields
 //!
