@@ -1443,9 +1443,21 @@ mod tests {
         let mut a = add_crc(&sontex, FrameFormat::A).unwrap();
         a[40] ^= 0x80;
         let cases = [
-            (b, CrcState::Present(FrameFormat::B), "error: CRC error in block 2 of format B"),
-            (a, CrcState::Unknown, "error: CRC error in block 3 of format A"),
-            (long, CrcState::Unknown, "note: 3 bytes after the frame's end (L-field 0x34)"),
+            (
+                b,
+                CrcState::Present(FrameFormat::B),
+                "error: CRC error in block 2 of format B",
+            ),
+            (
+                a,
+                CrcState::Unknown,
+                "error: CRC error in block 3 of format A",
+            ),
+            (
+                long,
+                CrcState::Unknown,
+                "note: 3 bytes after the frame's end (L-field 0x34)",
+            ),
             (
                 hex::decode("680303680801515B16").unwrap(),
                 CrcState::Unknown,

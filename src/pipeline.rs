@@ -391,7 +391,10 @@ mod tests {
         let now = Instant::now();
         assert!(matches!(
             pipeline.process(&mut decoder, &frame, now),
-            Outcome::Failed(DecodeError { kind: FailureKind::Crc, .. })
+            Outcome::Failed(DecodeError {
+                kind: FailureKind::Crc,
+                ..
+            })
         ));
         let stats = pipeline.meter("27293981").unwrap();
         assert_eq!(stats.failed.get("crc"), Some(&1));
@@ -403,7 +406,10 @@ mod tests {
         let frame = RadioFrame::new(nke);
         assert!(matches!(
             pipeline.process(&mut decoder, &frame, now),
-            Outcome::Failed(DecodeError { kind: FailureKind::ControlFrame, .. })
+            Outcome::Failed(DecodeError {
+                kind: FailureKind::ControlFrame,
+                ..
+            })
         ));
         let stats = pipeline.meter("27293981").unwrap();
         assert_eq!((stats.control_frames, stats.failed.len()), (1, 1));

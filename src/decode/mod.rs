@@ -709,11 +709,11 @@ pub fn peek_frame_meter(bytes: &[u8], crc: CrcState) -> Option<String> {
 /// Trailing bytes and a rewritten L-field, as the reading's diagnostics.
 fn set_diagnostics(reading: &mut Reading, telegram: &Telegram) {
     let dll = &telegram.dll;
-    reading.diagnostics =
-        (dll.trailing > 0 || dll.original_length.is_some()).then(|| crate::reading::Diagnostics {
-            trailing_bytes: dll.trailing,
-            lenient_length: dll.original_length,
-        });
+    let noticed = dll.trailing > 0 || dll.original_length.is_some();
+    reading.diagnostics = noticed.then_some(crate::reading::Diagnostics {
+        trailing_bytes: dll.trailing,
+        lenient_length: dll.original_length,
+    });
 }
 
 fn tail(buf: &[u8], from: usize) -> &[u8] {

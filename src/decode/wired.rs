@@ -186,7 +186,7 @@ impl Decoder {
 /// e.g. address 5 is meter "00000005").
 fn primary_address_meter(telegram: &Telegram) -> LongAddress {
     let a = telegram.wired_address.unwrap_or_default();
-    let bcd = |n: u8| (n / 10 % 10) << 4 | n % 10;
+    let bcd = |n: u8| ((n / 10 % 10) << 4) | (n % 10);
     LongAddress {
         id: [bcd(a), a / 100, 0, 0],
         manufacturer: 0,
