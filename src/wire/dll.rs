@@ -38,6 +38,32 @@ pub enum CrcState {
     Failed(Option<FrameFormat>),
 }
 
+impl CrcState {
+    /// Stable name, e.g. in the raw frames published for central decoding: `unknown`,
+    /// `checked`, `present_a`, `present_b`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrcState::Unknown => "unknown",
+            CrcState::Checked(_) => "checked",
+            CrcState::Present(FrameFormat::A) => "present_a",
+            CrcState::Present(FrameFormat::B) => "present_b",
+            CrcState::Failed(_) => "failed",
+        }
+    }
+
+    /// The inverse of [`CrcState::as_str`] (the format of `checked`/`failed` is not kept).
+    pub fn parse(text: &str) -> Option<CrcState> {
+        Some(match text {
+            "unknown" => CrcState::Unknown,
+            "checked" => CrcState::Checked(None),
+            "present_a" => CrcState::Present(FrameFormat::A),
+            "present_b" => CrcState::Present(FrameFormat::B),
+            "failed" => CrcState::Failed(None),
+            _ => return None,
+        })
+    }
+}
+
 /// How [`canonicalize`] read a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Canonical {
@@ -403,6 +429,20 @@ mod tests {
         assert_eq!((c.original_length, c.trailing), (Some(46), 0));
         assert_eq!(out[0], 49);
         assert_eq!(out[1..], long[1..]);
+    }
+
+    #[test]
+    fn crc_state_names_round_trip() {
+        for state in [
+            CrcState::Unknown,
+            CrcState::Checked(None),
+            CrcState::Present(FrameFormat::A),
+            CrcState::Present(FrameFormat::B),
+            CrcState::Failed(None),
+        ] {
+            assert_eq!(CrcState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(CrcState::parse("x"), None);
     }
 
     #[test]
