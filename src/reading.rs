@@ -825,7 +825,8 @@ impl Record {
         self.unit_text.clone_from(&r.vib.plain_text_unit);
         // Vendor data, and the data of a record whose value is withheld for a record
         // error (vendors put counters there: Diehl's hours in error), are kept as hex.
-        if manufacturer_vifes || record_error.is_some() {
+        // An unknown (reserved) VIF or VIFE keeps its data as hex too.
+        if manufacturer_vifes || record_error.is_some() || r.quantity == apl::UNKNOWN {
             let raw = self.raw.get_or_insert_with(String::new);
             raw.clear();
             push_upper_hex(raw, r.data);

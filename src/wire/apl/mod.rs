@@ -22,7 +22,7 @@ pub use value::{bcd, le_signed, le_unsigned, type_f, type_g, type_i, type_j};
 pub use value::{Date, DateTime, Time, Value};
 
 pub use vib::{
-    Combinable, Combinables, Kind, Meaning, RecordError, TimeUnit, Vib, VifTable, Vifes,
+    Combinable, Combinables, Kind, Meaning, RecordError, TimeUnit, Vib, VifTable, Vifes, UNKNOWN,
 };
 
 use super::{Error, Layer, Result};

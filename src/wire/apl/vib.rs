@@ -257,6 +257,11 @@ impl Vib {
                 ) => {
                     m.kind = Kind::Binary;
                 }
+                // A reserved VIFE may change the meaning in a way nobody defined yet:
+                // the record is kept, but as an unknown quantity with its raw value.
+                Combinable::Reserved(_) => {
+                    return Meaning::unitless(UNKNOWN, Kind::Unsigned);
+                }
                 _ => {}
             }
         }
