@@ -165,12 +165,16 @@ impl Decoder {
         set_security(&mut reading.security, 0, SecurityOutcome::NONE);
         let binary = status & 0x01 != 0;
         let stored = status & 0x02 != 0;
-        let counters = [(unit1 & 0x3F, &f[8..12]), (unit2 & 0x3F, &f[12..16])];
+        let [.., c1a, c1b, c1c, c1d, c2a, c2b, c2c, c2d] = f;
+        let counters = [
+            (unit1 & 0x3F, [c1a, c1b, c1c, c1d]),
+            (unit2 & 0x3F, [c2a, c2b, c2c, c2d]),
+        ];
         let mut records = Vec::with_capacity(32);
         for (n, (unit, data)) in counters.iter().enumerate() {
             let historic = n == 1 && *unit == 0x3E;
             let unit = if historic { unit1 & 0x3F } else { *unit };
-            fixed_counter_record(unit, data, binary, stored || historic, &mut records);
+            fixed_counter_record(unit, *data, binary, stored || historic, &mut records);
         }
         fill_records(
             reading,
@@ -247,11 +251,11 @@ fn fixed_medium_device_type(medium: u8) -> u8 {
 /// storage 1 when stored at a fixed date), the VIF of its unit, the counter scaled to
 /// that VIF. Units without a variable-data equivalent keep the raw value as an unknown
 /// record (VIF 0x7B without its extension bit is reserved).
-fn fixed_counter_record(unit: u8, data: &[u8], binary: bool, stored: bool, out: &mut Vec<u8>) {
-    let raw = match <[u8; 4]>::try_from(data) {
-        Ok(b) if binary => Some(i128::from(u32::from_le_bytes(b))),
-        Ok(b) => bcd_value(b),
-        Err(_) => None,
+fn fixed_counter_record(unit: u8, data: [u8; 4], binary: bool, stored: bool, out: &mut Vec<u8>) {
+    let raw = if binary {
+        Some(i128::from(u32::from_le_bytes(data)))
+    } else {
+        bcd_value(data)
     };
     let (vif, extra) = fixed_unit_vif(unit).unwrap_or((Vif::one(0x7B), 0));
     let vif = vif.bytes();
@@ -260,7 +264,7 @@ fn fixed_counter_record(unit: u8, data: &[u8], binary: bool, stored: bool, out: 
         // Invalid BCD: kept as the 8-digit BCD record it is, which reads as invalid.
         out.push(0x0C | storage);
         out.extend_from_slice(vif);
-        out.extend_from_slice(data);
+        out.extend_from_slice(&data);
         return;
     };
     out.push(0x07 | storage);
