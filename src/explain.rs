@@ -17,6 +17,7 @@ use crate::wire::compact::{CompactRepr, FormatFrameRepr};
 use crate::wire::ell::{self, EllEncryption, EllRepr};
 use crate::wire::link::{self, control, LinkHeader};
 use crate::wire::manufacturer::Manufacturer;
+use crate::wire::telegram::Telegram;
 use crate::wire::tpl::{self, HeaderKind, SecurityMode, TplRepr};
 use crate::wire::{device_type, Layer};
 
@@ -154,34 +155,54 @@ struct Walk<'a> {
     spans: Vec<Span>,
 }
 
+/// One line per thing the frame's checks noticed: CRCs removed, trailing bytes, an
+/// L-field rewritten on request.
+fn frame_notes(t: &Telegram) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(format) = t.dll.format {
+        notes.push(format!(
+            "link-layer CRCs of frame format {format:?} checked and removed; \
+             offsets below count without them"
+        ));
+    }
+    if t.dll.trailing > 0 {
+        let l = t.link.map_or(0, |h| h.length);
+        let what = if t.is_wired() {
+            "the wired frame's stop byte".to_owned()
+        } else {
+            format!("the frame's end (L-field 0x{l:02X})")
+        };
+        notes.push(format!(
+            "{} byte{} after {what}: not part of the frame, not decoded",
+            t.dll.trailing,
+            if t.dll.trailing == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(l) = t.dll.original_length {
+        notes.push(format!(
+            "lenient length: the L-field said 0x{l:02X} but {} bytes follow; read whole as asked (--lenient-length)",
+            t.len.saturating_sub(1)
+        ));
+    }
+    notes
+}
+
 impl<'a> Walk<'a> {
     fn new(raw: &[u8], trace: &Trace, error: Option<&'a DecodeError>, keys: &'a KeyStore) -> Self {
         let mut notes = Vec::new();
         let wired = trace.base > 0;
-        let received = if wired {
-            raw.to_vec()
-        } else {
-            match link::normalize_lenient(raw) {
-                Ok(n) => {
-                    if let Some(format) = n.format {
-                        notes.push(format!(
-                            "link-layer CRCs of frame format {format:?} checked and removed; \
-                             offsets below count without them"
-                        ));
-                    }
-                    if let Some(l) = n.original_length {
-                        notes.push(format!(
-                            "the L-field said {l} but {} bytes follow; read as {}",
-                            raw.len().saturating_sub(1),
-                            raw.len().saturating_sub(1)
-                        ));
-                    }
-                    n.frame.into_owned()
-                }
-                // The CRC (or length) error is the outcome; show the header as received.
-                Err(_) => raw.to_vec(),
+        let received = match (&trace.telegram, wired) {
+            (_, true) => raw.to_vec(),
+            (Some(t), false) => {
+                notes.extend(frame_notes(t));
+                trace.received.clone()
             }
+            // The CRC (or length) error is the outcome; show the header as received.
+            (None, false) => raw.to_vec(),
         };
+        if let (Some(t), true) = (&trace.telegram, wired) {
+            notes.extend(frame_notes(t));
+        }
         let mut plain = received.clone();
         if let Some(dst) = plain.get_mut(trace.base..trace.base + trace.working.len()) {
             if !trace.working.is_empty() && dst.len() == trace.working.len() {
@@ -1235,6 +1256,9 @@ fn diagnose(err: &DecodeError, decoder: &Decoder, meter: Option<MeterRef>) -> St
             "the frame ends before its layers do: an incomplete reception or paste".to_owned()
         }
         FailureKind::Input => "this is not a hex telegram".to_owned(),
+        FailureKind::ControlFrame => "a link-layer frame without meter data (a request, \
+             command or acknowledgement): counted, not a failure of the meter"
+            .to_owned(),
         FailureKind::Invalid | FailureKind::Unsupported => err.message.clone(),
     };
     format!("{label}: {advice}")
@@ -1291,7 +1315,7 @@ impl Explanation {
                 layer,
                 offset,
                 diagnosis,
-                ..
+                message,
             } => {
                 let at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
                 let _ = writeln!(
@@ -1299,6 +1323,9 @@ impl Explanation {
                     "result: failed in the {layer} layer{at} ({})",
                     kind.name()
                 );
+                // The class in one line: "CRC error in block 2 of format B …",
+                // "damaged wired frame: no stop byte", "control frame: SND_NKE".
+                let _ = writeln!(out, "error: {message}");
                 let _ = writeln!(out, "diagnosis: {diagnosis}");
             }
         }
@@ -1398,5 +1425,62 @@ mod tests {
         assert_eq!(*kind, FailureKind::NoKey);
         assert!(diagnosis.starts_with("no key:"), "{diagnosis}");
         assert!(e.lines.iter().any(|s| s.field == "ciphertext"));
+    }
+
+    /// Each integrity class of issue 12 is named in one line of `--explain`.
+    #[test]
+    fn integrity_classes_are_named_in_one_line() {
+        use crate::frame::{CrcState, FrameFormat};
+        use crate::wire::link::add_crc;
+        let sontex = hex::decode(
+            "3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000",
+        )
+        .unwrap();
+        let mut b = add_crc(&sontex, FrameFormat::B).unwrap();
+        b[20] ^= 1;
+        let mut long = sontex.clone();
+        long.extend_from_slice(&[0xDE, 0xAD, 0x21]);
+        let mut a = add_crc(&sontex, FrameFormat::A).unwrap();
+        a[40] ^= 0x80;
+        let cases = [
+            (
+                b,
+                CrcState::Present(FrameFormat::B),
+                "error: CRC error in block 2 of format B",
+            ),
+            (
+                a,
+                CrcState::Unknown,
+                "error: CRC error in block 3 of format A",
+            ),
+            (
+                long,
+                CrcState::Unknown,
+                "note: 3 bytes after the frame's end (L-field 0x34)",
+            ),
+            (
+                hex::decode("680303680801515B16").unwrap(),
+                CrcState::Unknown,
+                "error: damaged wired frame: checksum",
+            ),
+            (
+                hex::decode("680303680801515A").unwrap(),
+                CrcState::Unknown,
+                "error: damaged wired frame: no stop byte",
+            ),
+            (
+                hex::decode("1040014116").unwrap(),
+                CrcState::Unknown,
+                "error: control frame: SND_NKE",
+            ),
+        ];
+        for (bytes, crc, line) in cases {
+            let frame = RadioFrame {
+                crc,
+                ..RadioFrame::new(bytes)
+            };
+            let text = explain(&mut Decoder::new(KeyStore::new()), &frame).render();
+            assert!(text.lines().any(|l| l.starts_with(line)), "{line}\n{text}");
+        }
     }
 }

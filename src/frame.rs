@@ -46,10 +46,16 @@ impl std::fmt::Display for LinkMode {
     }
 }
 
-/// One received telegram: wM-Bus bytes starting at the L-field, plus what the receiver knows.
+pub use crate::wire::dll::CrcState;
+pub use crate::wire::link::FrameFormat;
+
+/// One received telegram: wM-Bus bytes starting at the L-field (or a wired M-Bus frame),
+/// plus what the receiver knows.
 ///
-/// `bytes` may still carry link-layer CRCs (CUL delivers them, hand-typed hex may too);
-/// the decoder normalises (see `wire::link::normalize`).
+/// `crc` says what the receiver delivered: CRCs still present (CUL), checked and removed
+/// by the dongle, or failed by its own check. The decoder never guesses for a radio;
+/// only [`CrcState::Unknown`] (hex typed by a person, [`RadioFrame::new`]) is read by
+/// the rules of `wire::dll`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RadioFrame {
     pub bytes: Vec<u8>,
@@ -58,9 +64,15 @@ pub struct RadioFrame {
     pub received_at: Option<SystemTime>,
     /// Which receiver heard it (device path or driver name), for diagnostics.
     pub source: Option<String>,
+    /// What the receiver says about the DLL CRCs.
+    pub crc: CrcState,
+    /// Hand-pasted hex only, by explicit request: a frame longer than its L-field is
+    /// read whole with L rewritten, and the reading says so.
+    pub lenient_length: bool,
 }
 
 impl RadioFrame {
+    /// Bytes whose origin is unknown (typed by a person): CRC layout read from the bytes.
     pub fn new(bytes: Vec<u8>) -> Self {
         RadioFrame {
             bytes,
@@ -68,6 +80,16 @@ impl RadioFrame {
             link_mode: None,
             received_at: None,
             source: None,
+            crc: CrcState::Unknown,
+            lenient_length: false,
+        }
+    }
+
+    /// Bytes from a receiver that checked and removed the DLL CRCs.
+    pub fn checked(bytes: Vec<u8>, format: Option<FrameFormat>) -> Self {
+        RadioFrame {
+            crc: CrcState::Checked(format),
+            ..RadioFrame::new(bytes)
         }
     }
 }

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::decode::{DecodeError, Decoder, FailureKind};
-use crate::frame::RadioFrame;
+use crate::frame::{CrcState, RadioFrame};
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 use crate::reading::Reading;
 
 /// What became of one received frame.
@@ -105,6 +109,9 @@ pub struct MeterStats {
     pub duplicates: u64,
     /// Failures by class (`no_key`, `wrong_key`, `crc`, ...).
     pub failed: BTreeMap<String, u64>,
+    /// Frames naming this meter whose C-field carries no data (SND_NKE, ACK, REQ_UD2).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub control_frames: u64,
     /// Outcome of the last telegram: `ok` or a failure class.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_outcome: Option<String>,
@@ -168,11 +175,11 @@ impl MeterStats {
     /// Manufacturer and device type from the link header of a frame that did not decode,
     /// so that a meter with a missing key still shows who made it and what it measures.
     /// A decoded reading's values (which may come from a long TPL header) take precedence.
-    fn note_identity(&mut self, bytes: &[u8]) {
+    fn note_identity(&mut self, frame: &RadioFrame) {
         if self.manufacturer.is_some() {
             return;
         }
-        let Some((manufacturer, device_type)) = peek_identity(bytes) else {
+        let Some((manufacturer, device_type)) = peek_identity(&frame.bytes, frame.crc) else {
             return;
         };
         self.manufacturer = Some(manufacturer);
@@ -180,18 +187,18 @@ impl MeterStats {
     }
 }
 
-/// Manufacturer code and device type name from a wireless link header (M at bytes 2..4,
-/// device type at byte 9). Wired long frames carry no link header and give `None`.
-fn peek_identity(bytes: &[u8]) -> Option<(String, String)> {
-    use crate::wire::{device_type, manufacturer::Manufacturer};
-    if bytes.first() == Some(&0x68) && bytes.get(3) == Some(&0x68) {
-        return None;
-    }
-    let m: [u8; 2] = bytes.get(2..4)?.try_into().ok()?;
-    let kind = *bytes.get(9)?;
-    let m = Manufacturer::from_le_bytes(m);
+/// Manufacturer code and device type name of the meter a frame names, read from its
+/// parsed telegram (the TPL long header where there is one, else the link header).
+fn peek_identity(bytes: &[u8], crc: CrcState) -> Option<(String, String)> {
+    use crate::wire::{device_type, telegram::Telegram};
+    let mut scratch = Vec::new();
+    let address = match Telegram::parse(bytes, crc, false, &mut scratch) {
+        Ok(t) => t.address?,
+        Err(_) => crate::wire::telegram::peek_address(bytes, crc)?,
+    };
+    let m = address.manufacturer();
     let code = m.code().unwrap_or_else(|| format!("{:04X}", m.raw()));
-    Some((code, device_type::name(m, kind).into_owned()))
+    Some((code, device_type::name(m, address.device_type).into_owned()))
 }
 
 /// The instantaneous error-flags record (FD 17, storage 0) of a reading, if it has one.
@@ -256,7 +263,7 @@ impl Pipeline {
         let at = frame.received_at.unwrap_or_else(SystemTime::now);
         if self.dedupe.is_duplicate(&frame.bytes, now) {
             self.totals.duplicates += 1;
-            if let Some(id) = crate::decode::peek_meter_id(&frame.bytes) {
+            if let Some(id) = crate::decode::peek_frame_meter(&frame.bytes, frame.crc) {
                 if let Some(stats) = self.meters.get_mut(&id) {
                     stats.duplicates += 1;
                 }
@@ -287,7 +294,7 @@ impl Pipeline {
                 let meter = err
                     .meter
                     .clone()
-                    .or_else(|| crate::decode::peek_meter_id(&frame.bytes));
+                    .or_else(|| crate::decode::peek_frame_meter(&frame.bytes, frame.crc));
                 let configured = meter
                     .as_ref()
                     .is_some_and(|id| self.config.meters.contains_key(id));
@@ -297,17 +304,25 @@ impl Pipeline {
                     if let Some(id) = &meter {
                         let stats = self.meters.entry(id.clone()).or_default();
                         stats.heard_at(at, frame);
-                        stats.note_identity(&frame.bytes);
+                        stats.note_identity(frame);
                         stats.last_outcome = Some("not_configured".into());
                     }
                     return Outcome::Filtered { meter };
                 }
                 let kind = err.kind.name().to_owned();
                 *self.totals.failed.entry(kind.clone()).or_default() += 1;
+                if err.kind == FailureKind::ControlFrame {
+                    // Link traffic (SND_NKE, ACK, requests): named and counted, not a
+                    // failure of the meter.
+                    if let Some(stats) = meter.as_ref().and_then(|id| self.meters.get_mut(id)) {
+                        stats.control_frames += 1;
+                    }
+                    return Outcome::Failed(err.for_meter(meter.as_deref()));
+                }
                 if let Some(id) = &meter {
                     let stats = self.meters.entry(id.clone()).or_default();
                     stats.heard_at(at, frame);
-                    stats.note_identity(&frame.bytes);
+                    stats.note_identity(frame);
                     *stats.failed.entry(kind.clone()).or_default() += 1;
                     stats.last_outcome = Some(kind);
                 }
@@ -357,6 +372,49 @@ pub fn is_key_problem(kind: FailureKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CRC failure from a receiver that hands on CRC-carrying bytes (CUL) is counted
+    /// against the meter, class `crc`; a control frame is counted but is no failure.
+    #[test]
+    fn crc_failures_count_per_meter_and_control_frames_do_not_fail() {
+        use crate::frame::{parse_hex, FrameFormat};
+        use crate::keys::KeyStore;
+        let sontex = parse_hex("3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000").unwrap();
+        let mut raw = crate::wire::link::add_crc(&sontex, FrameFormat::A).unwrap();
+        raw[30] ^= 0x01;
+        let frame = RadioFrame {
+            crc: CrcState::Present(FrameFormat::A),
+            ..RadioFrame::new(raw)
+        };
+        let mut decoder = Decoder::new(KeyStore::new());
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        let now = Instant::now();
+        assert!(matches!(
+            pipeline.process(&mut decoder, &frame, now),
+            Outcome::Failed(DecodeError {
+                kind: FailureKind::Crc,
+                ..
+            })
+        ));
+        let stats = pipeline.meter("27293981").unwrap();
+        assert_eq!(stats.failed.get("crc"), Some(&1));
+        assert_eq!(stats.last_outcome.as_deref(), Some("crc"));
+        assert_eq!(stats.manufacturer.as_deref(), Some("SON"));
+
+        let mut nke = sontex.clone();
+        nke[1] = 0x40;
+        let frame = RadioFrame::new(nke);
+        assert!(matches!(
+            pipeline.process(&mut decoder, &frame, now),
+            Outcome::Failed(DecodeError {
+                kind: FailureKind::ControlFrame,
+                ..
+            })
+        ));
+        let stats = pipeline.meter("27293981").unwrap();
+        assert_eq!((stats.control_frames, stats.failed.len()), (1, 1));
+        assert_eq!(pipeline.totals().failed.get("control_frame"), Some(&1));
+    }
 
     #[test]
     fn dedupe_window() {

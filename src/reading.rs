@@ -39,11 +39,30 @@
 //! | `driver` | string, optional | name of the manufacturer driver that matched the meter (see *Driver fields*); absent when none did |
 //! | `driver_error` | string, optional | why the driver's named decoding step (descrambling, vendor decryption) failed; that step's fields are then absent |
 //! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
+//! | `report` | object, optional | an application error (CI 0x70) or alarm (CI 0x71) report of a wired meter: `{"kind":"application_error"\|"alarm","code":2,"name":"buffer too long, truncated"}`; records that follow the code are in `records` |
+//! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length) |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
 //! `"temporary_error"`; vendor bits 5–7 appear as `"manufacturer_bit5"` …
 //! `"manufacturer_bit7"`. No flag set means the meter reports no problem.
+//!
+//! Integrity: a reading is only made from bytes every check vouched for — the DLL CRCs
+//! (checked by wmbusd or, as the receiver reports, by the dongle), the L-field (bytes
+//! beyond it are counted in `diagnostics.trailing_bytes`, not parsed; a frame shorter
+//! than its L-field is an error), a wired frame's start and stop bytes, both L-fields and
+//! checksum, and the MAC or decryption checks. Frames whose C-field carries no meter data
+//! (SND_NKE, ACK, NACK, REQ_UD1/2, CNF_IR, a wired E5, short or control frame) make no
+//! reading: they are counted as `control_frame`, not as a failure of the meter.
+//!
+//! Wired frames without a long header (CI 0x70, 0x71, 0x78) name the meter by its
+//! primary address as BCD digits (`"00000005"` for address 5), manufacturer `"0000"`.
+//! The fixed data structure (CI 0x73 LSB first, 0x77 MSB first; EN 1434-3 heritage)
+//! gives the meter id, access number, status (power low and error bits) and its two
+//! counters as records with the quantity and unit of their variable-data equivalent
+//! (e.g. `energy` in kWh, storage 1 when the counters are stored at a fixed date or the
+//! second unit is "same but historic"); a unit code without an equivalent is kept as an
+//! `unknown` record. CI 0x76 (variable data, MSB first) reads like 0x72.
 //!
 //! ## Driver fields
 //!
@@ -151,7 +170,7 @@
 //! | `rf_level_dbm` | – | FD 0x71 |
 //! | `daylight_saving`, `listening_window_management`, `meter_stop_count` | – | FD 0x72, 0x73, 0x75 |
 //! | `remaining_battery_lifetime` | d | FD 0x74 (`_months`/`_years` from `FD FD 02/03`) |
-//! | `reserved`, `reserved_fb`, `reserved_fd`, `reserved_ef`, … | – | codes without assigned meaning (value as unsigned integer) |
+//! | `unknown` | – | a reserved or unassigned VIF/VIFE code (e.g. 0x7B without its extension bit): value as unsigned integer, `dif_vif` and `raw` keep the bytes |
 //!
 //! Combinable VIFEs that turn a record into a date, duration or count (e.g. `start_date`,
 //! `duration_first_upper_limit_exceed`, `upper_limit_exceed_count`) keep the base
@@ -212,6 +231,40 @@ pub struct Reading {
     /// Named values the driver took from the records and vendor bytes.
     #[serde(default, skip_serializing_if = "Fields::is_empty")]
     pub fields: Fields,
+    /// An application error (CI 0x70) or alarm (CI 0x71) report, named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+    /// What the frame's checks noticed besides the reading: bytes after its end, an
+    /// L-field rewritten on request. Absent when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
+}
+
+/// A meter's application error or alarm report (EN 13757-3, CI 0x70 / 0x71).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// `application_error` or `alarm`.
+    pub kind: String,
+    /// The code byte the meter sent.
+    pub code: u8,
+    /// What the code means.
+    pub name: String,
+}
+
+/// Frame-level remarks of a reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Bytes that arrived after the frame's end as its L-field bounds it; not parsed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trailing_bytes: usize,
+    /// Only with `wmbusd decode --lenient-length`: the L-field as received, when the
+    /// frame was read whole past it (the reading then rests on an unchecked length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lenient_length: Option<u8>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Field names in name order, each with its JSON object key rendered once. A driver
@@ -772,7 +825,8 @@ impl Record {
         self.unit_text.clone_from(&r.vib.plain_text_unit);
         // Vendor data, and the data of a record whose value is withheld for a record
         // error (vendors put counters there: Diehl's hours in error), are kept as hex.
-        if manufacturer_vifes || record_error.is_some() {
+        // An unknown (reserved) VIF or VIFE keeps its data as hex too.
+        if manufacturer_vifes || record_error.is_some() || r.quantity == apl::UNKNOWN {
             let raw = self.raw.get_or_insert_with(String::new);
             raw.clear();
             push_upper_hex(raw, r.data);
@@ -913,6 +967,14 @@ impl Reading {
             out.extend_from_slice(b",\"fields\":");
             self.fields
                 .write_json_object(out, printed.as_deref(), &self.records)?;
+        }
+        if let Some(report) = &self.report {
+            out.extend_from_slice(b",\"report\":");
+            serde_json::to_writer(&mut *out, report)?;
+        }
+        if let Some(diagnostics) = &self.diagnostics {
+            out.extend_from_slice(b",\"diagnostics\":");
+            serde_json::to_writer(&mut *out, diagnostics)?;
         }
         out.push(b'}');
         Ok(())
@@ -1526,6 +1588,8 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            report: None,
+            diagnostics: None,
         };
         assert_same_json(&reading);
         let empty = Reading {
@@ -1629,6 +1693,8 @@ mod tests {
             driver: None,
             driver_error: None,
             fields: Fields::new(),
+            report: None,
+            diagnostics: None,
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -1673,6 +1739,8 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            report: None,
+            diagnostics: None,
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));

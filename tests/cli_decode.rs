@@ -147,3 +147,45 @@ fn help_explains_the_command() {
     assert!(out.status.success());
     assert!(help.contains("--key") && help.contains("stdin") && help.contains("Exit status"));
 }
+
+/// Issue 12: bytes after the L-field are counted, not decoded; `--lenient-length` reads
+/// them and says so; `--crc b` makes a damaged single-CRC format-B frame an error.
+#[test]
+fn trailing_bytes_lenient_length_and_declared_crcs() {
+    let long = format!("{SONTEX}DEAD21");
+    let out = run(&[&long], None);
+    assert!(out.status.success());
+    let r = &lines(&out)[0];
+    assert_eq!(r["diagnostics"]["trailing_bytes"], 3);
+    assert_eq!(r["records"].as_array().unwrap().len(), 8);
+
+    let out = run(&["--lenient-length", &long], None);
+    let r = &lines(&out)[0];
+    assert_eq!(r["diagnostics"]["lenient_length"], 0x34);
+    assert!(r["diagnostics"].get("trailing_bytes").is_none());
+
+    // SONTEX in format B (L counts the CRC), one bit flipped in its only block.
+    let mut b = hex::decode(SONTEX).unwrap();
+    b[0] += 2;
+    let crc = wmbusd::wire::crc::crc16_en13757(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    let good = hex::encode_upper(&b);
+    b[20] ^= 1;
+    let damaged = hex::encode_upper(&b);
+    let out = run(&["--crc", "b", &good], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&["--crc", "b", &damaged], None);
+    assert_eq!(out.status.code(), Some(1));
+    let e = &lines(&out)[0]["error"];
+    assert_eq!(e["kind"], "crc");
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("CRC error in block 2 of format B"));
+    let out = run(&["--crc", "x", &good], None);
+    assert_eq!(out.status.code(), Some(2));
+}

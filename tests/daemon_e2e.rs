@@ -131,11 +131,19 @@ fn synthetic_litres(reading: &Json) -> u32 {
     whole.parse::<u32>().expect("whole m3") * 1000 + frac.parse::<u32>().expect("fraction")
 }
 
+/// What a dongle sends for an on-air frame: iM871A and AMB8465 check and remove the DLL
+/// CRCs (a corpus telegram pasted with format-B CRCs is stripped here, as the dongle
+/// would; the daemon never strips a dongle's frame again).
 fn telegram(bytes: &[u8], rssi_raw: u8) -> SimInput {
-    SimInput::Telegram {
-        frame: bytes.to_vec(),
-        rssi_raw,
-    }
+    let mut frame = Vec::new();
+    wmbusd::wire::dll::canonicalize(
+        bytes,
+        wmbusd::wire::dll::CrcState::Unknown,
+        false,
+        &mut frame,
+    )
+    .expect("corpus telegram normalises");
+    SimInput::Telegram { frame, rssi_raw }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::config::{Config, RadioDriver};
-use crate::decode::{peek_meter_id, Decoder, FailureKind};
+use crate::decode::{peek_frame_meter, Decoder, FailureKind};
 use crate::radio::{self, DriverKind, RadioEvent, RadioSpec, RadioState};
 
 /// sysexits EX_CONFIG: the configuration is not usable.
@@ -266,7 +266,7 @@ fn listen(
                     Some(RadioEvent::Frame(frame)) => {
                         let (id, outcome) = match decoder.decode(&frame) {
                             Ok(r) => (Some(r.meter.id), None),
-                            Err(e) => (e.meter.clone().or_else(|| peek_meter_id(&frame.bytes)), Some(e.kind)),
+                            Err(e) => (e.meter.clone().or_else(|| peek_frame_meter(&frame.bytes, frame.crc)), Some(e.kind)),
                         };
                         let Some(id) = id else { continue };
                         let entry = heard.entry(id).or_default();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::decode::{DecodeError, Decoder};
-use crate::frame::{parse_hex, parse_hex_into, RadioFrame};
+use crate::frame::{parse_hex, parse_hex_into, CrcState, FrameFormat, RadioFrame};
 use crate::keys::KeyStore;
 use crate::reading::{JsonWriter, Reading};
 
@@ -54,6 +54,30 @@ pub struct DecodeArgs {
     /// Explain every byte of each telegram, layer by layer, as text instead of JSON.
     #[arg(long)]
     explain: bool,
+
+    /// Link-layer CRCs of the hex: `auto` finds them from the bytes (a frame in which
+    /// any block CRC of format A or B matches is of that format, so a failing block is
+    /// a CRC error); `a` / `b`: CRCs present in that format, all checked; `none`: CRCs
+    /// already removed (a frame is then never searched for them).
+    #[arg(long, value_name = "auto|a|b|none", default_value = "auto", value_parser = parse_crc)]
+    crc: CrcState,
+
+    /// Hand-pasted hex with a wrong L-field: read a wireless frame longer than its
+    /// L-field whole, L rewritten; the reading says so (`diagnostics.lenient_length`).
+    /// Without it, bytes after the L-field are counted (`diagnostics.trailing_bytes`)
+    /// and never decoded.
+    #[arg(long)]
+    lenient_length: bool,
+}
+
+fn parse_crc(text: &str) -> Result<CrcState, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => Ok(CrcState::Unknown),
+        "a" => Ok(CrcState::Present(FrameFormat::A)),
+        "b" => Ok(CrcState::Present(FrameFormat::B)),
+        "none" => Ok(CrcState::Checked(None)),
+        other => Err(format!("{other:?} is not one of auto, a, b, none")),
+    }
 }
 
 pub fn run(args: DecodeArgs) -> ExitCode {
@@ -81,7 +105,12 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     // Decoded into over and over, so its buffers serve every telegram.
     let mut reading = Reading::default();
     // One frame whose byte buffer every telegram is parsed into.
-    let mut frame = RadioFrame::new(Vec::with_capacity(256));
+    let mut frame = RadioFrame {
+        crc: args.crc,
+        lenient_length: args.lenient_length,
+        ..RadioFrame::new(Vec::with_capacity(256))
+    };
+    let (crc, lenient_length) = (args.crc, args.lenient_length);
     // Remembers each record's constant JSON text across the telegrams of the call.
     let mut writer = JsonWriter::new();
 
@@ -89,7 +118,12 @@ pub fn run(args: DecodeArgs) -> ExitCode {
         |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
             count += 1;
             let ok = if explain {
-                explain_one(decoder, input, count, &mut line_buf)
+                let frame = RadioFrame {
+                    crc,
+                    lenient_length,
+                    ..RadioFrame::new(Vec::new())
+                };
+                explain_one(decoder, input, count, frame, &mut line_buf)
             } else {
                 decode_one(
                     decoder,
@@ -212,7 +246,13 @@ fn decode_one(
 }
 
 /// Writes the `--explain` text of one telegram into `out`. Returns false when it failed.
-fn explain_one(decoder: &mut Decoder, input: &str, number: usize, out: &mut Vec<u8>) -> bool {
+fn explain_one(
+    decoder: &mut Decoder,
+    input: &str,
+    number: usize,
+    mut frame: RadioFrame,
+    out: &mut Vec<u8>,
+) -> bool {
     out.clear();
     let bytes = match parse_hex(input) {
         Ok(b) => b,
@@ -224,7 +264,7 @@ fn explain_one(decoder: &mut Decoder, input: &str, number: usize, out: &mut Vec<
             return false;
         }
     };
-    let frame = RadioFrame::new(bytes);
+    frame.bytes = bytes;
     let explanation = crate::explain::explain(decoder, &frame);
     let header = format!("telegram {number}: {} bytes\n", frame.bytes.len());
     out.extend_from_slice(header.as_bytes());

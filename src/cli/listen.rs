@@ -465,7 +465,7 @@ impl Listener {
             Outcome::Reading(r) => Some(r.meter.id.clone()),
             Outcome::Failed(e) => e.meter.clone(),
             Outcome::Filtered { meter } => meter.clone(),
-            Outcome::Duplicate => crate::decode::peek_meter_id(&frame.bytes),
+            Outcome::Duplicate => crate::decode::peek_frame_meter(&frame.bytes, frame.crc),
         };
         let stats = meter.as_deref().and_then(|id| self.pipeline.meter(id));
         let (manufacturer, device_type) = match outcome {

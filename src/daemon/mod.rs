@@ -413,6 +413,9 @@ async fn handle_outcome(
         if let Some(spool) = spool {
             let raw = serde_json::json!({
                 "hex": hex::encode_upper(&frame.bytes),
+                // What the receiver said about the DLL CRCs, so that a central decoder
+                // does not have to guess either.
+                "crc": frame.crc.as_str(),
                 "rssi_dbm": frame.rssi_dbm,
                 "link_mode": frame.link_mode.map(|m| m.as_str()),
                 "received_at": frame.received_at.map(crate::timefmt::rfc3339),

@@ -28,6 +28,9 @@ pub enum FailureKind {
     MacFailure,
     /// A compact frame whose format signature was never seen in a full frame.
     UnknownCompactFormat,
+    /// A frame whose C-field carries no meter data (SND_NKE, ACK, REQ_UD2, …): named and
+    /// counted, not a failure of the meter.
+    ControlFrame,
 }
 
 impl FailureKind {
@@ -42,6 +45,7 @@ impl FailureKind {
             FailureKind::WrongKey => "wrong_key",
             FailureKind::MacFailure => "mac_failure",
             FailureKind::UnknownCompactFormat => "unknown_compact_format",
+            FailureKind::ControlFrame => "control_frame",
         }
     }
 
@@ -57,6 +61,7 @@ impl FailureKind {
             FailureKind::WrongKey => "wrong key",
             FailureKind::MacFailure => "MAC failure",
             FailureKind::UnknownCompactFormat => "unknown compact format",
+            FailureKind::ControlFrame => "control frame",
         }
     }
 }
@@ -123,8 +128,11 @@ impl DecodeError {
     pub fn from_wire(e: wire::Error, base: usize) -> Self {
         let kind = match e.kind {
             wire::ErrorKind::Truncated { .. } => FailureKind::Truncated,
-            wire::ErrorKind::Crc { .. } => FailureKind::Crc,
-            wire::ErrorKind::Invalid(_) => FailureKind::Invalid,
+            wire::ErrorKind::Crc { .. }
+            | wire::ErrorKind::BlockCrc { .. }
+            | wire::ErrorKind::Checksum { .. }
+            | wire::ErrorKind::ReceiverCrc { .. } => FailureKind::Crc,
+            wire::ErrorKind::Invalid(_) | wire::ErrorKind::Damaged(_) => FailureKind::Invalid,
             wire::ErrorKind::Unsupported(_) => FailureKind::Unsupported,
         };
         let offset = e.offset + base;

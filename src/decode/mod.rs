@@ -7,13 +7,14 @@
 
 mod error;
 mod formats;
+mod wired;
 
 pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
 use crate::drivers::{DriverSet, FrameContext, LayoutMemo, SelectionMemo};
-use crate::frame::RadioFrame;
+use crate::frame::{CrcState, RadioFrame};
 use crate::keys::KeyStore;
 use crate::reading::{
     empty_with_capacity, upper_hex, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
@@ -21,8 +22,8 @@ use crate::reading::{
 use crate::wire::afl::{AflRepr, CI_AFL};
 use crate::wire::compact::{format_signature, CompactFormat, CompactRepr, FormatFrameRepr};
 use crate::wire::ell::{self, EllEncryption, EllRepr};
-use crate::wire::link::{self, LinkHeader};
-use crate::wire::mbus::MbusLongFrame;
+use crate::wire::link::LinkHeader;
+use crate::wire::telegram::{peek_address, proprietary_address, Telegram};
 use crate::wire::tpl::{self, KdfSelection, LongAddress, SecurityMode, TplRepr};
 use crate::wire::{apl, device_type, Layer};
 
@@ -38,10 +39,11 @@ pub struct Trace {
     pub working: Vec<u8>,
     /// Offset of `working[0]` in the frame (0 wireless, 6 for a wired long frame).
     pub base: usize,
+    /// The frame as normalised, when its link layer was readable.
+    pub telegram: Option<Telegram>,
+    /// The canonical bytes as [`Telegram::parse`] wrote them, before any decryption.
+    pub received: Vec<u8>,
 }
-
-/// Offset of the CI in a wired long frame: 68 L L 68 C A CI.
-const WIRED_CI_AT: usize = 6;
 
 /// Decodes telegrams; keeps the keys and the compact-frame formats learned so far.
 #[derive(Debug)]
@@ -62,6 +64,10 @@ pub struct Decoder {
     layouts: LayoutMemo,
     /// The driver each meter model selected.
     selections: SelectionMemo,
+    /// The parsed telegram of the frame being (or last) decoded.
+    last: Option<Telegram>,
+    /// `Some` while `decode_traced` runs: the canonical bytes before decryption.
+    received: Option<Vec<u8>>,
 }
 
 /// What the security layers did to the payload.
@@ -112,6 +118,8 @@ impl Decoder {
             headers: apl::HeaderMemo::new(),
             layouts: LayoutMemo::new(),
             selections: SelectionMemo::new(),
+            last: None,
+            received: None,
         }
     }
 
@@ -163,17 +171,33 @@ impl Decoder {
         // Built in place: a `Reading` is several hundred bytes, and moving it through
         // the layers' return values showed in profiles.
         let mut buf = std::mem::take(&mut self.buf);
+        self.last = None;
         let result = self.decode_in(frame, &mut buf, reading);
         self.buf = buf;
-        result.map_err(|e| {
-            // The reading is emptied; its records (unless already set aside by
-            // `base_reading`) are kept for the next telegram.
-            let records = std::mem::take(reading).records;
-            if !records.is_empty() {
-                self.spare_records = records;
+        match result {
+            Ok(()) => {
+                if let Some(telegram) = &self.last {
+                    set_diagnostics(reading, telegram);
+                }
+                Ok(())
             }
-            e.for_meter(peek_meter_id(&frame.bytes).as_deref())
-        })
+            Err(e) => {
+                // The reading is emptied; its records (unless already set aside by
+                // `base_reading`) are kept for the next telegram.
+                let records = std::mem::take(reading).records;
+                if !records.is_empty() {
+                    self.spare_records = records;
+                }
+                let meter = self.last.as_ref().and_then(Telegram::meter_id);
+                Err(e.for_meter(meter.as_deref()))
+            }
+        }
+    }
+
+    /// The parsed telegram of the last frame decoded, when its link layer was readable
+    /// (CRCs, L-field bounds, headers): what `--explain`, dedupe and health read.
+    pub fn last_telegram(&self) -> Option<&Telegram> {
+        self.last.as_ref()
     }
 
     /// [`Decoder::decode`], also returning the working copy of the frame as the layers
@@ -182,15 +206,14 @@ impl Decoder {
     pub fn decode_traced(&mut self, frame: &RadioFrame) -> (Result<Reading, DecodeError>, Trace) {
         // Cleared first: a frame failing before the layers copy it must not show the last one.
         self.buf.clear();
+        self.received = Some(Vec::new());
         let result = self.decode(frame);
-        let base = if is_wired_long_frame(&frame.bytes) {
-            WIRED_CI_AT
-        } else {
-            0
-        };
+        let telegram = self.last;
         let trace = Trace {
             working: self.buf.clone(),
-            base,
+            base: telegram.map_or(0, |t| t.base),
+            telegram,
+            received: self.received.take().unwrap_or_default(),
         };
         (result, trace)
     }
@@ -201,23 +224,43 @@ impl Decoder {
         buf: &mut Vec<u8>,
         reading: &mut Reading,
     ) -> Result<(), DecodeError> {
-        if is_wired_long_frame(&frame.bytes) {
-            return self.decode_wired(frame, buf, reading);
+        // Normalised once: CRCs, L-field bounds, wired frame checks, headers.
+        let telegram = Telegram::parse(&frame.bytes, frame.crc, frame.lenient_length, buf)
+            .map_err(|e| {
+                let meter = peek_address(&frame.bytes, frame.crc).map(|a| a.id_string());
+                DecodeError::from_wire(e, 0).for_meter(meter.as_deref())
+            })?;
+        self.last = Some(telegram);
+        if let Some(received) = self.received.as_mut() {
+            received.clone_from(buf);
         }
-        // Frames longer than their L-field (receivers appending bytes) keep the extra
-        // bytes with L rewritten, as the reference decoder reads records running past L.
-        let normalized =
-            link::normalize_lenient(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
-        buf.clear();
-        buf.extend_from_slice(&normalized.frame);
-        let (link, mut pos) = LinkHeader::parse(buf).map_err(|e| DecodeError::from_wire(e, 0))?;
+        if let Some(name) = telegram.control_frame() {
+            return Err(DecodeError::new(
+                Layer::Link,
+                FailureKind::ControlFrame,
+                format!("control frame: {name} (C-field {:02X})", telegram.control),
+            )
+            .at(if telegram.is_wired() { 4 } else { 1 })
+            .for_meter(telegram.meter_id().as_deref()));
+        }
+        if telegram.is_wired() {
+            return self.decode_wired(frame, &telegram, buf, reading);
+        }
+        let Some(link) = telegram.link else {
+            return Err(DecodeError::new(
+                Layer::Link,
+                FailureKind::Invalid,
+                "no link header",
+            ));
+        };
+        let mut pos = link.buffer_len();
 
         let mut lower = Lower {
             ell: SecurityOutcome::NONE,
             ell_access_number: None,
             afl: None,
             afl_offset: 0,
-            payload_verified: normalized.format.is_some(),
+            payload_verified: telegram.dll.crc_verified,
         };
 
         if let Some(&ci) = buf.get(pos) {
@@ -592,46 +635,6 @@ impl Decoder {
         }
     }
 
-    fn decode_wired(
-        &mut self,
-        frame: &RadioFrame,
-        buf: &mut Vec<u8>,
-        reading: &mut Reading,
-    ) -> Result<(), DecodeError> {
-        let (long, _) =
-            MbusLongFrame::parse(&frame.bytes).map_err(|e| DecodeError::from_wire(e, 0))?;
-        // Offsets below are relative to the frame: 68 L L 68 C A CI = 7 bytes before data.
-        const CI_AT: usize = WIRED_CI_AT;
-        buf.clear();
-        buf.push(long.ci);
-        buf.extend_from_slice(long.data);
-        let (tpl, used) = TplRepr::parse(buf).map_err(|e| DecodeError::from_wire(e, CI_AT))?;
-        let Some(meter) = tpl.long_address else {
-            return Err(DecodeError::new(
-                Layer::Tpl,
-                FailureKind::Unsupported,
-                format!(
-                    "wired frame with CI {:02X} has no long header: meter identity unknown",
-                    long.ci
-                ),
-            )
-            .at(CI_AT));
-        };
-        let lower = Lower {
-            ell: SecurityOutcome::NONE,
-            ell_access_number: None,
-            afl: None,
-            afl_offset: 0,
-            // The long frame's checksum is an 8-bit sum: not a CRC.
-            payload_verified: false,
-        };
-        self.transport(frame, buf, 0, used, &tpl, &meter, &lower, reading)
-            .map_err(|mut e| {
-                e.offset = e.offset.map(|o| o + CI_AT);
-                e.for_meter(Some(&meter.id_string()))
-            })
-    }
-
     fn header_only_reading(
         &mut self,
         frame: &RadioFrame,
@@ -682,90 +685,35 @@ impl Decoder {
         self.layouts.keep_driver(reading.driver.take());
         reading.driver_error = None;
         reading.fields.clear();
+        reading.report = None;
+        reading.diagnostics = None;
     }
 }
 
-/// The meter address of a manufacturer-specific frame. Diehl's IZAR/PRIOS radios (DME,
-/// HYD; CI 0xA0..0xA7) send the A field as version, device type, then the four
-/// identification bytes — the meter's printed number is those four bytes, where a
-/// standard A field has them first.
-fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
-    let standard = LongAddress::from_link(link);
-    let letters = standard.manufacturer().letters();
-    let diehl = matches!(letters, Some(l) if &l == b"DME" || &l == b"HYD");
-    if !(diehl && (0xA0..=0xA7).contains(&ci)) {
-        return standard;
-    }
-    // Link parsing read A as id[0..4], version, type; on air it is V, T, id[0..4].
-    let [v, t, i0, i1] = link.id;
-    LongAddress {
-        id: [i0, i1, link.version, link.device_type],
-        version: v,
-        device_type: t,
-        ..standard
-    }
-}
-
-/// The meter id of a frame, read from its headers without decrypting or decoding (for
-/// counters of duplicates and of frames that fail early). Wired: long TPL header.
-/// Wireless: the TPL long header right after the link layer, or the DLL address (as a
-/// Diehl IZAR frame orders it) — the id a successful decode names, except behind an
-/// ELL or AFL, where the DLL address is given.
+/// The meter id of a frame, read from its parsed [`Telegram`] without decrypting or
+/// decoding (for counters of duplicates and of frames that fail early): the id a
+/// successful decode names, or the header's id when the frame fails its checks.
 pub fn peek_meter_id(bytes: &[u8]) -> Option<String> {
-    if is_wired_long_frame(bytes) {
-        let id: [u8; 4] = bytes.get(7..11)?.try_into().ok()?;
-        return Some(link::id_string(&id));
-    }
-    // The CI sits after the first block's CRC when the frame still carries its CRCs.
-    let canonical = link::normalize_lenient(bytes).ok();
-    let frame = canonical.as_ref().map_or(bytes, |n| &n.frame);
-    if let Ok((header, pos)) = LinkHeader::parse(frame) {
-        return Some(header_address(frame, &header, pos).id_string());
-    }
-    let id: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
-    Some(link::id_string(&id))
+    peek_frame_meter(bytes, CrcState::Unknown)
 }
 
-/// The meter address as [`Decoder::decode`] names it, from the plaintext headers after
-/// the link layer at `pos`: past an unencrypted ELL and an AFL, the TPL long header or
-/// a proprietary frame's address. The DLL address where a header is encrypted or bad.
-fn header_address(frame: &[u8], link: &LinkHeader, mut pos: usize) -> LongAddress {
-    let standard = LongAddress::from_link(link);
-    if frame.get(pos).is_some_and(|&ci| ell::is_ell_ci(ci)) {
-        let Ok((ell, used)) = EllRepr::parse(tail(frame, pos)) else {
-            return standard;
-        };
-        pos = match (ell.encrypted_offset(), ell.encryption()) {
-            (None, _) => pos + used,
-            // An unencrypted ELL with a payload CRC: the next layer follows the CRC.
-            (Some(rel), EllEncryption::None) => pos + rel + 2,
-            (Some(_), _) => return standard,
-        };
-    }
-    if frame.get(pos) == Some(&CI_AFL) {
-        match AflRepr::parse(tail(frame, pos)) {
-            Ok((_, used)) => pos += used,
-            Err(_) => return standard,
-        }
-    }
-    match frame.get(pos) {
-        Some(&ci) if tpl::is_manufacturer_specific(ci) => proprietary_address(link, ci),
-        Some(_) => {
-            TplRepr::parse(tail(frame, pos)).map_or(standard, |(tpl, _)| tpl.meter_address(link))
-        }
-        None => standard,
+/// [`peek_meter_id`] for a frame whose receiver said what it delivered.
+pub fn peek_frame_meter(bytes: &[u8], crc: CrcState) -> Option<String> {
+    let mut scratch = Vec::new();
+    match Telegram::parse(bytes, crc, false, &mut scratch) {
+        Ok(t) => t.meter_id(),
+        Err(_) => peek_address(bytes, crc).map(|a| a.id_string()),
     }
 }
 
-/// `68 L L 68 … 16` with a consistent length: a wired M-Bus long frame rather than a
-/// wireless frame that happens to start with L = 0x68.
-fn is_wired_long_frame(bytes: &[u8]) -> bool {
-    match bytes {
-        [0x68, l1, l2, 0x68, ..] => {
-            l1 == l2 && bytes.len() == usize::from(*l1) + 6 && bytes.last() == Some(&0x16)
-        }
-        _ => false,
-    }
+/// Trailing bytes and a rewritten L-field, as the reading's diagnostics.
+fn set_diagnostics(reading: &mut Reading, telegram: &Telegram) {
+    let dll = &telegram.dll;
+    let noticed = dll.trailing > 0 || dll.original_length.is_some();
+    reading.diagnostics = noticed.then_some(crate::reading::Diagnostics {
+        trailing_bytes: dll.trailing,
+        lenient_length: dll.original_length,
+    });
 }
 
 fn tail(buf: &[u8], from: usize) -> &[u8] {
@@ -938,10 +886,15 @@ mod tests {
                 Some(id.as_str()),
                 "{line}"
             );
-            // Truncated frames and frames longer than their L-field have no format A form.
-            let canonical = link::normalize_lenient(&bytes).map(|n| n.frame);
-            let with_crcs = canonical.and_then(|c| link::add_crc(&c, link::FrameFormat::A));
-            if let (false, Ok(with_crcs)) = (is_wired_long_frame(&bytes), with_crcs) {
+            // The same frame with format-A CRCs names the same meter.
+            let mut canonical = Vec::new();
+            let dll =
+                crate::wire::dll::canonicalize(&bytes, CrcState::Unknown, false, &mut canonical);
+            let with_crcs =
+                crate::wire::link::add_crc(&canonical, crate::wire::link::FrameFormat::A);
+            if let (false, Ok(_), Ok(with_crcs)) =
+                (crate::wire::mbus::looks_wired(&bytes), dll, with_crcs)
+            {
                 assert_eq!(peek_meter_id(&with_crcs).as_deref(), Some(id.as_str()));
             }
             compared += 1;
@@ -1023,7 +976,7 @@ mod tests {
             [0xFF; 4],
             [0; 4],
         ] {
-            assert_eq!(id_text(&id), link::id_string(&id));
+            assert_eq!(id_text(&id), crate::wire::link::id_string(&id));
         }
     }
 }

@@ -212,6 +212,33 @@ pub fn parse_line(line: &str, rssi_attached: bool) -> Result<CulLine, Error> {
     }))
 }
 
+/// The on-air bytes of a telegram line (DLL CRCs still in place, unchecked) with its
+/// format and RSSI; `None` for other lines. A line whose CRCs fail is handed to the
+/// decoder this way, so that the failure names its block and is counted per meter.
+pub fn raw_telegram(
+    line: &str,
+    rssi_attached: bool,
+) -> Option<(FrameFormat, Vec<u8>, Option<f32>)> {
+    let line = line.trim();
+    let (format, hex) = if let Some(rest) = line.strip_prefix("bY") {
+        (FrameFormat::B, rest)
+    } else {
+        (FrameFormat::A, line.strip_prefix('b')?)
+    };
+    let (frame_hex, rssi) = if rssi_attached {
+        let split = hex
+            .len()
+            .checked_sub(4)
+            .filter(|&s| hex.is_char_boundary(s))?;
+        let (f, tail) = hex.split_at(split);
+        let tail = decode_hex(tail).ok()?;
+        (f, tail.get(1).copied().map(rssi_to_dbm))
+    } else {
+        (hex, None)
+    };
+    Some((format, decode_hex(frame_hex).ok()?, rssi))
+}
+
 /// Formats the line a stick prints for a canonical frame (for simulators and tests).
 pub fn telegram_line(
     canonical: &[u8],
@@ -338,6 +365,25 @@ mod tests {
                 ..
             })
         ));
+        // The decoder gets the line's bytes with their CRCs and names the failing block,
+        // counted against the meter (issue 12), the same as for every other radio.
+        let (format, raw, rssi) = raw_telegram(&corrupt, true).unwrap();
+        assert_eq!(format, FrameFormat::A);
+        assert!(rssi.is_some());
+        let frame = crate::frame::RadioFrame {
+            crc: crate::frame::CrcState::Present(format),
+            ..crate::frame::RadioFrame::new(raw)
+        };
+        let err = crate::decode::Decoder::new(crate::keys::KeyStore::new())
+            .decode(&frame)
+            .unwrap_err();
+        assert_eq!(err.kind, crate::decode::FailureKind::Crc);
+        assert!(
+            err.message.starts_with("CRC error in block 2 of format A"),
+            "{err}"
+        );
+        assert!(err.meter.is_some());
+        assert_eq!(raw_telegram("V 1.30 CUL868", true), None);
         // Lines cut at an even position no longer match the L-field.
         assert!(matches!(
             parse_line(&T1_LINE[..61], true),

@@ -115,6 +115,33 @@ pub fn parse_line(line: &str) -> Result<RtlLine, Error> {
     Ok(RtlLine::Telegrams(telegrams))
 }
 
+/// The telegrams of a line whose DLL CRC check failed (`CRC_OK` not 1) but whose
+/// 3-out-of-6 coding held: the bytes as the receiver printed them, for the decoder to
+/// report as a CRC error counted against the meter its header names. Telegrams too
+/// short to hold a link header name no meter and are left out; empty for other lines.
+pub fn crc_failed_telegrams(line: &str) -> Vec<(LinkMode, Vec<u8>)> {
+    let trimmed = line.trim();
+    let rest = match trimmed.split_once(';') {
+        Some(("rla" | "t2a", rest)) => rest,
+        _ => trimmed,
+    };
+    let fields: Vec<&str> = rest.split(';').collect();
+    let Some(mode) = fields.first().and_then(|f| mode_of(f)) else {
+        return Vec::new();
+    };
+    if fields.get(1) == Some(&"1") || fields.get(2) != Some(&"1") {
+        return Vec::new();
+    }
+    fields
+        .iter()
+        .skip(3)
+        .filter_map(|text| text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")))
+        .filter_map(|hex| decode_hex(hex.trim()).ok())
+        .filter(|frame| frame.len() >= crate::wire::link::HEADER_LEN)
+        .map(|frame| (mode, frame))
+        .collect()
+}
+
 /// Old rtl-wmbus versions printed a wrong L; the hex itself is CRC-free and complete, so
 /// L is recomputed from its length. Returns the original L if it changed.
 fn fix_l(frame: &mut [u8]) -> Option<u8> {
@@ -218,6 +245,20 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn crc_failed_lines_hand_on_their_bytes() {
+        let line = kamstrup_line().replacen("C1;1;1", "C1;0;1", 1);
+        assert_eq!(
+            crc_failed_telegrams(&line),
+            vec![(LinkMode::C1, KAMSTRUP.to_vec())]
+        );
+        // Good lines and coding failures are not CRC failures.
+        assert!(crc_failed_telegrams(&kamstrup_line()).is_empty());
+        let coding = kamstrup_line().replacen("C1;1;1", "C1;0;0", 1);
+        assert!(crc_failed_telegrams(&coding).is_empty());
+        assert!(crc_failed_telegrams("C1;0;1;x;1;2;3;0x00").is_empty());
     }
 
     #[test]

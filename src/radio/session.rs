@@ -17,7 +17,7 @@ use super::{
     amb8465, combine_modes, cul, im871a, replay, rtlwmbus, DongleInfo, DriverKind, Line,
     LineSplitter,
 };
-use crate::frame::{LinkMode, RadioFrame};
+use crate::frame::{CrcState, LinkMode, RadioFrame};
 
 /// What to receive from and how.
 #[derive(Debug, Clone)]
@@ -134,13 +134,21 @@ impl Reporter {
         })
         .await
     }
-    fn frame(&self, bytes: Vec<u8>, rssi_dbm: Option<f32>, mode: Option<LinkMode>) -> RadioEvent {
+    fn frame(
+        &self,
+        bytes: Vec<u8>,
+        rssi_dbm: Option<f32>,
+        mode: Option<LinkMode>,
+        crc: CrcState,
+    ) -> RadioEvent {
         RadioEvent::Frame(RadioFrame {
             bytes,
             rssi_dbm,
             link_mode: mode,
             received_at: Some(SystemTime::now()),
             source: Some(self.source.clone()),
+            crc,
+            lenient_length: false,
         })
     }
 }
@@ -231,7 +239,11 @@ async fn run_replay(
         }
         first = false;
         match item {
-            Ok(t) => rep.send(rep.frame(t.frame, t.rssi_dbm, None)).await?,
+            // Typed by a person: the decoder reads the CRC layout from the bytes.
+            Ok(t) => {
+                rep.send(rep.frame(t.frame, t.rssi_dbm, None, CrcState::Unknown))
+                    .await?
+            }
             Err(e) => rep.bad(e.to_string()).await?,
         }
     }
@@ -383,13 +395,27 @@ async fn read_rtl_lines<R: AsyncRead + Unpin>(
                         if let Some(old) = t.original_l {
                             tracing::warn!(source = %rep.source, old_l = old, "rtl-wmbus sent a wrong L-field; fixed from the hex length");
                         }
-                        rep.send(rep.frame(t.frame, None, Some(t.link_mode)))
+                        let crc = CrcState::Checked(None);
+                        rep.send(rep.frame(t.frame, None, Some(t.link_mode), crc))
                             .await?;
                     }
                 }
                 Ok(rtlwmbus::RtlLine::Chatter(c)) => {
                     if !c.is_empty() {
                         tracing::debug!(source = %rep.source, line = %c, "rtl-wmbus");
+                    }
+                }
+                // The receiver's own CRC verdict: handed on, so that the failure is
+                // counted (class `crc`) against the meter the header names.
+                Err(rtlwmbus::Error::CrcFailed { .. }) => {
+                    let failed = rtlwmbus::crc_failed_telegrams(&text);
+                    if failed.is_empty() {
+                        rep.bad(format!("rtlwmbus: unreadable CRC-failed line {text:?}"))
+                            .await?;
+                    }
+                    for (mode, bytes) in failed {
+                        rep.send(rep.frame(bytes, None, Some(mode), CrcState::Failed(None)))
+                            .await?;
                     }
                 }
                 Err(e) => rep.bad(e.to_string()).await?,
@@ -456,7 +482,13 @@ impl Codec {
                     out.push(match item {
                         Ok(im871a::Message::DataIndication {
                             frame, rssi_dbm, ..
-                        }) => Item::Frame(frame_of(rep, frame, rssi_dbm, mode)),
+                        }) => Item::Frame(frame_of(
+                            rep,
+                            frame,
+                            rssi_dbm,
+                            mode,
+                            CrcState::Checked(None),
+                        )),
                         Ok(im871a::Message::PingRsp) => Item::Reply(Reply::ImPing),
                         Ok(im871a::Message::DeviceInfo(i)) => Item::Reply(Reply::ImDeviceInfo(i)),
                         Ok(im871a::Message::SetConfigRsp { status }) => {
@@ -474,7 +506,13 @@ impl Codec {
                 while let Some(item) = d.next_message() {
                     out.push(match item {
                         Ok(amb8465::Message::DataIndication { frame, rssi_dbm, .. }) => {
-                            Item::Frame(frame_of(rep, frame, rssi_dbm, mode))
+                            Item::Frame(frame_of(
+                                rep,
+                                frame,
+                                rssi_dbm,
+                                mode,
+                                CrcState::Checked(None),
+                            ))
                         }
                         Ok(amb8465::Message::Firmware(f)) => Item::Reply(Reply::AmFirmware(f)),
                         Ok(amb8465::Message::SetModeRsp { status }) => {
@@ -503,9 +541,25 @@ impl Codec {
                         }
                         Line::Text(t) if t.trim().is_empty() => continue,
                         Line::Text(t) => match cul::parse_line(&t, true) {
-                            Ok(cul::CulLine::Telegram(tg)) => {
-                                Item::Frame(frame_of(rep, tg.frame, tg.rssi_dbm, mode))
-                            }
+                            Ok(cul::CulLine::Telegram(tg)) => Item::Frame(frame_of(
+                                rep,
+                                tg.frame,
+                                tg.rssi_dbm,
+                                mode,
+                                CrcState::Checked(Some(tg.format)),
+                            )),
+                            // Handed on with its CRCs: the decoder names the failing
+                            // block and counts the error against the meter.
+                            Err(cul::Error::Crc { .. }) => match cul::raw_telegram(&t, true) {
+                                Some((format, raw, rssi)) => Item::Frame(frame_of(
+                                    rep,
+                                    raw,
+                                    rssi,
+                                    mode,
+                                    CrcState::Present(format),
+                                )),
+                                None => Item::Bad(format!("cul: unreadable CRC-failed line {t:?}")),
+                            },
                             Ok(cul::CulLine::Version(v)) => Item::Reply(Reply::CulVersion(v)),
                             Ok(cul::CulLine::ModeAck(m)) => Item::Reply(Reply::CulModeAck(m)),
                             Ok(cul::CulLine::Status(s)) => Item::Reply(Reply::CulStatus(s)),
@@ -536,13 +590,22 @@ impl Codec {
     }
 }
 
-fn frame_of(rep: &Reporter, bytes: Vec<u8>, rssi_dbm: Option<f32>, mode: LinkMode) -> RadioFrame {
+/// A frame from a dongle; `crc` is what the dongle says about the DLL CRCs.
+fn frame_of(
+    rep: &Reporter,
+    bytes: Vec<u8>,
+    rssi_dbm: Option<f32>,
+    mode: LinkMode,
+    crc: CrcState,
+) -> RadioFrame {
     RadioFrame {
         bytes,
         rssi_dbm,
         link_mode: Some(mode),
         received_at: Some(SystemTime::now()),
         source: Some(rep.source.clone()),
+        crc,
+        lenient_length: false,
     }
 }
 

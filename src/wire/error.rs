@@ -53,6 +53,23 @@ pub enum ErrorKind {
     Invalid(&'static str),
     /// Well-formed, but a feature this decoder does not implement.
     Unsupported(&'static str),
+    /// A DLL block CRC of a wireless frame did not match; `block` is numbered as
+    /// EN 13757-4 numbers them (format A: 1 = header block; format B: 2 and 3).
+    BlockCrc {
+        format: super::link::FrameFormat,
+        block: u8,
+        stored: u16,
+        computed: u16,
+    },
+    /// A wired M-Bus frame failed one of its own checks (start, both L bytes, stop
+    /// byte, length): a damaged wired frame, never re-read as anything else.
+    Damaged(&'static str),
+    /// A wired M-Bus frame whose checksum does not match.
+    Checksum { stored: u8, computed: u8 },
+    /// The receiver checked the DLL CRCs itself and reports that they failed.
+    ReceiverCrc {
+        format: Option<super::link::FrameFormat>,
+    },
 }
 
 impl ErrorKind {
@@ -63,6 +80,10 @@ impl ErrorKind {
             ErrorKind::Crc { .. } => "crc",
             ErrorKind::Invalid(_) => "invalid",
             ErrorKind::Unsupported(_) => "unsupported",
+            ErrorKind::BlockCrc { .. }
+            | ErrorKind::Checksum { .. }
+            | ErrorKind::ReceiverCrc { .. } => "crc",
+            ErrorKind::Damaged(_) => "invalid",
         }
     }
 }
@@ -81,6 +102,26 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::Invalid(what) => write!(f, "invalid {what}"),
             ErrorKind::Unsupported(what) => write!(f, "unsupported {what}"),
+            ErrorKind::BlockCrc {
+                format,
+                block,
+                stored,
+                computed,
+            } => write!(
+                f,
+                "CRC error in block {block} of format {format:?} (stored {stored:04X}, computed {computed:04X})"
+            ),
+            ErrorKind::Damaged(what) => write!(f, "damaged wired frame: {what}"),
+            ErrorKind::ReceiverCrc { format: Some(format) } => {
+                write!(f, "CRC error of format {format:?} reported by the receiver")
+            }
+            ErrorKind::ReceiverCrc { format: None } => {
+                write!(f, "CRC error reported by the receiver")
+            }
+            ErrorKind::Checksum { stored, computed } => write!(
+                f,
+                "damaged wired frame: checksum {stored:02X} does not match the sum {computed:02X}"
+            ),
         }
     }
 }

@@ -2,9 +2,8 @@
 //! formats A and B (protocol.md §1.2–1.4, §6.6).
 //!
 //! Everything above this layer works on the *canonical* frame: L-field first, no DLL CRCs,
-//! `L == len - 1`. [`normalize`] turns whatever a receiver delivered into that form.
-
-use std::borrow::Cow;
+//! `L == len - 1`. [`super::dll::canonicalize`] turns whatever a receiver delivered into
+//! that form, once.
 
 use super::crc::crc16_en13757;
 use super::manufacturer::Manufacturer;
@@ -308,106 +307,6 @@ fn push_crc(out: &mut Vec<u8>, start: usize) {
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
-/// True if `raw` (with `raw.len() == L + 1`) carries valid format-B CRCs.
-fn is_format_b_with_crc(raw: &[u8]) -> bool {
-    let total = raw.len();
-    if total < HEADER_LEN + CRC_LEN {
-        return false;
-    }
-    if total <= B_SINGLE_BLOCK_MAX {
-        check_block(raw, 0, total - CRC_LEN).is_ok()
-    } else {
-        total > B_SINGLE_BLOCK_MAX + CRC_LEN
-            && check_block(raw, 0, B_FIRST_CRC_AT).is_ok()
-            && check_block(raw, B_SINGLE_BLOCK_MAX, total - CRC_LEN).is_ok()
-    }
-}
-
-/// Turns a received frame, with or without DLL CRCs, into the canonical frame.
-///
-/// * `len == L + 1`: canonical already, unless its CRCs check out as format B, in which
-///   case they are stripped (`Some(B)`). A canonical frame is returned borrowed.
-/// * `len == ` format-A on-air length for L: CRCs verified and stripped (`Some(A)`).
-/// * anything else: a `Link` error (`Truncated` when shorter than L announces).
-///
-/// A canonical frame whose last two bytes happen to be a valid CRC over the rest
-/// (probability 2^-16) would be misread as format B; every receiver that keeps CRCs
-/// has the same ambiguity and real dongles do not produce such frames.
-pub fn normalize(bytes: &[u8]) -> Result<(Cow<'_, [u8]>, Option<FrameFormat>)> {
-    let Some(&l) = bytes.first() else {
-        return Err(Error::truncated(Layer::Link, 0, 1));
-    };
-    let announced = usize::from(l) + 1;
-    if bytes.len() < announced {
-        return Err(Error::truncated(
-            Layer::Link,
-            bytes.len(),
-            announced - bytes.len(),
-        ));
-    }
-    if bytes.len() == announced {
-        if is_format_b_with_crc(bytes) {
-            return strip_crc(bytes, FrameFormat::B).map(|v| (Cow::Owned(v), Some(FrameFormat::B)));
-        }
-        return Ok((Cow::Borrowed(bytes), None));
-    }
-    if format_a_len(l) == Some(bytes.len()) {
-        return strip_crc(bytes, FrameFormat::A).map(|v| (Cow::Owned(v), Some(FrameFormat::A)));
-    }
-    Err(Error::invalid(
-        Layer::Link,
-        announced,
-        "frame length (fits neither L + 1, format A nor format B)",
-    ))
-}
-
-/// Result of [`normalize_lenient`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Normalized<'a> {
-    /// Canonical frame (`L == len - 1`, no DLL CRCs).
-    pub frame: Cow<'a, [u8]>,
-    /// Which CRC layout was removed, if any.
-    pub format: Option<FrameFormat>,
-    /// The received L-field when it had to be rewritten because the frame is longer than
-    /// L announces and the extra bytes are not DLL CRCs.
-    pub original_length: Option<u8>,
-}
-
-/// [`normalize`], but a frame longer than its L-field whose extra bytes are not DLL CRCs
-/// is kept whole with L rewritten to `len - 1`, and the old L reported.
-///
-/// Real meters send such frames (a wrong L-field with the data running on past it; one in
-/// the corpus has its date/time record there), and the reference decoder reads them whole.
-/// Frames shorter than L announces stay an error: their end is missing.
-pub fn normalize_lenient(bytes: &[u8]) -> Result<Normalized<'_>> {
-    match normalize(bytes) {
-        Ok((frame, format)) => Ok(Normalized {
-            frame,
-            format,
-            original_length: None,
-        }),
-        Err(Error {
-            kind: ErrorKind::Invalid(_),
-            ..
-        }) if bytes.len() > 1 => {
-            let (Some(&original), Ok(new_l)) = (bytes.first(), u8::try_from(bytes.len() - 1))
-            else {
-                return Err(Error::invalid(Layer::Link, 0, "L-field (frame too long)"));
-            };
-            let mut frame = bytes.to_vec();
-            if let Some(l) = frame.first_mut() {
-                *l = new_l;
-            }
-            Ok(Normalized {
-                frame: Cow::Owned(frame),
-                format: None,
-                original_length: Some(original),
-            })
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`: a cursor
 /// that runs nom's `complete` parsers and turns their end-of-input failures into the
 /// layer's `Truncated` error at the offset (relative to the reader's start) where the data
@@ -487,6 +386,18 @@ mod tests {
         hex::decode(s.replace([' ', '|', '\n'], "")).expect("test vector hex")
     }
 
+    /// The canonical frame and the CRC layout removed, as the decoder reads hex typed
+    /// by a person; frames with trailing bytes are errors here.
+    fn normalize(bytes: &[u8]) -> Result<(Vec<u8>, Option<FrameFormat>)> {
+        use crate::wire::dll::{canonicalize, CrcState};
+        let mut out = Vec::new();
+        let c = canonicalize(bytes, CrcState::Unknown, false, &mut out)?;
+        if c.trailing > 0 {
+            return Err(Error::invalid(Layer::Link, out.len(), "trailing bytes"));
+        }
+        Ok((out, c.format))
+    }
+
     const SONTEX_A: &str = "34 44 EE 4D 81 39 29 27 16 08 | 81 1D
         7A 51 00 00 00 04 6D 19 12 A6 2B 03 6E 00 00 00 | 51 70
         42 6C E1 F1 43 6E 00 00 00 02 FF 2C 00 00 02 59 | D6 D0
@@ -553,7 +464,7 @@ mod tests {
         assert_eq!(add_crc(&canon, FrameFormat::A).unwrap(), raw);
         let (norm, fmt) = normalize(&raw).unwrap();
         assert_eq!(fmt, Some(FrameFormat::A));
-        assert_eq!(norm.as_ref(), canon.as_slice());
+        assert_eq!(norm, canon);
     }
 
     #[test]
@@ -571,10 +482,9 @@ mod tests {
         assert_eq!(strip_crc(&b, FrameFormat::B).unwrap(), canon);
 
         let (n, f) = normalize(&b).unwrap();
-        assert_eq!((n.as_ref(), f), (canon.as_slice(), Some(FrameFormat::B)));
+        assert_eq!((n.as_slice(), f), (canon.as_slice(), Some(FrameFormat::B)));
         let (n, f) = normalize(&canon).unwrap();
-        assert!(matches!(n, Cow::Borrowed(_)));
-        assert_eq!((n.as_ref(), f), (canon.as_slice(), None));
+        assert_eq!((n.as_slice(), f), (canon.as_slice(), None));
     }
 
     #[test]
@@ -588,7 +498,7 @@ mod tests {
         assert_eq!(add_crc(&canon, FrameFormat::B).unwrap(), raw);
         let (n, f) = normalize(&raw).unwrap();
         assert_eq!(f, Some(FrameFormat::B));
-        assert_eq!(n.as_ref(), canon.as_slice());
+        assert_eq!(n, canon);
     }
 
     #[test]
@@ -607,13 +517,19 @@ mod tests {
         assert_eq!(err.offset, 193);
     }
 
+    /// Bytes after the frame's end are counted, not parsed (issue 12: the L-field is
+    /// authoritative); a frame shorter than L announces is truncated.
     #[test]
-    fn lengths_that_fit_nothing() {
+    fn lengths_beyond_l_are_trailing_bytes() {
+        use crate::wire::dll::{canonicalize, CrcState};
         let mut raw = hex(SONTEX_A);
         raw.push(0x00);
-        let err = normalize(&raw).unwrap_err();
-        assert_eq!((err.layer, err.offset), (Layer::Link, 53));
-        assert!(matches!(err.kind, ErrorKind::Invalid(_)));
+        let mut out = Vec::new();
+        let c = canonicalize(&raw, CrcState::Unknown, false, &mut out).unwrap();
+        assert_eq!(
+            (c.format, c.trailing, out.len()),
+            (Some(FrameFormat::A), 1, 53)
+        );
 
         let canon = hex(OMS_CANONICAL);
         let err = normalize(&canon[..20]).unwrap_err();
@@ -637,57 +553,42 @@ mod tests {
         assert!(add_crc(&[0u8; 253], FrameFormat::B).is_err());
     }
 
-    /// Every wireless corpus telegram normalises leniently; exactly the two documented
-    /// format-B frames with CRCs are recognised as such, and exactly the two frames noted
-    /// as "len > L+1, CRCs do not verify" need their L-field rewritten (strict
-    /// [`normalize`] rejects those two).
+    /// Every wireless corpus telegram normalises; exactly the two documented format-B
+    /// frames with CRCs are recognised as such, and exactly the two frames noted as
+    /// "len > L+1" have bytes after their L-field, counted as trailing (the explicit
+    /// lenient mode reads them whole instead, saying so).
     #[test]
     fn corpus_frames_normalize() {
+        use crate::wire::dll::{canonicalize, CrcState};
         let corpus = include_str!("../../tests/data/wmbusmeters-public.jsonl");
-        let (mut canonical, mut format_b, mut fixed) = (0, 0, 0);
+        let (mut canonical, mut format_b, mut trailing) = (0, 0, 0);
         for (line_no, line) in corpus.lines().enumerate() {
             let entry: serde_json::Value = serde_json::from_str(line).unwrap();
             if entry["frame"] != "wmbus" {
                 continue;
             }
             let bytes = hex(entry["telegram"].as_str().unwrap());
-            let n =
-                normalize_lenient(&bytes).unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
-            assert_eq!(usize::from(n.frame[0]) + 1, n.frame.len());
-            if n.original_length.is_some() {
-                fixed += 1;
-                assert!(normalize(&bytes).is_err());
+            let mut out = Vec::new();
+            let c = canonicalize(&bytes, CrcState::Unknown, false, &mut out)
+                .unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
+            assert_eq!(usize::from(out[0]) + 1, out.len());
+            if c.trailing > 0 {
+                trailing += 1;
                 assert!(entry["notes"].to_string().contains("len > L+1"));
+                let mut whole = Vec::new();
+                let lenient = canonicalize(&bytes, CrcState::Unknown, true, &mut whole).unwrap();
+                assert_eq!(lenient.original_length, Some(bytes[0]));
+                assert_eq!(whole.len(), bytes.len());
             }
-            match n.format {
+            match c.format {
                 None => canonical += 1,
                 Some(FrameFormat::B) => format_b += 1,
                 Some(FrameFormat::A) => panic!("line {}: unexpected format A", line_no + 1),
             }
-            LinkHeader::parse(&n.frame).unwrap();
+            LinkHeader::parse(&out).unwrap();
         }
-        assert_eq!((format_b, fixed), (2, 2));
+        assert_eq!((format_b, trailing), (2, 2));
         assert_eq!(canonical + format_b, 259);
-    }
-
-    #[test]
-    fn lenient_keeps_trailing_bytes() {
-        let canon = hex(OMS_CANONICAL);
-        let mut long = canon.clone();
-        long.extend_from_slice(&[0xDE, 0x21, 0xFE, 0xD0]);
-        let n = normalize_lenient(&long).unwrap();
-        assert_eq!(n.original_length, Some(0x2E));
-        assert_eq!(n.frame[0], 0x32);
-        assert_eq!(n.frame[1..], long[1..]);
-        let n = normalize_lenient(&canon).unwrap();
-        assert_eq!((n.original_length, n.format), (None, None));
-        assert!(normalize_lenient(&canon[..30]).is_err());
-        let mut bad_crc = hex(SONTEX_A);
-        bad_crc[20] ^= 1;
-        assert!(matches!(
-            normalize_lenient(&bad_crc).unwrap_err().kind,
-            ErrorKind::Crc { .. }
-        ));
     }
 
     proptest! {
@@ -700,7 +601,7 @@ mod tests {
             let raw = add_crc(&canon, format).unwrap();
             prop_assert_eq!(strip_crc(&raw, format).unwrap(), canon.clone());
             let (n, f) = normalize(&raw).unwrap();
-            prop_assert_eq!(n.as_ref(), canon.as_slice());
+            prop_assert_eq!(n, canon);
             prop_assert_eq!(f, Some(format));
         }
 
@@ -708,7 +609,6 @@ mod tests {
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = LinkHeader::parse(&bytes);
             let _ = normalize(&bytes);
-            let _ = normalize_lenient(&bytes);
             let _ = strip_crc(&bytes, FrameFormat::A);
             let _ = strip_crc(&bytes, FrameFormat::B);
             let _ = add_crc(&bytes, FrameFormat::A);

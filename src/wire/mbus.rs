@@ -5,7 +5,7 @@
 //! signature in the CF position), parsed with [`crate::wire::tpl`].
 
 use super::tpl::TplRepr;
-use super::{Error, Layer, Result};
+use super::{Error, ErrorKind, Layer, Result};
 
 pub const START: u8 = 0x68;
 pub const STOP: u8 = 0x16;
@@ -34,32 +34,27 @@ impl<'a> MbusLongFrame<'a> {
             return Err(Error::truncated(Layer::Link, bytes.len(), 4 - bytes.len()));
         };
         if s1 != START {
-            return Err(Error::invalid(
-                Layer::Link,
-                0,
-                "M-Bus start byte (not a long frame)",
-            ));
+            return Err(damaged(0, "start byte is not 68"));
         }
         if l1 != l2 {
-            return Err(Error::invalid(
-                Layer::Link,
-                2,
-                "M-Bus L-field (the two copies differ)",
-            ));
+            return Err(damaged(2, "the two L-fields differ"));
         }
         if s2 != START {
-            return Err(Error::invalid(Layer::Link, 3, "M-Bus second start byte"));
+            return Err(damaged(3, "second start byte is not 68"));
         }
         if l1 < MIN_L {
-            return Err(Error::invalid(Layer::Link, 1, "M-Bus L-field (below 3)"));
+            return Err(damaged(1, "L-field below 3 (no room for C, A, CI)"));
         }
         let l = usize::from(l1);
         let total = l + OVERHEAD;
         let Some(frame) = bytes.get(..total) else {
-            return Err(Error::truncated(
+            // One byte dropped (or the end cut off): the length no longer fits L.
+            return Err(Error::new(
                 Layer::Link,
                 bytes.len(),
-                total - bytes.len(),
+                ErrorKind::Damaged(
+                    "no stop byte (the frame is shorter than its L-field announces)",
+                ),
             ));
         };
         let (Some(body), Some(&checksum), Some(&stop)) =
@@ -67,19 +62,19 @@ impl<'a> MbusLongFrame<'a> {
         else {
             return Err(Error::truncated(Layer::Link, bytes.len(), 1));
         };
+        if stop != STOP {
+            return Err(damaged(5 + l, "no stop byte"));
+        }
         let computed = checksum_of(body);
         if computed != checksum {
             return Err(Error::new(
                 Layer::Link,
                 4 + l,
-                super::ErrorKind::Crc {
-                    stored: u16::from(checksum),
-                    computed: u16::from(computed),
+                ErrorKind::Checksum {
+                    stored: checksum,
+                    computed,
                 },
             ));
-        }
-        if stop != STOP {
-            return Err(Error::invalid(Layer::Link, 5 + l, "M-Bus stop byte"));
         }
         let (Some(&control), Some(&address), Some(&ci), Some(data)) =
             (body.first(), body.get(1), body.get(2), body.get(3..))
@@ -125,6 +120,104 @@ impl<'a> MbusLongFrame<'a> {
                 e.shift(7)
             }
         })
+    }
+}
+
+fn damaged(offset: usize, what: &'static str) -> Error {
+    Error::new(Layer::Link, offset, ErrorKind::Damaged(what))
+}
+
+/// Single character acknowledging a wired request (EN 13757-2).
+pub const SINGLE_ACK: u8 = 0xE5;
+/// Start of a short frame `10 C A CS 16`.
+pub const SHORT_START: u8 = 0x10;
+const SHORT_LEN: usize = 5;
+
+/// A received wired M-Bus frame of any of the EN 13757-2 formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WiredFrame<'a> {
+    /// The single character E5.
+    Ack,
+    /// `10 C A CS 16`: a request or link command, no CI and no data.
+    Short { control: u8, address: u8 },
+    /// A long frame; a control frame when it carries a CI but no data (L = 3).
+    Long(MbusLongFrame<'a>),
+}
+
+impl<'a> WiredFrame<'a> {
+    /// Parses the wired frame at the start of `bytes`; returns it and the bytes it used.
+    /// Every check of the frame (start and stop bytes, both L-fields, checksum, length)
+    /// is final: a failure is a damaged wired frame.
+    pub fn parse(bytes: &'a [u8]) -> Result<(WiredFrame<'a>, usize)> {
+        match bytes.first() {
+            Some(&SINGLE_ACK) => Ok((WiredFrame::Ack, 1)),
+            Some(&SHORT_START) => {
+                let Some(&[_, control, address, cs, stop]) = bytes.first_chunk::<SHORT_LEN>()
+                else {
+                    return Err(Error::new(
+                        Layer::Link,
+                        bytes.len(),
+                        ErrorKind::Damaged("short frame of fewer than 5 bytes"),
+                    ));
+                };
+                if stop != STOP {
+                    return Err(damaged(4, "no stop byte"));
+                }
+                let computed = control.wrapping_add(address);
+                if cs != computed {
+                    return Err(Error::new(
+                        Layer::Link,
+                        3,
+                        ErrorKind::Checksum {
+                            stored: cs,
+                            computed,
+                        },
+                    ));
+                }
+                Ok((WiredFrame::Short { control, address }, SHORT_LEN))
+            }
+            _ => MbusLongFrame::parse(bytes).map(|(f, used)| (WiredFrame::Long(f), used)),
+        }
+    }
+
+    /// Appends the frame (for simulators and tests).
+    pub fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            WiredFrame::Ack => out.push(SINGLE_ACK),
+            WiredFrame::Short { control, address } => out.extend_from_slice(&[
+                SHORT_START,
+                *control,
+                *address,
+                control.wrapping_add(*address),
+                STOP,
+            ]),
+            WiredFrame::Long(long) => long.emit(out)?,
+        }
+        Ok(())
+    }
+}
+
+/// True when `bytes` are shaped like a wired M-Bus frame: the single character E5, a
+/// five-byte `10 … 16` short frame, or a frame starting 68 with at least two of the
+/// marks of a long frame (second start byte, equal L-fields, stop byte, length L + 6). Only hex typed by a person needs this: receivers say what they
+/// deliver.
+pub fn looks_wired(bytes: &[u8]) -> bool {
+    match bytes {
+        [SINGLE_ACK] => true,
+        [SHORT_START, _, _, _, _] => true,
+        // One damaged byte must not turn a wired frame into a wireless one: two of the
+        // four marks of a long frame suffice.
+        [START, l1, l2, s2, ..] => {
+            let marks = [
+                *s2 == START,
+                l1 == l2,
+                bytes.last() == Some(&STOP),
+                bytes.len() == usize::from(*l1) + OVERHEAD
+                    || bytes.len() == usize::from(*l2) + OVERHEAD,
+            ];
+            marks.iter().filter(|&&m| m).count() >= 2
+        }
+        _ => false,
     }
 }
 
@@ -576,7 +669,7 @@ mod tests {
         bad[10] ^= 1;
         let err = MbusLongFrame::parse(&bad).unwrap_err();
         assert_eq!((err.layer, err.offset), (Layer::Link, good.len() - 2));
-        assert!(matches!(err.kind, ErrorKind::Crc { .. }));
+        assert!(matches!(err.kind, ErrorKind::Checksum { .. }));
 
         let mut bad = good.clone();
         bad[2] = bad[1] + 1;
@@ -590,7 +683,16 @@ mod tests {
         );
 
         let err = MbusLongFrame::parse(&good[..good.len() - 3]).unwrap_err();
-        assert_eq!(err, Error::truncated(Layer::Link, good.len() - 3, 3));
+        assert_eq!(
+            err,
+            Error::new(
+                Layer::Link,
+                good.len() - 3,
+                ErrorKind::Damaged(
+                    "no stop byte (the frame is shorter than its L-field announces)"
+                )
+            )
+        );
         assert!(MbusLongFrame::parse(&[0xE5]).is_err());
         assert!(MbusLongFrame::parse(&[0x68, 2, 2, 0x68, 0, 0, 0, 0x16]).is_err());
     }

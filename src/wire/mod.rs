@@ -11,10 +11,12 @@ pub mod apl;
 pub mod compact;
 pub mod crc;
 pub mod device_type;
+pub mod dll;
 pub mod ell;
 pub mod link;
 pub mod manufacturer;
 pub mod mbus;
+pub mod telegram;
 pub mod tpl;
 
 pub use error::{Error, ErrorKind, Layer, Result};

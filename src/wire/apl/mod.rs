@@ -22,7 +22,7 @@ pub use value::{bcd, le_signed, le_unsigned, type_f, type_g, type_i, type_j};
 pub use value::{Date, DateTime, Time, Value};
 
 pub use vib::{
-    Combinable, Combinables, Kind, Meaning, RecordError, TimeUnit, Vib, VifTable, Vifes,
+    Combinable, Combinables, Kind, Meaning, RecordError, TimeUnit, Vib, VifTable, Vifes, UNKNOWN,
 };
 
 use super::{Error, Layer, Result};
@@ -334,21 +334,11 @@ fn parse_header_at(apl: &[u8], start: usize, text_at: TextPosition) -> Result<Re
         *pos += 1;
         Ok(b)
     };
-    let extension_marker = |table| {
-        if vif & EXTENSION == 0 {
-            Err(Error::invalid(
-                Layer::Apl,
-                vif_pos,
-                "VIF extension marker without E bit",
-            ))
-        } else {
-            Ok(table)
-        }
-    };
-    let (table, last) = match vif & 0x7F {
-        0x7B => (extension_marker(VifTable::Fb)?, next(&mut pos)?),
-        0x7D => {
-            extension_marker(VifTable::Fd)?;
+    // 0x7B / 0x7D without the extension bit are reserved VIFs: the DIF still gives the
+    // record's length, so they read as an unknown record (primary table), not an error.
+    let (table, last) = match vif {
+        0xFB => (VifTable::Fb, next(&mut pos)?),
+        0xFD => {
             let code = next(&mut pos)?;
             if code == 0xFD {
                 (VifTable::FdSecondLevel, next(&mut pos)?)
@@ -356,9 +346,9 @@ fn parse_header_at(apl: &[u8], start: usize, text_at: TextPosition) -> Result<Re
                 (VifTable::Fd, code)
             }
         }
-        0x6F if vif & EXTENSION != 0 => (VifTable::Ef, next(&mut pos)?),
-        0x7C => (VifTable::PlainText, vif),
-        0x7F => (VifTable::Manufacturer, vif),
+        0xEF => (VifTable::Ef, next(&mut pos)?),
+        0x7C | 0xFC => (VifTable::PlainText, vif),
+        0x7F | 0xFF => (VifTable::Manufacturer, vif),
         _ => (VifTable::Primary, vif),
     };
     let mut vib = Vib::new(table, last & 0x7F);

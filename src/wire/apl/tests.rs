@@ -532,3 +532,34 @@ fn recycled_record_vector_keeps_its_allocation() {
     let again = parse_lenient_in(&second, spare, None);
     assert_eq!(again, parse_lenient(&second));
 }
+
+/// Issue 12: a record whose DIF gives its length never ends the telegram. A reserved VIF
+/// (0x7B or 0x7D without the extension bit) or a reserved VIFE makes an `unknown`
+/// record, and decoding goes on; integers are two's complement for every VIF.
+#[test]
+fn unknown_vifs_are_kept_and_decoding_goes_on() {
+    // 04 7B: 4-byte integer, reserved VIF; 02 7D: 2-byte, reserved; 04 93 44: volume
+    // with reserved VIFE 0x44; then volume 6.408 m³; then a manufacturer-specific -2.
+    let bytes = hex("047B 01020304  027D 0500  049344 01000000  0413 08190000  027F FEFF");
+    let apl = parse_lenient(&bytes);
+    assert!(apl.unparsed.is_none(), "{:?}", apl.unparsed);
+    let quantities: Vec<&str> = apl.records.iter().map(|r| r.quantity).collect();
+    assert_eq!(
+        quantities,
+        [
+            "unknown",
+            "unknown",
+            "unknown",
+            "volume",
+            "manufacturer_specific"
+        ]
+    );
+    assert_eq!(apl.records[0].value.to_string(), "67305985");
+    assert_eq!(apl.records[3].value.to_string(), "6.408");
+    assert_eq!(apl.records[4].value.to_string(), "-2");
+    let record = crate::reading::Record::from_data_record(&apl.records[0]);
+    assert_eq!(
+        (record.dif_vif.as_str(), record.raw.as_deref()),
+        ("047B", Some("01020304"))
+    );
+}

@@ -4,6 +4,9 @@
 use super::decimal::Decimal;
 use super::dib::{DataField, EXTENSION, MAX_EXTENSIONS};
 
+/// Quantity of a record whose VIF or VIFE has no assigned meaning (reserved codes).
+pub const UNKNOWN: &str = "unknown";
+
 /// Which table the VIF code is taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VifTable {
@@ -146,7 +149,9 @@ impl Vib {
                 let code = self.code & 0x7F;
                 // 0xEF is the marker of the reserved third table, so 0x6F cannot
                 // carry VIFEs; the other codes are markers themselves.
-                if matches!(code, 0x7B | 0x7C | 0x7D | 0x7F) || (code == 0x6F && has_vifes) {
+                // 0x7B / 0x7D are the FB / FD markers only with the extension bit.
+                if matches!(code, 0x7C | 0x7F) || (matches!(code, 0x6F | 0x7B | 0x7D) && has_vifes)
+                {
                     return false;
                 }
                 out.push((self.code & 0x7F) | more(has_vifes));
@@ -205,14 +210,15 @@ impl Vib {
             VifTable::Fb => table_fb(self.code),
             VifTable::Fd => table_fd(self.code),
             VifTable::FdSecondLevel => table_fd_second(self.code),
-            VifTable::Ef => Meaning::unitless("reserved_ef", Kind::Unsigned),
+            VifTable::Ef => Meaning::unitless(UNKNOWN, Kind::Unsigned),
             VifTable::PlainText => Meaning::unitless("plain_text", Kind::Signed),
             VifTable::Manufacturer => Meaning::unitless(
                 "manufacturer_specific",
                 if data_field == DataField::Variable {
                     Kind::Binary
                 } else {
-                    Kind::Unsigned
+                    // EN 13757-3: integers (type B) are two's complement whatever the VIF.
+                    Kind::Signed
                 },
             ),
         };
@@ -250,6 +256,11 @@ impl Vib {
                     | "inverse_compact_profile",
                 ) => {
                     m.kind = Kind::Binary;
+                }
+                // A reserved VIFE may change the meaning in a way nobody defined yet:
+                // the record is kept, but as an unknown quantity with its raw value.
+                Combinable::Reserved(_) => {
+                    return Meaning::unitless(UNKNOWN, Kind::Unsigned);
                 }
                 _ => {}
             }
@@ -403,7 +414,7 @@ fn primary(code: u8, data_field: DataField) -> Meaning {
         0x79 => Meaning::unitless("enhanced_identification", Kind::Unsigned),
         0x7A => Meaning::unitless("bus_address", Kind::Unsigned),
         0x7E => Meaning::unitless("any_vif", Kind::Signed),
-        _ => Meaning::unitless("reserved", Kind::Unsigned),
+        _ => Meaning::unitless(UNKNOWN, Kind::Unsigned),
     }
 }
 
@@ -456,7 +467,7 @@ fn table_fb(code: u8) -> Meaning {
         0x74..=0x77 => Meaning::new("temperature_limit", "C", n(code, 3) - 3),
         // W 10^(nnn-3) → kW.
         0x78..=0x7F => Meaning::new("cumulative_max_power", "kW", n(code, 7) - 6),
-        _ => Meaning::unitless("reserved_fb", Kind::Unsigned),
+        _ => Meaning::unitless(UNKNOWN, Kind::Unsigned),
     }
 }
 
@@ -536,7 +547,7 @@ fn table_fd(code: u8) -> Meaning {
         0x74 => Meaning::new("remaining_battery_lifetime", "d", 0),
         0x75 => u("meter_stop_count"),
         0x76 => u("manufacturer_data_container"),
-        _ => u("reserved_fd"),
+        _ => u(UNKNOWN),
     }
 }
 
@@ -547,7 +558,7 @@ fn table_fd_second(code: u8) -> Meaning {
         0x02 => Meaning::unitless("remaining_battery_lifetime_months", Kind::Unsigned),
         0x03 => Meaning::unitless("remaining_battery_lifetime_years", Kind::Unsigned),
         0x3E => Meaning::unitless("moisture_percent", Kind::Signed),
-        _ => Meaning::unitless("reserved_fd_second_level", Kind::Unsigned),
+        _ => Meaning::unitless(UNKNOWN, Kind::Unsigned),
     }
 }
 
@@ -879,7 +890,12 @@ mod tests {
         assert!(Vib::plain_text("#AL").emit(&mut out));
         assert_eq!(out, [0x7C, 0x03, 0x4C, 0x41, 0x23]);
         out.clear();
-        assert!(!Vib::primary(0x7B).emit(&mut out));
+        // 0x7B without VIFEs is the reserved VIF itself (issue 12: an unknown record);
+        // with VIFEs its E bit would make it the FB marker, so it cannot be emitted.
+        assert!(Vib::primary(0x7B).emit(&mut out));
+        assert_eq!(out, [0x7B]);
+        out.clear();
+        assert!(!Vib::primary(0x7B).with_vife(0x01).emit(&mut out));
         assert!(out.is_empty());
     }
 }

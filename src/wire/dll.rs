@@ -1,0 +1,492 @@
+//! From received bytes to the canonical wireless frame, exactly once (protocol.md §1.2):
+//! which DLL CRC layout the bytes carry, whether every block CRC holds, and where the
+//! frame ends by its L-field.
+//!
+//! The receiver says what it delivered ([`CrcState`]); only hex typed by a person is
+//! ambiguous. There a layout is chosen when one of its block CRCs matches, and a frame
+//! in which any block CRC of a layout matches *is* of that layout: a failing block is
+//! then a CRC error naming the block, never a fallback to "no CRCs". Bytes after the
+//! frame's end are counted, never parsed.
+
+use super::crc::crc16_en13757;
+use super::link::{FrameFormat, HEADER_LEN};
+use super::{Error, ErrorKind, Layer, Result};
+
+const CRC_LEN: usize = 2;
+/// Format A: data bytes per block after the 10-byte first block.
+const A_BLOCK_LEN: usize = 16;
+/// Format B: the first CRC sits at offsets 126..128 and covers bytes 0..126.
+const B_FIRST_CRC_AT: usize = 126;
+/// Format B: a frame of at most this many bytes (CRC included) has a single CRC.
+const B_SINGLE_BLOCK_MAX: usize = 128;
+/// Format A with L = 255: the header block and 16 data blocks.
+const MAX_BLOCKS: usize = 17;
+
+/// What the receiver says about a frame's DLL CRCs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CrcState {
+    /// Hex typed by a person, a replay file, a receiver that does not say: the layout
+    /// is found from the bytes (see the module documentation).
+    #[default]
+    Unknown,
+    /// The receiver verified the DLL CRCs and removed them: the bytes are never searched
+    /// for CRCs again (a valid frame may end in two bytes that look like one).
+    Checked(Option<FrameFormat>),
+    /// The DLL CRCs are still in the bytes, laid out as this format; they are checked here.
+    Present(FrameFormat),
+    /// The receiver checked the CRCs and reports that they failed (rtl-wmbus `CRC_OK=0`).
+    Failed(Option<FrameFormat>),
+}
+
+impl CrcState {
+    /// Stable name, e.g. in the raw frames published for central decoding: `unknown`,
+    /// `checked`, `present_a`, `present_b`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrcState::Unknown => "unknown",
+            CrcState::Checked(_) => "checked",
+            CrcState::Present(FrameFormat::A) => "present_a",
+            CrcState::Present(FrameFormat::B) => "present_b",
+            CrcState::Failed(_) => "failed",
+        }
+    }
+
+    /// The inverse of [`CrcState::as_str`] (the format of `checked`/`failed` is not kept).
+    pub fn parse(text: &str) -> Option<CrcState> {
+        Some(match text {
+            "unknown" => CrcState::Unknown,
+            "checked" => CrcState::Checked(None),
+            "present_a" => CrcState::Present(FrameFormat::A),
+            "present_b" => CrcState::Present(FrameFormat::B),
+            "failed" => CrcState::Failed(None),
+            _ => return None,
+        })
+    }
+}
+
+/// How [`canonicalize`] read a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Canonical {
+    /// The CRC layout checked and removed here, if any.
+    pub format: Option<FrameFormat>,
+    /// The DLL CRCs were verified, here or by the receiver.
+    pub crc_verified: bool,
+    /// Bytes that arrived after the frame's end as its L-field bounds it.
+    pub trailing: usize,
+    /// Lenient mode only: the received L-field, rewritten to the length that arrived.
+    pub original_length: Option<u8>,
+}
+
+/// One CRC-protected block: data `start..crc_at`, its CRC at `crc_at`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: usize,
+    crc_at: usize,
+    block: u8,
+}
+
+/// Where the blocks of a frame with a given L-field and format sit on air.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    format: FrameFormat,
+    spans: [Span; MAX_BLOCKS],
+    count: usize,
+    on_air: usize,
+}
+
+impl Layout {
+    fn new(format: FrameFormat, l: u8) -> Option<Layout> {
+        let mut layout = Layout {
+            format,
+            spans: [Span::default(); MAX_BLOCKS],
+            count: 0,
+            on_air: 0,
+        };
+        let l = usize::from(l);
+        match format {
+            FrameFormat::A => {
+                let mut rest = l.checked_sub(HEADER_LEN - 1)?;
+                layout.push(0, HEADER_LEN);
+                let mut at = HEADER_LEN + CRC_LEN;
+                while rest > 0 {
+                    let n = rest.min(A_BLOCK_LEN);
+                    layout.push(at, at + n);
+                    at += n + CRC_LEN;
+                    rest -= n;
+                }
+                layout.on_air = at;
+            }
+            FrameFormat::B => {
+                let total = l + 1;
+                if total < HEADER_LEN + CRC_LEN {
+                    return None;
+                }
+                if total <= B_SINGLE_BLOCK_MAX {
+                    layout.push(0, total - CRC_LEN);
+                } else if total > B_SINGLE_BLOCK_MAX + CRC_LEN {
+                    layout.push(0, B_FIRST_CRC_AT);
+                    layout.push(B_SINGLE_BLOCK_MAX, total - CRC_LEN);
+                } else {
+                    // 129 or 130 bytes would leave the third block without data.
+                    return None;
+                }
+                layout.on_air = total;
+            }
+        }
+        Some(layout)
+    }
+
+    fn push(&mut self, start: usize, crc_at: usize) {
+        // Format B's CRCs belong to blocks 2 and 3 (block 1 is the header, unprotected
+        // on its own); format A numbers from the header block.
+        let first = match self.format {
+            FrameFormat::A => 1,
+            FrameFormat::B => 2,
+        };
+        if let Some(slot) = self.spans.get_mut(self.count) {
+            *slot = Span {
+                start,
+                crc_at,
+                block: first + self.count as u8,
+            };
+            self.count += 1;
+        }
+    }
+
+    fn spans(&self) -> &[Span] {
+        self.spans.get(..self.count).unwrap_or_default()
+    }
+
+    /// The check of one block, `None` when the bytes end before its CRC does.
+    fn check(&self, raw: &[u8], span: &Span) -> Option<Result<()>> {
+        let data = raw.get(span.start..span.crc_at)?;
+        let stored = raw.get(span.crc_at..span.crc_at + CRC_LEN)?;
+        let stored = u16::from_be_bytes([*stored.first()?, *stored.get(1)?]);
+        let computed = crc16_en13757(data);
+        Some(if stored == computed {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Layer::Link,
+                span.crc_at,
+                ErrorKind::BlockCrc {
+                    format: self.format,
+                    block: span.block,
+                    stored,
+                    computed,
+                },
+            ))
+        })
+    }
+
+    /// True when the CRC of at least one complete block in `raw` matches.
+    fn any_block_matches(&self, raw: &[u8]) -> bool {
+        self.spans()
+            .iter()
+            .any(|s| matches!(self.check(raw, s), Some(Ok(()))))
+    }
+
+    /// True when the bytes hold the whole layout and every block CRC matches.
+    fn all_blocks_match(&self, raw: &[u8]) -> bool {
+        raw.len() >= self.on_air
+            && self
+                .spans()
+                .iter()
+                .all(|s| matches!(self.check(raw, s), Some(Ok(()))))
+    }
+
+    /// Checks every block and writes the canonical frame (L rewritten to exclude the
+    /// CRCs) into `out`; returns the number of trailing bytes.
+    fn strip(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<usize> {
+        if raw.len() < self.on_air {
+            return Err(Error::truncated(
+                Layer::Link,
+                raw.len(),
+                self.on_air - raw.len(),
+            ));
+        }
+        out.clear();
+        for span in self.spans() {
+            match self.check(raw, span) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err(Error::truncated(Layer::Link, raw.len(), CRC_LEN)),
+            }
+            out.extend_from_slice(raw.get(span.start..span.crc_at).unwrap_or_default());
+        }
+        let Ok(l) = u8::try_from(out.len().saturating_sub(1)) else {
+            return Err(Error::invalid(Layer::Link, 0, "L-field (frame too long)"));
+        };
+        if let Some(first) = out.first_mut() {
+            *first = l;
+        }
+        Ok(raw.len() - self.on_air)
+    }
+}
+
+/// Writes the canonical frame of `raw` (L-field first, no DLL CRCs, exactly `L + 1`
+/// bytes) into `out` and says how it was read. `lenient`: a frame without CRCs that is
+/// longer than its L-field is kept whole with L rewritten (for hand-pasted hex with a
+/// wrong L-field; the result says so).
+pub fn canonicalize(
+    raw: &[u8],
+    state: CrcState,
+    lenient: bool,
+    out: &mut Vec<u8>,
+) -> Result<Canonical> {
+    out.clear();
+    let Some(&l) = raw.first() else {
+        return Err(Error::truncated(Layer::Link, 0, 1));
+    };
+    match state {
+        CrcState::Checked(_) => {
+            let mut c = bound(raw, l, lenient, out)?;
+            c.crc_verified = true;
+            Ok(c)
+        }
+        CrcState::Failed(format) => Err(Error::new(
+            Layer::Link,
+            0,
+            ErrorKind::ReceiverCrc { format },
+        )),
+        CrcState::Present(format) => with_crcs(raw, format, l, out),
+        CrcState::Unknown => {
+            let layouts = [FrameFormat::A, FrameFormat::B].map(|f| Layout::new(f, l));
+            // A layout whose every block verifies wins (a 12-byte format-B frame's CRC
+            // sits where format A's first CRC would); then one with any matching block.
+            for layout in layouts.iter().flatten() {
+                if layout.all_blocks_match(raw) {
+                    return with_crcs(raw, layout.format, l, out);
+                }
+            }
+            for layout in layouts.iter().flatten() {
+                // Format B's L counts its CRCs: only the bytes up to L can hold them.
+                let window = match layout.format {
+                    FrameFormat::A => raw,
+                    FrameFormat::B => raw.get(..layout.on_air).unwrap_or(raw),
+                };
+                if layout.any_block_matches(window) {
+                    return with_crcs(raw, layout.format, l, out);
+                }
+            }
+            bound(raw, l, lenient, out)
+        }
+    }
+}
+
+fn with_crcs(raw: &[u8], format: FrameFormat, l: u8, out: &mut Vec<u8>) -> Result<Canonical> {
+    let Some(layout) = Layout::new(format, l) else {
+        return Err(Error::invalid(
+            Layer::Link,
+            0,
+            "L-field (no block layout of this frame format has that length)",
+        ));
+    };
+    let trailing = layout.strip(raw, out)?;
+    Ok(Canonical {
+        format: Some(format),
+        crc_verified: true,
+        trailing,
+        original_length: None,
+    })
+}
+
+/// A frame without DLL CRCs, bounded by its L-field.
+fn bound(raw: &[u8], l: u8, lenient: bool, out: &mut Vec<u8>) -> Result<Canonical> {
+    let announced = usize::from(l) + 1;
+    let Some(frame) = raw.get(..announced) else {
+        return Err(Error::truncated(
+            Layer::Link,
+            raw.len(),
+            announced - raw.len(),
+        ));
+    };
+    let extra = raw.len() - announced;
+    if lenient && extra > 0 {
+        let Ok(new_l) = u8::try_from(raw.len() - 1) else {
+            return Err(Error::invalid(Layer::Link, 0, "L-field (frame too long)"));
+        };
+        out.extend_from_slice(raw);
+        if let Some(first) = out.first_mut() {
+            *first = new_l;
+        }
+        return Ok(Canonical {
+            original_length: Some(l),
+            ..Canonical::default()
+        });
+    }
+    out.extend_from_slice(frame);
+    Ok(Canonical {
+        trailing: extra,
+        ..Canonical::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::link::add_crc;
+    use proptest::prelude::*;
+
+    fn canonical(len: usize, seed: u8) -> Vec<u8> {
+        let mut f: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect();
+        f[0] = (len - 1) as u8;
+        f[1] = 0x44;
+        f
+    }
+
+    fn run(raw: &[u8], state: CrcState) -> Result<(Canonical, Vec<u8>)> {
+        let mut out = Vec::new();
+        canonicalize(raw, state, false, &mut out).map(|c| (c, out))
+    }
+
+    #[test]
+    fn block_numbers_name_the_failing_block() {
+        let canon = canonical(200, 7);
+        let b = add_crc(&canon, FrameFormat::B).unwrap();
+        let mut bad = b.clone();
+        bad[150] ^= 0x10;
+        let err = run(&bad, CrcState::Unknown).unwrap_err();
+        assert!(
+            matches!(
+                err.kind,
+                ErrorKind::BlockCrc {
+                    format: FrameFormat::B,
+                    block: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let mut bad = b;
+        bad[5] ^= 0x01;
+        let err = run(&bad, CrcState::Unknown).unwrap_err();
+        assert_eq!(
+            err.kind.to_string().split(" (").next(),
+            Some("CRC error in block 2 of format B")
+        );
+
+        let a = add_crc(&canon, FrameFormat::A).unwrap();
+        let mut bad = a.clone();
+        bad[30] ^= 0x01; // block 3: data 30..46 on air
+        let err = run(&bad, CrcState::Unknown).unwrap_err();
+        assert!(matches!(
+            err.kind,
+            ErrorKind::BlockCrc {
+                format: FrameFormat::A,
+                block: 3,
+                ..
+            }
+        ));
+        assert_eq!(err.offset, 46);
+    }
+
+    #[test]
+    fn checked_frames_are_never_stripped_again() {
+        // A CRC-free frame whose last two bytes are a valid format-B CRC over the rest.
+        let mut lookalike = canonical(40, 3);
+        lookalike.truncate(38);
+        lookalike[0] = 39;
+        let crc = crc16_en13757(&lookalike);
+        lookalike.extend_from_slice(&crc.to_be_bytes());
+        let (c, out) = run(&lookalike, CrcState::Checked(None)).unwrap();
+        assert_eq!((c.format, c.trailing, c.crc_verified), (None, 0, true));
+        assert_eq!(out, lookalike);
+        // Typed by hand, the same bytes are ambiguous and read as format B.
+        let (c, out) = run(&lookalike, CrcState::Unknown).unwrap();
+        assert_eq!(c.format, Some(FrameFormat::B));
+        assert_eq!(out.len(), 38);
+    }
+
+    #[test]
+    fn trailing_bytes_are_counted_not_kept() {
+        let canon = canonical(47, 1);
+        for (state, raw) in [
+            (CrcState::Unknown, canon.clone()),
+            (CrcState::Checked(None), canon.clone()),
+            (
+                CrcState::Present(FrameFormat::A),
+                add_crc(&canon, FrameFormat::A).unwrap(),
+            ),
+            (
+                CrcState::Present(FrameFormat::B),
+                add_crc(&canon, FrameFormat::B).unwrap(),
+            ),
+        ] {
+            let mut long = raw.clone();
+            long.extend_from_slice(&[0xDE, 0x21, 0xFE]);
+            let (c, out) = run(&long, state).unwrap();
+            assert_eq!(c.trailing, 3, "{state:?}");
+            assert_eq!(out, canon, "{state:?}");
+            assert!(run(&raw[..raw.len() - 1], state).is_err(), "{state:?}");
+        }
+        let mut long = canon.clone();
+        long.extend_from_slice(&[0xDE, 0x21, 0xFE]);
+        let mut out = Vec::new();
+        let c = canonicalize(&long, CrcState::Unknown, true, &mut out).unwrap();
+        assert_eq!((c.original_length, c.trailing), (Some(46), 0));
+        assert_eq!(out[0], 49);
+        assert_eq!(out[1..], long[1..]);
+    }
+
+    #[test]
+    fn crc_state_names_round_trip() {
+        for state in [
+            CrcState::Unknown,
+            CrcState::Checked(None),
+            CrcState::Present(FrameFormat::A),
+            CrcState::Present(FrameFormat::B),
+            CrcState::Failed(None),
+        ] {
+            assert_eq!(CrcState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(CrcState::parse("x"), None);
+    }
+
+    #[test]
+    fn receiver_verdicts_are_final() {
+        let canon = canonical(30, 9);
+        let err = run(&canon, CrcState::Failed(Some(FrameFormat::A))).unwrap_err();
+        assert_eq!(err.kind.name(), "crc");
+        let a = add_crc(&canon, FrameFormat::A).unwrap();
+        // Declared format B: the format-A CRCs do not fit, an error, not a guess.
+        assert!(run(&a, CrcState::Present(FrameFormat::B)).is_err());
+    }
+
+    proptest! {
+        /// One flipped bit anywhere in a CRC-protected frame is an error in both the
+        /// declared and the guessed reading, never a frame.
+        #[test]
+        fn any_single_bit_damage_is_an_error(len in 12usize..=240, seed in any::<u8>(),
+                                             b in any::<bool>(), at in any::<usize>(), bit in 0u8..8) {
+            let canon = canonical(len, seed);
+            let format = if b { FrameFormat::B } else { FrameFormat::A };
+            let Ok(raw) = add_crc(&canon, format) else { return Ok(()) };
+            let (c, out) = run(&raw, CrcState::Present(format)).unwrap();
+            prop_assert_eq!(out, canon.clone());
+            prop_assert_eq!(c.trailing, 0);
+            let mut bad = raw.clone();
+            let i = at % bad.len();
+            bad[i] ^= 1 << bit;
+            prop_assert!(run(&bad, CrcState::Present(format)).is_err());
+            // Guessing: a frame whose other blocks still match keeps its format.
+            let guessed = run(&bad, CrcState::Unknown);
+            if let Ok((c, out)) = guessed {
+                // Only a damaged single-CRC format-B frame (or a damaged L-field) can
+                // look CRC-free; then it is not the canonical frame.
+                prop_assert!(c.format.is_none() || out != canon);
+            }
+        }
+
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), lenient in any::<bool>()) {
+            let mut out = Vec::new();
+            for state in [CrcState::Unknown, CrcState::Checked(None), CrcState::Present(FrameFormat::A),
+                          CrcState::Present(FrameFormat::B), CrcState::Failed(None)] {
+                let _ = canonicalize(&bytes, state, lenient, &mut out);
+            }
+        }
+    }
+}
