@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::search::{Probe, Search};
 use crate::wire::mbus::{
-    self, MbusFrame, MbusLongFrame, MbusShortFrame, SecondaryAddress, ADDRESS_SELECTED,
+    self, MbusLongFrame, MbusShortFrame, SecondaryAddress, WiredFrame, ADDRESS_SELECTED,
 };
 use crate::wire::tpl::LongAddress;
 
@@ -178,20 +178,20 @@ fn classify(bytes: &[u8], want: Want) -> Heard {
     if bytes.is_empty() {
         return Heard::Silence;
     }
-    match MbusFrame::parse(bytes) {
+    match WiredFrame::parse(bytes) {
         // Bytes beyond one frame: two slaves answered (a collision) or line noise.
         Ok((_, used)) if used != bytes.len() => Heard::Damaged(crate::wire::Error::invalid(
             crate::wire::Layer::Link,
             used,
             "bytes after the answer (collision)",
         )),
-        Ok((MbusFrame::Ack, _)) if want == Want::Ack => Heard::Good,
-        Ok((MbusFrame::Long(f), _)) if want == Want::RspUd && mbus::is_rsp_ud(f.control) => {
+        Ok((WiredFrame::Ack, _)) if want == Want::Ack => Heard::Good,
+        Ok((WiredFrame::Long(f), _)) if want == Want::RspUd && mbus::is_rsp_ud(f.control) => {
             Heard::Good
         }
-        Ok((MbusFrame::Ack, _)) => Heard::Unexpected("E5 (ACK) instead of RSP_UD"),
-        Ok((MbusFrame::Short(_), _)) => Heard::Unexpected("a short frame"),
-        Ok((MbusFrame::Long(_), _)) => Heard::Unexpected("a long frame that is not RSP_UD"),
+        Ok((WiredFrame::Ack, _)) => Heard::Unexpected("E5 (ACK) instead of RSP_UD"),
+        Ok((WiredFrame::Short(_), _)) => Heard::Unexpected("a short frame"),
+        Ok((WiredFrame::Long(_), _)) => Heard::Unexpected("a long frame that is not RSP_UD"),
         Err(e) => Heard::Damaged(e),
     }
 }
@@ -477,9 +477,9 @@ impl<T: Transport> Master<T> {
 
 /// Names a frame a master or slave sent, for `--explain`.
 pub fn describe(bytes: &[u8]) -> String {
-    match MbusFrame::parse(bytes) {
-        Ok((MbusFrame::Ack, 1)) if bytes.len() == 1 => "ACK (E5)".to_owned(),
-        Ok((MbusFrame::Short(s), _)) if bytes.len() == mbus::SHORT_LEN => {
+    match WiredFrame::parse(bytes) {
+        Ok((WiredFrame::Ack, 1)) if bytes.len() == 1 => "ACK (E5)".to_owned(),
+        Ok((WiredFrame::Short(s), _)) if bytes.len() == mbus::SHORT_LEN => {
             let name = match s.control & !(mbus::FCB | mbus::FCV) {
                 mbus::C_SND_NKE => "SND_NKE",
                 0x4B => "REQ_UD2",
@@ -491,7 +491,7 @@ pub fn describe(bytes: &[u8]) -> String {
                 None => format!("{name} to {}", s.address),
             }
         }
-        Ok((MbusFrame::Long(l), used)) if used == bytes.len() => {
+        Ok((WiredFrame::Long(l), used)) if used == bytes.len() => {
             if l.ci == mbus::CI_SELECT {
                 match SecondaryAddress::parse(l.data) {
                     Ok(a) => format!("SND_UD select {a}"),

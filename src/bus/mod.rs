@@ -32,10 +32,9 @@ pub use master::{BusError, Exchange, Found, Master, Target, Timing, Transport};
 /// device) as source, received now.
 pub fn wired_frame(bytes: Vec<u8>, source: &str) -> crate::frame::RadioFrame {
     crate::frame::RadioFrame {
-        bytes,
-        rssi_dbm: None,
         link_mode: Some(crate::frame::LinkMode::Wired),
         received_at: Some(std::time::SystemTime::now()),
         source: Some(source.to_owned()),
+        ..crate::frame::RadioFrame::new(bytes)
     }
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use crate::radio::sim::Pty;
 use crate::wire::mbus::{
-    self, MbusFrame, MbusLongFrame, SecondaryAddress, ACK, ADDRESS_BROADCAST,
-    ADDRESS_BROADCAST_REPLY, ADDRESS_SELECTED, CI_SELECT,
+    self, MbusLongFrame, SecondaryAddress, WiredFrame, ADDRESS_BROADCAST, ADDRESS_BROADCAST_REPLY,
+    ADDRESS_SELECTED, CI_SELECT, SINGLE_ACK,
 };
 use crate::wire::tpl::LongAddress;
 
@@ -198,7 +198,7 @@ impl SimBus {
         self.requests
             .iter()
             .filter(|r| {
-                matches!(MbusFrame::parse(r), Ok((MbusFrame::Short(s), _))
+                matches!(WiredFrame::parse(r), Ok((WiredFrame::Short(s), _))
                     if s.address == address && s.control & mask == control & mask)
             })
             .count()
@@ -208,15 +208,15 @@ impl SimBus {
     pub fn answer(&mut self, request: &[u8]) -> Answer {
         self.requests.push(request.to_vec());
         let mut answers: Vec<(Vec<u8>, Duration)> = Vec::new();
-        match MbusFrame::parse(request) {
-            Ok((MbusFrame::Short(s), _)) => {
+        match WiredFrame::parse(request) {
+            Ok((WiredFrame::Short(s), _)) => {
                 for slave in &mut self.slaves {
                     if let Some(a) = short_request(slave, s) {
                         answers.push(a);
                     }
                 }
             }
-            Ok((MbusFrame::Long(l), _)) if l.address == ADDRESS_SELECTED && l.ci == CI_SELECT => {
+            Ok((WiredFrame::Long(l), _)) if l.address == ADDRESS_SELECTED && l.ci == CI_SELECT => {
                 let Ok(mask) = SecondaryAddress::parse(l.data) else {
                     return Answer::default();
                 };
@@ -226,7 +226,7 @@ impl SimBus {
                     slave.selected = matches;
                     if matches && slave.fault != Fault::Dead {
                         slave.reset();
-                        answers.push((vec![ACK], delay_of(slave.fault)));
+                        answers.push((vec![SINGLE_ACK], delay_of(slave.fault)));
                     }
                 }
             }
@@ -255,7 +255,7 @@ fn short_request(slave: &mut SimSlave, s: mbus::MbusShortFrame) -> Option<(Vec<u
             if s.address == ADDRESS_SELECTED {
                 slave.selected = false;
             }
-            (s.address != ADDRESS_BROADCAST).then(|| (vec![ACK], delay))
+            (s.address != ADDRESS_BROADCAST).then(|| (vec![SINGLE_ACK], delay))
         }
         0x4B if s.address != ADDRESS_BROADCAST => Some((slave.respond(s.fcb()), delay)),
         _ => None,

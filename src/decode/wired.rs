@@ -540,12 +540,9 @@ mod tests {
     #[test]
     fn control_frames_are_named_not_decoded() {
         let mut short = Vec::new();
-        WiredFrame::Short {
-            control: 0x40,
-            address: 1,
-        }
-        .emit(&mut short)
-        .unwrap();
+        WiredFrame::Short(crate::wire::mbus::MbusShortFrame::snd_nke(1))
+            .emit(&mut short)
+            .unwrap();
         for (bytes, name) in [
             (short, "control frame: SND_NKE"),
             (vec![0xE5], "control frame: ACK (E5)"),

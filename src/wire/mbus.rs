@@ -131,7 +131,8 @@ fn damaged(offset: usize, what: &'static str) -> Error {
 pub const SINGLE_ACK: u8 = 0xE5;
 /// Start of a short frame `10 C A CS 16`.
 pub const SHORT_START: u8 = 0x10;
-const SHORT_LEN: usize = 5;
+/// Bytes of a short frame.
+pub const SHORT_LEN: usize = 5;
 
 /// A received wired M-Bus frame of any of the EN 13757-2 formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +140,7 @@ pub enum WiredFrame<'a> {
     /// The single character E5.
     Ack,
     /// `10 C A CS 16`: a request or link command, no CI and no data.
-    Short { control: u8, address: u8 },
+    Short(MbusShortFrame),
     /// A long frame; a control frame when it carries a CI but no data (L = 3).
     Long(MbusLongFrame<'a>),
 }
@@ -152,31 +153,13 @@ impl<'a> WiredFrame<'a> {
         match bytes.first() {
             Some(&SINGLE_ACK) => Ok((WiredFrame::Ack, 1)),
             Some(&SHORT_START) => {
-                let Some(&[_, control, address, cs, stop]) = bytes.first_chunk::<SHORT_LEN>()
-                else {
-                    return Err(Error::new(
-                        Layer::Link,
-                        bytes.len(),
-                        ErrorKind::Damaged("short frame of fewer than 5 bytes"),
-                    ));
-                };
-                if stop != STOP {
-                    return Err(damaged(4, "no stop byte"));
-                }
-                let computed = control.wrapping_add(address);
-                if cs != computed {
-                    return Err(Error::new(
-                        Layer::Link,
-                        3,
-                        ErrorKind::Checksum {
-                            stored: cs,
-                            computed,
-                        },
-                    ));
-                }
-                Ok((WiredFrame::Short { control, address }, SHORT_LEN))
+                MbusShortFrame::parse(bytes).map(|f| (WiredFrame::Short(f), SHORT_LEN))
             }
-            _ => MbusLongFrame::parse(bytes).map(|(f, used)| (WiredFrame::Long(f), used)),
+            Some(&START) => {
+                MbusLongFrame::parse(bytes).map(|(f, used)| (WiredFrame::Long(f), used))
+            }
+            None => Err(Error::truncated(Layer::Link, 0, 1)),
+            Some(_) => Err(damaged(0, "no start byte (E5, 10 or 68)")),
         }
     }
 
@@ -184,13 +167,7 @@ impl<'a> WiredFrame<'a> {
     pub fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             WiredFrame::Ack => out.push(SINGLE_ACK),
-            WiredFrame::Short { control, address } => out.extend_from_slice(&[
-                SHORT_START,
-                *control,
-                *address,
-                control.wrapping_add(*address),
-                STOP,
-            ]),
+            WiredFrame::Short(short) => short.emit(out),
             WiredFrame::Long(long) => long.emit(out)?,
         }
         Ok(())
@@ -229,12 +206,6 @@ fn checksum_of(bytes: &[u8]) -> u8 {
 // What a master sends (EN 13757-2 §5): the single-character ACK, short frames
 // `10 C A CS 16`, and the SND_UD long frame that selects a slave by secondary address.
 
-/// The single-character acknowledgement a slave sends for SND_NKE and SND_UD.
-pub const ACK: u8 = 0xE5;
-/// First byte of a short frame.
-pub const SHORT_START: u8 = 0x10;
-/// Length of a short frame: 10 C A CS 16.
-pub const SHORT_LEN: usize = 5;
 /// Offsets inside a short frame.
 const SHORT_C_AT: usize = 1;
 const SHORT_A_AT: usize = 2;
@@ -291,38 +262,27 @@ impl MbusShortFrame {
         }
     }
 
-    /// Parses a short frame at the start of `bytes`; checks start, checksum and stop.
+    /// Parses a short frame at the start of `bytes`. Every check (start, stop byte,
+    /// checksum) is final: a failure is a damaged wired frame.
     pub fn parse(bytes: &[u8]) -> Result<MbusShortFrame> {
         let Some(&[start, control, address, cs, stop]) = bytes.first_chunk::<SHORT_LEN>() else {
-            return Err(Error::truncated(
-                Layer::Link,
-                bytes.len(),
-                SHORT_LEN - bytes.len(),
-            ));
+            return Err(damaged(bytes.len(), "short frame of fewer than 5 bytes"));
         };
         if start != SHORT_START {
-            return Err(Error::invalid(
-                Layer::Link,
-                0,
-                "M-Bus short frame start byte",
-            ));
+            return Err(damaged(0, "short frame without its start byte 10"));
+        }
+        if stop != STOP {
+            return Err(damaged(SHORT_STOP_AT, "no stop byte"));
         }
         let computed = control.wrapping_add(address);
         if cs != computed {
             return Err(Error::new(
                 Layer::Link,
                 SHORT_CS_AT,
-                super::ErrorKind::Crc {
-                    stored: u16::from(cs),
-                    computed: u16::from(computed),
+                ErrorKind::Checksum {
+                    stored: cs,
+                    computed,
                 },
-            ));
-        }
-        if stop != STOP {
-            return Err(Error::invalid(
-                Layer::Link,
-                SHORT_STOP_AT,
-                "M-Bus stop byte",
             ));
         }
         Ok(MbusShortFrame { control, address })
@@ -564,41 +524,13 @@ impl std::fmt::Display for SecondaryAddress {
     }
 }
 
-/// Any frame on a wired bus, in either direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MbusFrame<'a> {
-    Ack,
-    Short(MbusShortFrame),
-    Long(MbusLongFrame<'a>),
-}
-
-impl<'a> MbusFrame<'a> {
-    /// Parses one frame at the start of `bytes`, with every check of its kind; returns it
-    /// and the bytes it took.
-    pub fn parse(bytes: &'a [u8]) -> Result<(MbusFrame<'a>, usize)> {
-        match bytes.first() {
-            None => Err(Error::truncated(Layer::Link, 0, 1)),
-            Some(&ACK) => Ok((MbusFrame::Ack, 1)),
-            Some(&SHORT_START) => {
-                MbusShortFrame::parse(bytes).map(|f| (MbusFrame::Short(f), SHORT_LEN))
-            }
-            Some(&START) => MbusLongFrame::parse(bytes).map(|(f, n)| (MbusFrame::Long(f), n)),
-            Some(_) => Err(Error::invalid(
-                Layer::Link,
-                0,
-                "M-Bus frame start (not E5, 10 or 68)",
-            )),
-        }
-    }
-}
-
 /// How many bytes the frame starting `bytes` occupies, as far as its first bytes tell:
 /// `Some(n)` once known (the frame may still be incomplete), `None` when the first byte
 /// starts no frame or the long frame's length is not there yet. A receiver reads until
 /// `bytes.len() >= n`, then parses.
 pub fn frame_len(bytes: &[u8]) -> Option<usize> {
     match *bytes.first()? {
-        ACK => Some(1),
+        SINGLE_ACK => Some(1),
         SHORT_START => Some(SHORT_LEN),
         START => bytes.get(1).map(|&l| usize::from(l) + OVERHEAD),
         _ => None,
@@ -781,17 +713,17 @@ mod master_frame_tests {
         bad[SHORT_CS_AT] ^= 1;
         let err = MbusShortFrame::parse(&bad).unwrap_err();
         assert_eq!(err.offset, SHORT_CS_AT);
-        assert!(matches!(err.kind, ErrorKind::Crc { .. }));
+        assert!(matches!(err.kind, ErrorKind::Checksum { .. }));
         let mut bad = nke.clone();
         bad[SHORT_STOP_AT] = 0;
         assert_eq!(
             MbusShortFrame::parse(&bad).unwrap_err().offset,
             SHORT_STOP_AT
         );
-        assert_eq!(
-            MbusShortFrame::parse(&nke[..3]).unwrap_err(),
-            Error::truncated(Layer::Link, 3, 2)
-        );
+        assert!(matches!(
+            MbusShortFrame::parse(&nke[..3]).unwrap_err().kind,
+            ErrorKind::Damaged(_)
+        ));
         assert_eq!(
             MbusShortFrame::parse(&[0x68, 0, 0, 0, 0])
                 .unwrap_err()
@@ -858,23 +790,26 @@ mod master_frame_tests {
 
     #[test]
     fn any_frame_and_its_length() {
-        assert_eq!(MbusFrame::parse(&[ACK, 0x10]).unwrap(), (MbusFrame::Ack, 1));
+        assert_eq!(
+            WiredFrame::parse(&[SINGLE_ACK, 0x10]).unwrap(),
+            (WiredFrame::Ack, 1)
+        );
         let nke = MbusShortFrame::snd_nke(7).to_bytes();
         assert_eq!(frame_len(&nke[..1]), Some(5));
         assert!(matches!(
-            MbusFrame::parse(&nke).unwrap().0,
-            MbusFrame::Short(_)
+            WiredFrame::parse(&nke).unwrap().0,
+            WiredFrame::Short(_)
         ));
         let sel = SecondaryAddress::ANY.selection_frame(false);
         assert_eq!(frame_len(&sel[..1]), None);
         assert_eq!(frame_len(&sel[..2]), Some(sel.len()));
         assert!(matches!(
-            MbusFrame::parse(&sel).unwrap().0,
-            MbusFrame::Long(_)
+            WiredFrame::parse(&sel).unwrap().0,
+            WiredFrame::Long(_)
         ));
         assert_eq!(frame_len(&[0xA5]), None);
-        assert_eq!(MbusFrame::parse(&[0xA5]).unwrap_err().offset, 0);
-        assert!(MbusFrame::parse(&[]).is_err());
+        assert_eq!(WiredFrame::parse(&[0xA5]).unwrap_err().offset, 0);
+        assert!(WiredFrame::parse(&[]).is_err());
         assert!(is_rsp_ud(0x08) && is_rsp_ud(0x28) && is_rsp_ud(0x18) && !is_rsp_ud(0x53));
     }
 
@@ -912,7 +847,7 @@ mod master_frame_tests {
     proptest! {
         #[test]
         fn frame_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-            if let Ok((_, used)) = MbusFrame::parse(&bytes) {
+            if let Ok((_, used)) = WiredFrame::parse(&bytes) {
                 prop_assert!(used <= bytes.len());
                 prop_assert_eq!(frame_len(&bytes), Some(used));
             }

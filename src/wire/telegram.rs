@@ -118,7 +118,7 @@ impl Telegram {
         };
         Ok(match frame {
             WiredFrame::Ack => Telegram::empty(FrameKind::WiredAck, dll, mbus::SINGLE_ACK),
-            WiredFrame::Short { control, address } => Telegram {
+            WiredFrame::Short(mbus::MbusShortFrame { control, address }) => Telegram {
                 wired_address: Some(address),
                 ..Telegram::empty(FrameKind::WiredShort, dll, control)
             },
@@ -356,12 +356,9 @@ mod tests {
         );
 
         let mut short = Vec::new();
-        WiredFrame::Short {
-            control: 0x40,
-            address: 0x05,
-        }
-        .emit(&mut short)
-        .unwrap();
+        WiredFrame::Short(mbus::MbusShortFrame::snd_nke(0x05))
+            .emit(&mut short)
+            .unwrap();
         let t = Telegram::parse(&short, CrcState::Unknown, false, &mut out).unwrap();
         assert_eq!(t.kind, FrameKind::WiredShort);
         assert_eq!(
