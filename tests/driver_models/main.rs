@@ -5,8 +5,10 @@
 mod corpus;
 
 mod apator;
+mod catalogue_a_k;
 mod diehl;
 mod engelmann;
+mod generated;
 mod kamstrup;
 mod qundis;
 mod techem;
