@@ -67,7 +67,9 @@ fn every_claimed_model_has_a_definition_and_a_passing_generated_telegram() {
 
 #[test]
 fn drivers_exempt_from_a_corpus_telegram_are_claimed_here() {
-    let claimed: Vec<&str> = CLAIMED.iter().flat_map(|c| c.1.iter().copied()).collect();
+    // Plus the definition the Qundis heat fix added (tested below with built telegrams).
+    let mut claimed: Vec<&str> = CLAIMED.iter().flat_map(|c| c.1.iter().copied()).collect();
+    claimed.push("qheat-converter");
     let list = include_str!("generated_only_a_k.txt");
     for name in list.lines().map(str::trim) {
         if !name.is_empty() && !name.starts_with('#') {
@@ -849,5 +851,124 @@ fn corpus_telegrams_of_the_claimed_models() {
             "total_energy_consumption_tariff_1_kwh",
             "total_energy_production_tariff_1_kwh",
         ],
+    );
+}
+
+// Semantics fixes (issue 13, point 5).
+
+#[test]
+fn qundis_flow_record_02bb56_is_a_volume_flow() {
+    // Real Q water telegram: the record 02 BB 56 is the current flow, 0 m3/h.
+    let e = corpus::entry("qwater", "60101441", "volume_flow_m3h", "02BB56");
+    let r = decoded_with_fields(&e, "qwater", &["volume_flow_m3h"]);
+    let flow = r
+        .records
+        .iter()
+        .find(|rec| rec.dif_vif == "02BB56")
+        .expect("flow record");
+    assert_eq!(flow.quantity, "volume_flow");
+    assert_eq!(flow.unit.as_deref(), Some("m3/h"));
+    assert!(flow.qualifiers.is_empty(), "{:?}", flow.qualifiers);
+    // Built: 0x0123 l/h in the same record.
+    let vib = Vib::primary(0x3B).with_vife(0x56);
+    let rec =
+        RecordRepr::integer(wmbusd::wire::apl::DataField::Integer(2), vib, 0x0123).expect("fits");
+    let r = decode_as("qwater", meter("QDS", 0x16, 0x07), &[litres(5), rec]);
+    expect(&r, &[("volume_flow_m3h", json!(0.291))]);
+}
+
+/// The Q heat vendor block (0D FF 5F data) from its layout, energy VIF `vif`.
+fn qheat_block(vif: u8, total: u32, year: u32, month: u32, deltas: &[i16; 12]) -> RecordRepr {
+    let bcd = |v: u32| {
+        let digits = format!("{v:08}");
+        let mut b = [0u8; 4];
+        for (i, slot) in b.iter_mut().enumerate() {
+            let pair = &digits[6 - 2 * i..8 - 2 * i];
+            *slot = u8::from_str_radix(pair, 16).expect("digits");
+        }
+        b
+    };
+    let mut data = vec![0x00, 0x82, 0x2A, 0x00, 0x00, 0x61, 0x01, 0x07, 0xC0, vif];
+    data.extend([0xFF, 0xFF]); // no error
+    data.extend(bcd(total));
+    data.extend([0x1F, 0x3C]); // 2024-12-31
+    data.extend(bcd(year));
+    data.extend([0x3E, 0x34]); // 2025-04-30
+    data.extend(bcd(month));
+    for d in deltas {
+        data.extend(d.to_le_bytes());
+    }
+    data.push(0x00);
+    let vib = Vib::new(wmbusd::wire::apl::VifTable::Manufacturer, 0x7F).with_vife(0x5F);
+    let len = u8::try_from(data.len()).expect("short block");
+    RecordRepr::new(
+        wmbusd::wire::apl::Dib::new(wmbusd::wire::apl::DataField::Variable),
+        vib,
+        Some(len),
+        data,
+    )
+}
+
+#[test]
+fn qheat_walk_by_block_gives_targets_and_monthly_energy_deltas() {
+    let mut deltas = [0i16; 12];
+    for (i, d) in deltas.iter_mut().enumerate() {
+        *d = 100 * (i as i16 + 1);
+    }
+    deltas[11] = i16::MIN; // a month without data
+    let records = [
+        qheat_block(0x05, 85_641, 18_897, 80_000, &deltas),
+        error_flags(0x0104),
+        datetime(2025, 5, 18, 15, 0),
+    ];
+    let r = decode_as("qheat-converter", meter("QDS", 0x47, 0x37), &records);
+    let mut want = vec![
+        ("total_kwh", json!(8564.1)),
+        ("total_energy_consumption_kwh", json!(8564.1)),
+        ("target_year_kwh", json!(1889.7)),
+        ("last_year_energy_consumption_kwh", json!(1889.7)),
+        ("target_year_date", json!("2024-12-31")),
+        ("last_year_date", json!("2024-12-31")),
+        ("target_kwh", json!(8000)),
+        ("last_month_energy_consumption_kwh", json!(8000)),
+        ("target_date", json!("2025-04-30")),
+        ("last_month_date", json!("2025-04-30")),
+        ("device_error_date", json!(null)),
+        ("meter_datetime", json!("2025-05-18T15:00")),
+        ("status_flags", json!(0x0104)),
+    ];
+    let names: Vec<String> = (2..=12).map(|n| format!("energy_delta_{n}_kwh")).collect();
+    for (i, name) in names.iter().enumerate() {
+        want.push((name, json!(10.0 * (i as f64 + 1.0))));
+    }
+    expect(&r, &want);
+    absent(&r, &["energy_delta_13_kwh"]);
+    // Counted in kWh (VIF 06): the same digits are ten times the tenths.
+    let records = [qheat_block(0x06, 856, 188, 800, &deltas)];
+    let r = decode_as("qheat-converter", meter("QDS", 0x23, 0x37), &records);
+    expect(
+        &r,
+        &[
+            ("total_kwh", json!(856)),
+            ("target_year_kwh", json!(188)),
+            ("energy_delta_2_kwh", json!(100)),
+        ],
+    );
+}
+
+#[test]
+fn qheat_walk_by_frame_in_joules_gives_dates_not_kwh() {
+    // The real walk-by telegram heard before meter 68204641's standard frame.
+    let e = corpus::entry("qheat", "68204641", "last_month_date", "");
+    let prior = e["prior_telegrams"][0].as_str().expect("prior telegram");
+    let r = corpus::decode_hex(prior);
+    assert_eq!(r.driver.as_deref(), Some("qheat-converter"));
+    let text = |name: &str| corpus::text(&r, name);
+    assert_eq!(text("last_month_date"), "\"2025-04-30\"");
+    assert_eq!(text("last_year_date"), "\"2024-12-31\"");
+    assert!(
+        !r.fields.keys().any(|k| k.ends_with("_kwh")),
+        "{:?}",
+        r.fields
     );
 }

@@ -156,6 +156,13 @@ pub const STEPS: &[Step] = &[
         run: kamstrup::gwf_status_block,
     },
     Step {
+        name: "qundis_heat_block",
+        description: "Q heat vendor block (0D FF 5F): error, year-end and month-end dates (type G) \
+                      at 0, 2, 4; total, year-end, month-end and 12 monthly deltas as 10-digit \
+                      BCD in 0.1 kWh from 6 on (FF for joule meters and months without data)",
+        run: qundis::qundis_heat_block,
+    },
+    Step {
         name: "techem_compact5",
         description: "Techem Compact V: total of the previous and current period energy (u32 LE)",
         run: techem::compact5,
