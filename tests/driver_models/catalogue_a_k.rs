@@ -972,3 +972,31 @@ fn qheat_walk_by_frame_in_joules_gives_dates_not_kwh() {
         r.fields
     );
 }
+
+#[test]
+fn qundis_hca_radiator_temperature_is_a_field() {
+    // 02 5A: flow (here: radiator surface) temperature in 0.1 C.
+    let temp = || {
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(2),
+            Vib::primary(0x5A),
+            194,
+        )
+        .expect("fits")
+    };
+    for (driver, m) in [
+        ("qcaloric", meter("QDS", 0x35, 0x08)),
+        ("qcaloric_v36", meter("QDS", 0x36, 0x08)),
+        ("qcaloric_lse", meter("LSE", 0x34, 0x08)),
+    ] {
+        let r = decode_as(driver, m, &[hca(89), hca(652).storage(1), temp()]);
+        expect(
+            &r,
+            &[
+                ("current_consumption_hca", json!(89)),
+                ("consumption_at_set_date_hca", json!(652)),
+                ("flow_temperature_c", json!(19.4)),
+            ],
+        );
+    }
+}
