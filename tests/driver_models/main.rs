@@ -6,6 +6,7 @@ mod corpus;
 
 mod apator;
 mod catalogue_a_k;
+mod compact_profiles;
 mod diehl;
 mod engelmann;
 mod generated;
