@@ -5,7 +5,7 @@
 
 use crate::corpus::{self, decoded_with_fields};
 use crate::generated::*;
-use serde_json::json;
+use serde_json::{json, Value as Json};
 use wmbusd::drivers::DriverSet;
 use wmbusd::wire::apl::{RecordRepr, Vib};
 
@@ -48,6 +48,10 @@ const CLAIMED: &[Claim] = &[
     ),
     ("ehzp", &["ehzp"], ehzp),
     ("ebzwmbe", &["ebzwmbe"], ebzwmbe),
+    ("esyswm", &["esyswm"], esyswm),
+    ("gransystems", &["gransystems"], gransystems),
+    ("abbb23", &["abbb23"], abbb23),
+    ("iem3000", &["iem3000"], iem3000),
 ];
 
 #[test]
@@ -775,6 +779,213 @@ fn ebzwmbe() {
     );
 }
 
+fn esyswm() {
+    let phase = |n: u8, value: i64| {
+        let vib = Vib::primary(0x29).with_vife(0x7F).with_vife(n);
+        RecordRepr::integer(wmbusd::wire::apl::DataField::Integer(4), vib, value).expect("fits")
+    };
+    for m in [meter("ESY", 0x30, 0x37), meter("ESY", 0x11, 0x02)] {
+        let r = decode_as(
+            "esyswm",
+            m,
+            &[
+                wh(1_643_416),
+                backward(wh(12_000)),
+                wh(1_000_000).tariff(1),
+                wh(643_416).tariff(2),
+                watts(438),
+                phase(1, 2_810),
+                phase(2, 2_565),
+                phase(3, 38_456),
+            ],
+        );
+        expect(
+            &r,
+            &[
+                ("total_energy_consumption_kwh", json!(1643.416)),
+                ("total_energy_production_kwh", json!(12)),
+                ("total_energy_consumption_tariff1_kwh", json!(1000)),
+                ("total_energy_consumption_tariff2_kwh", json!(643.416)),
+                ("current_power_consumption_kw", json!(0.438)),
+                ("current_power_consumption_phase1_kw", json!(0.0281)),
+                ("current_power_consumption_phase2_kw", json!(0.02565)),
+                ("current_power_consumption_phase3_kw", json!(0.38456)),
+            ],
+        );
+    }
+}
+
+/// Voltage in 0.1 V (FD 48), 4 bytes.
+fn decivolts(value: i64) -> RecordRepr {
+    RecordRepr::integer(
+        wmbusd::wire::apl::DataField::Integer(4),
+        Vib::fd(0x48),
+        value,
+    )
+    .expect("fits")
+}
+
+/// Current in mA (FD 59), 4 bytes.
+fn milliamperes(value: i64) -> RecordRepr {
+    RecordRepr::integer(
+        wmbusd::wire::apl::DataField::Integer(4),
+        Vib::fd(0x59),
+        value,
+    )
+    .expect("fits")
+}
+
+fn gransystems() {
+    let mut records = vec![
+        wh(916),
+        datetime(2021, 1, 28, 0, 0).storage(2),
+        wh(900).storage(2),
+        datetime(2021, 1, 28, 19, 15),
+        decivolts(2_351),
+        milliamperes(1_500),
+        decivolts(2_302).subunit(2),
+        decivolts(2_303).subunit(3),
+        milliamperes(200).subunit(2),
+        milliamperes(300).subunit(3),
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(2),
+            Vib::fb(0x2D),
+            4_998,
+        )
+        .expect("fits"),
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(4),
+            Vib::fd(0x17),
+            0x0102_0002,
+        )
+        .expect("fits"),
+    ];
+    for t in 1..=4u32 {
+        records.push(wh(100 * i64::from(t)).tariff(t));
+        records.push(wh(90 * i64::from(t)).tariff(t).storage(2));
+    }
+    let r = decode_as("gransystems", meter("GSS", 0x01, 0x02), &records);
+    let mut want = vec![
+        ("total_energy_consumption_kwh", json!(0.916)),
+        ("target_datetime", json!("2021-01-28T00:00")),
+        ("target_energy_consumption_kwh", json!(0.9)),
+        ("device_datetime", json!("2021-01-28T19:15")),
+        ("voltage_at_phase_1_v", json!(235.1)),
+        ("current_at_phase_1_a", json!(1.5)),
+        ("voltage_at_phase_2_v", json!(230.2)),
+        ("voltage_at_phase_3_v", json!(230.3)),
+        ("current_at_phase_2_a", json!(0.2)),
+        ("current_at_phase_3_a", json!(0.3)),
+        ("status_flags", json!(0x0102_0002)),
+    ];
+    let names: Vec<(String, String)> = (1..=4)
+        .map(|t| {
+            (
+                format!("total_energy_consumption_tariff_{t}_kwh"),
+                format!("target_energy_consumption_tariff_{t}_kwh"),
+            )
+        })
+        .collect();
+    for (t, (total, target)) in names.iter().enumerate() {
+        let t = t as f64 + 1.0;
+        want.push((total, json!(0.1 * t)));
+        want.push((target, json!(0.09 * t)));
+    }
+    expect(&r, &want);
+}
+
+/// Energy in 10 Wh (VIF 04), 4 bytes.
+fn wh10(value: i64) -> RecordRepr {
+    RecordRepr::integer(
+        wmbusd::wire::apl::DataField::Integer(4),
+        Vib::primary(0x04),
+        value,
+    )
+    .expect("fits")
+}
+
+fn electricity_tariffs(records: &mut Vec<RecordRepr>, production_subunit: u32) {
+    for t in 1..=4u32 {
+        records.push(wh10(10_000 * i64::from(t)).tariff(t));
+        records.push(
+            wh10(100 * i64::from(t))
+                .tariff(t)
+                .subunit(production_subunit),
+        );
+    }
+}
+
+fn tariff_expectations() -> Vec<(String, Json)> {
+    let mut want = Vec::new();
+    for t in 1..=4 {
+        want.push((
+            format!("total_energy_consumption_tariff_{t}_kwh"),
+            json!(100 * t),
+        ));
+        want.push((format!("total_energy_production_tariff_{t}_kwh"), json!(t)));
+    }
+    want
+}
+
+fn abbb23() {
+    let mut records = vec![
+        wh10(524_917),
+        wh10(1_200).subunit(1),
+        watts(2_500),
+        watts(300).subunit(2),
+        watts(2_600).subunit(4),
+    ];
+    electricity_tariffs(&mut records, 1);
+    let r = decode_as("abbb23", meter("ABB", 0x20, 0x02), &records);
+    expect(
+        &r,
+        &[
+            ("total_energy_consumption_kwh", json!(5249.17)),
+            ("total_energy_production_kwh", json!(12)),
+            ("active_consumption_kw", json!(2.5)),
+            ("reactive_consumption_kw", json!(0.3)),
+            ("apparent_consumption_kw", json!(2.6)),
+        ],
+    );
+    let want = tariff_expectations();
+    let pairs: Vec<(&str, Json)> = want.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    expect(&r, &pairs);
+}
+
+fn iem3000() {
+    let mut records = vec![
+        wh10(1_000_000),
+        watts(18_194),
+        watts(500).subunit(1),
+        watts(23_829).subunit(2),
+        datetime(2024, 6, 1, 12, 0),
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(4),
+            Vib::fd(0x17),
+            0x30,
+        )
+        .expect("fits"),
+    ];
+    electricity_tariffs(&mut records, 1);
+    for version in [0x13, 0x15, 0x18] {
+        let r = decode_as("iem3000", meter("SEC", version, 0x02), &records);
+        expect(
+            &r,
+            &[
+                ("total_energy_consumption_kwh", json!(10000)),
+                ("active_consumption_kw", json!(18.194)),
+                ("reactive_consumption_kw", json!(0.5)),
+                ("apparent_consumption_kw", json!(23.829)),
+                ("meter_datetime", json!("2024-06-01T12:00")),
+                ("status_flags", json!(0x30)),
+            ],
+        );
+        let want = tariff_expectations();
+        let pairs: Vec<(&str, Json)> = want.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        expect(&r, &pairs);
+    }
+}
+
 // Real corpus telegrams of the claimed models, against the reference's values.
 
 #[test]
@@ -828,6 +1039,11 @@ fn corpus_telegrams_of_the_claimed_models() {
             .unwrap_or_else(|| panic!("no corpus entry of {reference}"));
         decoded_with_fields(&entry, ours, names);
     }
+    // The iEM3000 meters of the corpus are read wired (long frames).
+    let wired = corpus::entries()
+        .find(|e| e["driver"] == "iem3000" && e["meter_id"] == "03313062")
+        .expect("iem3000 corpus entry");
+    decoded_with_fields(&wired, "iem3000", &["total_energy_consumption_kwh"]);
     // One Devices and one Apator amiplus meter, three phase voltages on the first. (Their
     // type I date-times carry seconds, which the reference does not print.)
     let devices = corpus::entry("amiplus", "00254358", "", "");
