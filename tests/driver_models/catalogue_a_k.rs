@@ -52,6 +52,21 @@ const CLAIMED: &[Claim] = &[
     ("gransystems", &["gransystems"], gransystems),
     ("abbb23", &["abbb23"], abbb23),
     ("iem3000", &["iem3000"], iem3000),
+    (
+        "hydrus_r4",
+        &[
+            "hydrus_r4",
+            "hydrus_r4-amt",
+            "hydrus_r4-dfs",
+            "hydrus_r4-spl",
+        ],
+        hydrus_r4,
+    ),
+    ("dme_07", &["dme_07"], dme_07),
+    ("brunatawm", &["brunatawm"], brunatawm),
+    ("elstergas", &["elstergas"], elstergas),
+    ("flonidangas", &["flonidangas"], flonidangas),
+    ("joyh100", &["joyh100"], joyh100),
 ];
 
 #[test]
@@ -984,6 +999,130 @@ fn iem3000() {
         let pairs: Vec<(&str, Json)> = want.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
         expect(&r, &pairs);
     }
+}
+
+fn hydrus_r4() {
+    let records = [
+        litres(481_899),
+        flow_temp(2_110),
+        litres_per_hour(-1),
+        litres(354_259).storage(1),
+        litres(12).storage(1).tariff(1),
+        litres(354_247).storage(1).tariff(2),
+        date(2019, 12, 31).storage(1),
+        litres(461_287).storage(3),
+        datetime(2020, 7, 31, 23, 59).storage(3),
+        error_flags(0x0010),
+    ];
+    for (driver, m) in [
+        ("hydrus_r4", meter("HYD", 0x24, 0x07)),
+        ("hydrus_r4-amt", meter("AMT", 0xF1, 0x06)),
+        ("hydrus_r4-dfs", meter("DFS", 0x24, 0x07)),
+        ("hydrus_r4-spl", meter("SPL", 0x25, 0x07)),
+    ] {
+        let r = decode_as(driver, m, &records);
+        expect(
+            &r,
+            &[
+                ("total_m3", json!(481.899)),
+                ("temperature_c", json!(21.1)),
+                ("current_flow_m3h", json!(-0.001)),
+                ("volume_year_period_m3", json!(354.259)),
+                ("reverse_volume_year_period_m3", json!(0.012)),
+                ("forward_volume_year_period_m3", json!(354.247)),
+                ("meter_year_period_end_date", json!("2019-12-31")),
+                ("volume_month_period_m3", json!(461.287)),
+                ("meter_month_period_end_datetime", json!("2020-07-31T23:59")),
+                ("status_flags", json!(0x10)),
+            ],
+        );
+    }
+}
+
+fn dme_07() {
+    let r = decode_as(
+        "dme_07",
+        meter("DME", 0x7B, 0x07),
+        &[litres(214_787), error_flags(0x0100)],
+    );
+    expect(
+        &r,
+        &[("total_m3", json!(214.787)), ("status_flags", json!(0x100))],
+    );
+}
+
+fn brunatawm() {
+    let bytes = frame_bytes(
+        meter("DWZ", 0x01, 0x06),
+        0,
+        &[
+            litres(58_743),
+            date(2026, 6, 16),
+            date(2025, 12, 31).storage(1),
+            litres(47_482).storage(1),
+        ],
+        Some(&[0x80, 0x0C, 0x00, 0x01]),
+    );
+    let r = decode_frame("brunatawm", bytes);
+    expect(
+        &r,
+        &[
+            ("total_m3", json!(58.743)),
+            ("meter_date", json!("2026-06-16")),
+            ("target_m3", json!(47.482)),
+            ("target_date", json!("2025-12-31")),
+        ],
+    );
+}
+
+fn elstergas() {
+    // A TPL status with the alarm code (0x03) and a temporary error (0x10).
+    let bytes = frame_bytes(meter("ELS", 0x50, 0x03), 0x13, &[litres(1_234)], None);
+    let r = decode_frame("elstergas", bytes);
+    expect(&r, &[("total_m3", json!(1.234))]);
+    assert_eq!(r.status.byte, 0x13);
+}
+
+fn flonidangas() {
+    let r = decode_as("flonidangas", meter("FLO", 0x50, 0x03), &[litres(98_765)]);
+    expect(&r, &[("total_m3", json!(98.765))]);
+}
+
+fn joyh100() {
+    let mut records = vec![
+        hca(17),
+        hca(250).storage(1),
+        date(2023, 1, 1).storage(1),
+        datetime(2024, 1, 1, 8, 6),
+        flow_temp(2_037),
+        return_temp(2_155),
+        error_flags(0x02).storage(4),
+        date(2023, 11, 5).storage(2),
+        date(2023, 12, 6).storage(3),
+    ];
+    for s in 7..=21u64 {
+        records.push(hca(s as i64).storage(s));
+    }
+    let r = decode_as("joyh100", meter("JOY", 0x0C, 0x08), &records);
+    let mut want = vec![
+        ("consumption_hca", json!(17)),
+        ("target_hca", json!(250)),
+        ("target_date", json!("2023-01-01")),
+        ("meter_datetime", json!("2024-01-01T08:06")),
+        ("flow_temperature_c", json!(20.37)),
+        ("return_temperature_c", json!(21.55)),
+        ("status_flags", json!(2)),
+        ("open_cover_alarm_date", json!("2023-11-05")),
+        ("temp_sensor_alarm_date", json!("2023-12-06")),
+    ];
+    let names: Vec<String> = (1..=12)
+        .map(|n| format!("historic_{n}_hca"))
+        .chain((1..=3).map(|n| format!("historic_{n}_year_hca")))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        want.push((name, json!(7 + i)));
+    }
+    expect(&r, &want);
 }
 
 // Real corpus telegrams of the claimed models, against the reference's values.
