@@ -67,6 +67,8 @@ const CLAIMED: &[Claim] = &[
     ("elstergas", &["elstergas"], elstergas),
     ("flonidangas", &["flonidangas"], flonidangas),
     ("joyh100", &["joyh100"], joyh100),
+    ("eltako", &["eltako"], eltako),
+    ("dmesharky775", &["dmesharky"], dmesharky775),
 ];
 
 #[test]
@@ -1125,6 +1127,104 @@ fn joyh100() {
     expect(&r, &want);
 }
 
+fn eltako() {
+    // A per-phase record: `vif` (after an optional FD), vendor VIFE FF 0n, 2 bytes.
+    let phase = |vib: Vib, n: u8, subunit: u32, value: i64| {
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(2),
+            vib.with_vife(0x7F).with_vife(n),
+            value,
+        )
+        .expect("fits")
+        .subunit(subunit)
+    };
+    let mut records = vec![
+        wh10(28_968).tariff(1),
+        wh10(0).tariff(2),
+        wh10(28_968).tariff(1).storage(2),
+        wh10(12).tariff(2).storage(2),
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(1),
+            Vib::fd(0x17),
+            0x10,
+        )
+        .expect("fits"),
+        vendor_record(2, &[0x68], &1u16.to_le_bytes()),
+        vendor_record(1, &[0x13], &[2]),
+    ];
+    for n in 1..=3u8 {
+        let k = i64::from(n);
+        records.push(phase(Vib::fd(0x49), n, 0, 237 + k));
+        records.push(phase(Vib::fd(0x5B), n, 0, 15 + k));
+        records.push(phase(Vib::primary(0x2C), n, 0, 30 + k));
+        records.push(phase(Vib::primary(0x2C), n, 1, 5 + k));
+    }
+    records.push(phase(Vib::primary(0x2C), 0, 0, 98));
+    records.push(phase(Vib::primary(0x2C), 0, 1, 25));
+    let r = decode_as("eltako", meter("ELT", 0x01, 0x02), &records);
+    let mut want = vec![
+        ("total_tariff_1_kwh", json!(289.68)),
+        ("total_tariff_2_kwh", json!(0)),
+        ("total_reactive_tariff_1_kwh", json!(289.68)),
+        ("total_reactive_tariff_2_kwh", json!(0.12)),
+        ("status_flags", json!(0x10)),
+        ("ct_numerator_counter", json!(1)),
+        ("active_tariff_counter", json!(2)),
+        ("active_power_overall_kw", json!(0.98)),
+        ("reactive_power_overall_kw", json!(0.25)),
+    ];
+    let names: Vec<[String; 4]> = (1..=3)
+        .map(|n| {
+            [
+                format!("voltage_l{n}_n_v"),
+                format!("current_l{n}_a"),
+                format!("power_l{n}_kw"),
+                format!("reactive_power_l{n}_kw"),
+            ]
+        })
+        .collect();
+    for (i, [v, a, p, q]) in names.iter().enumerate() {
+        let k = i as f64 + 1.0;
+        want.push((v, json!(237.0 + k)));
+        want.push((a, json!((15.0 + k) / 10.0)));
+        want.push((p, json!((30.0 + k) / 100.0)));
+        want.push((q, json!((5.0 + k) / 100.0)));
+    }
+    expect(&r, &want);
+}
+
+fn dmesharky775() {
+    // The names the reference's newer driver adds for the same Sharky model.
+    let mut records = vec![kwh(16_000), kwh(90).tariff(1).storage(1)];
+    for t in 2..=4u32 {
+        records.push(litres(1_000 * i64::from(t)).tariff(t));
+        records.push(litres(900 * i64::from(t)).tariff(t).storage(1));
+        records.push(kwh(10 * i64::from(t)).tariff(t).storage(1));
+    }
+    let r = decode_as("dmesharky", meter("DME", 0x40, 0x0A), &records);
+    expect(&r, &[("target_cooling_consumption_kwh", json!(90))]);
+    let names: Vec<[String; 3]> = (2..=4)
+        .map(|t| {
+            [
+                format!("total_volume_tariff{t}_m3"),
+                format!("target_volume_tariff{t}_m3"),
+                format!("target_energy_tariff{t}_kwh"),
+            ]
+        })
+        .collect();
+    for (i, [total, target, energy]) in names.iter().enumerate() {
+        let t = i as f64 + 2.0;
+        expect(
+            &r,
+            &[
+                (total, json!(t)),
+                (target, json!(0.9 * t)),
+                (energy, json!(10.0 * t)),
+            ],
+        );
+    }
+}
+
 // Real corpus telegrams of the claimed models, against the reference's values.
 
 #[test]
@@ -1183,6 +1283,25 @@ fn corpus_telegrams_of_the_claimed_models() {
         .find(|e| e["driver"] == "iem3000" && e["meter_id"] == "03313062")
         .expect("iem3000 corpus entry");
     decoded_with_fields(&wired, "iem3000", &["total_energy_consumption_kwh"]);
+    let wired = corpus::entries()
+        .find(|e| e["driver"] == "eltako")
+        .expect("eltako corpus entry");
+    decoded_with_fields(
+        &wired,
+        "eltako",
+        &[
+            "total_tariff_1_kwh",
+            "total_reactive_tariff_1_kwh",
+            "voltage_l2_n_v",
+            "current_l3_a",
+            "power_l1_kw",
+            "reactive_power_l2_kw",
+            "active_power_overall_kw",
+            "reactive_power_overall_kw",
+            "ct_numerator_counter",
+            "active_tariff_counter",
+        ],
+    );
     // One Devices and one Apator amiplus meter, three phase voltages on the first. (Their
     // type I date-times carry seconds, which the reference does not print.)
     let devices = corpus::entry("amiplus", "00254358", "", "");

@@ -138,7 +138,7 @@ fn push_tenths(out: &mut Vec<u8>, value: Option<u64>) {
     };
     for _ in 0..QHEAT_VALUE_LEN {
         let pair = (rest % 100) as u8;
-        out.push((pair / 10) << 4 | pair % 10);
+        out.push(((pair / 10) << 4) | (pair % 10));
         rest /= 100;
     }
 }
