@@ -72,6 +72,8 @@ const CLAIMED: &[Claim] = &[
     // IZAR frames are LFSR-scrambled and the library has no scrambler to build one:
     // this model is checked on the corpus' real telegrams instead.
     ("izarv2", &["izar-dme", "izar-hyd", "izar-sap"], izarv2),
+    ("axis", &["axis"], axis),
+    ("ebeco500", &["ebeco500"], ebeco500),
 ];
 
 #[test]
@@ -1247,6 +1249,73 @@ fn izarv2() {
             ],
         );
     }
+}
+
+fn axis() {
+    let r = decode_as(
+        "axis",
+        meter("AXI", 0x07, 0x04),
+        &[
+            datetime(2021, 6, 23, 15, 3),
+            error_flags(0x0004),
+            operating_hours(8_430),
+            on_hours(8_420),
+            kwh(500),
+            litres(10_000),
+            watts(5_000),
+            litres_per_hour(100),
+            flow_temp(6_500),
+            return_temp(4_500),
+            temp_difference(2_000),
+            datetime(2021, 1, 1, 0, 0).storage(1),
+            date(2021, 1, 1).storage(1),
+            kwh(400).storage(1),
+            litres(8_000).storage(1),
+        ],
+    );
+    expect(
+        &r,
+        &[
+            ("meter_datetime", json!("2021-06-23T15:03")),
+            ("status_flags", json!(4)),
+            ("operating_time_h", json!(8430)),
+            ("on_time_h", json!(8420)),
+            ("total_energy_kwh", json!(500)),
+            ("total_m3", json!(10)),
+            ("power_kw", json!(5)),
+            ("volume_flow_m3h", json!(0.1)),
+            ("flow_temperature_c", json!(65)),
+            ("return_temperature_c", json!(45)),
+            ("flow_return_temperature_difference_c", json!(20)),
+            ("target_datetime", json!("2021-01-01T00:00")),
+            ("target_date", json!("2021-01-01")),
+            ("target_energy_kwh", json!(400)),
+            ("target_volume_m3", json!(8)),
+        ],
+    );
+}
+
+fn ebeco500() {
+    let r = decode_as(
+        "ebeco500",
+        meter("EBE", 0x02, 0x01),
+        &[
+            int_fd(0x17, 0).storage(0),
+            wh(68_600),
+            external_temp(2_280),
+            on_hours(105),
+            datetime(2025, 2, 1, 13, 54),
+        ],
+    );
+    expect(
+        &r,
+        &[
+            ("total_kwh", json!(68.6)),
+            ("external_temperature_c", json!(22.8)),
+            ("on_time_h", json!(105)),
+            ("meter_datetime", json!("2025-02-01T13:54")),
+        ],
+    );
 }
 
 // Real corpus telegrams of the claimed models, against the reference's values.
