@@ -63,6 +63,9 @@ const CLAIMED: &[Claim] = &[
         hydrus_r4,
     ),
     ("dme_07", &["dme_07"], dme_07),
+    ("izar_rzig4", &["dme_07", "izar_rzig4-spl"], izar_rzig4),
+    ("aptmbusna", &["aptmbusna"], aptmbusna),
+    ("actislink", &["actislink"], actislink),
     ("brunatawm", &["brunatawm"], brunatawm),
     ("elstergas", &["elstergas"], elstergas),
     ("flonidangas", &["flonidangas"], flonidangas),
@@ -1316,6 +1319,60 @@ fn ebeco500() {
             ("meter_datetime", json!("2025-02-01T13:54")),
         ],
     );
+}
+
+fn izar_rzig4() {
+    let records = [litres(214_787), error_flags(0x0001)];
+    for (driver, m) in [
+        ("dme_07", meter("DME", 0x68, 0x07)),
+        ("dme_07", meter("DME", 0x7C, 0x07)),
+        ("dme_07", meter("DME", 0x7E, 0x07)),
+        ("izar_rzig4-spl", meter("SPL", 0x80, 0x07)),
+    ] {
+        let r = decode_as(driver, m, &records);
+        expect(
+            &r,
+            &[("total_m3", json!(214.787)), ("status_flags", json!(1))],
+        );
+    }
+}
+
+fn aptmbusna() {
+    let r = decode_as(
+        "aptmbusna",
+        meter("APA", 0x15, 0x07),
+        &[
+            datetime(2026, 4, 24, 20, 29),
+            litres(16_119),
+            litres_per_hour(13),
+            litres(389).storage(1),
+            date(2026, 4, 1).storage(1),
+            operating_hours(12_504),
+            RecordRepr::integer(
+                wmbusd::wire::apl::DataField::Integer(3),
+                Vib::fd(0x17),
+                0x03_041C,
+            )
+            .expect("fits"),
+        ],
+    );
+    expect(
+        &r,
+        &[
+            ("meter_datetime", json!("2026-04-24T20:29")),
+            ("total_m3", json!(16.119)),
+            ("volume_flow_m3h", json!(0.013)),
+            ("target_m3", json!(0.389)),
+            ("target_date", json!("2026-04-01")),
+            ("operating_time_h", json!(12504)),
+            ("status_flags", json!(0x03_041C)),
+        ],
+    );
+}
+
+fn actislink() {
+    let r = decode_as("actislink", meter("ALK", 0x04, 0x07), &[litres(1_000)]);
+    expect(&r, &[("total_m3", json!(1))]);
 }
 
 // Real corpus telegrams of the claimed models, against the reference's values.
