@@ -66,6 +66,27 @@ const CLAIMED: &[Claim] = &[
     ("izar_rzig4", &["dme_07", "izar_rzig4-spl"], izar_rzig4),
     ("aptmbusna", &["aptmbusna"], aptmbusna),
     ("actislink", &["actislink"], actislink),
+    (
+        "kamwater",
+        &["kamwater", "kamwater-kam", "multical21", "flowiq2200"],
+        kamwater,
+    ),
+    (
+        "izar_ehz",
+        &[
+            "izar_ehz",
+            "izar_ehz-cir",
+            "izar_ehz-cwv",
+            "izar_ehz-emh",
+            "izar_ehz-emu",
+            "izar_ehz-hag",
+            "izar_ehz-hyd",
+            "izar_ehz-isk",
+            "izar_ehz-kam",
+            "izar_ehz-lgz",
+        ],
+        izar_ehz,
+    ),
     ("brunatawm", &["brunatawm"], brunatawm),
     ("elstergas", &["elstergas"], elstergas),
     ("flonidangas", &["flonidangas"], flonidangas),
@@ -1373,6 +1394,124 @@ fn aptmbusna() {
 fn actislink() {
     let r = decode_as("actislink", meter("ALK", 0x04, 0x07), &[litres(1_000)]);
     expect(&r, &[("total_m3", json!(1))]);
+}
+
+fn kamwater() {
+    let min = |r: RecordRepr| r.function(wmbusd::wire::apl::Function::Minimum);
+    let temp = |vif: u8, value: i64| {
+        RecordRepr::integer(
+            wmbusd::wire::apl::DataField::Integer(1),
+            Vib::primary(vif),
+            value,
+        )
+        .expect("fits")
+    };
+    let mut records = vec![
+        // Info codes: leak (bit 2) and low battery (bit 5).
+        vendor_record(4, &[0x23], &0x24u32.to_le_bytes()),
+        litres(44_206),
+        litres(43_108).storage(1),
+        date(2020, 10, 1).storage(1),
+        litres_per_hour(12),
+    ];
+    for s in 1..=3u64 {
+        let k = s as i64;
+        records.push(min(litres_per_hour(k)).storage(s));
+        records.push(max(litres_per_hour(400 + k)).storage(s));
+        records.push(min(temp(0x5B, 10 + k)).storage(s));
+        records.push(max(temp(0x5B, 20 + k)).storage(s));
+        records.push(min(temp(0x67, 15 + k)).storage(s));
+        records.push(max(temp(0x67, 25 + k)).storage(s));
+    }
+    for (driver, m) in [
+        ("kamwater", meter("KAW", 0x42, 0x16)),
+        ("kamwater", meter("KAW", 0x3A, 0x16)),
+        ("kamwater-kam", meter("KAM", 0x1D, 0x16)),
+    ] {
+        let r = decode_as(driver, m, &records);
+        let mut want = vec![
+            ("status_flags", json!(0x24)),
+            ("total_m3", json!(44.206)),
+            ("target_m3", json!(43.108)),
+            ("target_date", json!("2020-10-01")),
+            ("flow_m3h", json!(0.012)),
+            ("min_flow_last_month_m3h", json!(0.001)),
+            ("min_flow_last_day_m3h", json!(0.002)),
+            ("max_flow_last_month_m3h", json!(0.401)),
+            ("max_flow_last_day_m3h", json!(0.402)),
+            ("max_flow_last_year_m3h", json!(0.403)),
+        ];
+        let names: Vec<(String, f64)> = ["month", "day", "year"]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, period)| {
+                let k = i as f64 + 1.0;
+                [
+                    (format!("min_flow_temperature_last_{period}_c"), 10.0 + k),
+                    (format!("max_flow_temperature_last_{period}_c"), 20.0 + k),
+                    (
+                        format!("min_external_temperature_last_{period}_c"),
+                        15.0 + k,
+                    ),
+                    (
+                        format!("max_external_temperature_last_{period}_c"),
+                        25.0 + k,
+                    ),
+                ]
+            })
+            .collect();
+        for (name, v) in &names {
+            want.push((name, json!(v)));
+        }
+        expect(&r, &want);
+    }
+    // The older info word: dry now (bit 0), dry for 22-31 days (bits 4-6 = 7).
+    let r = decode_as(
+        "kamwater",
+        meter("KAW", 0x42, 0x06),
+        &[
+            vendor_record(2, &[0x20], &0x0071u16.to_le_bytes()),
+            litres(6_408),
+        ],
+    );
+    expect(
+        &r,
+        &[
+            ("current_status_flags", json!(1)),
+            ("info_codes_flags", json!(0x71)),
+            ("total_m3", json!(6.408)),
+        ],
+    );
+}
+
+fn izar_ehz() {
+    let codes = [
+        ("izar_ehz", "ABB"),
+        ("izar_ehz-cir", "CIR"),
+        ("izar_ehz-cwv", "CWV"),
+        ("izar_ehz-emh", "EMH"),
+        ("izar_ehz-emu", "EMU"),
+        ("izar_ehz-hag", "HAG"),
+        ("izar_ehz-hyd", "HYD"),
+        ("izar_ehz-isk", "ISK"),
+        ("izar_ehz-kam", "KAM"),
+        ("izar_ehz-lgz", "LGZ"),
+    ];
+    for (driver, code) in codes {
+        let r = decode_as(
+            driver,
+            meter(code, 0x8A, 0x02),
+            &[wh(1_234_567), watts(850), error_flags(0)],
+        );
+        expect(
+            &r,
+            &[
+                ("total_energy_consumption_kwh", json!(1234.567)),
+                ("current_power_consumption_kw", json!(0.85)),
+                ("status_flags", json!(0)),
+            ],
+        );
+    }
 }
 
 // Real corpus telegrams of the claimed models, against the reference's values.
