@@ -382,6 +382,13 @@ fn driver_fields_agree_with_the_reference_across_the_corpus() {
                         e["meter_id"]
                     )
                 }
+                // A record holding the invalid-value marker (the most negative value of
+                // its integer type) is null here; the reference prints the number.
+                (_, Some(w), _, _)
+                    if got.is_null()
+                        && [8, 16, 24, 32, 48, 64]
+                            .iter()
+                            .any(|b| w == -(2f64.powi(b - 1))) => {}
                 // An all-zero date is no date: null here; the reference prints it as
                 // "2000-00-00" or, normalised, "1999-11-30".
                 (_, _, None, Some("2000-00-00" | "1999-11-30")) if got.is_null() => {}
