@@ -71,6 +71,7 @@ const CLAIMED: &[Claim] = &[
         &["kamwater", "kamwater-kam", "multical21", "flowiq2200"],
         kamwater,
     ),
+    ("hydroclima", &["hydroclima"], hydroclima),
     ("c5isf", &["c5isf"], c5isf),
     ("c5isf_t1b", &["c5isf"], c5isf),
     (
@@ -1569,6 +1570,42 @@ fn c5isf() {
             expect(&r, &[("last_month_date", json!("2021-12-31"))]);
         }
     }
+}
+
+fn hydroclima() {
+    // The RKN0 block after DIF 0x0F, from its layout: 16-bit little-endian words.
+    let mut block = vec![0x10, 0x00, 0x00, 0x6A, 0x7D, 0x2C, 0x4A];
+    for word in [1_866u16, 4_751, 0x2C20, 31, 1_578, 1_747, 123] {
+        block.extend(word.to_le_bytes());
+    }
+    block.extend([0x10, 0x27, 0x00]); // total indication 10000 (0.1 units)
+    let hca3 = RecordRepr::integer(
+        wmbusd::wire::apl::DataField::Integer(3),
+        Vib::primary(0x6E),
+        7,
+    )
+    .expect("fits");
+    let bytes = frame_bytes(meter("BMP", 0x53, 0x08), 0, &[hca3.clone()], Some(&block));
+    let r = decode_frame("hydroclima", bytes);
+    expect(
+        &r,
+        &[
+            ("current_consumption_hca", json!(7)),
+            ("average_ambient_temperature_c", json!(18.66)),
+            ("max_ambient_temperature_c", json!(47.51)),
+            ("average_ambient_temperature_last_month_c", json!(15.78)),
+            ("average_heater_temperature_last_month_c", json!(17.47)),
+        ],
+    );
+    // A history frame (another identifier): the temperatures are not read from it.
+    let history = [0x43u8; 28];
+    let bytes = frame_bytes(meter("BMP", 0x53, 0x08), 0, &[hca3], Some(&history));
+    let r = decode_frame("hydroclima", bytes);
+    expect(&r, &[("current_consumption_hca", json!(7))]);
+    absent(
+        &r,
+        &["average_ambient_temperature_c", "max_ambient_temperature_c"],
+    );
 }
 
 // Real corpus telegrams of the claimed models, against the reference's values.

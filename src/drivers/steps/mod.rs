@@ -135,6 +135,12 @@ pub const STEPS: &[Step] = &[
         run: qundis::bfw240radio,
     },
     Step {
+        name: "bmeters_hydroclima",
+        description: "B Meters HydroClima block after DIF 0x0F: the RKN0 frame (0x10) as it is, \
+                      empty for the history frame",
+        run: engelmann::hydroclima,
+    },
+    Step {
         name: "bmeters_hydroclima2",
         description: "B Meters HydroClima 2 frame 0x11: temperatures, consumption history, total as BCD",
         run: engelmann::hydroclima2,
