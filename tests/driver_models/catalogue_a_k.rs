@@ -1585,7 +1585,12 @@ fn hydroclima() {
         7,
     )
     .expect("fits");
-    let bytes = frame_bytes(meter("BMP", 0x53, 0x08), 0, &[hca3.clone()], Some(&block));
+    let bytes = frame_bytes(
+        meter("BMP", 0x53, 0x08),
+        0,
+        std::slice::from_ref(&hca3),
+        Some(&block),
+    );
     let r = decode_frame("hydroclima", bytes);
     expect(
         &r,
