@@ -96,7 +96,7 @@
 //! | `qualifiers` | array of strings, optional | combinable VIFEs refining the quantity: `per_hour`, `forward_flow`, `backward_flow`, `lower_limit`, `start_date`, `phase_l1`, `average`, `at_base_conditions`, … |
 //! | `unit_text` | string, optional | unit sent as text by a plain-text VIF (0x7C/0xFC) |
 //! | `raw` | string, optional | uppercase hex of the data of manufacturer-specific records, and of records whose value is withheld for a record error |
-//! | `profile` | object, optional | elements of an inverse compact profile (EN 13757-3 Annex F; `value` keeps the record's hex): `{"spacing":"1 month","unit":"hca","values":[627,395,null]}`, newest first, `values[0]` lying one spacing before the record's time point; `unit` as for `value` |
+//! | `profile` | object, optional | elements of a compact profile (EN 13757-3 Annex F; `value` keeps the record's hex): `{"kind":"inverse_compact_profile","mode":"absolute","spacing":"1 month","unit":"hca","values":[627,395,null],"points":[{"value":627,"date":"2024-01-31"},...]}`. `kind`: `inverse_compact_profile` (newest first, `values[0]` one spacing before the record's time point), `compact_profile` (oldest first, the last value one spacing before it) or `compact_profile_with_register_numbers` (value k is storage number s + k); `mode`: `absolute`, or `increments`/`decrements`/`differences` (changes, signed; decrements negative); `points`: per value its `date` (the time point is the date record of the same storage number, tariff and subunit; absent without one) or its `storage`; `unit` as for `value` |
 //!
 //! Numbers are exact: raw meter integers scaled by powers of ten are printed as the
 //! shortest decimal (`123.456`, never `123.45600000000002`); integers print without a
@@ -736,22 +736,71 @@ pub struct Record {
     pub profile: Option<Profile>,
 }
 
-/// History values of a compact profile record, newest first (see the schema above).
+/// History values of a compact profile record in transmission order, and where each
+/// lies (see the schema above).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
+    /// `inverse_compact_profile`, `compact_profile` or `compact_profile_with_register_numbers`.
+    pub kind: Cow<'static, str>,
+    /// `absolute`, `increments`, `decrements` (published negative) or `differences`.
+    pub mode: Cow<'static, str>,
     pub spacing: String,
     pub unit: Option<Cow<'static, str>>,
     pub values: Vec<Value>,
+    /// One entry per value: its date (time profiles, when the telegram has the record's
+    /// time point) or its storage number (register-number profiles).
+    pub points: Vec<ProfilePoint>,
+}
+
+/// Where one profile value lies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfilePoint {
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<u64>,
 }
 
 impl Profile {
     fn from_record(r: &DataRecord<'_>, unit: Option<&'static str>) -> Option<Profile> {
         let profile = r.compact_profile()?;
+        let values: Vec<Value> = profile.elements.iter().map(Value::from_element).collect();
+        let points = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| ProfilePoint {
+                value: value.clone(),
+                date: None,
+                storage: match profile.position(i, r.dib.storage) {
+                    apl::Position::Storage(s) => Some(s),
+                    apl::Position::SpacingsBefore(_) => None,
+                },
+            })
+            .collect();
         Some(Profile {
+            kind: Cow::Borrowed(profile.kind.as_str()),
+            mode: Cow::Borrowed(profile.increment.as_str()),
             spacing: profile.spacing.to_text(),
             unit: unit.map(Cow::Borrowed),
-            values: profile.elements.iter().map(Value::from_element).collect(),
+            values,
+            points,
         })
+    }
+
+    /// Dates the profile implies, counted back from `anchor` (the value of the record
+    /// giving its time point).
+    pub fn set_dates(&mut self, r: &DataRecord<'_>, anchor: &apl::Value) {
+        let Some(profile) = r.compact_profile() else {
+            return;
+        };
+        for (i, point) in self.points.iter_mut().enumerate() {
+            point.date = profile.time_point(i, anchor).map(|v| match v {
+                apl::Value::Date(d) => d.to_string(),
+                apl::Value::DateTime(dt) => dt.to_string(),
+                other => other.to_string(),
+            });
+        }
     }
 }
 
@@ -1038,20 +1087,49 @@ impl Record {
             string(out, raw)?;
         }
         if let Some(p) = &self.profile {
-            out.extend_from_slice(b",\"profile\":{\"spacing\":");
-            string(out, &p.spacing)?;
-            out.extend_from_slice(b",\"unit\":");
-            optional_string(out, p.unit.as_deref())?;
-            out.extend_from_slice(b",\"values\":[");
-            for (i, v) in p.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                v.write_json(out)?;
-            }
-            out.extend_from_slice(b"]}");
+            p.write_json(out)?;
         }
         out.push(b'}');
+        Ok(())
+    }
+}
+
+impl Profile {
+    /// `,"profile":{...}` as serde writes it.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b",\"profile\":{\"kind\":");
+        string(out, &self.kind)?;
+        out.extend_from_slice(b",\"mode\":");
+        string(out, &self.mode)?;
+        out.extend_from_slice(b",\"spacing\":");
+        string(out, &self.spacing)?;
+        out.extend_from_slice(b",\"unit\":");
+        optional_string(out, self.unit.as_deref())?;
+        out.extend_from_slice(b",\"values\":[");
+        for (i, v) in self.values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            v.write_json(out)?;
+        }
+        out.extend_from_slice(b"],\"points\":[");
+        for (i, p) in self.points.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"value\":");
+            p.value.write_json(out)?;
+            if let Some(date) = &p.date {
+                out.extend_from_slice(b",\"date\":");
+                string(out, date)?;
+            }
+            if let Some(storage) = p.storage {
+                out.extend_from_slice(b",\"storage\":");
+                out.extend_from_slice(storage.to_string().as_bytes());
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
         Ok(())
     }
 }
@@ -1544,6 +1622,8 @@ mod tests {
             unit_text: Some("l/\n".to_owned()),
             raw: Some("00FF".to_owned()),
             profile: Some(Profile {
+                kind: Cow::Borrowed("compact_profile_with_register_numbers"),
+                mode: Cow::Borrowed("absolute"),
                 spacing: "1 month".to_owned(),
                 unit: Some(Cow::Borrowed("hca")),
                 values: vec![
@@ -1551,6 +1631,18 @@ mod tests {
                     Value::Null,
                     Value::Text("x".to_owned()),
                     Value::Number(Decimal::new(i128::MAX, 3)),
+                ],
+                points: vec![
+                    ProfilePoint {
+                        value: Value::Number(Decimal::new(627, 0)),
+                        date: Some("2024-01-31".to_owned()),
+                        storage: None,
+                    },
+                    ProfilePoint {
+                        value: Value::Null,
+                        date: None,
+                        storage: Some(u64::MAX),
+                    },
                 ],
             }),
         };
@@ -1659,7 +1751,7 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(
             json(&r[0]),
-            r#"{"quantity":"hca","value":"3BFE270600950300760100070000","unit":null,"function":"instantaneous","storage":8,"tariff":0,"subunit":0,"dif_vif":"8D04EE13","qualifiers":["inverse_compact_profile"],"profile":{"spacing":"1 month","unit":"hca","values":[627,395,176,7]}}"#
+            r#"{"quantity":"hca","value":"3BFE270600950300760100070000","unit":null,"function":"instantaneous","storage":8,"tariff":0,"subunit":0,"dif_vif":"8D04EE13","qualifiers":["inverse_compact_profile"],"profile":{"kind":"inverse_compact_profile","mode":"absolute","spacing":"1 month","unit":"hca","values":[627,395,176,7],"points":[{"value":627},{"value":395},{"value":176},{"value":7}]}}"#
         );
         let back: Record = serde_json::from_str(&json(&r[0])).unwrap();
         assert_eq!(back, r[0]);

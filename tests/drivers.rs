@@ -368,10 +368,30 @@ fn driver_fields_agree_with_the_reference_across_the_corpus() {
             let got = serde_json::to_value(value).unwrap();
             match (got.as_f64(), want.as_f64(), got.as_str(), want.as_str()) {
                 (Some(g), Some(w), _, _) => assert_eq!(g, w, "{} {name}", e["meter_id"]),
-                // The reference writes date-times with a space.
+                // The reference writes date-times with a space, drops the seconds of
+                // type I date-times, and prints the "every year" marker (year 127) as
+                // 2127 where we write XXXX; nothing else may differ.
                 (_, _, Some(g), Some(w)) => {
-                    assert_eq!(g, w.replace(' ', "T"), "{} {name}", e["meter_id"])
+                    let w = w.replace(' ', "T");
+                    let without_seconds = g.len() == w.len() + 3 && g.starts_with(&w);
+                    let every_year =
+                        g.starts_with("XXXX") && w.starts_with("2127") && g.get(4..) == w.get(4..);
+                    assert!(
+                        g == w || without_seconds || every_year,
+                        "{} {name}: {g} vs {w}",
+                        e["meter_id"]
+                    )
                 }
+                // A record holding the invalid-value marker (the most negative value of
+                // its integer type) is null here; the reference prints the number.
+                (_, Some(w), _, _)
+                    if got.is_null()
+                        && [8, 16, 24, 32, 48, 64]
+                            .iter()
+                            .any(|b| w == -(2f64.powi(b - 1))) => {}
+                // An all-zero date is no date: null here; the reference prints it as
+                // "2000-00-00" or, normalised, "1999-11-30".
+                (_, _, None, Some("2000-00-00" | "1999-11-30")) if got.is_null() => {}
                 _ => assert_eq!(&got, want, "{} {name}", e["meter_id"]),
             }
             compared += 1;
@@ -409,6 +429,9 @@ fn without_drivers_readings_are_generic_and_compact_frames_wait_for_a_full_frame
 /// selects it and it names at least one field there that the reference reports under
 /// the same name with the same value (the comparison itself is
 /// `driver_fields_agree_with_the_reference_across_the_corpus`).
+/// Lists of built-in drivers confirmed by generated telegrams only, one name a line.
+const GENERATED_ONLY: &[&str] = &[include_str!("driver_models/generated_only_a_k.txt")];
+
 #[test]
 fn every_builtin_driver_has_a_corpus_telegram() {
     let mut covered: std::collections::BTreeMap<String, usize> = DriverSet::builtin()
@@ -432,9 +455,18 @@ fn every_builtin_driver_has_a_corpus_telegram() {
             *n += same;
         }
     }
+    // Models no corpus telegram comes from are confirmed by telegrams built from their
+    // documented layout instead (tests/driver_models/catalogue_*.rs, which checks that
+    // every name listed here is one of its models).
+    let generated: Vec<&str> = GENERATED_ONLY
+        .iter()
+        .flat_map(|list| list.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     let uncovered: Vec<&String> = covered
         .iter()
-        .filter(|(_, n)| **n == 0)
+        .filter(|(name, n)| **n == 0 && !generated.contains(&name.as_str()))
         .map(|(name, _)| name)
         .collect();
     assert!(

@@ -826,6 +826,14 @@ fn fill_records(
     // `extend` from a slice iterator builds the new records in place.
     let new = parsed.records.get(records.len()..).unwrap_or_default();
     records.extend(new.iter().map(Record::from_data_record));
+    // A compact profile's dates count back from its storage number's date record.
+    for (record, r) in records.iter_mut().zip(&parsed.records) {
+        if let Some(profile) = &mut record.profile {
+            if let Some(anchor) = apl::time_point_record(&parsed.records, r) {
+                profile.set_dates(r, &anchor.value);
+            }
+        }
+    }
     reading.records = records;
     if let Some(data) = parsed.manufacturer_data {
         reading.manufacturer_data = Some(upper_hex(data));

@@ -5,8 +5,11 @@
 mod corpus;
 
 mod apator;
+mod catalogue_a_k;
+mod compact_profiles;
 mod diehl;
 mod engelmann;
+mod generated;
 mod kamstrup;
 mod qundis;
 mod techem;

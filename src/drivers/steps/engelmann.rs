@@ -175,10 +175,44 @@ pub fn hydroclima2(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     Ok(out)
 }
 
+/// Frame identifier of the HydroClima (RF RKN0) block after DIF 0x0F.
+const HC_RKN0_FRAME: u8 = 0x10;
+/// Bytes of that block the definition reads (up to the total indication).
+const HC_RKN0_LEN: usize = 24;
+
+/// B Meters HydroClima block after DIF 0x0F: the RKN0 frame (identifier 0x10) passes
+/// through unchanged for the definition's offsets; the history frame (RKN9, any other
+/// identifier) has none of those values and gives an empty output, so the fields are
+/// left out rather than read from the wrong layout.
+pub fn hydroclima(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
+    const STEP: &str = "bmeters_hydroclima";
+    match input.data.first() {
+        Some(&HC_RKN0_FRAME) => Ok(input.bytes(STEP, 0, HC_RKN0_LEN)?.to_vec()),
+        _ => Ok(Vec::new()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::drivers::steps::test_input;
+
+    #[test]
+    fn hydroclima_passes_the_rkn0_frame_only() {
+        const LINK: [u8; 9] = [0x44, 0xB0, 0x09, 0x98, 0x61, 0x03, 0x68, 0x53, 0x08];
+        let mut frame = vec![HC_RKN0_FRAME];
+        frame.extend([0u8; 23]);
+        let out = hydroclima(&test_input(0x7A, &LINK, &frame)).unwrap();
+        assert_eq!(out, frame);
+        let history = [0x43u8; 30];
+        assert!(hydroclima(&test_input(0x7A, &LINK, &history))
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            hydroclima(&test_input(0x7A, &LINK, &frame[..10])),
+            Err(StepError::TooShort { .. })
+        ));
+    }
 
     fn run(step: fn(&StepInput<'_>) -> Result<Vec<u8>, StepError>, data: &[u8]) -> Vec<u8> {
         let link = [0x44, 0xB4, 0x09, 0x21, 0x43, 0x65, 0x87, 0x13, 0x07];

@@ -135,6 +135,12 @@ pub const STEPS: &[Step] = &[
         run: qundis::bfw240radio,
     },
     Step {
+        name: "bmeters_hydroclima",
+        description: "B Meters HydroClima block after DIF 0x0F: the RKN0 frame (0x10) as it is, \
+                      empty for the history frame",
+        run: engelmann::hydroclima,
+    },
+    Step {
         name: "bmeters_hydroclima2",
         description: "B Meters HydroClima 2 frame 0x11: temperatures, consumption history, total as BCD",
         run: engelmann::hydroclima2,
@@ -154,6 +160,13 @@ pub const STEPS: &[Step] = &[
         name: "gwf_status_block",
         description: "GWF water meter block after DIF 0x0F: checks type 0x01, outputs [status, battery/power byte]",
         run: kamstrup::gwf_status_block,
+    },
+    Step {
+        name: "qundis_heat_block",
+        description: "Q heat vendor block (0D FF 5F): error, year-end and month-end dates (type G) \
+                      at 0, 2, 4; total, year-end, month-end and 12 monthly deltas as 10-digit \
+                      BCD in 0.1 kWh from 6 on (FF for joule meters and months without data)",
+        run: qundis::qundis_heat_block,
     },
     Step {
         name: "techem_compact5",

@@ -60,6 +60,97 @@ pub fn bfw240radio(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     Ok(out)
 }
 
+const QHEAT: &str = "qundis_heat_block";
+
+/// Offsets in the Q heat vendor block (the data of record 0D FF 5F).
+const QHEAT_VIF: usize = 9;
+const QHEAT_ERROR_DATE: usize = 10;
+const QHEAT_TOTAL: usize = 12;
+const QHEAT_YEAR_DATE: usize = 16;
+const QHEAT_YEAR: usize = 18;
+const QHEAT_MONTH_DATE: usize = 22;
+const QHEAT_MONTH: usize = 24;
+const QHEAT_DELTAS: usize = 28;
+/// Monthly energy deltas in the block (the reference's numbering: 2..=13).
+pub const QHEAT_DELTA_COUNT: usize = 12;
+/// A delta of this raw value marks a month without data.
+const QHEAT_NO_DATA: i16 = i16::MIN;
+
+/// Output: dates at 0 (error), 2 (billing year end), 4 (month end), type G each; then
+/// energies as 10-digit BCD (5 bytes) in 0.1 kWh: total at 6, year end at 11, month end
+/// at 16, monthly delta n (2..=13) at [`qheat_delta_offset`].
+pub const QHEAT_TOTAL_OUT: usize = 6;
+const QHEAT_VALUE_LEN: usize = 5;
+
+pub const fn qheat_delta_offset(n: usize) -> usize {
+    QHEAT_TOTAL_OUT + QHEAT_VALUE_LEN * (3 + n - 2)
+}
+
+/// Q heat 5.5 vendor block (record 0D FF 5F, the layout Q water meters use, in the
+/// meter's energy unit, VIF at byte 9): the dates as sent and the energies in 0.1 kWh
+/// units. Energies counted in joules (VIF 0x0D/0x0E) and months without data (0x8000)
+/// come out as FF bytes, which read as absent: MJ to kWh is no exact decimal factor.
+/// A negative delta is no consumption to bill and is left out the same way.
+pub fn qundis_heat_block(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
+    input.bytes(QHEAT, 0, QHEAT_DELTAS + 2 * QHEAT_DELTA_COUNT)?;
+    // Tenths of a kWh per unit of the block's VIF, None for joules.
+    let tenths: Option<u64> = match take_q::<1>(input, QHEAT_VIF)? {
+        [0x05] => Some(1),
+        [0x06] => Some(10),
+        [0x0D | 0x0E] => None,
+        [other] => {
+            return Err(StepError::Invalid {
+                step: QHEAT,
+                offset: QHEAT_VIF,
+                reason: format!("energy VIF 0x{other:02X} is not 05, 06, 0D or 0E"),
+            })
+        }
+    };
+    let mut out = Vec::with_capacity(qheat_delta_offset(QHEAT_DELTA_COUNT + 2));
+    for at in [QHEAT_ERROR_DATE, QHEAT_YEAR_DATE, QHEAT_MONTH_DATE] {
+        out.extend_from_slice(&take_q::<2>(input, at)?);
+    }
+    for at in [QHEAT_TOTAL, QHEAT_YEAR, QHEAT_MONTH] {
+        let raw = take_q::<4>(input, at)?;
+        let units = raw
+            .iter()
+            .rev()
+            .try_fold(0u64, |acc, &b| Some(acc * 100 + u64::from(bcd(b)?)));
+        push_tenths(&mut out, units.zip(tenths).map(|(u, t)| u * t));
+    }
+    for n in 0..QHEAT_DELTA_COUNT {
+        let raw = i16::from_le_bytes(take_q::<2>(input, QHEAT_DELTAS + 2 * n)?);
+        let value = u64::try_from(raw)
+            .ok()
+            .filter(|_| raw != QHEAT_NO_DATA)
+            .zip(tenths)
+            .map(|(u, t)| u * t);
+        push_tenths(&mut out, value);
+    }
+    Ok(out)
+}
+
+/// Appends a 10-digit BCD number (least significant byte first), FF bytes for none.
+fn push_tenths(out: &mut Vec<u8>, value: Option<u64>) {
+    let Some(mut rest) = value.filter(|&v| v < 10_000_000_000) else {
+        out.extend([0xFF; QHEAT_VALUE_LEN]);
+        return;
+    };
+    for _ in 0..QHEAT_VALUE_LEN {
+        let pair = (rest % 100) as u8;
+        out.push(((pair / 10) << 4) | (pair % 10));
+        rest /= 100;
+    }
+}
+
+fn take_q<const N: usize>(input: &StepInput<'_>, from: usize) -> Result<[u8; N], StepError> {
+    <[u8; N]>::try_from(input.bytes(QHEAT, from, N)?).map_err(|_| StepError::TooShort {
+        step: QHEAT,
+        len: input.data.len(),
+        need: from.saturating_add(N),
+    })
+}
+
 /// The `N` input bytes at `from`.
 fn take<const N: usize>(input: &StepInput<'_>, from: usize) -> Result<[u8; N], StepError> {
     <[u8; N]>::try_from(input.bytes(BFW, from, N)?).map_err(|_| StepError::TooShort {
@@ -110,6 +201,65 @@ mod tests {
     /// Meter 00707788 (wmbusmeters corpus), APL after the TPL header.
     const METER_7788: &str =
         "2F2F011F03C1038D152A0000000000000000000000000200040400040E00E20A23C11D238D010321";
+
+    /// A Q heat vendor block built from its layout: energy VIF `vif`, total 856.4 units,
+    /// year end 680.3, month end 3083.1, deltas 1, 2, ... 11 and a month without data.
+    fn qheat_block(vif: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 9];
+        b.push(vif);
+        b.extend([0xFF, 0xFF]); // no error date
+        b.extend([0x64, 0x08, 0x00, 0x00]); // 864 BCD
+        b.extend([0x1F, 0x3C]); // 2024-12-31
+        b.extend([0x03, 0x68, 0x00, 0x00]); // 6803
+        b.extend([0x3E, 0x34]); // 2025-04-30
+        b.extend([0x31, 0x08, 0x03, 0x00]); // 30831
+        for n in 1..=11i16 {
+            b.extend(n.to_le_bytes());
+        }
+        b.extend(i16::MIN.to_le_bytes());
+        b.extend([0x2F; 5]);
+        b
+    }
+
+    fn bcd_at(out: &[u8], at: usize) -> Option<i128> {
+        crate::wire::apl::bcd(&out[at..at + QHEAT_VALUE_LEN])
+    }
+
+    #[test]
+    fn qheat_block_in_watt_hours_comes_out_in_tenths_of_kwh() {
+        let data = qheat_block(0x05);
+        let out = qundis_heat_block(&test_input(0x78, &LINK, &data)).unwrap();
+        assert_eq!(apl::type_g([out[2], out[3]]).to_string(), "2024-12-31");
+        assert_eq!(apl::type_g([out[4], out[5]]).to_string(), "2025-04-30");
+        assert_eq!(bcd_at(&out, QHEAT_TOTAL_OUT), Some(864));
+        assert_eq!(bcd_at(&out, QHEAT_TOTAL_OUT + 5), Some(6803));
+        assert_eq!(bcd_at(&out, QHEAT_TOTAL_OUT + 10), Some(30831));
+        assert_eq!(bcd_at(&out, qheat_delta_offset(2)), Some(1));
+        assert_eq!(bcd_at(&out, qheat_delta_offset(12)), Some(11));
+        assert_eq!(bcd_at(&out, qheat_delta_offset(13)), None, "no data");
+        // kWh units are ten tenths.
+        let data = qheat_block(0x06);
+        let out = qundis_heat_block(&test_input(0x78, &LINK, &data)).unwrap();
+        assert_eq!(bcd_at(&out, QHEAT_TOTAL_OUT), Some(8640));
+        assert_eq!(bcd_at(&out, qheat_delta_offset(3)), Some(20));
+    }
+
+    #[test]
+    fn qheat_block_in_joules_keeps_dates_only_and_bad_vif_is_named() {
+        let data = qheat_block(0x0D);
+        let out = qundis_heat_block(&test_input(0x78, &LINK, &data)).unwrap();
+        assert_eq!(apl::type_g([out[4], out[5]]).to_string(), "2025-04-30");
+        assert_eq!(bcd_at(&out, QHEAT_TOTAL_OUT), None);
+        assert_eq!(bcd_at(&out, qheat_delta_offset(2)), None);
+        let data = qheat_block(0x13);
+        let err = qundis_heat_block(&test_input(0x78, &LINK, &data)).unwrap_err();
+        assert!(err.to_string().contains("byte 9"), "{err}");
+        let short = &qheat_block(0x05)[..30];
+        assert!(matches!(
+            qundis_heat_block(&test_input(0x78, &LINK, short)),
+            Err(StepError::TooShort { .. })
+        ));
+    }
 
     #[test]
     fn bfw_unpacks_billing_values_and_history() {

@@ -17,7 +17,7 @@ pub(crate) use decimal::push_u64;
 pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
 pub use memo::HeaderMemo;
-pub use profile::{CompactProfile, Spacing};
+pub use profile::{time_point_record, CompactProfile, Increment, Position, ProfileKind, Spacing};
 pub use value::{bcd, le_signed, le_unsigned, type_f, type_g, type_i, type_j};
 pub use value::{Date, DateTime, Time, Value};
 

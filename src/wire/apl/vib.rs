@@ -192,6 +192,16 @@ impl Vib {
                 self.vifes.as_slice()
             },
             state: CombinableState::Normal,
+            volume_flow: self.is_volume_flow(),
+        }
+    }
+
+    /// Volume flow VIFs: primary 0x38..0x4F, FB 0x24..0x26 (gallons per minute/hour).
+    fn is_volume_flow(&self) -> bool {
+        match self.table {
+            VifTable::Primary => (0x38..=0x4F).contains(&self.code),
+            VifTable::Fb => (0x24..=0x26).contains(&self.code),
+            _ => false,
         }
     }
 
@@ -655,6 +665,10 @@ enum CombinableState {
 pub struct Combinables<'a> {
     rest: &'a [u8],
     state: CombinableState,
+    /// The VIF is a volume flow: a "duration of limit exceed" VIFE (0x50..0x5F) after it
+    /// does not turn the value into a duration. Meters send `02 BB 56` for the current
+    /// flow in m3/h (Qundis, LSE); the reference decoder reads it so too.
+    volume_flow: bool,
 }
 
 impl Iterator for Combinables<'_> {
@@ -676,6 +690,7 @@ impl Iterator for Combinables<'_> {
                 CombinableState::Normal => match code {
                     0x7C => self.state = CombinableState::FcTable,
                     0x7F => self.state = CombinableState::Manufacturer,
+                    0x50..=0x5F if self.volume_flow => {}
                     _ => return Some(combinable(code)),
                 },
             }
@@ -873,6 +888,24 @@ mod tests {
             .with_vife(0x39)
             .meaning(DataField::Integer(2));
         assert_eq!((m.kind, m.unit), (Kind::DateTime, None));
+    }
+
+    #[test]
+    fn limit_exceed_duration_vife_after_a_volume_flow_keeps_the_flow() {
+        // 02 BB 56: volume flow in l/h (10^-3 m3/h), VIFE 0x56; current flow 0x0123 l/h.
+        let apl = [0x02, 0xBB, 0x56, 0x23, 0x01];
+        let parsed = super::super::parse(&apl).unwrap();
+        let r = &parsed.records[0];
+        assert_eq!((r.quantity, r.unit), ("volume_flow", Some("m3/h")));
+        assert_eq!(r.value.to_string(), "0.291");
+        assert_eq!(r.vib.combinables().count(), 0);
+        // The FB-table gallon flows are volume flows too.
+        assert_eq!(Vib::fb(0x26).with_vife(0x56).combinables().count(), 0);
+        // After any other VIF the VIFE is the standard's duration (hours here).
+        let m = Vib::primary(0x13)
+            .with_vife(0x56)
+            .meaning(DataField::Integer(2));
+        assert_eq!((m.unit, m.kind), (Some("h"), Kind::Unsigned));
     }
 
     #[test]
