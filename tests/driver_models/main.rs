@@ -5,6 +5,7 @@
 mod corpus;
 
 mod apator;
+mod catalogue_l_z;
 mod diehl;
 mod engelmann;
 mod kamstrup;
