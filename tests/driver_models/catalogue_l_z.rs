@@ -12,15 +12,22 @@ use wmbusd::wire::apl::{RecordRepr, Vib};
 
 /// Reference model names, l to z, that a built-in definition here serves.
 const CLAIMED: &[&str] = &[
+    "lansendw",
+    "lansenpu",
+    "lansenrp",
+    "lansensm",
     "lansenth",
     "maddalena",
     "microclima",
+    "munia",
+    "piigth",
     "q400",
     "qualcosonic",
     "relhca",
     "supercom587",
     "topaseskr",
     "ultraheat",
+    "unismart",
     "watertech",
     "weh_07",
     "werhlemodwm",
@@ -474,6 +481,209 @@ const MODELS: &[Model] = &[
             ("average_temperature_24h_c", "24.01"),
             ("average_relative_humidity_24h_rh", "41"),
             ("on_time_h", "4488"),
+        ],
+    },
+    Model {
+        name: "lansensm",
+        driver: "lansensm",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 10_204,
+                version: 0x03,
+                device_type: 0x1A,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    // Smoke (bit 2) and low battery (bit 1).
+                    int(2, Vib::fd(0x17).with_vife(0x1D), 0x0006),
+                    int(4, Vib::fd(0x08), 613),
+                    int(4, Vib::fd(0x3A), 30_022),
+                ],
+            )
+        },
+        fields: &[
+            ("error_flags", "6"),
+            ("async_msg_id_counter", "613"),
+            ("minutes_since_last_manual_test_counter", "30022"),
+        ],
+    },
+    Model {
+        name: "lansendw",
+        driver: "lansendw",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 10_205,
+                version: 0x07,
+                device_type: 0x1D,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(2, Vib::fd(0x1B), 0x55),
+                    int(2, Vib::fd(0x17).with_vife(0x1D), 0x0001),
+                    bcd(6, Vib::fd(0x3A), 23),
+                    bcd(6, Vib::fd(0x3A), 7).subunit(1),
+                ],
+            )
+        },
+        fields: &[
+            ("input_status", "85"),
+            ("error_flags", "1"),
+            ("a_counter", "23"),
+            ("b_counter", "7"),
+        ],
+    },
+    Model {
+        name: "lansenpu",
+        driver: "lansenpu",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 10_206,
+                version: 0x14,
+                device_type: 0x00,
+            };
+            telegram(
+                &meter,
+                0x44,
+                &[
+                    bcd(6, Vib::fd(0x3A), 4_711_000_000_01),
+                    bcd(6, Vib::fd(0x3A), 1234).subunit(1),
+                ],
+            )
+        },
+        fields: &[("a_counter", "471100000001"), ("b_counter", "1234")],
+    },
+    Model {
+        name: "lansenrp",
+        driver: "lansenrp",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 35_946,
+                version: 0x0B,
+                device_type: 0x32,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(4, Vib::fd(0x3A), 616_340),
+                    int(2, Vib::fd(0x3A), 96).subunit(1),
+                    int(1, Vib::fd(0x3A), 1).subunit(2),
+                    int(4, Vib::fd(0x3A), 14_472).subunit(3),
+                    at(1, int(2, Vib::fd(0x3A), 40)),
+                    at(2, int(2, Vib::fd(0x3A), 1420)),
+                    at(3, int(1, Vib::fd(0x3A), 0x7F)),
+                    at(4, int(2, Vib::fd(0x3A), -1)),
+                    int(2, Vib::fd(0x0F), 0x95),
+                    int(2, Vib::fd(0x46), 3280),
+                ],
+            )
+        },
+        fields: &[
+            ("total_routed_messages_counter", "616340"),
+            ("used_router_slots_counter", "96"),
+            ("is_repeater_listening_flags", "1"),
+            ("seconds_to_mode_change_counter", "14472"),
+            ("listen_timer_value_counter", "40"),
+            ("pause_timer_value_counter", "1420"),
+            ("repeater_listening_on_weekdays_flags", "127"),
+            ("start_time_value_counter", "-1"),
+            ("battery_v", "3.28"),
+        ],
+    },
+    Model {
+        name: "munia",
+        driver: "munia",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "WEP",
+                id: 13_482,
+                version: 0x02,
+                device_type: 0x1B,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    bcd(2, v(0x66), 201),
+                    bcd(2, Vib::fb(0x1A), 657),
+                    int(2, Vib::fd(0x17).with_vife(0x1D), 0x0100),
+                ],
+            )
+        },
+        fields: &[
+            ("current_temperature_c", "20.1"),
+            ("current_relative_humidity_rh", "65.7"),
+            ("error_flags", "256"),
+        ],
+    },
+    Model {
+        name: "piigth",
+        driver: "piigth",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "PII",
+                id: 10_000_284,
+                version: 0x01,
+                device_type: 0x1B,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(2, v(0x65), 2623),
+                    at(1, int(2, v(0x65), 2560)),
+                    at(2, int(2, v(0x65), 2506)),
+                    int(2, Vib::fb(0x1A), 335),
+                    at(1, int(2, Vib::fb(0x1A), 339)),
+                    at(2, int(2, Vib::fb(0x1A), 350)),
+                ],
+            )
+        },
+        fields: &[
+            ("temperature_c", "26.23"),
+            ("average_temperature_1h_c", "25.6"),
+            ("average_temperature_24h_c", "25.06"),
+            ("relative_humidity_rh", "33.5"),
+            ("relative_humidity_1h_rh", "33.9"),
+            ("relative_humidity_24h_rh", "35"),
+        ],
+    },
+    Model {
+        name: "unismart",
+        driver: "unismart",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "AMX",
+                id: 43_094,
+                version: 0x01,
+                device_type: 0x03,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    datetime(2021, 9, 15, 13, 18),
+                    int(4, v(0x14).with_vife(0x3A), 91_700),
+                    at(1, datetime(2021, 9, 1, 6, 0)),
+                    at(1, int(4, v(0x14).with_vife(0x3A), 91_132)),
+                    // A volume without the uncorrected VIFE is not the meter total.
+                    int(4, v(0x14), 5),
+                ],
+            )
+        },
+        fields: &[
+            ("total_m3", "917"),
+            ("total_datetime", "\"2021-09-15T13:18\""),
+            ("target_m3", "911.32"),
+            ("target_datetime", "\"2021-09-01T06:00\""),
         ],
     },
 ];
