@@ -12,9 +12,10 @@ pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
+use crate::drivers::steps::diehl;
 use crate::drivers::{DriverSet, FrameContext, LayoutMemo, SelectionMemo};
 use crate::frame::RadioFrame;
-use crate::keys::KeyStore;
+use crate::keys::{Key, KeyStore};
 use crate::reading::{
     empty_with_capacity, upper_hex, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
 };
@@ -257,7 +258,11 @@ impl Decoder {
         }
         let (tpl, used) =
             TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
-        let meter = tpl.meter_address(&link);
+        let meter = if is_diehl_real_data(&link, &tpl) {
+            diehl_swapped_address(&link)
+        } else {
+            tpl.meter_address(&link)
+        };
         self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower, reading)
             .map_err(|e| e.for_meter(Some(&meter.id_string())))
     }
@@ -337,7 +342,10 @@ impl Decoder {
         reading: &mut Reading,
     ) -> Result<(), DecodeError> {
         let mode = tpl.security_mode();
-        let outcome = self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?;
+        let outcome = match self.open_diehl_real_data(buf, tpl_start, data_start, tpl, meter) {
+            Some(opened) => opened?,
+            None => self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?,
+        };
         let security = if outcome.decrypted || mode != SecurityMode::None {
             outcome
         } else {
@@ -456,6 +464,45 @@ impl Decoder {
         }
     }
 
+    /// Diehl "real data" (CFG bit 12 on a Diehl meter's short-header radio frame, see
+    /// [`diehl::open_real_data`]): the payload is LFSR-scrambled, not encrypted, and the
+    /// CFG high byte that reads as a reserved mode is its checksum. `None` for every
+    /// other frame; the descrambled payload in place, or an error naming the check.
+    fn open_diehl_real_data(
+        &self,
+        buf: &mut [u8],
+        tpl_start: usize,
+        data_start: usize,
+        tpl: &TplRepr,
+        meter: &LongAddress,
+    ) -> Option<Result<SecurityOutcome, DecodeError>> {
+        // Radio frames only: C, M, A sit before the TPL.
+        let link: [u8; 9] = buf.get(1..10)?.try_into().ok()?;
+        let header: [u8; 5] = buf.get(tpl_start..tpl_start + 5)?.try_into().ok()?;
+        let config = tpl.header?.config.0;
+        let letters = meter.manufacturer().letters();
+        if tpl_start < 10 || !diehl::is_real_data(letters, link[0], tpl.ci, config) {
+            return None;
+        }
+        let key = self.keys.lookup(meter.manufacturer, &meter.id);
+        let payload = buf.get_mut(data_start..)?;
+        if diehl::open_real_data(&link, header, key, payload) {
+            return Some(Ok(SecurityOutcome {
+                decrypted: true,
+                verified_by: Some("diehl_checksum"),
+            }));
+        }
+        Some(Err(DecodeError::new(
+            Layer::Security,
+            FailureKind::WrongKey,
+            format!(
+                "Diehl real-data payload of meter {}: neither its key nor Diehl's factory keys give the checksum in the CFG byte",
+                meter.id_string()
+            ),
+        )
+        .at(data_start)))
+    }
+
     /// Decrypts and verifies the TPL payload in place according to the security mode.
     fn unlock(
         &self,
@@ -485,14 +532,16 @@ impl Decoder {
                     announced
                 };
                 let encrypted = encrypted_region(buf, data_start, len)?;
-                let Some(key) = self.keys.lookup(meter.manufacturer, &meter.id) else {
+                let iv = crypto::mode5_iv(&meter.address_bytes(), header.access_number);
+                let own = self.keys.lookup(meter.manufacturer, &meter.id);
+                let factory = own.is_none().then(|| diehl_factory_key(meter, &iv, encrypted));
+                let Some(key) = own.or(factory.as_ref().and_then(Option::as_ref)) else {
                     return if already_plain {
                         Ok(SecurityOutcome::NONE)
                     } else {
                         Err(no_key(&meter_id(), "security mode 5").at(data_start))
                     };
                 };
-                let iv = crypto::mode5_iv(&meter.address_bytes(), header.access_number);
                 if already_plain && !first_block_verifies(key.cipher(), &iv, encrypted) {
                     // Plaintext replay of a mode-5 telegram: the key does not apply.
                     return Ok(SecurityOutcome::NONE);
@@ -696,13 +745,26 @@ fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
     if !(diehl && (0xA0..=0xA7).contains(&ci)) {
         return standard;
     }
-    // Link parsing read A as id[0..4], version, type; on air it is V, T, id[0..4].
-    let [v, t, i0, i1] = link.id;
+    diehl_swapped_address(link)
+}
+
+/// True for a Diehl "real data" frame (see [`diehl::is_real_data`]).
+fn is_diehl_real_data(link: &LinkHeader, tpl: &TplRepr) -> bool {
+    let letters = LongAddress::from_link(link).manufacturer().letters();
+    tpl.header
+        .is_some_and(|h| diehl::is_real_data(letters, link.control, tpl.ci, h.config.0))
+}
+
+/// The address of a Diehl frame whose A field is version, type, then the id.
+fn diehl_swapped_address(link: &LinkHeader) -> LongAddress {
+    let [i0, i1, i2, i3] = link.id;
+    let (id, version, device_type) =
+        diehl::swapped_address([i0, i1, i2, i3, link.version, link.device_type]);
     LongAddress {
-        id: [i0, i1, link.version, link.device_type],
-        version: v,
-        device_type: t,
-        ..standard
+        id,
+        version,
+        device_type,
+        ..LongAddress::from_link(link)
     }
 }
 
@@ -785,6 +847,16 @@ fn encrypted_region(buf: &mut [u8], start: usize, len: usize) -> Result<&mut [u8
         )
         .at(have)
     })
+}
+
+/// Diehl's published factory key for OMS mode 5 ([`diehl::OMS_DEFAULT_KEY`]), for a
+/// Diehl meter without a configured key, when it opens the first block.
+fn diehl_factory_key(meter: &LongAddress, iv: &[u8; 16], encrypted: &[u8]) -> Option<Key> {
+    if !diehl::is_diehl(meter.manufacturer().letters()) {
+        return None;
+    }
+    let key = Key::new(&diehl::OMS_DEFAULT_KEY);
+    first_block_verifies(key.cipher(), iv, encrypted).then_some(key)
 }
 
 fn first_block_verifies(key: &crypto::Aes128, iv: &[u8; 16], encrypted: &[u8]) -> bool {

@@ -11,3 +11,4 @@ mod engelmann;
 mod kamstrup;
 mod qundis;
 mod techem;
+mod vendor_security;

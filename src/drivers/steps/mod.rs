@@ -11,7 +11,7 @@
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
 mod apator;
-mod diehl;
+pub mod diehl;
 mod engelmann;
 mod kamstrup;
 mod qundis;
