@@ -4,9 +4,11 @@
 //! A model listed in [`CLAIMED`] without a built definition or without a generated
 //! telegram fails [`every_claimed_model_has_a_definition_and_a_generated_test`].
 
-mod build;
+pub mod build;
 
-use build::{at, at_error, bcd, date, datetime, decode, field, future, int, telegram, Meter};
+use build::{
+    at, at_error, bcd, date, datetime, decode, field, future, int, proprietary, telegram, Meter,
+};
 use wmbusd::drivers::DriverSet;
 use wmbusd::wire::apl::{RecordRepr, Vib};
 
@@ -19,6 +21,7 @@ const CLAIMED: &[&str] = &[
     "lansenth",
     "maddalena",
     "microclima",
+    "mkradio4",
     "munia",
     "piigth",
     "q400",
@@ -51,6 +54,16 @@ fn v(code: u8) -> Vib {
 /// Error flags record, 02 FD 17.
 fn error_flags(value: i64) -> RecordRepr {
     int(2, Vib::fd(0x17), value)
+}
+
+/// Techem's previous-billing-date word: day bits 0..4, month 5..8, years since 2000 9..
+pub fn techem_date(year: u16, month: u8, day: u8) -> [u8; 2] {
+    ((year - 2000) << 9 | u16::from(month) << 5 | u16::from(day)).to_le_bytes()
+}
+
+/// Techem's current-date word: day bits 4..8, month 9..12, no year.
+pub fn techem_current_date(month: u8, day: u8) -> [u8; 2] {
+    (u16::from(month) << 9 | u16::from(day) << 4).to_le_bytes()
 }
 
 const MODELS: &[Model] = &[
@@ -685,6 +698,30 @@ const MODELS: &[Model] = &[
             ("target_m3", "911.32"),
             ("target_datetime", "\"2021-09-01T06:00\""),
         ],
+    },
+    Model {
+        name: "mkradio4",
+        driver: "mkradio4",
+        frame: || {
+            // Older version 0x70, warm water: previous 2023-12-31 at 12.3 m3, current
+            // 06-15 with 4.5 m3 more.
+            let meter = Meter {
+                manufacturer: "TCH",
+                id: 2_410_120,
+                version: 0x70,
+                device_type: 0x62,
+            };
+            let previous = techem_date(2023, 12, 31);
+            let current = techem_current_date(6, 15);
+            let mut payload = vec![0x00];
+            payload.extend_from_slice(&previous);
+            payload.extend_from_slice(&123u16.to_le_bytes());
+            payload.extend_from_slice(&current);
+            payload.extend_from_slice(&45u16.to_le_bytes());
+            payload.extend_from_slice(&[0; 8]);
+            proprietary(&meter, 0xA2, &payload)
+        },
+        fields: &[("total_m3", "16.8"), ("target_m3", "12.3")],
     },
 ];
 

@@ -11,4 +11,5 @@ mod engelmann;
 mod kamstrup;
 mod qundis;
 mod techem;
+mod techem_legacy;
 mod vendor_security;

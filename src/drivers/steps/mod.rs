@@ -156,6 +156,11 @@ pub const STEPS: &[Step] = &[
         run: kamstrup::gwf_status_block,
     },
     Step {
+        name: "techem_billing_dates",
+        description: "Techem FHKV / MK Radio: previous and current billing dates (bit-packed) as type G",
+        run: techem::billing_dates,
+    },
+    Step {
         name: "techem_compact5",
         description: "Techem Compact V: total of the previous and current period energy (u32 LE)",
         run: techem::compact5,

@@ -74,6 +74,14 @@ pub fn telegram(meter: &Meter, status: u8, records: &[RecordRepr]) -> Vec<u8> {
     frame
 }
 
+/// A proprietary frame: link header, the manufacturer-specific CI, then `payload`.
+pub fn proprietary(meter: &Meter, ci: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = link_header(meter, 1 + payload.len());
+    frame.push(ci);
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// Decodes `frame` with no keys.
 pub fn decode(frame: &[u8]) -> Reading {
     Decoder::new(KeyStore::new())
