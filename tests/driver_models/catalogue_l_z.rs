@@ -546,7 +546,6 @@ const MODELS: &[Model] = &[
         },
         fields: &[
             ("input_status", "85"),
-            ("error_flags", "1"),
             ("a_counter", "23"),
             ("b_counter", "7"),
         ],
