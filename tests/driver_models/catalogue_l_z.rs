@@ -7,7 +7,8 @@
 pub mod build;
 
 use build::{
-    at, at_error, bcd, date, datetime, decode, field, future, int, proprietary, telegram, Meter,
+    at, at_error, bcd, date, datetime, decode, field, future, int, proprietary, telegram,
+    telegram_with_tail, Meter,
 };
 use wmbusd::drivers::DriverSet;
 use wmbusd::wire::apl::{RecordRepr, Vib};
@@ -23,8 +24,11 @@ const CLAIMED: &[&str] = &[
     "microclima",
     "mkradio4",
     "munia",
+    "picoflux",
     "piigth",
     "q400",
+    "qheat_55_us",
+    "qsmoke",
     "qualcosonic",
     "relhca",
     "supercom587",
@@ -34,6 +38,7 @@ const CLAIMED: &[&str] = &[
     "watertech",
     "weh_07",
     "werhlemodwm",
+    "zenner0b",
 ];
 
 /// One model's generated telegram and what its driver must make of it.
@@ -721,6 +726,131 @@ const MODELS: &[Model] = &[
             proprietary(&meter, 0xA2, &payload)
         },
         fields: &[("total_m3", "16.8"), ("target_m3", "12.3")],
+    },
+    Model {
+        name: "picoflux",
+        driver: "picoflux",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "ECM",
+                id: 56_544_919,
+                version: 0x05,
+                device_type: 0x07,
+            };
+            // TPL status 0x63: leak alarm, flow below and above 100 l/h during it.
+            telegram(
+                &meter,
+                0x63,
+                &[
+                    int(4, v(0x13), 4492),
+                    int(4, v(0x13).with_vife(0x3C), 12),
+                    datetime(2026, 2, 9, 8, 57),
+                    error_flags(0x0002),
+                ],
+            )
+        },
+        fields: &[
+            ("total_m3", "4.492"),
+            ("total_backward_m3", "0.012"),
+            ("meter_datetime", "\"2026-02-09T08:57\""),
+            ("error_flags", "2"),
+        ],
+    },
+    Model {
+        name: "qheat_55_us",
+        driver: "qheat_55_us",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LUG",
+                id: 70_835_484,
+                version: 0x0A,
+                device_type: 0x04,
+            };
+            let mut records = vec![
+                datetime(2022, 5, 19, 11, 35),
+                bcd(6, v(0x06), 9205),
+                at(1, datetime(2021, 12, 31, 23, 59)),
+                at(1, bcd(6, v(0x06), 5182)),
+                at(2, datetime(2022, 4, 30, 23, 59)),
+                at_error(int(2, v(0x22), 3)),
+            ];
+            for n in 2..=14u64 {
+                records.push(at(
+                    n,
+                    bcd(6, v(0x06), 9100 - i64::try_from(n).expect("small") * 100),
+                ));
+            }
+            telegram(&meter, 0, &records)
+        },
+        fields: &[
+            ("total_energy_consumption_kwh", "9205"),
+            ("device_datetime", "\"2022-05-19T11:35\""),
+            ("key_datetime", "\"2021-12-31T23:59\""),
+            ("key_datetime_kwh", "5182"),
+            ("prev_month_datetime", "\"2022-04-30T23:59\""),
+            ("prev_1_month_kwh", "8900"),
+            ("prev_13_month_kwh", "7700"),
+            ("time_without_measurement_h", "3"),
+        ],
+    },
+    Model {
+        name: "qsmoke",
+        driver: "qsmoke",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "QDS",
+                id: 45_797_086,
+                version: 0x21,
+                device_type: 0x1A,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(1, Vib::fd(0x08), 240),
+                    at(4, int(3, Vib::plain_text("#UI"), 2)),
+                    at(4, date(2021, 3, 1)),
+                    at(6, int(3, Vib::plain_text("#AL"), 1)),
+                    at(6, date(2021, 10, 2)),
+                    error_flags(0),
+                    at_error(date(2021, 11, 3)),
+                    datetime(2021, 11, 28, 10, 15),
+                ],
+            )
+        },
+        fields: &[
+            ("transmission_counter", "240"),
+            ("test_button_counter", "2"),
+            ("test_button_last_date", "\"2021-03-01\""),
+            ("alarm_counter", "1"),
+            ("last_alarm_date", "\"2021-10-02\""),
+            ("error_flags", "0"),
+            ("at_error_date", "\"2021-11-03\""),
+            ("message_datetime", "\"2021-11-28T10:15\""),
+        ],
+    },
+    Model {
+        name: "zenner0b",
+        driver: "zenner0b",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "ZRI",
+                id: 50_087_367,
+                version: 0x0B,
+                device_type: 0x16,
+            };
+            // DIF 0F, then status, month consumption and total in 1/256000 m3.
+            let mut tail = vec![0x0F];
+            tail.extend_from_slice(&0x0000_0100u32.to_le_bytes());
+            tail.extend_from_slice(&1_818_496u32.to_le_bytes());
+            tail.extend_from_slice(&4_367_872u32.to_le_bytes());
+            telegram_with_tail(&meter, 0, &[], &tail)
+        },
+        fields: &[
+            ("status_flags", "256"),
+            ("target_m3", "7.1035"),
+            ("total_m3", "17.062"),
+        ],
     },
 ];
 

@@ -52,6 +52,16 @@ pub fn link_header(meter: &Meter, body_len: usize) -> Vec<u8> {
 
 /// A plaintext SND_NR telegram: short TPL header with `status`, then `records`.
 pub fn telegram(meter: &Meter, status: u8, records: &[RecordRepr]) -> Vec<u8> {
+    telegram_with_tail(meter, status, records, &[])
+}
+
+/// [`telegram`] with `tail` after the records (e.g. DIF 0x0F and manufacturer data).
+pub fn telegram_with_tail(
+    meter: &Meter,
+    status: u8,
+    records: &[RecordRepr],
+    tail: &[u8],
+) -> Vec<u8> {
     let tpl = TplRepr {
         ci: 0x7A,
         long_address: None,
@@ -69,6 +79,7 @@ pub fn telegram(meter: &Meter, status: u8, records: &[RecordRepr]) -> Vec<u8> {
     for record in records {
         record.emit(&mut body).expect("record emits");
     }
+    body.extend_from_slice(tail);
     let mut frame = link_header(meter, body.len());
     frame.extend_from_slice(&body);
     frame
