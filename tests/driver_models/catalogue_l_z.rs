@@ -13,7 +13,11 @@ use build::{
 use wmbusd::drivers::DriverSet;
 use wmbusd::wire::apl::{RecordRepr, Vib};
 
-/// Reference model names, l to z, that a built-in definition here serves.
+/// Reference model names, l to z, that a built-in definition here serves. Some are
+/// served by a definition of another name, as in the reference decoder 3.0, which folds
+/// them into one driver: qwaterv2 into qwater, qheatv2 (heat meter frames) into qheat,
+/// whe5x and whe46x into qcaloric (here qcaloric_lse), the Multical heat meters into
+/// kamheat.
 const CLAIMED: &[&str] = &[
     "lansendw",
     "lansenpu",
@@ -23,13 +27,20 @@ const CLAIMED: &[&str] = &[
     "maddalena",
     "microclima",
     "mkradio4",
+    "multical303",
+    "multical403",
+    "multical602",
+    "multical603",
+    "multical803",
     "munia",
     "picoflux",
     "piigth",
     "q400",
     "qheat_55_us",
+    "qheatv2",
     "qsmoke",
     "qualcosonic",
+    "qwaterv2",
     "relhca",
     "supercom587",
     "topaseskr",
@@ -38,6 +49,8 @@ const CLAIMED: &[&str] = &[
     "watertech",
     "weh_07",
     "werhlemodwm",
+    "whe46x",
+    "whe5x",
     "zenner0b",
 ];
 
@@ -852,7 +865,169 @@ const MODELS: &[Model] = &[
             ("total_m3", "17.062"),
         ],
     },
+    Model {
+        name: "qwaterv2",
+        driver: "qwater",
+        frame: || qundis_frame(0x18, 0x06, v(0x13), 1991),
+        fields: &[
+            ("total_m3", "1.991"),
+            ("target_year_m3", "1.791"),
+            ("target_year_date", "\"2024-12-31\""),
+            ("target_m3", "1.891"),
+            ("target_date", "\"2025-05-31\""),
+            ("device_error_date", "\"2025-02-03\""),
+            ("meter_datetime", "\"2025-06-14T22:05\""),
+        ],
+    },
+    Model {
+        name: "qheatv2",
+        driver: "qheat",
+        frame: || qundis_frame(0x46, 0x04, v(0x06), 1991),
+        fields: &[
+            ("total_kwh", "1991"),
+            ("target_year_kwh", "1791"),
+            ("target_year_date", "\"2024-12-31\""),
+            ("target_kwh", "1891"),
+            ("target_date", "\"2025-05-31\""),
+            ("device_error_date", "\"2025-02-03\""),
+            ("meter_datetime", "\"2025-06-14T22:05\""),
+        ],
+    },
+    Model {
+        name: "whe5x",
+        driver: "qcaloric_lse",
+        frame: || siemens_hca(0x34),
+        fields: WHE_FIELDS,
+    },
+    Model {
+        name: "whe46x",
+        driver: "qcaloric_lse",
+        frame: || siemens_hca(0x18),
+        fields: WHE_FIELDS,
+    },
+    Model {
+        name: "multical303",
+        driver: "kamheat",
+        frame: || multical(0x40, 0x04),
+        fields: MULTICAL_FIELDS,
+    },
+    Model {
+        name: "multical403",
+        driver: "kamheat",
+        frame: || multical(0x34, 0x0A),
+        fields: MULTICAL_FIELDS,
+    },
+    Model {
+        name: "multical602",
+        driver: "kamheat",
+        frame: || multical(0x1C, 0x04),
+        fields: MULTICAL_FIELDS,
+    },
+    Model {
+        name: "multical603",
+        driver: "kamheat",
+        frame: || multical(0x35, 0x04),
+        fields: MULTICAL_FIELDS,
+    },
+    Model {
+        name: "multical803",
+        driver: "kamheat",
+        frame: || multical(0x39, 0x0C),
+        fields: MULTICAL_FIELDS,
+    },
 ];
+
+/// A Qundis Q water / Q heat 5.5 standard frame: total, the yearly due date (storage 1)
+/// and the last month's end (storage 17), the error date and the meter time.
+fn qundis_frame(version: u8, device_type: u8, unit: Vib, total: i64) -> Vec<u8> {
+    let meter = Meter {
+        manufacturer: "QDS",
+        id: 12_353_648,
+        version,
+        device_type,
+    };
+    telegram(
+        &meter,
+        0,
+        &[
+            bcd(4, unit.clone(), total),
+            at(1, bcd(4, unit.clone(), total - 200)),
+            at(1, date(2024, 12, 31)),
+            at(17, bcd(4, unit, total - 100)),
+            at(17, date(2025, 5, 31)),
+            at_error(date(2025, 2, 3)),
+            datetime(2025, 6, 14, 22, 5),
+        ],
+    )
+}
+
+const WHE_FIELDS: &[(&str, &str)] = &[
+    ("current_consumption_hca", "304"),
+    ("consumption_at_set_date_hca", "366"),
+    ("consumption_at_set_date_1_hca", "366"),
+    ("set_date", "\"2020-09-30\""),
+    ("set_date_1", "\"2020-09-30\""),
+    ("error_date", "\"2020-11-02\""),
+    ("device_datetime", "\"2021-01-25T22:20\""),
+];
+
+/// A Siemens WHE 46x / 5x heat cost allocator (LSE) frame of `version`.
+fn siemens_hca(version: u8) -> Vec<u8> {
+    let meter = Meter {
+        manufacturer: "LSE",
+        id: 91_835_132,
+        version,
+        device_type: 0x08,
+    };
+    telegram(
+        &meter,
+        0,
+        &[
+            bcd(3, v(0x6E), 304),
+            at(1, bcd(3, v(0x6E), 366)),
+            at(1, date(2020, 9, 30)),
+            at_error(date(2020, 11, 2)),
+            datetime(2021, 1, 25, 22, 20),
+        ],
+    )
+}
+
+const MULTICAL_FIELDS: &[(&str, &str)] = &[
+    ("total_energy_consumption_kwh", "3781"),
+    ("total_volume_m3", "344.27"),
+    ("volume_flow_m3h", "1.005"),
+    ("max_power_kw", "12.3"),
+    ("t1_temperature_c", "59.53"),
+    ("t2_temperature_c", "52.74"),
+    ("meter_date", "\"2022-12-10\""),
+    ("target_energy_kwh", "2933"),
+    ("target_date", "\"2022-12-01\""),
+];
+
+/// A Kamstrup Multical heat meter frame (as decrypted) of `version` and `device_type`.
+fn multical(version: u8, device_type: u8) -> Vec<u8> {
+    let meter = Meter {
+        manufacturer: "KAM",
+        id: 55_775_511,
+        version,
+        device_type,
+    };
+    telegram(
+        &meter,
+        0,
+        &[
+            int(4, v(0x06), 3781),
+            int(4, v(0x14), 34_427),
+            int(4, v(0x3B), 1005),
+            int(4, v(0x2D), 123).function(wmbusd::wire::apl::Function::Maximum),
+            int(2, v(0x59), 5953),
+            int(2, v(0x5D), 5274),
+            date(2022, 12, 10),
+            at(1, int(4, v(0x06), 2933)),
+            at(1, date(2022, 12, 1)),
+        ],
+    )
+}
 
 #[test]
 fn every_claimed_model_has_a_definition_and_a_generated_test() {
