@@ -367,6 +367,8 @@ fn driver_fields_agree_with_the_reference_across_the_corpus() {
             };
             let got = serde_json::to_value(value).unwrap();
             match (got.as_f64(), want.as_f64(), got.as_str(), want.as_str()) {
+                // No valid value: null here, an empty text in the reference.
+                (None, _, None, Some("")) if got.is_null() => {}
                 (Some(g), Some(w), _, _) => assert_eq!(g, w, "{} {name}", e["meter_id"]),
                 // The reference writes date-times with a space; an older version of it
                 // wrote some dates as date-times at 02:00 UTC (local midnight).
