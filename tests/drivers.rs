@@ -441,10 +441,14 @@ fn every_builtin_driver_has_a_corpus_telegram() {
     // tests/driver_models (catalogue_l_z, techem_legacy).
     const GENERATED_ONLY: &[&str] = &[
         "fhkvdataii",
+        "lansenco2",
+        "lansenradon",
+        "metronahca",
         "mkradio4",
         "piigth",
         "qsmoke",
         "relhca",
+        "rfmamb",
         "werhlemodwm",
         "zenner0b",
     ];

@@ -19,12 +19,15 @@ use wmbusd::wire::apl::{RecordRepr, Vib};
 /// whe5x and whe46x into qcaloric (here qcaloric_lse), the Multical heat meters into
 /// kamheat.
 const CLAIMED: &[&str] = &[
+    "lansenco2",
     "lansendw",
     "lansenpu",
+    "lansenradon",
     "lansenrp",
     "lansensm",
     "lansenth",
     "maddalena",
+    "metronahca",
     "microclima",
     "mkradio4",
     "multical303",
@@ -42,6 +45,7 @@ const CLAIMED: &[&str] = &[
     "qualcosonic",
     "qwaterv2",
     "relhca",
+    "rfmamb",
     "supercom587",
     "topaseskr",
     "ultraheat",
@@ -76,12 +80,12 @@ fn error_flags(value: i64) -> RecordRepr {
 
 /// Techem's previous-billing-date word: day bits 0..4, month 5..8, years since 2000 9..
 pub fn techem_date(year: u16, month: u8, day: u8) -> [u8; 2] {
-    ((year - 2000) << 9 | u16::from(month) << 5 | u16::from(day)).to_le_bytes()
+    (((year - 2000) << 9) | (u16::from(month) << 5) | u16::from(day)).to_le_bytes()
 }
 
 /// Techem's current-date word: day bits 4..8, month 9..12, no year.
 pub fn techem_current_date(month: u8, day: u8) -> [u8; 2] {
-    (u16::from(month) << 9 | u16::from(day) << 4).to_le_bytes()
+    ((u16::from(month) << 9) | (u16::from(day) << 4)).to_le_bytes()
 }
 
 const MODELS: &[Model] = &[
@@ -582,7 +586,7 @@ const MODELS: &[Model] = &[
                 &meter,
                 0x44,
                 &[
-                    bcd(6, Vib::fd(0x3A), 4_711_000_000_01),
+                    bcd(6, Vib::fd(0x3A), 471_100_000_001),
                     bcd(6, Vib::fd(0x3A), 1234).subunit(1),
                 ],
             )
@@ -934,6 +938,175 @@ const MODELS: &[Model] = &[
         driver: "kamheat",
         frame: || multical(0x39, 0x0C),
         fields: MULTICAL_FIELDS,
+    },
+    Model {
+        name: "rfmamb",
+        driver: "rfmamb",
+        frame: || {
+            use wmbusd::wire::apl::Function::{Maximum, Minimum};
+            let meter = Meter {
+                manufacturer: "BMT",
+                id: 11_772_288,
+                version: 0x10,
+                device_type: 0x1B,
+            };
+            let t = || v(0x65);
+            let h = || Vib::fb(0x1A);
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(2, t(), 2208),
+                    at(1, int(2, t(), 2191)),
+                    at(2, int(2, t(), 2207)),
+                    int(2, t(), 2210).function(Maximum),
+                    at(1, int(2, t(), 2347)).function(Maximum),
+                    int(2, t(), 2185).function(Minimum),
+                    at(1, int(2, t(), 2129)).function(Minimum),
+                    int(2, h(), 442),
+                    at(1, int(2, h(), 432)),
+                    at(2, int(2, h(), 445)),
+                    int(2, h(), 450).function(Maximum),
+                    at(1, int(2, h(), 501)).function(Maximum),
+                    int(2, h(), 425).function(Minimum),
+                    at(1, int(2, h(), 422)).function(Minimum),
+                    datetime(2019, 10, 11, 19, 59),
+                ],
+            )
+        },
+        fields: &[
+            ("current_temperature_c", "22.08"),
+            ("average_temperature_1h_c", "21.91"),
+            ("average_temperature_24h_c", "22.07"),
+            ("maximum_temperature_1h_c", "22.1"),
+            ("maximum_temperature_24h_c", "23.47"),
+            ("minimum_temperature_1h_c", "21.85"),
+            ("minimum_temperature_24h_c", "21.29"),
+            ("current_relative_humidity_rh", "44.2"),
+            ("average_relative_humidity_1h_rh", "43.2"),
+            ("average_relative_humidity_24h_rh", "44.5"),
+            ("maximum_relative_humidity_1h_rh", "45"),
+            ("maximum_relative_humidity_24h_rh", "50.1"),
+            ("minimum_relative_humidity_1h_rh", "42.5"),
+            ("minimum_relative_humidity_24h_rh", "42.2"),
+            ("device_datetime", "\"2019-10-11T19:59\""),
+        ],
+    },
+    Model {
+        name: "lansenco2",
+        driver: "lansenco2",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 161_485,
+                version: 0x0A,
+                device_type: 0x2A,
+            };
+            let d = || Vib::fd(0x3A);
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(2, v(0x65), 2103),
+                    at(1, int(2, v(0x65), 2098)),
+                    at(2, int(2, v(0x65), 2114)),
+                    int(2, Vib::fb(0x1A), 522),
+                    at(1, int(2, Vib::fb(0x1A), 515)),
+                    at(2, int(2, Vib::fb(0x1A), 498)),
+                    int(2, d(), 551),
+                    at(1, int(2, d(), 556)),
+                    at(2, int(2, d(), 516)),
+                    at(3, int(2, d(), 417)),
+                    int(2, d(), 27_161).subunit(1),
+                    int(2, v(0x23), 497),
+                    int(2, v(0x27), 497),
+                ],
+            )
+        },
+        fields: &[
+            ("temperature_c", "21.03"),
+            ("temperature_avg_1h_c", "20.98"),
+            ("temperature_avg_24h_c", "21.14"),
+            ("humidity_rh", "52.2"),
+            ("humidity_avg_1h_rh", "51.5"),
+            ("humidity_avg_24h_rh", "49.8"),
+            ("co2_counter", "551"),
+            ("co2_avg_1h_counter", "556"),
+            ("co2_avg_24h_counter", "516"),
+            ("co2_last_calibration_counter", "417"),
+            ("minutes_to_calibration_counter", "27161"),
+            ("on_time_days_d", "497"),
+            ("operating_time_days_d", "497"),
+        ],
+    },
+    Model {
+        name: "lansenradon",
+        driver: "lansenradon",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 161_486,
+                version: 0x03,
+                device_type: 0x2A,
+            };
+            let d = || Vib::fd(0x3A);
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(2, v(0x65), 2103),
+                    at(2, int(2, v(0x65), 2114)),
+                    int(2, Vib::fb(0x1A), 522),
+                    int(2, d(), 551),
+                    at(3, int(2, d(), 417)),
+                    int(2, d(), 120).subunit(1),
+                    at(1, int(2, d(), 110)).subunit(1),
+                    at(2, int(2, d(), 100)).subunit(1),
+                    int(2, v(0x68), 1013),
+                    int(2, v(0x27), 30),
+                ],
+            )
+        },
+        fields: &[
+            ("temperature_c", "21.03"),
+            ("temperature_avg_2h_c", "21.14"),
+            ("humidity_rh", "52.2"),
+            ("co2_counter", "551"),
+            ("co2_last_calibration_counter", "417"),
+            ("radon_counter", "120"),
+            ("radon_avg_1h_counter", "110"),
+            ("radon_avg_2h_counter", "100"),
+            ("pressure_bar", "1.013"),
+            ("operating_time_days_d", "30"),
+        ],
+    },
+    Model {
+        name: "metronahca",
+        driver: "metronahca",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "MWU",
+                id: 381_428,
+                version: 0x02,
+                device_type: 0x08,
+            };
+            telegram(
+                &meter,
+                0,
+                &[
+                    int(4, v(0x6E), 828),
+                    date(2026, 8, 28),
+                    at(1, date(2025, 12, 31)),
+                    at(1, int(4, v(0x6E), 776)),
+                ],
+            )
+        },
+        fields: &[
+            ("consumption_hca", "828"),
+            ("meter_date", "\"2026-08-28\""),
+            ("target_hca", "776"),
+            ("target_date", "\"2025-12-31\""),
+        ],
     },
 ];
 

@@ -27,7 +27,7 @@ pub fn id_bytes(id: u32) -> [u8; 4] {
     let mut rest = id;
     for slot in &mut out {
         let pair = rest % 100;
-        *slot = u8::try_from((pair / 10) << 4 | pair % 10).expect("BCD pair");
+        *slot = u8::try_from(((pair / 10) << 4) | (pair % 10)).expect("BCD pair");
         rest /= 100;
     }
     out
@@ -113,7 +113,7 @@ pub fn bcd(len: u8, vib: Vib, value: i64) -> RecordRepr {
 /// A type G date record (02 6C) of 20yy-mm-dd.
 pub fn date(year: u16, month: u8, day: u8) -> RecordRepr {
     let y = i64::from(year - 2000);
-    let value = i64::from(day) | (y & 7) << 5 | i64::from(month) << 8 | (y >> 3) << 12;
+    let value = i64::from(day) | ((y & 7) << 5) | (i64::from(month) << 8) | ((y >> 3) << 12);
     int(2, Vib::primary(0x6C), value)
 }
 
@@ -121,9 +121,9 @@ pub fn date(year: u16, month: u8, day: u8) -> RecordRepr {
 pub fn datetime(year: u16, month: u8, day: u8, hour: u8, minute: u8) -> RecordRepr {
     let y = i64::from(year - 2000);
     let value = i64::from(minute)
-        | i64::from(hour) << 8
-        | (i64::from(day) | (y & 7) << 5) << 16
-        | (i64::from(month) | (y >> 3) << 4) << 24;
+        | (i64::from(hour) << 8)
+        | ((i64::from(day) | ((y & 7) << 5)) << 16)
+        | ((i64::from(month) | ((y >> 3) << 4)) << 24);
     int(4, Vib::primary(0x6D), value)
 }
 
