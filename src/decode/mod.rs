@@ -623,7 +623,7 @@ impl Decoder {
             )
             .at(tpl_start + 4)),
             SecurityMode::Other(n) => {
-                if already_plain {
+                if already_plain || reads_as_plain_records(tail(buf, data_start)) {
                     return Ok(SecurityOutcome::NONE);
                 }
                 let what = match n {
@@ -847,6 +847,28 @@ fn encrypted_region(buf: &mut [u8], start: usize, len: usize) -> Result<&mut [u8
         )
         .at(have)
     })
+}
+
+/// True for a payload that reads as data records to its last byte: at least two
+/// records, every one of a defined meaning, no manufacturer-specific part. Some meters
+/// claim a reserved or vendor security mode in the configuration field and send their
+/// records in the clear, without the 2F 2F a decrypted payload starts with; ciphertext
+/// almost never parses so, since every DIF and VIF must be valid and the lengths add up
+/// to the byte.
+fn reads_as_plain_records(data: &[u8]) -> bool {
+    let Ok(parsed) = apl::parse(data) else {
+        return false;
+    };
+    parsed.manufacturer_data.is_none()
+        && parsed.records.len() >= 2
+        && parsed.records.iter().all(|r| {
+            r.vib.record_error().is_none()
+                && !r
+                    .vib
+                    .meaning(r.dib.data_field)
+                    .quantity
+                    .starts_with("reserved")
+        })
 }
 
 /// Diehl's published factory key for OMS mode 5 ([`diehl::OMS_DEFAULT_KEY`]), for a

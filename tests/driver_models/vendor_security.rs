@@ -177,3 +177,39 @@ fn diehl_oms_mode5_opens_with_the_factory_key_when_none_is_configured() {
     let err = decode(&mode5_frame("DME", &diehl::OMS_DEFAULT_KEY), keys).expect_err("own key wins");
     assert_eq!(err.kind, FailureKind::WrongKey);
 }
+
+/// A KAM frame whose CFG high byte claims security mode `mode`, then `payload`.
+fn claimed_mode_frame(mode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut body = vec![0x7A, 0x2C, 0x00, 0x00, mode];
+    body.extend_from_slice(payload);
+    let mut frame = link("KAM", body.len(), false);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[test]
+fn plaintext_records_behind_a_claimed_reserved_or_vendor_mode_decode() {
+    for mode in [1, 15, 16, 20, 31] {
+        let reading = decode(&claimed_mode_frame(mode, &records()), KeyStore::new())
+            .unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        assert_eq!(reading.security.mode, mode);
+        assert!(!reading.security.decrypted);
+        assert_eq!(reading.records.len(), 2, "mode {mode}");
+    }
+}
+
+#[test]
+fn a_claimed_vendor_mode_over_bytes_that_are_not_records_stays_an_error() {
+    // Ciphertext-like bytes: a manufacturer-specific DIF, and bytes that do not parse.
+    for payload in [
+        &[0x0F, 0x12, 0x34, 0x56][..],
+        &[0x07, 0xFF, 0x00][..],
+        &[0x04, 0x13, 0x01, 0x02][..],
+    ] {
+        let err = decode(&claimed_mode_frame(16, payload), KeyStore::new()).expect_err("not plain");
+        assert_eq!(err.kind, FailureKind::Unsupported, "{payload:02X?}");
+    }
+    // A single record is not enough to call the payload plaintext.
+    let one = &records()[..6];
+    assert!(decode(&claimed_mode_frame(16, one), KeyStore::new()).is_err());
+}
