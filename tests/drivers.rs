@@ -445,6 +445,8 @@ fn every_builtin_driver_has_a_corpus_telegram() {
         "lansenradon",
         "metronahca",
         "mkradio4",
+        "nzr",
+        "nzr_emh",
         "piigth",
         "qsmoke",
         "relhca",

@@ -17,11 +17,14 @@ use wmbusd::wire::apl::{RecordRepr, Vib};
 /// served by a definition of another name, as in the reference decoder 3.0, which folds
 /// them into one driver: qwaterv2 into qwater, qheatv2 (heat meter frames) into qheat,
 /// whe5x and whe46x into qcaloric (here qcaloric_lse), the Multical heat meters into
-/// kamheat.
+/// kamheat; lansenco2v10 and lansenqrcv3 detect the same meters with the same layout as
+/// lansenco2 and lansenradon.
 const CLAIMED: &[&str] = &[
     "lansenco2",
+    "lansenco2v10",
     "lansendw",
     "lansenpu",
+    "lansenqrcv3",
     "lansenradon",
     "lansenrp",
     "lansensm",
@@ -36,6 +39,7 @@ const CLAIMED: &[&str] = &[
     "multical603",
     "multical803",
     "munia",
+    "nzr",
     "picoflux",
     "piigth",
     "q400",
@@ -1108,7 +1112,94 @@ const MODELS: &[Model] = &[
             ("target_date", "\"2025-12-31\""),
         ],
     },
+    Model {
+        name: "lansenco2v10",
+        driver: "lansenco2",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 161_485,
+                version: 0x0A,
+                device_type: 0x2A,
+            };
+            telegram(
+                &meter,
+                0,
+                &[int(2, v(0x65), 2126), int(2, Vib::fd(0x3A), 616)],
+            )
+        },
+        fields: &[("temperature_c", "21.26"), ("co2_counter", "616")],
+    },
+    Model {
+        name: "lansenqrcv3",
+        driver: "lansenradon",
+        frame: || {
+            let meter = Meter {
+                manufacturer: "LAS",
+                id: 161_487,
+                version: 0x03,
+                device_type: 0x2A,
+            };
+            telegram(
+                &meter,
+                0,
+                &[int(2, v(0x65), 2126), int(2, Vib::fd(0x3A), 80).subunit(1)],
+            )
+        },
+        fields: &[("temperature_c", "21.26"), ("radon_counter", "80")],
+    },
+    Model {
+        name: "nzr",
+        driver: "nzr",
+        frame: || nzr_frame("NZR"),
+        fields: NZR_FIELDS,
+    },
+    Model {
+        name: "nzr",
+        driver: "nzr_emh",
+        frame: || nzr_frame("EMH"),
+        fields: NZR_FIELDS,
+    },
 ];
+
+const NZR_FIELDS: &[(&str, &str)] = &[
+    ("total_energy_consumption_kwh", "49768.5"),
+    ("current_power_consumption_kw", "2.03"),
+    ("current_power_consumption_1_kw", "0.64354"),
+    ("current_power_consumption_2_kw", "0.90088"),
+    ("current_power_consumption_3_kw", "0.48901"),
+    ("voltage_at_phase_1_v", "237"),
+    ("voltage_at_phase_3_v", "234"),
+    ("current_at_phase_1_a", "2.89"),
+    ("current_at_phase_2_a", "3.97"),
+    ("error_flags", "8"),
+];
+
+/// An NZR-layout electricity meter frame of `manufacturer`.
+fn nzr_frame(manufacturer: &'static str) -> Vec<u8> {
+    let meter = Meter {
+        manufacturer,
+        id: 7_911_459,
+        version: 0x00,
+        device_type: 0x02,
+    };
+    telegram(
+        &meter,
+        0,
+        &[
+            bcd(4, v(0x05), 497_685).tariff(1),
+            int(4, v(0x2C), 203),
+            at(2, int(4, v(0x29), 64_354)),
+            at(4, int(4, v(0x29), 90_088)),
+            at(6, int(4, v(0x29), 48_901)),
+            at(2, int(2, Vib::fd(0x49), 237)),
+            at(6, int(2, Vib::fd(0x49), 234)),
+            at(2, int(2, Vib::fd(0x5A), 289)),
+            at(4, int(2, Vib::fd(0x5A), 397)),
+            int(1, Vib::fd(0x17), 0x08),
+        ],
+    )
+}
 
 /// A Qundis Q water / Q heat 5.5 standard frame: total, the yearly due date (storage 1)
 /// and the last month's end (storage 17), the error date and the meter time.
