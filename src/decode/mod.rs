@@ -44,6 +44,10 @@ pub struct Trace {
 /// Offset of the CI in a wired long frame: 68 L L 68 C A CI.
 const WIRED_CI_AT: usize = 6;
 
+/// Where a radio frame's CI sits when no ELL or AFL comes first (after L, C, M, A): the
+/// only place Diehl "real data" is recognised, as the reference decoder does.
+const REAL_DATA_CI_AT: usize = 10;
+
 /// Decodes telegrams; keeps the keys and the compact-frame formats learned so far.
 #[derive(Debug)]
 pub struct Decoder {
@@ -258,11 +262,7 @@ impl Decoder {
         }
         let (tpl, used) =
             TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
-        let meter = if is_diehl_real_data(&link, &tpl) {
-            diehl_swapped_address(&link)
-        } else {
-            tpl.meter_address(&link)
-        };
+        let meter = tpl_address(&link, &tpl, pos);
         self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower, reading)
             .map_err(|e| e.for_meter(Some(&meter.id_string())))
     }
@@ -481,7 +481,7 @@ impl Decoder {
         let header: [u8; 5] = buf.get(tpl_start..tpl_start + 5)?.try_into().ok()?;
         let config = tpl.header?.config.0;
         let letters = meter.manufacturer().letters();
-        if tpl_start < 10 || !diehl::is_real_data(letters, link[0], tpl.ci, config) {
+        if tpl_start != REAL_DATA_CI_AT || !diehl::is_real_data(letters, link[0], tpl.ci, config) {
             return None;
         }
         let key = self.keys.lookup(meter.manufacturer, &meter.id);
@@ -748,11 +748,24 @@ fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
     diehl_swapped_address(link)
 }
 
-/// True for a Diehl "real data" frame (see [`diehl::is_real_data`]).
-fn is_diehl_real_data(link: &LinkHeader, tpl: &TplRepr) -> bool {
+/// The meter address of a frame whose TPL (at `tpl_at`) is `tpl`: its long header's,
+/// or the link layer's — read version-first for Diehl "real data".
+fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> LongAddress {
+    if is_diehl_real_data(link, tpl, tpl_at) {
+        diehl_swapped_address(link)
+    } else {
+        tpl.meter_address(link)
+    }
+}
+
+/// True for a Diehl "real data" frame (see [`diehl::is_real_data`]): its TPL follows
+/// the link layer directly, as the scrambling seed takes the bytes from the CI on.
+fn is_diehl_real_data(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> bool {
     let letters = LongAddress::from_link(link).manufacturer().letters();
-    tpl.header
-        .is_some_and(|h| diehl::is_real_data(letters, link.control, tpl.ci, h.config.0))
+    tpl_at == REAL_DATA_CI_AT
+        && tpl
+            .header
+            .is_some_and(|h| diehl::is_real_data(letters, link.control, tpl.ci, h.config.0))
 }
 
 /// The address of a Diehl frame whose A field is version, type, then the id.
@@ -812,9 +825,8 @@ fn header_address(frame: &[u8], link: &LinkHeader, mut pos: usize) -> LongAddres
     }
     match frame.get(pos) {
         Some(&ci) if tpl::is_manufacturer_specific(ci) => proprietary_address(link, ci),
-        Some(_) => {
-            TplRepr::parse(tail(frame, pos)).map_or(standard, |(tpl, _)| tpl.meter_address(link))
-        }
+        Some(_) => TplRepr::parse(tail(frame, pos))
+            .map_or(standard, |(tpl, _)| tpl_address(link, &tpl, pos)),
         None => standard,
     }
 }

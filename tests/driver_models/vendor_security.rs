@@ -74,8 +74,13 @@ fn diehl_real_data_opens_with_either_factory_key() {
     for key in diehl::factory_keys() {
         let frame = real_data_frame(key);
         let reading = decode(&frame, KeyStore::new()).expect("descrambled");
-        // The address is read version-first, as these meters send it.
+        // The address is read version-first, as these meters send it, also by the
+        // header-only reader the counters use.
         assert_eq!(reading.meter.id, "12345678");
+        assert_eq!(
+            wmbusd::decode::peek_meter_id(&frame).as_deref(),
+            Some("12345678")
+        );
         assert_eq!(reading.meter.version, VERSION);
         assert_eq!(reading.driver.as_deref(), Some("hydrus"));
         assert_eq!(
