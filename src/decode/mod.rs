@@ -12,7 +12,7 @@ pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
-use crate::drivers::steps::diehl;
+use crate::drivers::steps::{bmeters, diehl};
 use crate::drivers::{DriverSet, FrameContext, LayoutMemo, SelectionMemo};
 use crate::frame::RadioFrame;
 use crate::keys::{Key, KeyStore};
@@ -408,6 +408,10 @@ impl Decoder {
             }
             // Transport layer without application data.
             0x8A | 0x8B => {}
+            // A vendor payload behind a claimed security mode: kept whole for its driver.
+            _ if is_vendor_payload(meter, tpl) => {
+                reading.manufacturer_data = Some(upper_hex(data));
+            }
             _ => {
                 let spare = apl::recycle(std::mem::take(&mut self.apl_records));
                 let parsed = apl::parse_lenient_in(data, spare, Some(&mut self.headers));
@@ -623,6 +627,15 @@ impl Decoder {
             )
             .at(tpl_start + 4)),
             SecurityMode::Other(n) => {
+                if is_vendor_payload(meter, tpl)
+                    && bmeters::descramble_rfmtx1(header.access_number, tail_mut(buf, data_start))
+                {
+                    // A vendor payload, not records: its driver reads it.
+                    return Ok(SecurityOutcome {
+                        decrypted: true,
+                        verified_by: None,
+                    });
+                }
                 if already_plain || reads_as_plain_records(tail(buf, data_start)) {
                     return Ok(SecurityOutcome::NONE);
                 }
@@ -842,6 +855,10 @@ fn is_wired_long_frame(bytes: &[u8]) -> bool {
     }
 }
 
+fn tail_mut(buf: &mut [u8], from: usize) -> &mut [u8] {
+    buf.get_mut(from..).unwrap_or_default()
+}
+
 fn tail(buf: &[u8], from: usize) -> &[u8] {
     buf.get(from..).unwrap_or_default()
 }
@@ -861,6 +878,14 @@ fn encrypted_region(buf: &mut [u8], start: usize, len: usize) -> Result<&mut [u8
     })
 }
 
+/// True for a frame whose payload is a vendor layout rather than records although its
+/// CI announces records (B Meters RFM-TX1, see [`bmeters`]).
+fn is_vendor_payload(meter: &LongAddress, tpl: &TplRepr) -> bool {
+    let letters = meter.manufacturer().letters();
+    tpl.header
+        .is_some_and(|h| bmeters::is_rfmtx1(letters, meter.version, meter.device_type, h.config.0))
+}
+
 /// True for a payload that reads as data records to its last byte: at least two
 /// records, every one of a defined meaning, no manufacturer-specific part. Some meters
 /// claim a reserved or vendor security mode in the configuration field and send their
@@ -874,7 +899,9 @@ fn reads_as_plain_records(data: &[u8]) -> bool {
     parsed.manufacturer_data.is_none()
         && parsed.records.len() >= 2
         && parsed.records.iter().all(|r| {
-            r.vib.record_error().is_none()
+            // Zero bytes read as records without data: never in a meter's own payload.
+            r.dib.data_field != apl::DataField::NoData
+                && r.vib.record_error().is_none()
                 && !r
                     .vib
                     .meaning(r.dib.data_field)

@@ -50,6 +50,7 @@ const CLAIMED: &[&str] = &[
     "qwaterv2",
     "relhca",
     "rfmamb",
+    "rfmtx1",
     "supercom587",
     "topaseskr",
     "ultraheat",
@@ -1159,6 +1160,39 @@ const MODELS: &[Model] = &[
         driver: "nzr_emh",
         frame: || nzr_frame("EMH"),
         fields: NZR_FIELDS,
+    },
+    Model {
+        name: "rfmtx1",
+        driver: "rfmtx1",
+        frame: || {
+            // The vendor payload after the TPL header: 2 bytes, the total (BCD litres,
+            // scrambled with the access number), 7 bytes, then BCD s, min, h, day,
+            // month, year; the TPL claims security mode 16 (CFG 0x1006).
+            let meter = Meter {
+                manufacturer: "BMT",
+                id: 74_737_271,
+                version: 0x05,
+                device_type: 0x07,
+            };
+            let access = 0x3C;
+            let mut payload = vec![0x11, 0x15, 0x45, 0x23, 0x01, 0x00];
+            payload.extend_from_slice(&[0x0F, 0x1D, 0x1E, 0x20, 0, 0, 0]);
+            payload.extend_from_slice(&[0x30, 0x59, 0x23, 0x28, 0x02, 0x24]);
+            payload.extend_from_slice(&[0; 8]);
+            assert!(wmbusd::drivers::steps::bmeters::descramble_rfmtx1(
+                access,
+                &mut payload
+            ));
+            let mut body = vec![0x7A, access, 0x00, 0x06, 0x10];
+            body.extend_from_slice(&payload);
+            let mut frame = build::link_header(&meter, body.len());
+            frame.extend_from_slice(&body);
+            frame
+        },
+        fields: &[
+            ("total_m3", "12.345"),
+            ("meter_datetime", "\"2024-02-28T23:59\""),
+        ],
     },
 ];
 

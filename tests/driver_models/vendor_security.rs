@@ -210,6 +210,10 @@ fn a_claimed_vendor_mode_over_bytes_that_are_not_records_stays_an_error() {
         &[0x0F, 0x12, 0x34, 0x56][..],
         &[0x07, 0xFF, 0x00][..],
         &[0x04, 0x13, 0x01, 0x02][..],
+        // Two records, then zero bytes that read as records without data.
+        &[
+            0x02, 0x13, 0x01, 0x02, 0x02, 0x3B, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ][..],
     ] {
         let err = decode(&claimed_mode_frame(16, payload), KeyStore::new()).expect_err("not plain");
         assert_eq!(err.kind, FailureKind::Unsupported, "{payload:02X?}");

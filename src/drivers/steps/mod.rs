@@ -11,6 +11,7 @@
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
 mod apator;
+pub mod bmeters;
 pub mod diehl;
 mod engelmann;
 mod kamstrup;
@@ -133,6 +134,11 @@ pub const STEPS: &[Step] = &[
                       packed monthly history and BCD date -> u16 LE values at 0, 2, 4.. and a \
                       type G date at 40",
         run: qundis::bfw240radio,
+    },
+    Step {
+        name: "bmeters_rfmtx1_datetime",
+        description: "B Meters RFM-TX1 (payload after the TPL header): BCD date and time -> type F",
+        run: bmeters::rfmtx1_datetime,
     },
     Step {
         name: "bmeters_hydroclima2",
