@@ -136,11 +136,6 @@ pub const STEPS: &[Step] = &[
         run: qundis::bfw240radio,
     },
     Step {
-        name: "bmeters_rfmtx1_datetime",
-        description: "B Meters RFM-TX1 (payload after the TPL header): BCD date and time -> type F",
-        run: bmeters::rfmtx1_datetime,
-    },
-    Step {
         name: "bmeters_hydroclima2",
         description: "B Meters HydroClima 2 frame 0x11: temperatures, consumption history, total as BCD",
         run: engelmann::hydroclima2,
@@ -149,6 +144,11 @@ pub const STEPS: &[Step] = &[
         name: "bmeters_hydrodigit",
         description: "B Meters Hydrodigit content-byte blocks: battery voltage, dates, backflow, month totals",
         run: engelmann::hydrodigit,
+    },
+    Step {
+        name: "bmeters_rfmtx1_datetime",
+        description: "B Meters RFM-TX1 (payload after the TPL header): BCD date and time -> type F",
+        run: bmeters::rfmtx1_datetime,
     },
     Step {
         name: "diehl_prios",
