@@ -279,9 +279,9 @@ fn explain_names_the_matching_driver_and_its_fields() {
     ] {
         assert!(text.contains(line), "{line:?} missing in:\n{text}");
     }
-    // No built-in driver covers the Munia sensors.
-    let munia = entry("munia", "00013482", "id");
-    let out = wmbusd(&["decode", "--explain", munia["telegram"].as_str().unwrap()]);
+    // No built-in driver covers a meter of manufacturer TST (volume record 0413 only).
+    let none = "144474527856341201077A01000000041339300000";
+    let out = wmbusd(&["decode", "--explain", none]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("driver: none matched (generic records only)\n"),
@@ -367,7 +367,12 @@ fn driver_fields_agree_with_the_reference_across_the_corpus() {
             };
             let got = serde_json::to_value(value).unwrap();
             match (got.as_f64(), want.as_f64(), got.as_str(), want.as_str()) {
+                // No valid value: null here, an empty text in the reference.
+                (None, _, None, Some("")) if got.is_null() => {}
                 (Some(g), Some(w), _, _) => assert_eq!(g, w, "{} {name}", e["meter_id"]),
+                // An older version of the reference
+                // wrote some dates as date-times at 02:00 UTC (local midnight).
+                (_, _, Some(g), Some(w)) if g.len() == 10 && w.starts_with(&format!("{g}T")) => {}
                 // The reference writes date-times with a space, drops the seconds of
                 // type I date-times, and prints the "every year" marker (year 127) as
                 // 2127 where we write XXXX; nothing else may differ.
@@ -430,7 +435,10 @@ fn without_drivers_readings_are_generic_and_compact_frames_wait_for_a_full_frame
 /// the same name with the same value (the comparison itself is
 /// `driver_fields_agree_with_the_reference_across_the_corpus`).
 /// Lists of built-in drivers confirmed by generated telegrams only, one name a line.
-const GENERATED_ONLY: &[&str] = &[include_str!("driver_models/generated_only_a_k.txt")];
+const GENERATED_ONLY: &[&str] = &[
+    include_str!("driver_models/generated_only_a_k.txt"),
+    include_str!("driver_models/generated_only_l_z.txt"),
+];
 
 #[test]
 fn every_builtin_driver_has_a_corpus_telegram() {

@@ -13,9 +13,10 @@ pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
+use crate::drivers::steps::{bmeters, diehl};
 use crate::drivers::{DriverSet, FrameContext, LayoutMemo, SelectionMemo};
 use crate::frame::{CrcState, RadioFrame};
-use crate::keys::KeyStore;
+use crate::keys::{Key, KeyStore};
 use crate::reading::{
     empty_with_capacity, upper_hex, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
 };
@@ -23,7 +24,9 @@ use crate::wire::afl::{AflRepr, CI_AFL};
 use crate::wire::compact::{format_signature, CompactFormat, CompactRepr, FormatFrameRepr};
 use crate::wire::ell::{self, EllEncryption, EllRepr};
 use crate::wire::link::LinkHeader;
-use crate::wire::telegram::{peek_address, proprietary_address, Telegram};
+use crate::wire::telegram::{
+    peek_address, proprietary_address, tpl_address, Telegram, REAL_DATA_CI_AT,
+};
 use crate::wire::tpl::{self, KdfSelection, LongAddress, SecurityMode, TplRepr};
 use crate::wire::{apl, device_type, Layer};
 
@@ -300,7 +303,7 @@ impl Decoder {
         }
         let (tpl, used) =
             TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
-        let meter = tpl.meter_address(&link);
+        let meter = tpl_address(&link, &tpl, pos);
         self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower, reading)
             .map_err(|e| e.for_meter(Some(&meter.id_string())))
     }
@@ -380,7 +383,10 @@ impl Decoder {
         reading: &mut Reading,
     ) -> Result<(), DecodeError> {
         let mode = tpl.security_mode();
-        let outcome = self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?;
+        let outcome = match self.open_diehl_real_data(buf, tpl_start, data_start, tpl, meter) {
+            Some(opened) => opened?,
+            None => self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?,
+        };
         let security = if outcome.decrypted || mode != SecurityMode::None {
             outcome
         } else {
@@ -443,6 +449,10 @@ impl Decoder {
             }
             // Transport layer without application data.
             0x8A | 0x8B => {}
+            // A vendor payload behind a claimed security mode: kept whole for its driver.
+            _ if is_vendor_payload(meter, tpl) => {
+                reading.manufacturer_data = Some(upper_hex(data));
+            }
             _ => {
                 let spare = apl::recycle(std::mem::take(&mut self.apl_records));
                 let parsed = apl::parse_lenient_in(data, spare, Some(&mut self.headers));
@@ -499,6 +509,45 @@ impl Decoder {
         }
     }
 
+    /// Diehl "real data" (CFG bit 12 on a Diehl meter's short-header radio frame, see
+    /// [`diehl::open_real_data`]): the payload is LFSR-scrambled, not encrypted, and the
+    /// CFG high byte that reads as a reserved mode is its checksum. `None` for every
+    /// other frame; the descrambled payload in place, or an error naming the check.
+    fn open_diehl_real_data(
+        &self,
+        buf: &mut [u8],
+        tpl_start: usize,
+        data_start: usize,
+        tpl: &TplRepr,
+        meter: &LongAddress,
+    ) -> Option<Result<SecurityOutcome, DecodeError>> {
+        // Radio frames only: C, M, A sit before the TPL.
+        let link: [u8; 9] = buf.get(1..10)?.try_into().ok()?;
+        let header: [u8; 5] = buf.get(tpl_start..tpl_start + 5)?.try_into().ok()?;
+        let config = tpl.header?.config.0;
+        let letters = meter.manufacturer().letters();
+        if tpl_start != REAL_DATA_CI_AT || !diehl::is_real_data(letters, link[0], tpl.ci, config) {
+            return None;
+        }
+        let key = self.keys.lookup(meter.manufacturer, &meter.id);
+        let payload = buf.get_mut(data_start..)?;
+        if diehl::open_real_data(&link, header, key, payload) {
+            return Some(Ok(SecurityOutcome {
+                decrypted: true,
+                verified_by: Some("diehl_checksum"),
+            }));
+        }
+        Some(Err(DecodeError::new(
+            Layer::Security,
+            FailureKind::WrongKey,
+            format!(
+                "Diehl real-data payload of meter {}: neither its key nor Diehl's factory keys give the checksum in the CFG byte",
+                meter.id_string()
+            ),
+        )
+        .at(data_start)))
+    }
+
     /// Decrypts and verifies the TPL payload in place according to the security mode.
     fn unlock(
         &self,
@@ -528,14 +577,16 @@ impl Decoder {
                     announced
                 };
                 let encrypted = encrypted_region(buf, data_start, len)?;
-                let Some(key) = self.keys.lookup(meter.manufacturer, &meter.id) else {
+                let iv = crypto::mode5_iv(&meter.address_bytes(), header.access_number);
+                let own = self.keys.lookup(meter.manufacturer, &meter.id);
+                let factory = own.is_none().then(|| diehl_factory_key(meter, &iv, encrypted));
+                let Some(key) = own.or(factory.as_ref().and_then(Option::as_ref)) else {
                     return if already_plain {
                         Ok(SecurityOutcome::NONE)
                     } else {
                         Err(no_key(&meter_id(), "security mode 5").at(data_start))
                     };
                 };
-                let iv = crypto::mode5_iv(&meter.address_bytes(), header.access_number);
                 if already_plain && !first_block_verifies(key.cipher(), &iv, encrypted) {
                     // Plaintext replay of a mode-5 telegram: the key does not apply.
                     return Ok(SecurityOutcome::NONE);
@@ -617,7 +668,16 @@ impl Decoder {
             )
             .at(tpl_start + 4)),
             SecurityMode::Other(n) => {
-                if already_plain {
+                if is_vendor_payload(meter, tpl)
+                    && bmeters::descramble_rfmtx1(header.access_number, tail_mut(buf, data_start))
+                {
+                    // A vendor payload, not records: its driver reads it.
+                    return Ok(SecurityOutcome {
+                        decrypted: true,
+                        verified_by: None,
+                    });
+                }
+                if already_plain || reads_as_plain_records(tail(buf, data_start)) {
                     return Ok(SecurityOutcome::NONE);
                 }
                 let what = match n {
@@ -716,6 +776,10 @@ fn set_diagnostics(reading: &mut Reading, telegram: &Telegram) {
     });
 }
 
+fn tail_mut(buf: &mut [u8], from: usize) -> &mut [u8] {
+    buf.get_mut(from..).unwrap_or_default()
+}
+
 fn tail(buf: &[u8], from: usize) -> &[u8] {
     buf.get(from..).unwrap_or_default()
 }
@@ -733,6 +797,48 @@ fn encrypted_region(buf: &mut [u8], start: usize, len: usize) -> Result<&mut [u8
         )
         .at(have)
     })
+}
+
+/// True for a frame whose payload is a vendor layout rather than records although its
+/// CI announces records (B Meters RFM-TX1, see [`bmeters`]).
+fn is_vendor_payload(meter: &LongAddress, tpl: &TplRepr) -> bool {
+    let letters = meter.manufacturer().letters();
+    tpl.header
+        .is_some_and(|h| bmeters::is_rfmtx1(letters, meter.version, meter.device_type, h.config.0))
+}
+
+/// True for a payload that reads as data records to its last byte: at least two
+/// records, every one of a defined meaning, no manufacturer-specific part. Some meters
+/// claim a reserved or vendor security mode in the configuration field and send their
+/// records in the clear, without the 2F 2F a decrypted payload starts with; ciphertext
+/// almost never parses so, since every DIF and VIF must be valid and the lengths add up
+/// to the byte.
+fn reads_as_plain_records(data: &[u8]) -> bool {
+    let Ok(parsed) = apl::parse(data) else {
+        return false;
+    };
+    parsed.manufacturer_data.is_none()
+        && parsed.records.len() >= 2
+        && parsed.records.iter().all(|r| {
+            // Zero bytes read as records without data: never in a meter's own payload.
+            r.dib.data_field != apl::DataField::NoData
+                && r.vib.record_error().is_none()
+                && !r
+                    .vib
+                    .meaning(r.dib.data_field)
+                    .quantity
+                    .starts_with("reserved")
+        })
+}
+
+/// Diehl's published factory key for OMS mode 5 ([`diehl::OMS_DEFAULT_KEY`]), for a
+/// Diehl meter without a configured key, when it opens the first block.
+fn diehl_factory_key(meter: &LongAddress, iv: &[u8; 16], encrypted: &[u8]) -> Option<Key> {
+    if !diehl::is_diehl(meter.manufacturer().letters()) {
+        return None;
+    }
+    let key = Key::new(&diehl::OMS_DEFAULT_KEY);
+    first_block_verifies(key.cipher(), iv, encrypted).then_some(key)
 }
 
 fn first_block_verifies(key: &crypto::Aes128, iv: &[u8; 16], encrypted: &[u8]) -> bool {

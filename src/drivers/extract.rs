@@ -618,6 +618,9 @@ impl RecordRule {
             (Value::Text(_), FieldKind::Unit { .. }) => return Fill::Absent,
         };
         let value = match self.kind {
+            // A unit outside the reading vocabulary (`_rh`, `_kvarh`, ..): the record
+            // has no unit, its quantity names it, and the number is taken as sent.
+            FieldKind::Unit { .. } if self.factors.is_empty() && record.unit.is_none() => Some(*n),
             FieldKind::Unit { .. } => {
                 let factor = match factor {
                     Factor::Unknown => self.factor(record),

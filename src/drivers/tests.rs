@@ -97,6 +97,35 @@ quantity = "on_time"
 }
 
 #[test]
+fn units_outside_the_vocabulary_take_unitless_records_as_sent() {
+    let text = r#"name = "rh"
+manufacturer = "KAM"
+[fields.current_relative_humidity_rh]
+quantity = "relative_humidity_percent"
+[fields.current_temperature_c]
+quantity = "external_temperature"
+"#;
+    let driver = Driver::parse("rh.toml", text).unwrap();
+    // Humidity 01 FB 1A (0.1 %): 44 -> 4.4; temperature 02 65 (0.01 C): 2180 -> 21.8.
+    let mut reading = reading_from("01 FB1A 2C  02 65 8408");
+    driver.apply(&mut reading);
+    assert_eq!(
+        serde_json::to_string(&reading.fields).unwrap(),
+        r#"{"current_relative_humidity_rh":4.4,"current_temperature_c":21.8}"#
+    );
+    // A record with a unit never feeds such a field: 02 65 into an `_rh` name is absent.
+    let text = r#"name = "rh"
+manufacturer = "KAM"
+[fields.wrong_rh]
+quantity = "external_temperature"
+"#;
+    let driver = Driver::parse("rh.toml", text).unwrap();
+    let mut reading = reading_from("02 65 8408");
+    driver.apply(&mut reading);
+    assert!(reading.fields.is_empty());
+}
+
+#[test]
 fn numbers_decode_per_encoding() {
     let d = |bytes: &[u8], e, mask| decode_number(bytes, e, mask);
     assert_eq!(

@@ -76,6 +76,38 @@ impl From<u16> for Manufacturer {
     }
 }
 
+/// Framing facts of Diehl's meter group, which the link and transport layers need to
+/// name the meter; the descrambling itself is a driver step.
+pub mod diehl {
+    /// Manufacturer codes (three letters) of meters following Diehl's conventions.
+    const DIEHL_MANUFACTURERS: [&[u8; 3]; 5] = [b"DME", b"EWT", b"HYD", b"SAP", b"SPL"];
+
+    /// CFG bit 12 ("real data") of a Diehl meter's short-header frame.
+    pub const REAL_DATA_BIT: u16 = 0x1000;
+
+    /// True for a manufacturer code of Diehl's group (DME, EWT, HYD, SAP, SPL).
+    pub fn is_diehl(letters: Option<[u8; 3]>) -> bool {
+        letters.is_some_and(|l| DIEHL_MANUFACTURERS.contains(&&l))
+    }
+
+    /// True when a frame of this manufacturer, C field, CI and TPL configuration field is
+    /// Diehl "real data": SND_NR or SND_IR, short TPL header, CFG bit 12 set.
+    pub fn is_real_data(letters: Option<[u8; 3]>, control: u8, ci: u8, config: u16) -> bool {
+        is_diehl(letters)
+            && matches!(control, 0x44 | 0x46)
+            && ci == 0x7A
+            && config & REAL_DATA_BIT != 0
+    }
+
+    /// The meter address of a Diehl frame that sends its A field as version, device type,
+    /// then the identification bytes: `(id, version, device type)` from the six A bytes as
+    /// transmitted (`a` = what a standard reading takes as id[0..4], version, type).
+    pub fn swapped_address(a: [u8; 6]) -> ([u8; 4], u8, u8) {
+        let [v, t, i0, i1, i2, i3] = a;
+        ([i0, i1, i2, i3], v, t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use super::afl::{AflRepr, CI_AFL};
 use super::dll::{self, Canonical, CrcState};
 use super::ell::{self, EllEncryption, EllRepr};
 use super::link::{self, LinkHeader};
+use super::manufacturer::diehl;
 use super::mbus::{self, MbusLongFrame, WiredFrame};
 use super::tpl::{self, LongAddress, TplRepr};
 use super::Result;
@@ -170,7 +171,8 @@ impl Telegram {
         self.address = Some(if tpl::is_manufacturer_specific(ci) {
             proprietary_address(link, ci)
         } else {
-            TplRepr::parse(tail(frame, pos)).map_or(standard, |(tpl, _)| tpl.meter_address(link))
+            TplRepr::parse(tail(frame, pos))
+                .map_or(standard, |(tpl, _)| tpl_address(link, &tpl, pos))
         });
     }
 
@@ -221,6 +223,34 @@ pub fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
         id: [i0, i1, link.version, link.device_type],
         version: v,
         device_type: t,
+        ..standard
+    }
+}
+
+/// Where a radio frame's CI sits when no ELL or AFL comes first (after L, C, M, A): the
+/// only place Diehl "real data" is recognised, as its scrambling seed takes the bytes
+/// from the CI on.
+pub const REAL_DATA_CI_AT: usize = 10;
+
+/// The meter address of a frame whose TPL (at `tpl_at`) is `tpl`: its long header's, or
+/// the link layer's — read version-first for Diehl "real data".
+pub fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> LongAddress {
+    let standard = LongAddress::from_link(link);
+    let letters = standard.manufacturer().letters();
+    let real_data = tpl_at == REAL_DATA_CI_AT
+        && tpl
+            .header
+            .is_some_and(|h| diehl::is_real_data(letters, link.control, tpl.ci, h.config.0));
+    if !real_data {
+        return tpl.meter_address(link);
+    }
+    let [i0, i1, i2, i3] = link.id;
+    let (id, version, device_type) =
+        diehl::swapped_address([i0, i1, i2, i3, link.version, link.device_type]);
+    LongAddress {
+        id,
+        version,
+        device_type,
         ..standard
     }
 }

@@ -54,12 +54,7 @@ const CLAIMED: &[Claim] = &[
     ("iem3000", &["iem3000"], iem3000),
     (
         "hydrus_r4",
-        &[
-            "hydrus_r4",
-            "hydrus_r4-amt",
-            "hydrus_r4-dfs",
-            "hydrus_r4-spl",
-        ],
+        &["hydrus_r4", "hydrus_r4-dfs", "hydrus_r4-spl"],
         hydrus_r4,
     ),
     ("dme_07", &["dme_07"], dme_07),
@@ -1050,7 +1045,6 @@ fn hydrus_r4() {
     ];
     for (driver, m) in [
         ("hydrus_r4", meter("HYD", 0x24, 0x07)),
-        ("hydrus_r4-amt", meter("AMT", 0xF1, 0x06)),
         ("hydrus_r4-dfs", meter("DFS", 0x24, 0x07)),
         ("hydrus_r4-spl", meter("SPL", 0x25, 0x07)),
     ] {

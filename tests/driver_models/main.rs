@@ -6,6 +6,7 @@ mod corpus;
 
 mod apator;
 mod catalogue_a_k;
+mod catalogue_l_z;
 mod compact_profiles;
 mod diehl;
 mod engelmann;
@@ -13,3 +14,5 @@ mod generated;
 mod kamstrup;
 mod qundis;
 mod techem;
+mod techem_legacy;
+mod vendor_security;

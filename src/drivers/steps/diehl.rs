@@ -5,8 +5,19 @@
 //!   first bytes after the CI. Diehl's two factory keys are public, so without a key
 //!   of its own a meter's frames still open. The first descrambled byte is a fixed check
 //!   value, which tells a right key from a wrong one.
+//! * [`open_real_data`]: "real data" frames. On a Diehl meter (DME, EWT, HYD, SAP, SPL),
+//!   bit 12 of an SND_NR/SND_IR short-header frame's configuration field means the
+//!   payload after the TPL header is scrambled with the same LFSR — not a security mode:
+//!   the rest of the CFG high byte is a checksum of the plain payload, so read as a mode
+//!   it looks like a reserved one (16..31). Such frames also send the A field as
+//!   version, device type, then the identification (see [`swapped_address`]).
+//! * [`OMS_DEFAULT_KEY`]: the AES key Diehl meters in OMS mode 5 use from the factory.
 
 use super::{StepError, StepInput};
+use crate::keys::Key;
+pub use crate::wire::manufacturer::diehl::{
+    is_diehl, is_real_data, swapped_address, REAL_DATA_BIT,
+};
 
 const PRIOS: &str = "diehl_prios";
 
@@ -16,6 +27,15 @@ const PRIOS_DEFAULT_KEYS: [[u8; 8]; 2] = [
     [0x39, 0xBC, 0x8A, 0x10, 0xE6, 0x6D, 0x83, 0xF8],
     [0x51, 0x72, 0x89, 0x10, 0xE6, 0x6D, 0x83, 0xF8],
 ];
+
+/// The factory AES-128 key of Diehl meters sending standard (OMS) frames in security
+/// mode 5: the second PRIOS key twice. Tried when no key is configured for the meter.
+pub const OMS_DEFAULT_KEY: [u8; 16] = [
+    0x51, 0x72, 0x89, 0x10, 0xE6, 0x6D, 0x83, 0xF8, 0x51, 0x72, 0x89, 0x10, 0xE6, 0x6D, 0x83, 0xF8,
+];
+
+/// Bits of the CFG high byte that carry the payload checksum (all but bit 12's).
+const REAL_DATA_CHECK_MASK: u8 = 0xEF;
 
 /// First byte of every correctly descrambled PRIOS payload.
 const PRIOS_CHECK: u8 = 0x4B;
@@ -46,15 +66,88 @@ fn lfsr_next(state: &mut u32) -> u8 {
     (*state & 0xFF) as u8
 }
 
+/// XORs `bytes` in place with the keystream of the register seeded from `key_seed` and
+/// the frame's header words (scrambling and descrambling are the same operation).
+fn apply_keystream(key_seed: u32, header: [u32; 3], bytes: &mut [u8]) {
+    let mut state = header.iter().fold(key_seed, |k, w| k ^ w);
+    for b in bytes {
+        *b ^= lfsr_next(&mut state);
+    }
+}
+
 /// Descrambles `scrambled` with the register seeded from `key_seed` and the frame's
 /// header words; `None` when the check byte does not come out.
 fn descramble(key_seed: u32, header: [u32; 3], scrambled: &[u8]) -> Option<Vec<u8>> {
-    let mut state = header.iter().fold(key_seed, |k, w| k ^ w);
-    let out: Vec<u8> = scrambled
-        .iter()
-        .map(|&b| b ^ lfsr_next(&mut state))
-        .collect();
+    let mut out = scrambled.to_vec();
+    apply_keystream(key_seed, header, &mut out);
     (out.first() == Some(&PRIOS_CHECK)).then_some(out)
+}
+
+/// The header words every Diehl seed folds in: M + the first two A bytes, the other two
+/// A bytes + version + type (as transmitted), and the four bytes from the CI on.
+fn header_words(link: &[u8; 9], from_ci: [u8; 4]) -> [u32; 3] {
+    let [_c, m0, m1, a0, a1, a2, a3, version, device_type] = *link;
+    [
+        u32::from_be_bytes([m0, m1, a0, a1]),
+        u32::from_be_bytes([a2, a3, version, device_type]),
+        u32::from_be_bytes(from_ci),
+    ]
+}
+
+/// The seeds to try, in order: the meter's own key (the first 8 of its 16 bytes), then
+/// Diehl's factory keys.
+fn seeds(own: Option<&Key>) -> impl Iterator<Item = u32> + '_ {
+    own.and_then(|k| {
+        let half: [u8; 8] = k.expose_bytes().get(..8)?.try_into().ok()?;
+        Some(seed(&half))
+    })
+    .into_iter()
+    .chain(PRIOS_DEFAULT_KEYS.iter().map(seed))
+}
+
+/// The checksum a real-data CFG high byte carries for `plain`: the byte sum, bit 4 (the
+/// real-data flag's own bit) left out.
+fn real_data_check(plain: &[u8]) -> u8 {
+    let sum = plain
+        .iter()
+        .fold(0u32, |acc, &b| acc.wrapping_add(u32::from(b)));
+    (sum & u32::from(REAL_DATA_CHECK_MASK)) as u8
+}
+
+/// Descrambles a real-data payload in place. `link` is C, M, A as transmitted, `tpl`
+/// the five header bytes from the CI on (CI, access number, status, CFG low, CFG high),
+/// `payload` everything after them. Tries the meter's key, then Diehl's factory keys;
+/// true (payload now plain) when one gives the checksum of the CFG high byte, false
+/// (payload untouched) otherwise.
+pub fn open_real_data(link: &[u8; 9], tpl: [u8; 5], own: Option<&Key>, payload: &mut [u8]) -> bool {
+    let [ci, acc, sts, cfg_lo, cfg_hi] = tpl;
+    let header = header_words(link, [ci, acc, sts, cfg_lo]);
+    let want = cfg_hi & REAL_DATA_CHECK_MASK;
+    let mut trial = payload.to_vec();
+    for key_seed in seeds(own) {
+        trial.copy_from_slice(payload);
+        apply_keystream(key_seed, header, &mut trial);
+        if real_data_check(&trial) == want {
+            payload.copy_from_slice(&trial);
+            return true;
+        }
+    }
+    false
+}
+
+/// The emitter of [`open_real_data`], for tests and simulators: scrambles `plain` in
+/// place with `key` (8 bytes, as the meter holds it) and returns the CFG high byte that
+/// announces it (bit 4 set, the checksum in the other bits). `tpl4` is CI, access
+/// number, status and CFG low byte.
+pub fn scramble_real_data(link: &[u8; 9], tpl4: [u8; 4], key: &[u8; 8], plain: &mut [u8]) -> u8 {
+    let cfg_hi = real_data_check(plain) | (REAL_DATA_BIT >> 8) as u8;
+    apply_keystream(seed(key), header_words(link, tpl4), plain);
+    cfg_hi
+}
+
+/// Diehl's factory scrambling keys, 8 bytes each, for simulators and tests.
+pub fn factory_keys() -> &'static [[u8; 8]; 2] {
+    &PRIOS_DEFAULT_KEYS
 }
 
 /// IZAR/PRIOS: `data` is the manufacturer data of the proprietary frame, starting with
@@ -86,23 +179,11 @@ pub fn prios(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
         .get(PRIOS_CLEAR..)
         .filter(|s| !s.is_empty())
         .ok_or_else(too_short)?;
-    // The register starts from the key folded with M + the first two A bytes, the other
-    // two A bytes + version + type (as transmitted, before the address swapping some
-    // Diehl meters need), and CI + the first three clear bytes, each read big endian.
-    let [_c, m0, m1, a0, a1, a2, a3, version, device_type] = *input.link;
-    let header = [
-        u32::from_be_bytes([m0, m1, a0, a1]),
-        u32::from_be_bytes([a2, a3, version, device_type]),
-        u32::from_be_bytes([ci, c1, c2, c3]),
-    ];
-    // Only the first half of a configured 16-byte key takes part in the seed.
-    let own = input.key.and_then(|k| {
-        let half: [u8; 8] = k.expose_bytes().get(..8)?.try_into().ok()?;
-        Some(seed(&half))
-    });
-    let descrambled = own
-        .into_iter()
-        .chain(PRIOS_DEFAULT_KEYS.iter().map(seed))
+    // The register starts from the key folded with the link header (as transmitted,
+    // before the address swapping some Diehl meters need) and CI + the first three
+    // clear bytes; only the first half of a configured 16-byte key takes part.
+    let header = header_words(input.link, [ci, c1, c2, c3]);
+    let descrambled = seeds(input.key)
         .find_map(|s| descramble(s, header, scrambled))
         .ok_or_else(|| StepError::Invalid {
             step: PRIOS,
@@ -256,6 +337,69 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A Diehl SND_NR link header (HYD water meter 0x07, version 0x8B) as transmitted:
+    /// A = version, type, then the identification.
+    const REAL_DATA_LINK: [u8; 9] = [0x44, 0x24, 0x23, 0x8B, 0x07, 0x78, 0x56, 0x34, 0x12];
+
+    #[test]
+    fn real_data_round_trips_with_each_factory_key_and_an_own_key() {
+        let plain = hex::decode("0413A0860100426C9F2C4413881300002F2F").unwrap();
+        let tpl4 = [0x7A, 0x15, 0x00, 0x00];
+        let mut own = [0u8; 16];
+        own[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let own_key = Key::new(&own);
+        for (key, configured) in [
+            (PRIOS_DEFAULT_KEYS[0], None),
+            (PRIOS_DEFAULT_KEYS[1], None),
+            ([1, 2, 3, 4, 5, 6, 7, 8], Some(&own_key)),
+        ] {
+            let mut payload = plain.clone();
+            let cfg_hi = scramble_real_data(&REAL_DATA_LINK, tpl4, &key, &mut payload);
+            assert_ne!(payload, plain);
+            assert_eq!(cfg_hi & 0x10, 0x10, "the real-data bit");
+            let tpl = [tpl4[0], tpl4[1], tpl4[2], tpl4[3], cfg_hi];
+            assert!(open_real_data(
+                &REAL_DATA_LINK,
+                tpl,
+                configured,
+                &mut payload
+            ));
+            assert_eq!(payload, plain);
+        }
+    }
+
+    #[test]
+    fn real_data_with_a_wrong_checksum_stays_untouched() {
+        let plain = hex::decode("0413A0860100").unwrap();
+        let tpl4 = [0x7A, 0x15, 0x00, 0x00];
+        let mut payload = plain.clone();
+        // Scrambled with a key nobody configured: neither factory key opens it.
+        let cfg_hi = scramble_real_data(&REAL_DATA_LINK, tpl4, &[9; 8], &mut payload);
+        let scrambled = payload.clone();
+        let tpl = [0x7A, 0x15, 0x00, 0x00, cfg_hi];
+        // (A factory key may match the 7-bit checksum by chance; this input does not.)
+        assert!(!open_real_data(&REAL_DATA_LINK, tpl, None, &mut payload));
+        assert_eq!(payload, scrambled);
+    }
+
+    #[test]
+    fn real_data_is_diehl_short_header_with_cfg_bit_12() {
+        let hyd = Some(*b"HYD");
+        assert!(is_real_data(hyd, 0x44, 0x7A, 0x1000));
+        assert!(is_real_data(Some(*b"SPL"), 0x46, 0x7A, 0x1F05));
+        assert!(!is_real_data(hyd, 0x44, 0x7A, 0x0500), "mode 5 is OMS");
+        assert!(!is_real_data(hyd, 0x44, 0x72, 0x1000), "long header");
+        assert!(!is_real_data(hyd, 0x08, 0x7A, 0x1000), "not SND_NR/SND_IR");
+        assert!(
+            !is_real_data(Some(*b"KAM"), 0x44, 0x7A, 0x1000),
+            "not Diehl"
+        );
+        assert_eq!(
+            swapped_address([0x8B, 0x07, 0x78, 0x56, 0x34, 0x12]),
+            ([0x78, 0x56, 0x34, 0x12], 0x8B, 0x07)
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! Steps are pure functions of the frame: no I/O, no state between telegrams.
 
 mod apator;
-mod diehl;
+pub mod bmeters;
+pub mod diehl;
 mod engelmann;
 mod kamstrup;
 mod qundis;
@@ -151,6 +152,11 @@ pub const STEPS: &[Step] = &[
         run: engelmann::hydrodigit,
     },
     Step {
+        name: "bmeters_rfmtx1_datetime",
+        description: "B Meters RFM-TX1 (payload after the TPL header): BCD date and time -> type F",
+        run: bmeters::rfmtx1_datetime,
+    },
+    Step {
         name: "diehl_prios",
         description: "Diehl IZAR/PRIOS (CI 0xA0..0xA7): LFSR descrambling with the meter's or \
                       Diehl's factory key; out: period s (u32), 4 clear bytes, descrambled bytes",
@@ -167,6 +173,11 @@ pub const STEPS: &[Step] = &[
                       at 0, 2, 4; total, year-end, month-end and 12 monthly deltas as 10-digit \
                       BCD in 0.1 kWh from 6 on (FF for joule meters and months without data)",
         run: qundis::qundis_heat_block,
+    },
+    Step {
+        name: "techem_billing_dates",
+        description: "Techem FHKV / MK Radio: previous and current billing dates (bit-packed) as type G",
+        run: techem::billing_dates,
     },
     Step {
         name: "techem_compact5",

@@ -144,6 +144,18 @@ pub fn previous_date_step(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     })
 }
 
+/// `techem_billing_dates`: the two billing dates of Techem's FHKV (heat cost allocator)
+/// and MK Radio payloads: bytes 1..3 the previous billing date, 5..7 the current one
+/// (day and month, the year following from the previous date). Output: previous date
+/// (G, 0..2), current date (G, 2..4).
+pub fn billing_dates(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
+    on_payload(input, "techem_billing_dates", |input, step| {
+        let (previous, previous_g) = previous_date(input, step)?;
+        let current_g = current_date(input, step, previous)?;
+        Ok([previous_g, current_g].concat())
+    })
+}
+
 /// `techem_mkradio3`: MK Radio 3 water meters. Bytes 1..3 previous billing date, 3..5
 /// volume of the previous period, 5..7 current date (no year), 7..9 volume so far in
 /// this period (0.1 m3). Output: previous date (G, 0..2), current date (G, 2..4), meter
@@ -276,6 +288,19 @@ mod tests {
             u32::from_le_bytes([out[4], out[5], out[6], out[7]]),
             0x59 + 0x31
         );
+    }
+
+    #[test]
+    fn hca_billing_dates() {
+        // FHKV payload: status, previous 2017-12-31, 104 units, current 12-13, 65 units.
+        let payload = [0x11, 0x9F, 0x23, 0x68, 0x00, 0xD0, 0x18, 0x41, 0x00];
+        let out = run(billing_dates, &payload).unwrap();
+        assert_eq!(date(&out[0..2]), "2017-12-31");
+        assert_eq!(date(&out[2..4]), "2018-12-13");
+        assert!(matches!(
+            run(billing_dates, &payload[..6]),
+            Err(StepError::TooShort { .. })
+        ));
     }
 
     #[test]
