@@ -348,6 +348,21 @@ pub struct SpoolSection {
     pub fsync: FsyncMode,
     #[serde(default = "default_fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    /// On SIGTERM, how long the daemon keeps delivering spooled readings before it stops
+    /// (the rest stays spooled for the next start).
+    #[serde(default = "default_shutdown_drain_secs")]
+    pub shutdown_drain_secs: u64,
+    /// Readings that could not be written (disk full) wait in memory for the broker, at most
+    /// this many (the oldest are dropped beyond, counted).
+    #[serde(default = "default_not_durable_max")]
+    pub not_durable_max: usize,
+}
+
+fn default_shutdown_drain_secs() -> u64 {
+    5
+}
+fn default_not_durable_max() -> usize {
+    crate::spool::NOT_DURABLE_MAX
 }
 
 fn default_spool_dir() -> PathBuf {
@@ -374,6 +389,8 @@ impl Default for SpoolSection {
             segment_bytes: default_segment_bytes(),
             fsync: default_fsync(),
             fsync_interval_ms: default_fsync_interval_ms(),
+            shutdown_drain_secs: default_shutdown_drain_secs(),
+            not_durable_max: default_not_durable_max(),
         }
     }
 }
@@ -425,6 +442,20 @@ pub struct HealthConfig {
     pub missing_factor: f64,
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// Health documents (summary and per meter) are published at most this often.
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval_secs: u64,
+    /// The state file is written at most this often (and at shutdown; a newly learned
+    /// compact format within a second).
+    #[serde(default = "default_state_interval")]
+    pub state_interval_secs: u64,
+}
+
+fn default_publish_interval() -> u64 {
+    60
+}
+fn default_state_interval() -> u64 {
+    30
 }
 
 fn default_missing_factor() -> f64 {
@@ -436,6 +467,8 @@ impl Default for HealthConfig {
         HealthConfig {
             missing_factor: default_missing_factor(),
             state_file: None,
+            publish_interval_secs: default_publish_interval(),
+            state_interval_secs: default_state_interval(),
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct MeterStats {
     pub last_seen_at: Option<SystemTime>,
     #[serde(skip)]
     rssi_samples: u64,
+    /// Changed since its health document was last published.
+    #[serde(skip)]
+    changed: bool,
 }
 
 impl MeterStats {
@@ -221,6 +224,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     dedupe: Dedupe,
     meters: HashMap<String, MeterStats>,
+    /// Meters whose `changed` flag is set, for publishing only their health documents.
+    changed: Vec<String>,
     totals: Totals,
 }
 
@@ -230,6 +235,7 @@ impl Pipeline {
             dedupe: Dedupe::new(config.dedupe_window),
             config: PipelineConfig::default(),
             meters: HashMap::new(),
+            changed: Vec::new(),
             totals: Totals::default(),
         };
         p.reconfigure(config);
@@ -268,6 +274,7 @@ impl Pipeline {
                 let id = reading.meter.id.clone();
                 let configured = self.config.meters.contains_key(&id);
                 let stats = self.meters.entry(id.clone()).or_default();
+                mark_changed(stats, &mut self.changed, &id);
                 stats.heard_at(at, frame);
                 stats.manufacturer = Some(reading.meter.manufacturer.clone());
                 stats.device_type = Some(reading.meter.device_type.clone());
@@ -296,6 +303,7 @@ impl Pipeline {
                     self.totals.filtered += 1;
                     if let Some(id) = &meter {
                         let stats = self.meters.entry(id.clone()).or_default();
+                        mark_changed(stats, &mut self.changed, id);
                         stats.heard_at(at, frame);
                         stats.note_identity(&frame.bytes);
                         stats.last_outcome = Some("not_configured".into());
@@ -306,6 +314,7 @@ impl Pipeline {
                 *self.totals.failed.entry(kind.clone()).or_default() += 1;
                 if let Some(id) = &meter {
                     let stats = self.meters.entry(id.clone()).or_default();
+                    mark_changed(stats, &mut self.changed, id);
                     stats.heard_at(at, frame);
                     stats.note_identity(&frame.bytes);
                     *stats.failed.entry(kind.clone()).or_default() += 1;
@@ -318,6 +327,31 @@ impl Pipeline {
 
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// Ids of the meters whose statistics changed since the last call (O(changed)).
+    pub fn take_changed(&mut self) -> Vec<String> {
+        let ids = std::mem::take(&mut self.changed);
+        for id in &ids {
+            if let Some(s) = self.meters.get_mut(id) {
+                s.changed = false;
+            }
+        }
+        ids
+    }
+
+    /// Number of meters heard or configured.
+    pub fn meter_count(&self) -> usize {
+        self.meters.len()
+    }
+
+    /// Counts radio data a dongle codec rejected (garbled serial bytes) in the totals.
+    pub fn count_bad_radio_data(&mut self) {
+        *self
+            .totals
+            .failed
+            .entry("bad_radio_data".to_owned())
+            .or_default() += 1;
     }
 
     pub fn meter(&self, id: &str) -> Option<&MeterStats> {
@@ -343,6 +377,14 @@ impl Pipeline {
                 .and_then(crate::timefmt::parse_rfc3339);
             *entry = stats;
         }
+    }
+}
+
+/// Flags a meter for its next health document, once per publishing round.
+fn mark_changed(stats: &mut MeterStats, changed: &mut Vec<String>, id: &str) {
+    if !stats.changed {
+        stats.changed = true;
+        changed.push(id.to_owned());
     }
 }
 

@@ -157,12 +157,12 @@ fn spool_fast(dir: &std::path::Path) -> SpoolHandle {
 
 struct Running {
     task: JoinHandle<Result<(), mqtt::MqttError>>,
-    shutdown: watch::Sender<bool>,
+    shutdown: watch::Sender<mqtt::Stop>,
     state: watch::Receiver<MqttState>,
 }
 
 fn start_publisher(cfg: MqttConfig, spool: SpoolHandle, retained: RetainedPublisher) -> Running {
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(mqtt::Stop::Running);
     let (state_tx, state) = watch::channel(MqttState::default());
     let task = tokio::spawn(mqtt::run(cfg, spool, retained, shutdown_rx, state_tx));
     Running {
@@ -174,7 +174,7 @@ fn start_publisher(cfg: MqttConfig, spool: SpoolHandle, retained: RetainedPublis
 
 impl Running {
     async fn stop(self) {
-        self.shutdown.send_replace(true);
+        self.shutdown.send_replace(mqtt::Stop::drain_for(Some(Duration::from_secs(2))));
         let res = tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("mqtt::run did not stop within 10 s")

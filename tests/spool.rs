@@ -60,10 +60,10 @@ fn append_ack_reopen() {
         assert_eq!(spool.pending(), 10);
         // Out of order, as a QoS 1 in-flight window delivers them.
         for seq in [3, 1, 2, 7] {
-            spool.ack(seq).unwrap();
+            spool.ack(seq);
         }
-        spool.ack(7).unwrap(); // repeated ack is harmless
-        spool.ack(999).unwrap(); // unknown seq is ignored
+        spool.ack(7); // repeated ack is harmless
+        spool.ack(999); // unknown seq is ignored
         assert_eq!(spool.pending(), 6);
         assert_eq!(all_pending(&mut spool), vec![4, 5, 6, 8, 9, 10]);
         let after5: Vec<u64> = spool
@@ -98,7 +98,7 @@ fn fully_acked_segments_are_deleted_and_seq_survives() {
     }
     assert!(segment_files(dir.path()).len() > 3);
     for seq in (1..=2000u64).rev() {
-        spool.ack(seq).unwrap();
+        spool.ack(seq);
     }
     assert_eq!(spool.pending(), 0);
     assert_eq!(
@@ -122,10 +122,10 @@ fn ack_log_compaction_keeps_state() {
     }
     // Ack everything except every 1000th, in two interleaved passes (out of order).
     for seq in (1..=7000u64).filter(|s| s % 2 == 0 && s % 1000 != 0) {
-        spool.ack(seq).unwrap();
+        spool.ack(seq);
     }
     for seq in (1..=7000u64).filter(|s| s % 2 == 1) {
-        spool.ack(seq).unwrap();
+        spool.ack(seq);
     }
     let ack_log = fs::metadata(dir.path().join("ack.log")).unwrap().len();
     assert!(
@@ -227,7 +227,7 @@ fn bound_drops_oldest_and_counts() {
         .sum();
     assert!(total <= c.max_bytes, "{total} bytes on disk");
     // Acks for dropped records are ignored.
-    spool.ack(1).unwrap();
+    spool.ack(1);
     assert_eq!(spool.pending(), stats.pending);
 }
 
@@ -302,7 +302,7 @@ fn kill9_child(dir: &str) -> ! {
         writeln!(out, "SEQ {seq}").unwrap();
         out.flush().unwrap();
         if i % 3 == 0 {
-            spool.ack(seq - 1).unwrap();
+            spool.ack(seq - 1);
         }
     }
     std::process::exit(0);
@@ -427,7 +427,7 @@ proptest! {
                     } else {
                         keys[usize::from(k) % keys.len()]
                     };
-                    spool.ack(seq).unwrap();
+                    spool.ack(seq);
                     model.remove(&seq);
                 }
                 Op::Reopen => {

@@ -1,0 +1,236 @@
+//! Delivery at scale: the real `wmbusd run` binary against a real mosquitto with many
+//! telegrams, many configured meters, broker outages, signals, damaged spools and full disks.
+//!
+//! `bench_daemon` is `#[ignore]`d: it is the benchmark behind `scripts/measure-daemon.sh`.
+#![cfg(feature = "daemon")]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rumqttc::QoS;
+use serde_json::Value as Json;
+use support::daemon::Daemon;
+use support::mosquitto::Mosquitto;
+use support::subscriber::Subscriber;
+use support::telegrams::{synthetic, synthetic_litres, write_replay};
+use wmbusd::radio::sim::{self, Im871aSim, Pty, SimInput};
+
+const GW: &str = "gw-scale";
+const FIRST_ID: u32 = 92_000_000;
+
+fn meter_prefix() -> String {
+    format!("wmbus/{GW}/meter/")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Configuration text: gateway, radios (already rendered), MQTT, spool, `meters` meters.
+fn config_text(dir: &Path, port: u16, radios: &str, spool_extra: &str, meters: u32) -> String {
+    let mut t = format!(
+        "[gateway]\nid = \"{GW}\"\n\n{radios}\n\
+         [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ntopic_prefix = \"wmbus\"\nclient_id = \"wmbusd-{GW}\"\nkeep_alive_secs = 5\n\n\
+         [spool]\ndir = \"{}\"\n{spool_extra}\n\n[pipeline]\ndedupe_window_secs = 30\n\n",
+        dir.join("spool").display()
+    );
+    for i in 0..meters {
+        // Keys are configured (and expanded) as in a real installation; the synthetic
+        // telegrams themselves are plaintext.
+        t.push_str(&format!(
+            "[[meter]]\nid = \"{}\"\nkey = \"{:032X}\"\n\n",
+            FIRST_ID + i,
+            u128::from(i) + 1
+        ));
+    }
+    t
+}
+
+fn start_daemon(config: &Path, state: &Path) -> Daemon {
+    Daemon::start_args(&[
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--state-file".as_ref(),
+        state.as_os_str(),
+    ])
+}
+
+fn cpu_secs(d: &Daemon) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    d.cpu_ticks() as f64 / hz
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+// ---------------------------------------------------------------------------------------
+// Benchmark (scripts/measure-daemon.sh)
+//
+// Phase 1, latency and idle figures: an iM871A simulator on a pty, telegrams at 20/s, the
+// time from handing a telegram to the simulator to its arrival at a subscriber.
+// Phase 2, throughput: a replay radio over WMBUSD_BENCH_TELEGRAMS telegrams as fast as the
+// daemon takes them; telegrams/s from the first to the last message at the subscriber, CPU
+// time of the daemon per telegram, RSS after the load.
+//
+// WMBUSD_BENCH_METERS (configured meters, default 10), WMBUSD_BENCH_TELEGRAMS (default
+// 50000), WMBUSD_BENCH_FSYNC ("always" or "interval"), WMBUSD_BENCH_LATENCY_TELEGRAMS
+// (default 100).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run scripts/measure-daemon.sh"]
+async fn bench_daemon() {
+    let meters: u32 = env_or("WMBUSD_BENCH_METERS", 10);
+    let n: u32 = env_or("WMBUSD_BENCH_TELEGRAMS", 50_000);
+    let latency_n: u32 = env_or("WMBUSD_BENCH_LATENCY_TELEGRAMS", 100);
+    let fsync: String = env_or("WMBUSD_BENCH_FSYNC", "always".to_owned());
+    let spool_extra = format!("fsync = \"{fsync}\"\nfsync_interval_ms = 1000");
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sub = Subscriber::start_qos(
+        broker.port,
+        "bench-sub",
+        &[&format!("{}#", meter_prefix()), &format!("wmbus/{GW}/#")],
+        QoS::AtMostOnce,
+    )
+    .await;
+
+    // Phase 1: pty radio, start time, idle RSS, latency at 20 telegrams/s.
+    let link = dir.path().join("usb-im871a-if00");
+    let pty = Pty::open().unwrap();
+    sim::point_symlink(&link, pty.slave_path()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let _sim = tokio::spawn(sim::run_im871a_sim(pty, rx, Im871aSim::default()));
+    let radios = format!(
+        "[[radio]]\ndriver = \"im871a\"\ndevice = \"{}\"\nmodes = [\"C1\", \"T1\"]\n",
+        link.display()
+    );
+    let config = dir.path().join("latency.toml");
+    std::fs::write(
+        &config,
+        config_text(dir.path(), broker.port, &radios, &spool_extra, meters),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut d = start_daemon(&config, &dir.path().join("state.json"));
+    d.wait_log(&["started: gateway"], Duration::from_secs(60))
+        .await;
+    let start_secs = started.elapsed().as_secs_f64();
+    d.wait_log(&[": ready ("], Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = d.rss_kb();
+    let mut sent_at = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let base = n + 1_000_000;
+    for i in 0..latency_n {
+        tick.tick().await;
+        let frame = synthetic(FIRST_ID + i % meters, (i % 256) as u8, base + i);
+        sent_at.push(Instant::now());
+        tx.send(SimInput::Telegram {
+            frame,
+            rssi_raw: 0x80,
+        })
+        .await
+        .unwrap();
+    }
+    let prefix = meter_prefix();
+    sub.wait_until("latency readings", Duration::from_secs(60), |m| {
+        m.iter()
+            .filter(|m| m.topic.starts_with(&prefix) && !m.topic.ends_with("/health"))
+            .count()
+            >= latency_n as usize
+    })
+    .await;
+    let mut lat: Vec<f64> = sub
+        .on(&prefix)
+        .iter()
+        .filter(|m| !m.topic.ends_with("/health"))
+        .filter_map(|m| {
+            let v: Json = serde_json::from_slice(&m.payload).ok()?;
+            let i = synthetic_litres(&v).checked_sub(base)?;
+            let t0 = sent_at.get(i as usize)?;
+            Some(m.at.duration_since(*t0).as_secs_f64() * 1e3)
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    assert!(d.terminate().await.success());
+
+    // Phase 2: replay radio, throughput.
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, meters, n);
+    let radios = format!(
+        "[[radio]]\ndriver = \"replay\"\ndevice = \"{}\"\n",
+        replay.display()
+    );
+    let config = dir.path().join("throughput.toml");
+    std::fs::write(
+        &config,
+        config_text(dir.path(), broker.port, &radios, &spool_extra, meters),
+    )
+    .unwrap();
+    let before = sub.count_on(&prefix);
+    let mut d = start_daemon(&config, &dir.path().join("state.json"));
+    d.wait_log(&["started: gateway"], Duration::from_secs(60))
+        .await;
+    let cpu_start = cpu_secs(&d);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut rss_peak = 0;
+    loop {
+        let got = sub
+            .on(&prefix)
+            .iter()
+            .skip(before)
+            .filter(|m| !m.topic.ends_with("/health"))
+            .count();
+        rss_peak = rss_peak.max(d.rss_kb());
+        if got >= n as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {n} readings arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cpu = cpu_secs(&d) - cpu_start;
+    let rss_after = d.rss_kb();
+    let msgs: Vec<_> = sub
+        .on(&prefix)
+        .into_iter()
+        .skip(before)
+        .filter(|m| !m.topic.ends_with("/health"))
+        .collect();
+    let span = msgs
+        .last()
+        .unwrap()
+        .at
+        .duration_since(msgs.first().unwrap().at)
+        .as_secs_f64();
+    let largest = sub
+        .messages()
+        .iter()
+        .map(|m| m.payload.len())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "MEASURE meters={meters} fsync={fsync} telegrams={n} rate={:.0}/s cpu_us_per_telegram={:.1} \
+         latency_ms_p50={:.2} latency_ms_p99={:.2} start_secs={start_secs:.2} rss_idle_kb={rss_idle} \
+         rss_load_peak_kb={rss_peak} rss_after_kb={rss_after} largest_message_bytes={largest}",
+        n as f64 / span.max(1e-6),
+        cpu * 1e6 / f64::from(n),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    );
+    assert!(d.terminate().await.success());
+}
