@@ -948,5 +948,4 @@ mod tests {
         r.delivered("b", due[1].2);
         assert_eq!(r.undelivered(), 0);
     }
-
 }

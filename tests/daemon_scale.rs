@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rumqttc::QoS;
@@ -232,5 +232,223 @@ async fn bench_daemon() {
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
     );
+    assert!(d.terminate().await.success());
+}
+
+fn unique_readings(sub: &Subscriber) -> std::collections::HashSet<u32> {
+    sub.on(&meter_prefix())
+        .iter()
+        .filter(|m| !m.topic.ends_with("/health"))
+        .filter_map(|m| serde_json::from_slice::<Json>(&m.payload).ok())
+        .map(|v| synthetic_litres(&v))
+        .collect()
+}
+
+fn replay_config(
+    dir: &Path,
+    port: u16,
+    replay: &Path,
+    spool_extra: &str,
+    extra: &str,
+    meters: u32,
+) -> PathBuf {
+    let radios = format!(
+        "[[radio]]\ndriver = \"replay\"\ndevice = \"{}\"\n",
+        replay.display()
+    );
+    let path = dir.join("wmbusd.toml");
+    let mut text = config_text(dir, port, &radios, spool_extra, meters);
+    text.push_str(extra);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The replay ends while the broker is down: the daemon keeps delivering and exits only
+/// once the broker took every reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_when_replay_ends_every_reading_arrives_later() {
+    const N: u32 = 30;
+    let mut broker = Mosquitto::start();
+    let sub = Subscriber::start(
+        broker.port,
+        "scale-replay-end",
+        &[&format!("{}#", meter_prefix())],
+    )
+    .await;
+    broker.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, 5, N);
+    let config = replay_config(dir.path(), broker.port, &replay, "", "", 5);
+    let mut d = Daemon::start_args(&[
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--state-file".as_ref(),
+        dir.path().join("state.json").as_os_str(),
+        "--exit-after-replay".as_ref(),
+    ]);
+    d.wait_log(&["replay finished"], Duration::from_secs(15))
+        .await;
+    d.wait_log(&["unreachable"], Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    d.assert_running("the replay ended with the broker down");
+    broker.restart();
+    let exit = d.wait_exit(Duration::from_secs(60)).await;
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", d.log());
+    sub.wait_until("every reading", Duration::from_secs(30), |_| {
+        unique_readings(&sub).len() == N as usize
+    })
+    .await;
+    assert_eq!(unique_readings(&sub), (0..N).collect());
+}
+
+/// `--drain-timeout` bounds that wait: exit 75, saying how many readings remain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_timeout_exits_75_saying_how_many_remain() {
+    const N: u32 = 12;
+    let broker = Mosquitto::start();
+    let port = broker.port;
+    drop(broker);
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, 3, N);
+    let config = replay_config(dir.path(), port, &replay, "", "", 3);
+    let mut d = Daemon::start_args(&[
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--state-file".as_ref(),
+        dir.path().join("state.json").as_os_str(),
+        "--exit-after-replay".as_ref(),
+        "--drain-timeout".as_ref(),
+        "2".as_ref(),
+    ]);
+    let exit = d.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(exit.code(), Some(75), "log:\n{}", d.log());
+    assert!(
+        !d.log_lines_with(&[&format!("{N} reading(s) not delivered; they stay spooled")])
+            .is_empty(),
+        "log:\n{}",
+        d.log()
+    );
+}
+
+/// 10,000 configured meters, each heard: per-meter health documents and a small summary,
+/// never one message over 256 kB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_meters_no_message_over_256_kb() {
+    const METERS: u32 = 10_000;
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start_qos(
+        broker.port,
+        "scale-10k",
+        &[&format!("wmbus/{GW}/#")],
+        QoS::AtMostOnce,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, METERS, METERS);
+    let config = replay_config(
+        dir.path(),
+        broker.port,
+        &replay,
+        "",
+        "[health]\npublish_interval_secs = 1\n",
+        METERS,
+    );
+    let mut d = start_daemon(&config, &dir.path().join("state.json"));
+    sub.wait_until(
+        "readings and health of every meter",
+        Duration::from_secs(120),
+        |msgs| {
+            msgs.iter()
+                .filter(|m| m.topic.ends_with("/health") && m.topic.contains("/meter/"))
+                .count()
+                >= METERS as usize
+                && msgs
+                    .iter()
+                    .filter(|m| !m.topic.ends_with("/health") && m.topic.contains("/meter/"))
+                    .count()
+                    >= METERS as usize
+        },
+    )
+    .await;
+    sub.wait_until("summary", Duration::from_secs(10), |msgs| {
+        msgs.iter().any(|m| m.topic == format!("wmbus/{GW}/health"))
+    })
+    .await;
+    let msgs = sub.messages();
+    let largest = msgs.iter().max_by_key(|m| m.payload.len()).unwrap();
+    assert!(
+        largest.payload.len() <= 256 * 1024,
+        "{} is {} bytes",
+        largest.topic,
+        largest.payload.len()
+    );
+    let summary: Json = serde_json::from_slice(
+        &msgs
+            .iter()
+            .rev()
+            .find(|m| m.topic == format!("wmbus/{GW}/health"))
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(summary["meters"]["configured"], METERS);
+    let one: Json = serde_json::from_slice(
+        &msgs
+            .iter()
+            .find(|m| m.topic == format!("{}{FIRST_ID}/health", meter_prefix()))
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(one["meter"], FIRST_ID.to_string());
+    assert_eq!(one["decoded"], 1);
+    assert!(d.terminate().await.success());
+}
+
+/// SIGTERM while readings wait for a broker that is down: the bounded drain ends, the
+/// rest stays spooled, and a restart delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_readings_in_flight_delivers_them_after_restart() {
+    const N: u32 = 40;
+    let mut broker = Mosquitto::start();
+    let sub = Subscriber::start(
+        broker.port,
+        "scale-sigterm",
+        &[&format!("{}#", meter_prefix())],
+    )
+    .await;
+    broker.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, 4, N);
+    let config = replay_config(
+        dir.path(),
+        broker.port,
+        &replay,
+        "shutdown_drain_secs = 1",
+        "",
+        4,
+    );
+    let state = dir.path().join("state.json");
+    let mut d = start_daemon(&config, &state);
+    d.wait_log(&["replay finished"], Duration::from_secs(15))
+        .await;
+    let exit = d.terminate().await;
+    assert_eq!(exit.code(), Some(75), "log:\n{}", d.log());
+    // Restart with an empty replay: only the spool is delivered.
+    std::fs::write(&replay, "").unwrap();
+    broker.restart();
+    let mut d = start_daemon(&config, &state);
+    sub.wait_until(
+        "every reading after the restart",
+        Duration::from_secs(60),
+        |_| unique_readings(&sub).len() == N as usize,
+    )
+    .await;
     assert!(d.terminate().await.success());
 }

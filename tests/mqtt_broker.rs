@@ -175,7 +175,8 @@ fn start_publisher(cfg: MqttConfig, spool: SpoolHandle, retained: RetainedPublis
 impl Running {
     async fn stop(self) {
         // No drain: stop taking records at once (the in-flight ones are still awaited).
-        self.shutdown.send_replace(mqtt::Stop::drain_for(Some(Duration::ZERO)));
+        self.shutdown
+            .send_replace(mqtt::Stop::drain_for(Some(Duration::ZERO)));
         let res = tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("mqtt::run did not stop within 10 s")

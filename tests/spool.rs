@@ -505,8 +505,14 @@ fn flipped_byte_mid_oldest_segment_loses_only_that_record() {
     let mut spool = reopen_4k(dir.path());
     assert_lost_exactly(&mut spool, 200, &[victim as u64 + 1]);
     assert_eq!(spool.stats().quarantined, 1);
-    let q: Vec<_> = fs::read_dir(dir.path().join("quarantine")).unwrap().collect();
-    assert_eq!(q.len(), 1, "damaged bytes copied to the quarantine directory");
+    let q: Vec<_> = fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        q.len(),
+        1,
+        "damaged bytes copied to the quarantine directory"
+    );
 }
 
 #[test]

@@ -427,7 +427,9 @@ impl Daemon {
             .is_some_and(|s| s.starts_with("lost"));
         let text = match &state {
             // Reopening after a loss: keep saying "lost" until it is ready again.
-            RadioState::Opening if was_lost => self.radios.get(&source).cloned().unwrap_or_default(),
+            RadioState::Opening if was_lost => {
+                self.radios.get(&source).cloned().unwrap_or_default()
+            }
             RadioState::Opening => "opening".to_owned(),
             RadioState::Ready { dongle } => format!("ready ({dongle})"),
             RadioState::Lost { reason } => format!("lost: {reason}"),
