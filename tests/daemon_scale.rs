@@ -452,3 +452,112 @@ async fn sigterm_with_readings_in_flight_delivers_them_after_restart() {
     .await;
     assert!(d.terminate().await.success());
 }
+
+/// A 2 MB tmpfs for the spool, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (with a message) when not root: mounting needs it.
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: the full-disk test mounts a tmpfs and needs root");
+            return None;
+        }
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount -t tmpfs failed although running as root");
+        Some(Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The spool's disk fills while the broker is down: the readings that cannot be spooled
+/// wait in memory, everything arrives once the broker is back, the log says `spool: disk
+/// full` once, and spooling resumes by itself when acknowledgements free the space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_keeps_delivering_and_recovers() {
+    const FIRST: u32 = 8_000;
+    const SECOND: u32 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("spool"), "2m") else {
+        return;
+    };
+    let mut broker = Mosquitto::start();
+    let sub = Subscriber::start(
+        broker.port,
+        "scale-full",
+        &[&format!("{}#", meter_prefix())],
+    )
+    .await;
+    broker.stop();
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, 10, FIRST);
+    let link = dir.path().join("usb-im871a-if00");
+    let pty = Pty::open().unwrap();
+    sim::point_symlink(&link, pty.slave_path()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let _sim = tokio::spawn(sim::run_im871a_sim(pty, rx, Im871aSim::default()));
+    let radios = format!(
+        "[[radio]]\ndriver = \"replay\"\ndevice = \"{}\"\n\n[[radio]]\ndriver = \"im871a\"\ndevice = \"{}\"\nmodes = [\"C1\", \"T1\"]\n",
+        replay.display(),
+        link.display()
+    );
+    let config = dir.path().join("wmbusd.toml");
+    std::fs::write(
+        &config,
+        config_text(dir.path(), broker.port, &radios, "", 10),
+    )
+    .unwrap();
+    let mut d = start_daemon(&config, &dir.path().join("state.json"));
+    d.wait_log(&["spool: disk full"], Duration::from_secs(60))
+        .await;
+    d.wait_log(&["replay finished"], Duration::from_secs(60))
+        .await;
+    broker.restart();
+    sub.wait_until(
+        "every reading of the full-disk phase",
+        Duration::from_secs(90),
+        |_| unique_readings(&sub).len() >= FIRST as usize,
+    )
+    .await;
+    assert_eq!(unique_readings(&sub), (0..FIRST).collect());
+    assert_eq!(
+        d.log_lines_with(&["spool: disk full"]).len(),
+        1,
+        "once per episode"
+    );
+    // Space came back with the acknowledgements: new readings are spooled again.
+    for i in 0..SECOND {
+        let frame = synthetic(FIRST_ID + i % 10, (i % 256) as u8, 100_000 + i);
+        tx.send(SimInput::Telegram {
+            frame,
+            rssi_raw: 0x80,
+        })
+        .await
+        .unwrap();
+    }
+    sub.wait_until(
+        "the readings after the disk recovered",
+        Duration::from_secs(60),
+        |_| unique_readings(&sub).len() >= (FIRST + SECOND) as usize,
+    )
+    .await;
+    d.wait_log(&["writes succeed again"], Duration::from_secs(10))
+        .await;
+    d.assert_running("after the full-disk episode");
+    assert!(d.terminate().await.success(), "log:\n{}", d.log());
+}
