@@ -518,10 +518,7 @@ fn scan_segment(path: &Path, min_seq: u64) -> Result<Scan, SpoolError> {
             Ok((seq, _, _, total)) => Some((total, format!("sequence {seq} out of order"))),
             Err(RecordError::Body { total, reason }) => Some((total, reason)),
             Err(RecordError::Truncated { .. }) => None,
-            Err(RecordError::Header(why)) => match resync(&data, pos + 1) {
-                Some(next) => Some((next - pos, why)),
-                None => None,
-            },
+            Err(RecordError::Header(why)) => resync(&data, pos + 1).map(|next| (next - pos, why)),
         };
         match skip {
             Some((len, reason)) => {
