@@ -307,7 +307,7 @@ fn default_reconnect_max() -> u64 {
     60
 }
 fn default_max_inflight() -> u16 {
-    32
+    128
 }
 
 impl MqttSection {

@@ -105,7 +105,7 @@ impl MqttConfig {
             gateway_id,
             keep_alive: Duration::from_secs(30),
             publish_raw: false,
-            max_inflight: 32,
+            max_inflight: 128,
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(5),
