@@ -561,3 +561,138 @@ async fn full_disk_keeps_delivering_and_recovers() {
     d.assert_running("after the full-disk episode");
     assert!(d.terminate().await.success(), "log:\n{}", d.log());
 }
+
+/// Radio data a dongle codec rejects is counted in the health summary's totals, not only
+/// logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codec_rejects_are_counted_in_health_totals() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "scale-bad", &[&format!("wmbus/{GW}/health")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("usb-im871a-if00");
+    let pty = Pty::open().unwrap();
+    sim::point_symlink(&link, pty.slave_path()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let _sim = tokio::spawn(sim::run_im871a_sim(pty, rx, Im871aSim::default()));
+    let radios = format!(
+        "[[radio]]\ndriver = \"im871a\"\ndevice = \"{}\"\nmodes = [\"C1\", \"T1\"]\n",
+        link.display()
+    );
+    let config = dir.path().join("wmbusd.toml");
+    let mut text = config_text(dir.path(), broker.port, &radios, "", 1);
+    text.push_str("[health]\npublish_interval_secs = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let mut d = start_daemon(&config, &dir.path().join("state.json"));
+    d.wait_log(&[": ready ("], Duration::from_secs(15)).await;
+    tx.send(SimInput::Raw(b"\x00\x13garbage\x37".to_vec()))
+        .await
+        .unwrap();
+    d.wait_log(&["dropped bad radio data"], Duration::from_secs(15))
+        .await;
+    sub.wait_until(
+        "bad_radio_data in the totals",
+        Duration::from_secs(15),
+        |msgs| {
+            msgs.iter().rev().take(1).any(|m| {
+                serde_json::from_slice::<Json>(&m.payload)
+                    .is_ok_and(|v| v["totals"]["failed"]["bad_radio_data"].as_u64() >= Some(1))
+            })
+        },
+    )
+    .await;
+    assert!(d.terminate().await.success());
+}
+
+/// After a broker outage the daemon does not wait out its whole back-off: it probes the
+/// broker's port every 2 s and reconnects within a few seconds of the broker's return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_within_seconds_after_a_long_outage() {
+    let mut broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    std::fs::write(&replay, "").unwrap();
+    let config = replay_config(dir.path(), broker.port, &replay, "", "", 1);
+    let mut d = start_daemon(&config, &dir.path().join("state.json"));
+    d.wait_log(&["connected to broker"], Duration::from_secs(15))
+        .await;
+    broker.stop();
+    // 1 + 2 + 4 + 8 s of back-off: the next wait is 16 s.
+    d.wait_log(&["retrying in 16 s"], Duration::from_secs(40))
+        .await;
+    let back = Instant::now();
+    broker.restart();
+    d.wait_log_count(&["connected to broker"], 2, Duration::from_secs(30))
+        .await;
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "reconnected {took:?} after the broker returned; log:\n{}",
+        d.log()
+    );
+    assert!(d.terminate().await.success());
+}
+
+/// The demo's spool is temporary: readings it could not deliver are reported as lost with
+/// it, never as "spooled for the next start".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_does_not_promise_a_next_start() {
+    let port = support::mosquitto::free_port();
+    let mut d = Daemon::start_args(&[
+        "demo".as_ref(),
+        "--mqtt".as_ref(),
+        format!("127.0.0.1:{port}").as_ref(),
+        "--drain-timeout".as_ref(),
+        "1".as_ref(),
+    ]);
+    let exit = d.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(exit.code(), Some(75), "log:\n{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains("temporary spool is removed with them"),
+        "{log}"
+    );
+    assert!(!log.contains("next start"), "{log}");
+}
+
+/// SIGTERM ends the daemon even while an rtl-wmbus input on standard input stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_rtlwmbus_on_open_stdin_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wmbusd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"{GW}\"\n[[radio]]\ndriver = \"rtlwmbus\"\ndevice = \"-\"\n[spool]\ndir = \"{}\"\n",
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let bin = std::env::var_os("WMBUSD_BIN").unwrap_or_else(|| support::daemon::BIN.into());
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "--stdout", "--config"])
+        .arg(&config)
+        .arg("--state-file")
+        .arg(dir.path().join("state.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The pipe stays open (we hold its write end) and says nothing.
+    let _stdin = child.stdin.take();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // SAFETY: signalling the child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wmbusd did not exit within 5 s of SIGTERM with stdin open");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -173,7 +173,11 @@ fn block_on(opts: DaemonOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(opts)) {
+    let result = runtime.block_on(daemon::run(opts));
+    // A read of standard input (rtl-wmbus on stdin) sits in a blocking thread that only a
+    // new line would end; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(summary) if summary.undelivered > 0 => {
             eprintln!(
                 "wmbusd: stopped with {} reading(s) not delivered to the broker",
