@@ -1029,18 +1029,19 @@ impl Spool {
     }
 
     /// What must be fsynced to make everything written durable: a handle on the active
-    /// segment and the seq below which all records are then durable. `None` when nothing is
-    /// unsynced. Lets the fsync run without the lock.
-    fn sync_target(&mut self) -> Result<Option<(File, u64)>, SpoolError> {
+    /// segment (`None` when it has nothing unsynced, e.g. right after a rotation synced the
+    /// old one) and the seq below which all records are then durable. Lets the fsync run
+    /// without the lock.
+    fn sync_target(&mut self) -> Result<(Option<File>, u64), SpoolError> {
         if !self.unsynced {
-            return Ok(None);
+            return Ok((None, self.next_seq));
         }
         let file = self
             .active
             .try_clone()
             .map_err(io_err("dup", &self.active_seg.path))?;
         self.unsynced = false;
-        Ok(Some((file, self.next_seq)))
+        Ok((Some(file), self.next_seq))
     }
 
     /// Records below `seq` are durable: publish them.
@@ -1588,19 +1589,17 @@ impl SpoolHandle {
                 }
                 let batch = spool.write_batch(&valid);
                 let target = match self.fsync {
-                    FsyncPolicy::Always => spool.sync_target().map(|t| (t, None)),
-                    FsyncPolicy::Interval(_) => {
-                        spool.commit().map(|()| (None, Some(spool.next_seq)))
-                    }
+                    FsyncPolicy::Always => spool.sync_target(),
+                    FsyncPolicy::Interval(_) => spool.commit().map(|()| (None, spool.next_seq)),
                 };
                 (batch.written, batch.error, target)
             }
-            Err(e) => (0, Some(e), Ok((None, None))),
+            Err(e) => (0, Some(e), Ok((None, 0))),
         };
         let mut error = error;
         let mut durable = written;
         match target {
-            Ok((Some((file, upto)), _)) => match file.sync_data() {
+            Ok((Some(file), upto)) => match file.sync_data() {
                 Ok(()) => {
                     if let Ok(mut spool) = self.lock() {
                         spool.mark_durable(upto);
@@ -1618,12 +1617,11 @@ impl SpoolHandle {
                     durable = 0;
                 }
             },
-            Ok((None, Some(upto))) => {
+            Ok((None, upto)) => {
                 if let Ok(mut spool) = self.lock() {
                     spool.mark_durable(upto);
                 }
             }
-            Ok((None, None)) => {}
             Err(e) => {
                 error.get_or_insert(e);
                 durable = 0;

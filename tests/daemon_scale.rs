@@ -528,12 +528,20 @@ async fn full_disk_keeps_delivering_and_recovers() {
     d.wait_log(&["replay finished"], Duration::from_secs(60))
         .await;
     broker.restart();
-    sub.wait_until(
-        "every reading of the full-disk phase",
-        Duration::from_secs(90),
-        |_| unique_readings(&sub).len() >= FIRST as usize,
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while unique_readings(&sub).len() < FIRST as usize {
+        if Instant::now() > deadline {
+            let got = unique_readings(&sub);
+            let missing: Vec<u32> = (0..FIRST).filter(|i| !got.contains(i)).collect();
+            panic!(
+                "{} of {FIRST} readings arrived; missing {:?}; log:\n{}",
+                got.len(),
+                &missing[..missing.len().min(20)],
+                d.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(unique_readings(&sub), (0..FIRST).collect());
     assert_eq!(
         d.log_lines_with(&["spool: disk full"]).len(),
