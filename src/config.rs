@@ -289,6 +289,63 @@ pub struct MqttSection {
     pub reconnect_min_secs: u64,
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max_secs: u64,
+    /// `full` (the reading schema) or `compact` (meter, time, values; see
+    /// docs/reading-schema.md).
+    #[serde(default)]
+    pub payload: PayloadFormat,
+}
+
+/// Form of the published reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Full,
+    Compact,
+}
+
+/// Which readings of a meter are published (`[[meter]] publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishPolicy {
+    /// `"every"` (default): every reading.
+    #[default]
+    Every,
+    /// `"changed"` (an unchanged reading at most hourly) or `"interval:15m"`: a reading
+    /// whose billing registers and flags did not change is held back until this long after
+    /// the last one published.
+    Changed { unchanged_every: Duration },
+}
+
+impl PublishPolicy {
+    /// `every`, `changed`, `interval:<n>s|m|h`.
+    pub fn parse(text: &str) -> Result<PublishPolicy, String> {
+        let bad = || {
+            format!("publish {text:?}: expected \"every\", \"changed\" or \"interval:<n>s|m|h\" (e.g. \"interval:15m\")")
+        };
+        match text {
+            "every" => Ok(PublishPolicy::Every),
+            "changed" => Ok(PublishPolicy::Changed {
+                unchanged_every: Duration::from_secs(3600),
+            }),
+            _ => {
+                let spec = text.strip_prefix("interval:").ok_or_else(bad)?;
+                let (digits, unit) = spec.split_at(spec.len().saturating_sub(1));
+                let n: u64 = digits.parse().map_err(|_| bad())?;
+                let secs = match unit {
+                    "s" => n,
+                    "m" => n.saturating_mul(60),
+                    "h" => n.saturating_mul(3600),
+                    _ => return Err(bad()),
+                };
+                if secs == 0 {
+                    return Err(bad());
+                }
+                Ok(PublishPolicy::Changed {
+                    unchanged_every: Duration::from_secs(secs),
+                })
+            }
+        }
+    }
 }
 
 fn default_mqtt_port() -> u16 {
@@ -505,6 +562,7 @@ pub struct MeterConfig {
     pub key_source: Option<KeySource>,
     pub name: Option<String>,
     pub manufacturer: Option<String>,
+    pub publish: PublishPolicy,
 }
 
 /// The validated configuration.
@@ -576,6 +634,8 @@ struct RawMeter {
     name: Option<String>,
     #[serde(default)]
     manufacturer: Option<String>,
+    #[serde(default)]
+    publish: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -679,6 +739,22 @@ fn parse_meters(
                 }
             },
         };
+        let publish = match &m.publish {
+            None => PublishPolicy::Every,
+            Some(p) => match PublishPolicy::parse(p.get_ref()) {
+                Ok(policy) => policy,
+                Err(msg) => {
+                    errors.push(locate_in(
+                        &index,
+                        name,
+                        text,
+                        p.span(),
+                        format!("meter {id}: {msg}"),
+                    ));
+                    continue;
+                }
+            },
+        };
         out.push(ParsedMeter {
             meter: MeterConfig {
                 id,
@@ -686,6 +762,7 @@ fn parse_meters(
                 key,
                 name: m.name,
                 manufacturer: m.manufacturer,
+                publish,
             },
             id_at,
             key_at,

@@ -704,3 +704,180 @@ async fn sigterm_with_rtlwmbus_on_open_stdin_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Starts a daemon on an iM871A simulator with `meter_extra` appended to the first meter's
+/// table and `mqtt_extra` to `[mqtt]`; returns the daemon and the simulator's input.
+async fn pty_daemon(
+    dir: &Path,
+    port: u16,
+    meter_extra: &str,
+    mqtt_extra: &str,
+) -> (Daemon, tokio::sync::mpsc::Sender<SimInput>) {
+    let link = dir.join("usb-im871a-if00");
+    let pty = Pty::open().unwrap();
+    sim::point_symlink(&link, pty.slave_path()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(sim::run_im871a_sim(pty, rx, Im871aSim::default()));
+    let radios = format!(
+        "[[radio]]\ndriver = \"im871a\"\ndevice = \"{}\"\nmodes = [\"C1\", \"T1\"]\n",
+        link.display()
+    );
+    let first = format!("[[meter]]\nid = \"{FIRST_ID}\"\n");
+    let text = config_text(dir, port, &radios, "", 2)
+        .replace(&first, &format!("{first}{meter_extra}\n"))
+        .replace(
+            "keep_alive_secs = 5\n",
+            &format!("keep_alive_secs = 5\n{mqtt_extra}\n"),
+        );
+    let config = dir.join("wmbusd.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut d = start_daemon(&config, &dir.join("state.json"));
+    d.wait_log(&[": ready ("], Duration::from_secs(15)).await;
+    (d, tx)
+}
+
+fn readings_of(sub: &Subscriber, id: u32) -> Vec<Json> {
+    sub.on(&format!("{}{id}", meter_prefix()))
+        .iter()
+        .filter(|m| !m.topic.ends_with("/health"))
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect()
+}
+
+/// `publish = "interval:2s"`: 100 telegrams with the same registers → 1 reading; the next
+/// unchanged one only after the interval; a changed one at once. Other meters: every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_policy_holds_back_unchanged_readings() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(
+        broker.port,
+        "scale-changed",
+        &[&format!("{}#", meter_prefix())],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut d, tx) = pty_daemon(dir.path(), broker.port, "publish = \"interval:2s\"", "").await;
+    let send = |access: u32, litres: u32, id: u32| {
+        let tx = tx.clone();
+        async move {
+            let frame = synthetic(id, (access % 256) as u8, litres);
+            tx.send(SimInput::Telegram {
+                frame,
+                rssi_raw: 0x80,
+            })
+            .await
+            .unwrap();
+        }
+    };
+    let started = Instant::now();
+    // Access numbers differ (no duplicates); the volume register does not.
+    for i in 0..100 {
+        send(i, 4242, FIRST_ID).await;
+    }
+    // Ten of the other meter (policy "every") as a marker that all 110 were processed.
+    for i in 0..10 {
+        send(i, 7000 + i, FIRST_ID + 1).await;
+    }
+    sub.wait_until(
+        "the other meter's readings",
+        Duration::from_secs(15),
+        |_| readings_of(&sub, FIRST_ID + 1).len() == 10,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the 100 telegrams took too long for this test"
+    );
+    assert_eq!(readings_of(&sub, FIRST_ID).len(), 1);
+    // After the interval an unchanged reading goes out once more.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    send(200, 4242, FIRST_ID).await;
+    send(201, 4242, FIRST_ID).await;
+    sub.wait_until("one reading per interval", Duration::from_secs(10), |_| {
+        readings_of(&sub, FIRST_ID).len() == 2
+    })
+    .await;
+    // A change goes out at once.
+    send(202, 4243, FIRST_ID).await;
+    sub.wait_until("the changed reading", Duration::from_secs(10), |_| {
+        readings_of(&sub, FIRST_ID).len() == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = readings_of(&sub, FIRST_ID);
+    assert_eq!(got.len(), 3);
+    assert_eq!(synthetic_litres(&got[2]), 4243);
+    assert!(d.terminate().await.success());
+}
+
+/// `[mqtt] payload = "compact"`: readings follow the compact schema of
+/// docs/reading-schema.md, and are several times smaller than full ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_payloads_follow_their_schema() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(
+        broker.port,
+        "scale-compact",
+        &[&format!("{}#", meter_prefix())],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut d, tx) = pty_daemon(dir.path(), broker.port, "", "payload = \"compact\"").await;
+    let frame = synthetic(FIRST_ID, 1, 12_345);
+    tx.send(SimInput::Telegram {
+        frame,
+        rssi_raw: 0x80,
+    })
+    .await
+    .unwrap();
+    sub.wait_until("a compact reading", Duration::from_secs(15), |_| {
+        !readings_of(&sub, FIRST_ID).is_empty()
+    })
+    .await;
+    let msg = &readings_of(&sub, FIRST_ID)[0];
+    validate_compact(msg);
+    assert_eq!(msg["meter"], FIRST_ID.to_string());
+    assert_eq!(msg["values"]["volume_m3"].to_string(), "12.345");
+    assert!(d.terminate().await.success());
+}
+
+/// The compact schema (docs/reading-schema.md, "Compact readings").
+fn validate_compact(v: &Json) {
+    let obj = v.as_object().expect("an object");
+    for key in obj.keys() {
+        assert!(
+            ["schema", "compact", "meter", "time", "flags", "values"].contains(&key.as_str()),
+            "unknown key {key} in {v}"
+        );
+    }
+    assert_eq!(obj["schema"], 1);
+    assert_eq!(obj["compact"], true);
+    let id = obj["meter"].as_str().expect("meter is a string");
+    assert!(
+        id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    if let Some(t) = obj.get("time") {
+        let t = t.as_str().expect("time is a string");
+        assert!(t.ends_with('Z') && t.contains('T'), "{t}");
+    }
+    if let Some(f) = obj.get("flags") {
+        assert!(f
+            .as_array()
+            .expect("flags array")
+            .iter()
+            .all(Json::is_string));
+    }
+    let values = obj["values"].as_object().expect("values is an object");
+    for (name, value) in values {
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "value name {name}"
+        );
+        assert!(
+            value.is_number() || value.is_string() || value.is_null(),
+            "{name}: {value}"
+        );
+    }
+}
