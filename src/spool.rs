@@ -855,71 +855,44 @@ impl Spool {
     /// pass [`Self::check_record`].
     pub fn write_batch<T: AsRef<str>, P: AsRef<[u8]>>(&mut self, items: &[(T, P)]) -> BatchWrite {
         let first_seq = self.next_seq;
-        let mut buf = Vec::with_capacity(
-            items
-                .iter()
-                .map(|(t, p)| 64 + t.as_ref().len() + p.as_ref().len())
-                .sum(),
-        );
+        let fail = |written, e| BatchWrite {
+            first_seq,
+            written,
+            error: Some(e),
+        };
+        let capacity = items
+            .iter()
+            .map(|(t, p)| RECORD_HEADER + BODY_PREFIX + t.as_ref().len() + p.as_ref().len())
+            .sum();
+        let mut buf = Vec::with_capacity(capacity);
         let mut staged: Vec<Staged> = Vec::with_capacity(items.len());
         let mut written = 0usize;
         for (index, (topic, payload)) in items.iter().enumerate() {
             let seq = self.next_seq + staged.len() as u64;
             if seq == u64::MAX {
-                return self.batch_end(
-                    first_seq,
-                    written,
-                    buf,
-                    staged,
-                    items,
-                    Some(SpoolError::SeqExhausted),
-                );
+                return fail(written, SpoolError::SeqExhausted);
             }
-            let at = buf.len();
+            let mut at = buf.len();
             if let Err(e) = encode_record_into(&mut buf, seq, topic.as_ref(), payload.as_ref()) {
                 buf.truncate(at);
-                return self.batch_end(first_seq, written, buf, staged, items, Some(e));
+                return fail(written, e);
             }
             let rec_len = (buf.len() - at) as u64;
             if self.active_seg.bytes + buf.len() as u64 > self.cfg.segment_bytes {
-                // This record does not fit the active segment: write the others, rotate.
+                // This record does not fit the active segment: write the ones before it,
+                // then rotate; it starts the next write.
                 let tail = buf.split_off(at);
-                let rel_base = at;
-                let done = std::mem::take(&mut staged);
-                match self.flush(&buf, &done, items) {
+                match self.flush(&buf, &std::mem::take(&mut staged), items) {
                     Ok(n) => written += n,
-                    Err(e) => {
-                        return self.batch_end(
-                            first_seq,
-                            written,
-                            Vec::new(),
-                            Vec::new(),
-                            items,
-                            Some(e),
-                        )
-                    }
+                    Err(e) => return fail(written, e),
                 }
                 buf = tail;
-                let _ = rel_base;
+                at = 0;
                 if self.active_seg.bytes + rec_len > self.cfg.segment_bytes {
                     if let Err(e) = self.rotate() {
-                        return self.batch_end(
-                            first_seq,
-                            written,
-                            Vec::new(),
-                            Vec::new(),
-                            items,
-                            Some(e),
-                        );
+                        return fail(written, e);
                     }
                 }
-                staged.push(Staged {
-                    seq,
-                    rel: 0,
-                    len: rec_len as u32,
-                    item: index,
-                });
-                continue;
             }
             staged.push(Staged {
                 seq,
@@ -928,30 +901,14 @@ impl Spool {
                 item: index,
             });
         }
-        self.batch_end(first_seq, written, buf, staged, items, None)
-    }
-
-    /// Writes what is staged (unless an error came first) and reports the batch.
-    fn batch_end<T: AsRef<str>, P: AsRef<[u8]>>(
-        &mut self,
-        first_seq: u64,
-        mut written: usize,
-        buf: Vec<u8>,
-        staged: Vec<Staged>,
-        items: &[(T, P)],
-        error: Option<SpoolError>,
-    ) -> BatchWrite {
-        let mut error = error;
-        if error.is_none() && !staged.is_empty() {
-            match self.flush(&buf, &staged, items) {
-                Ok(n) => written += n,
-                Err(e) => error = Some(e),
-            }
+        match self.flush(&buf, &staged, items) {
+            Ok(n) => written += n,
+            Err(e) => return fail(written, e),
         }
         BatchWrite {
             first_seq,
             written,
-            error,
+            error: None,
         }
     }
 
