@@ -881,3 +881,45 @@ fn validate_compact(v: &Json) {
         );
     }
 }
+
+/// SIGTERM while a replay radio floods the daemon (its session blocked on a full event
+/// channel): the daemon stops at once instead of waiting 5 s for the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_does_not_wait_for_a_radio_session() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    write_replay(&replay, FIRST_ID, 10, 100_000);
+    let config = replay_config(
+        dir.path(),
+        broker.port,
+        &replay,
+        "shutdown_drain_secs = 0",
+        "",
+        10,
+    );
+    for _ in 0..3 {
+        let mut d = start_daemon(&config, &dir.path().join("state.json"));
+        d.wait_log(&["connected to broker"], Duration::from_secs(15))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked = Instant::now();
+        d.signal(libc::SIGTERM);
+        let exit = d.wait_exit(Duration::from_secs(30)).await;
+        let took = asked.elapsed();
+        assert!(
+            exit.code() == Some(0) || exit.code() == Some(75),
+            "{exit:?}"
+        );
+        assert!(
+            d.log_lines_with(&["did not stop within"]).is_empty(),
+            "log:\n{}",
+            d.log()
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "SIGTERM took {took:?}; log:\n{}",
+            d.log()
+        );
+    }
+}

@@ -345,7 +345,7 @@ impl Daemon {
     }
 
     fn start_radios(&mut self) -> Result<(), DaemonError> {
-        let Some(events_tx) = self.events_tx.take() else {
+        let Some(events_tx) = self.events_tx.clone() else {
             return Ok(());
         };
         for (index, r) in self.opts.config.radios.iter().enumerate() {
@@ -374,6 +374,8 @@ impl Daemon {
     }
 
     async fn event_loop(&mut self) -> Result<StopReason, DaemonError> {
+        // From here on only the sources hold senders: the channel closes when all ended.
+        self.events_tx = None;
         let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
@@ -726,20 +728,24 @@ impl Daemon {
     async fn shutdown(mut self, why: StopReason) -> Summary {
         self.notifier.stopping();
         self.trigger.fire();
-        let radio_tasks = std::mem::take(&mut self.radio_tasks);
-        for task in radio_tasks {
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a radio session did not stop within 5 s");
+        // Keep taking the radios' events while they stop: a session blocked on a full
+        // channel would otherwise wait for a main loop that waits for it. Frames still
+        // queued are decoded and spooled, not dropped.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(RadioEvent::Frame(frame))) => self.on_frame(&frame).await,
+                Ok(Some(_)) => {}
+                // Every sender is gone: all sessions ended.
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!("a radio session did not stop within 5 s");
+                    break;
+                }
             }
         }
-        // Readings still queued from the radios are decoded and spooled, not dropped.
-        while let Ok(event) = self.events.try_recv() {
-            if let RadioEvent::Frame(frame) = event {
-                self.on_frame(&frame).await;
-            }
+        for task in std::mem::take(&mut self.radio_tasks) {
+            task.abort();
         }
         self.publish_health();
         if let Some(writer) = self.sinks.writer.take() {
