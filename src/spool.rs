@@ -487,7 +487,9 @@ fn scan_segment(path: &Path, min_seq: u64) -> Result<Scan, SpoolError> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .map_err(io_err("read", path))?;
-    if !data.is_empty() && data.get(..4) != Some(&RECORD_MAGIC[..]) {
+    // A first-format segment starts with a valid legacy record; a new one whose first
+    // marker is damaged does not, and is resynchronised like any other damage.
+    if data.get(..4).is_some_and(|m| m != RECORD_MAGIC) && decode_legacy_record(&data).is_ok() {
         return Ok(scan_legacy(data, min_seq));
     }
     let mut scan = Scan {

@@ -566,3 +566,14 @@ fn batch_is_visible_only_after_commit() {
     let mut spool = Spool::open(cfg(dir.path())).unwrap();
     assert_eq!(all_pending(&mut spool).len(), 50);
 }
+
+#[test]
+fn damaged_marker_of_the_first_record_loses_only_it() {
+    let dir = spool_with(200);
+    let oldest = segment_files(dir.path())[0].clone();
+    let mut bytes = fs::read(&oldest).unwrap();
+    bytes[0] ^= 0x01;
+    fs::write(&oldest, &bytes).unwrap();
+    let mut spool = reopen_4k(dir.path());
+    assert_lost_exactly(&mut spool, 200, &[1]);
+}
