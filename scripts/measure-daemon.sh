@@ -1,19 +1,26 @@
 #!/bin/sh
-# Resource use of `wmbusd run` with an iM871A simulator on a pty and a real mosquitto:
-# RSS idle and under load (VmRSS from /proc/PID/status) and CPU time per telegram
-# ((utime+stime from /proc/PID/stat) / telegrams) while telegrams arrive at a fixed rate.
+# Benchmark of `wmbusd run` against a real mosquitto (test `bench_daemon` of
+# tests/daemon_scale.rs, run against the release build):
 #
-# The daemon is the release build; the harness (simulator, subscriber) is the debug test
-# binary of tests/daemon_e2e.rs, test `measure_rss_and_cpu_per_telegram`.
+# - latency: an iM871A simulator on a pseudo-terminal, 20 telegrams/s; p50/p99 of the time
+#   from handing a telegram to the simulator to its arrival at an MQTT subscriber; idle RSS
+#   and start-up time;
+# - throughput: a replay radio over WMBUSD_BENCH_TELEGRAMS telegrams as fast as the daemon
+#   takes them, QoS 1 to the broker; telegrams/s at the subscriber, CPU µs of the daemon per
+#   telegram (utime+stime from /proc/PID/stat), RSS after the load.
 #
-#   scripts/measure-daemon.sh                  # 30 s at 1,000 telegrams/s
-#   WMBUSD_MEASURE_SECS=10 WMBUSD_MEASURE_RATE=500 scripts/measure-daemon.sh
-#   WMBUSD_MEASURE_FSYNC=interval scripts/measure-daemon.sh   # spool fsync once a second
+# Each run is done with 10 and with 10,000 configured meters, spool fsync "always".
 #
-# Needs mosquitto (PATH or /usr/sbin). Prints one line starting with MEASURE.
+#   scripts/measure-daemon.sh
+#   WMBUSD_BENCH_TELEGRAMS=20000 WMBUSD_BENCH_FSYNC=interval scripts/measure-daemon.sh
+#   WMBUSD_BENCH_METER_COUNTS="10" scripts/measure-daemon.sh
+#
+# Needs mosquitto (PATH or /usr/sbin). Prints one line starting with MEASURE per run.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --bin wmbusd
-WMBUSD_BIN="$PWD/target/release/wmbusd" \
-    cargo test --test daemon_e2e measure_rss_and_cpu_per_telegram -- --ignored --nocapture 2>&1 |
-    grep -E '^MEASURE|panicked|test result'
+for meters in ${WMBUSD_BENCH_METER_COUNTS:-10 10000}; do
+    WMBUSD_BIN="$PWD/target/release/wmbusd" WMBUSD_BENCH_METERS=$meters \
+        cargo test --test daemon_scale bench_daemon -- --ignored --nocapture 2>&1 |
+        grep -E '^MEASURE|panicked|test result'
+done

@@ -109,6 +109,23 @@ pub(crate) fn locate(
     }
 }
 
+/// [`locate`] through a line index (one look-up per meter stays cheap with 10,000 meters).
+fn locate_in(
+    index: &crate::textpos::LineIndex,
+    file: &str,
+    text: &str,
+    span: Range<usize>,
+    message: impl Into<String>,
+) -> Located {
+    let (line, column) = index.line_col(text, span.start);
+    Located {
+        file: file.to_string(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
 /// A 128-bit AES meter key. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MeterKey([u8; 16]);
@@ -279,6 +296,63 @@ pub struct MqttSection {
     pub reconnect_min_secs: u64,
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max_secs: u64,
+    /// `full` (the reading schema) or `compact` (meter, time, values; see
+    /// docs/reading-schema.md).
+    #[serde(default)]
+    pub payload: PayloadFormat,
+}
+
+/// Form of the published reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Full,
+    Compact,
+}
+
+/// Which readings of a meter are published (`[[meter]] publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishPolicy {
+    /// `"every"` (default): every reading.
+    #[default]
+    Every,
+    /// `"changed"` (an unchanged reading at most hourly) or `"interval:15m"`: a reading
+    /// whose billing registers and flags did not change is held back until this long after
+    /// the last one published.
+    Changed { unchanged_every: Duration },
+}
+
+impl PublishPolicy {
+    /// `every`, `changed`, `interval:<n>s|m|h`.
+    pub fn parse(text: &str) -> Result<PublishPolicy, String> {
+        let bad = || {
+            format!("publish {text:?}: expected \"every\", \"changed\" or \"interval:<n>s|m|h\" (e.g. \"interval:15m\")")
+        };
+        match text {
+            "every" => Ok(PublishPolicy::Every),
+            "changed" => Ok(PublishPolicy::Changed {
+                unchanged_every: Duration::from_secs(3600),
+            }),
+            _ => {
+                let spec = text.strip_prefix("interval:").ok_or_else(bad)?;
+                let (digits, unit) = spec.split_at(spec.len().saturating_sub(1));
+                let n: u64 = digits.parse().map_err(|_| bad())?;
+                let secs = match unit {
+                    "s" => n,
+                    "m" => n.saturating_mul(60),
+                    "h" => n.saturating_mul(3600),
+                    _ => return Err(bad()),
+                };
+                if secs == 0 {
+                    return Err(bad());
+                }
+                Ok(PublishPolicy::Changed {
+                    unchanged_every: Duration::from_secs(secs),
+                })
+            }
+        }
+    }
 }
 
 fn default_mqtt_port() -> u16 {
@@ -297,7 +371,7 @@ fn default_reconnect_max() -> u64 {
     60
 }
 fn default_max_inflight() -> u16 {
-    32
+    128
 }
 
 impl MqttSection {
@@ -355,6 +429,21 @@ pub struct SpoolSection {
     pub fsync: FsyncMode,
     #[serde(default = "default_fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    /// On SIGTERM, how long the daemon keeps delivering spooled readings before it stops
+    /// (the rest stays spooled for the next start).
+    #[serde(default = "default_shutdown_drain_secs")]
+    pub shutdown_drain_secs: u64,
+    /// Readings that could not be written (disk full) wait in memory for the broker, at most
+    /// this many (the oldest are dropped beyond, counted).
+    #[serde(default = "default_not_durable_max")]
+    pub not_durable_max: usize,
+}
+
+fn default_shutdown_drain_secs() -> u64 {
+    5
+}
+fn default_not_durable_max() -> usize {
+    crate::spool::NOT_DURABLE_MAX
 }
 
 fn default_spool_dir() -> PathBuf {
@@ -381,6 +470,8 @@ impl Default for SpoolSection {
             segment_bytes: default_segment_bytes(),
             fsync: default_fsync(),
             fsync_interval_ms: default_fsync_interval_ms(),
+            shutdown_drain_secs: default_shutdown_drain_secs(),
+            not_durable_max: default_not_durable_max(),
         }
     }
 }
@@ -432,6 +523,20 @@ pub struct HealthConfig {
     pub missing_factor: f64,
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// Health documents (summary and per meter) are published at most this often.
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval_secs: u64,
+    /// The state file is written at most this often (and at shutdown; a newly learned
+    /// compact format within a second).
+    #[serde(default = "default_state_interval")]
+    pub state_interval_secs: u64,
+}
+
+fn default_publish_interval() -> u64 {
+    60
+}
+fn default_state_interval() -> u64 {
+    30
 }
 
 fn default_missing_factor() -> f64 {
@@ -443,6 +548,8 @@ impl Default for HealthConfig {
         HealthConfig {
             missing_factor: default_missing_factor(),
             state_file: None,
+            publish_interval_secs: default_publish_interval(),
+            state_interval_secs: default_state_interval(),
         }
     }
 }
@@ -462,6 +569,7 @@ pub struct MeterConfig {
     pub key_source: Option<KeySource>,
     pub name: Option<String>,
     pub manufacturer: Option<String>,
+    pub publish: PublishPolicy,
 }
 
 /// The validated configuration.
@@ -537,6 +645,8 @@ struct RawMeter {
     name: Option<String>,
     #[serde(default)]
     manufacturer: Option<String>,
+    #[serde(default)]
+    publish: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -599,18 +709,20 @@ fn parse_meters(
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut seen: HashMap<String, Located> = HashMap::new();
+    let index = crate::textpos::LineIndex::new(text);
     for m in raw {
         let id_span = m.id.span();
-        let id_at = locate(name, text, id_span.clone(), "");
+        let id_at = locate_in(&index, name, text, id_span.clone(), "");
         let id = match normalize_meter_id(m.id.get_ref()) {
             Ok(id) => id,
             Err(msg) => {
-                errors.push(locate(name, text, id_span, msg));
+                errors.push(locate_in(&index, name, text, id_span, msg));
                 continue;
             }
         };
         if let Some(first) = seen.get(&id) {
-            errors.push(locate(
+            errors.push(locate_in(
+                &index,
                 name,
                 text,
                 id_span,
@@ -625,9 +737,31 @@ fn parse_meters(
         let (key, key_at) = match &m.key {
             None => (None, None),
             Some(k) => match MeterKey::from_hex(k.get_ref().expose()) {
-                Ok(key) => (Some(key), Some(locate(name, text, k.span(), ""))),
+                Ok(key) => (Some(key), Some(locate_in(&index, name, text, k.span(), ""))),
                 Err(msg) => {
-                    errors.push(locate(name, text, k.span(), format!("meter {id}: {msg}")));
+                    errors.push(locate_in(
+                        &index,
+                        name,
+                        text,
+                        k.span(),
+                        format!("meter {id}: {msg}"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        let publish = match &m.publish {
+            None => PublishPolicy::Every,
+            Some(p) => match PublishPolicy::parse(p.get_ref()) {
+                Ok(policy) => policy,
+                Err(msg) => {
+                    errors.push(locate_in(
+                        &index,
+                        name,
+                        text,
+                        p.span(),
+                        format!("meter {id}: {msg}"),
+                    ));
                     continue;
                 }
             },
@@ -639,6 +773,7 @@ fn parse_meters(
                 key,
                 name: m.name,
                 manufacturer: m.manufacturer,
+                publish,
             },
             id_at,
             key_at,
@@ -886,8 +1021,13 @@ fn merge_key_file(meters: &mut Vec<ParsedMeter>, path: &Path) -> Result<(), Conf
     })?;
     let name = path.display().to_string();
     let (from_file, mut errors) = parse_key_entries(&text, &name)?;
+    let by_id: HashMap<String, usize> = meters
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.meter.id.clone(), i))
+        .collect();
     for k in from_file {
-        match meters.iter_mut().find(|m| m.meter.id == k.meter.id) {
+        match by_id.get(&k.meter.id).and_then(|&i| meters.get_mut(i)) {
             Some(m) if m.meter.key.is_some() => {
                 let first = m.key_at.as_ref().unwrap_or(&m.id_at);
                 errors.push(Located {

@@ -224,6 +224,54 @@ impl Alarms {
     }
 }
 
+/// Version of the health documents (summary and per meter).
+pub const HEALTH_SCHEMA: u32 = 2;
+
+/// The retained health document of one meter (`<prefix>/<gateway>/meter/<id>/health`).
+pub fn meter_document(id: &str, stats: &MeterStats) -> serde_json::Value {
+    let mut doc = serde_json::to_value(stats).unwrap_or_default();
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("schema".into(), HEALTH_SCHEMA.into());
+        map.insert("meter".into(), id.into());
+    }
+    doc
+}
+
+/// What the summary document is made of.
+pub struct SummaryInput<'a> {
+    pub totals: &'a crate::pipeline::Totals,
+    /// Meters heard or configured.
+    pub meters: usize,
+    pub configured: usize,
+    /// Radio source -> state (`ready (...)`, `lost: ...`).
+    pub radios: &'a BTreeMap<String, String>,
+    pub alarms: &'a Alarms,
+    /// Spool figures, when there is a spool.
+    pub spool: Option<serde_json::Value>,
+    /// Per-meter state of the wired M-Bus masters, when buses are configured (a bus holds
+    /// at most 250 primary addresses, so this stays small).
+    pub buses: Option<serde_json::Value>,
+}
+
+/// The gateway's summary document (`<prefix>/<gateway>/health`): counts, radios, alarms in
+/// force by name. Its size does not depend on the number of meters.
+pub fn summary_document(input: &SummaryInput<'_>) -> serde_json::Value {
+    let mut by_alarm: BTreeMap<&str, u64> = BTreeMap::new();
+    for a in input.alarms.active.values() {
+        *by_alarm.entry(a.alarm.as_str()).or_default() += 1;
+    }
+    serde_json::json!({
+        "schema": HEALTH_SCHEMA,
+        "time": crate::timefmt::rfc3339(SystemTime::now()),
+        "totals": input.totals,
+        "meters": { "known": input.meters, "configured": input.configured },
+        "radios": input.radios,
+        "alarms": { "active": input.alarms.active.len(), "by_name": by_alarm },
+        "spool": input.spool,
+        "buses": input.buses,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

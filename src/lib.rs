@@ -30,6 +30,8 @@ pub mod pipeline;
 pub mod radio;
 pub mod reading;
 #[cfg(feature = "daemon")]
+pub mod shutdown;
+#[cfg(feature = "daemon")]
 pub mod spool;
 pub mod textpos;
 pub mod timefmt;

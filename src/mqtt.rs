@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use crate::spool::{SpoolError, SpoolHandle};
+use crate::spool::{NotDurable, SpoolError, SpoolHandle};
 
 /// Largest packet we send; readings are far smaller. Larger spooled records are dropped with an
 /// error log instead of killing every connection attempt.
@@ -105,7 +105,7 @@ impl MqttConfig {
             gateway_id,
             keep_alive: Duration::from_secs(30),
             publish_raw: false,
-            max_inflight: 32,
+            max_inflight: 128,
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(5),
@@ -158,6 +158,16 @@ pub fn topic_meters(prefix: &str, gateway: &str) -> String {
     format!("{prefix}/{gateway}/meters")
 }
 
+/// `<prefix>/<gateway>/meter/<meter_id>/health`: retained health document of one meter.
+pub fn topic_meter_health(prefix: &str, gateway: &str, meter_id: &str) -> String {
+    format!("{prefix}/{gateway}/meter/{meter_id}/health")
+}
+
+/// `<prefix>/<gateway>/health`: retained summary health document of the gateway.
+pub fn topic_health(prefix: &str, gateway: &str) -> String {
+    format!("{prefix}/{gateway}/health")
+}
+
 /// `<prefix>/<gateway>/alarm`: alarms raised by the pipeline.
 pub fn topic_alarm(prefix: &str, gateway: &str) -> String {
     format!("{prefix}/{gateway}/alarm")
@@ -194,6 +204,10 @@ pub enum MqttError {
 }
 
 /// Latest retained message per topic, shared between the daemon and the MQTT task.
+///
+/// Only topics with a value not yet acknowledged by the broker are held (in a queue of
+/// changed topics), so thousands of per-meter health topics cost nothing once delivered and
+/// the publisher never scans all of them.
 #[derive(Clone, Default)]
 pub struct RetainedPublisher {
     inner: Arc<RetainedInner>,
@@ -201,10 +215,18 @@ pub struct RetainedPublisher {
 
 #[derive(Default)]
 struct RetainedInner {
-    /// topic -> (payload, generation); the generation grows with every update of any topic.
-    latest: Mutex<HashMap<String, (Vec<u8>, u64)>>,
-    generation: std::sync::atomic::AtomicU64,
+    table: Mutex<RetainedTable>,
     notify: Notify,
+}
+
+#[derive(Default)]
+struct RetainedTable {
+    /// topic -> (payload, generation) of values not yet acknowledged.
+    latest: HashMap<String, (Vec<u8>, u64)>,
+    /// Topics whose latest value has not been handed to a connection yet, oldest first.
+    queued: VecDeque<String>,
+    in_queue: std::collections::HashSet<String>,
+    generation: u64,
 }
 
 impl fmt::Debug for RetainedPublisher {
@@ -221,30 +243,62 @@ impl RetainedPublisher {
     /// Queues `payload` as the retained value of `topic`, replacing any value not yet sent.
     /// Never blocks on the network.
     pub fn publish_retained(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) {
-        let generation = self
-            .inner
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        match self.inner.latest.lock() {
-            Ok(mut latest) => {
-                latest.insert(topic.into(), (payload.into(), generation));
+        let topic = topic.into();
+        match self.inner.table.lock() {
+            Ok(mut t) => {
+                t.generation += 1;
+                let generation = t.generation;
+                t.latest.insert(topic.clone(), (payload.into(), generation));
+                if t.in_queue.insert(topic.clone()) {
+                    t.queued.push_back(topic);
+                }
             }
             Err(_) => tracing::error!("mqtt: retained message table poisoned; message not sent"),
         }
         self.inner.notify.notify_one();
     }
 
-    /// Messages newer than what `sent` records.
-    fn due(&self, sent: &HashMap<String, u64>) -> Vec<(String, Vec<u8>, u64)> {
-        let Ok(latest) = self.inner.latest.lock() else {
+    /// Up to `max` queued messages, taken off the queue.
+    fn due(&self, max: usize) -> Vec<(String, Vec<u8>, u64)> {
+        let Ok(mut t) = self.inner.table.lock() else {
             return Vec::new();
         };
-        latest
-            .iter()
-            .filter(|(topic, (_, g))| sent.get(*topic).map_or(true, |s| s < g))
-            .map(|(t, (p, g))| (t.clone(), p.clone(), *g))
-            .collect()
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(topic) = t.queued.pop_front() else {
+                break;
+            };
+            t.in_queue.remove(&topic);
+            if let Some((payload, g)) = t.latest.get(&topic) {
+                out.push((topic, payload.clone(), *g));
+            }
+        }
+        out
+    }
+
+    /// The broker acknowledged `generation` of `topic`: forget it unless a newer one came.
+    fn delivered(&self, topic: &str, generation: u64) {
+        if let Ok(mut t) = self.inner.table.lock() {
+            if t.latest.get(topic).is_some_and(|(_, g)| *g == generation) {
+                t.latest.remove(topic);
+            }
+        }
+    }
+
+    /// Handed to a connection that was lost before the PUBACK: send again.
+    fn requeue(&self, topics: impl IntoIterator<Item = String>) {
+        if let Ok(mut t) = self.inner.table.lock() {
+            for topic in topics {
+                if t.latest.contains_key(&topic) && t.in_queue.insert(topic.clone()) {
+                    t.queued.push_front(topic);
+                }
+            }
+        }
+    }
+
+    /// Messages not yet acknowledged (for tests and health).
+    pub fn undelivered(&self) -> usize {
+        self.inner.table.lock().map_or(0, |t| t.latest.len())
     }
 }
 
@@ -338,11 +392,49 @@ pub fn next_backoff(current: Duration, max: Duration) -> Duration {
     current.saturating_mul(2).min(max)
 }
 
+/// What the daemon wants from the MQTT task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stop {
+    #[default]
+    Running,
+    /// Stop: keep publishing what is spooled until it is all acknowledged or `until` passes
+    /// (`None`: no limit), then publish `offline` and disconnect. Records left stay spooled.
+    Drain { until: Option<Instant> },
+}
+
+impl Stop {
+    pub fn drain_for(limit: Option<Duration>) -> Stop {
+        Stop::Drain {
+            until: limit.map(|d| Instant::now() + d),
+        }
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Stop::Running => None,
+            Stop::Drain { until } => until,
+        }
+    }
+
+    fn is_stop(self) -> bool {
+        self != Stop::Running
+    }
+
+    fn expired(self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+}
+
 /// What a publish handed to rumqttc was, so its PUBACK can be routed.
 #[derive(Debug, Clone)]
 enum Sent {
     Spooled(u64),
-    Retained { topic: String, generation: u64 },
+    /// A reading the spool could not store (disk full); given back if the connection drops.
+    NotDurable(NotDurable),
+    Retained {
+        topic: String,
+        generation: u64,
+    },
     Online,
     Offline,
 }
@@ -361,35 +453,28 @@ impl Drop for PollTask {
     }
 }
 
-/// Runs until `shutdown` turns true: connects, publishes spooled records and retained
-/// messages, reconnects forever. Returns an error only for bad configuration or a failing
-/// spool.
+/// While backing off: how often the broker's port is probed, so that a broker that is back
+/// is used within this time instead of after the whole back-off.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs until told to stop (and the drain ended): connects, publishes spooled records and
+/// retained messages, reconnects forever. Returns an error only for bad configuration.
 pub async fn run(
     cfg: MqttConfig,
     spool: SpoolHandle,
     retained: RetainedPublisher,
-    mut shutdown: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
     state: watch::Sender<MqttState>,
 ) -> Result<(), MqttError> {
     let options = mqtt_options(&cfg)?;
     let mut backoff = cfg.reconnect_min;
-    // Retained generations the broker acknowledged; survives reconnects.
-    let mut delivered: HashMap<String, u64> = HashMap::new();
     loop {
-        if *shutdown.borrow() {
+        let now = *stop.borrow();
+        if now.is_stop() && (now.expired() || nothing_left(&spool)) {
             break;
         }
         state.send_replace(MqttState::Connecting);
-        let end = session(
-            &cfg,
-            options.clone(),
-            &spool,
-            &retained,
-            &mut delivered,
-            &mut shutdown,
-            &state,
-        )
-        .await?;
+        let end = session(&cfg, options.clone(), &spool, &retained, &mut stop, &state).await;
         match end {
             SessionEnd::Shutdown => break,
             SessionEnd::Lost { reason, connected } => {
@@ -406,10 +491,7 @@ pub async fn run(
                     reason,
                     retry_in: backoff,
                 });
-                tokio::select! {
-                    _ = sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
-                }
+                wait_to_reconnect(&cfg, backoff, &mut stop).await;
                 backoff = next_backoff(backoff, cfg.reconnect_max);
             }
         }
@@ -418,15 +500,64 @@ pub async fn run(
     Ok(())
 }
 
+/// Whether every reading was acknowledged (spooled and not durable alike).
+fn nothing_left(spool: &SpoolHandle) -> bool {
+    spool.pending().map_or(true, |n| n == 0)
+}
+
+/// Sleeps for the back-off, cut short when the broker's port accepts a TCP connection
+/// again (probed every [`PROBE_EVERY`]), when a stop arrives, or at the drain deadline.
+async fn wait_to_reconnect(cfg: &MqttConfig, backoff: Duration, stop: &mut watch::Receiver<Stop>) {
+    let until = Instant::now() + backoff;
+    loop {
+        let step = (until - Instant::now().min(until)).min(PROBE_EVERY);
+        if step.is_zero() {
+            return;
+        }
+        let deadline = stop.borrow().deadline();
+        tokio::select! {
+            _ = sleep(step) => {}
+            _ = stop.changed() => {}
+            _ = sleep_until(deadline.unwrap_or(until)), if deadline.is_some() => return,
+        }
+        if stop.borrow().expired() {
+            return;
+        }
+        let probe = tokio::net::TcpStream::connect((cfg.host.as_str(), cfg.port));
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), probe).await {
+            tracing::info!(
+                "broker {}:{} answers again; reconnecting",
+                cfg.host,
+                cfg.port
+            );
+            return;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Running,
-    /// Shutdown requested: waiting for in-flight PUBACKs.
-    Draining,
     /// `offline` sent, waiting for its PUBACK.
     Offline,
     /// DISCONNECT requested, waiting for it to be written.
     Disconnecting,
+}
+
+/// State of one broker connection.
+struct Conn<'a> {
+    cfg: &'a MqttConfig,
+    spool: &'a SpoolHandle,
+    retained: &'a RetainedPublisher,
+    client: AsyncClient,
+    handed: VecDeque<Sent>,
+    inflight: HashMap<u16, Sent>,
+    spooled_inflight: usize,
+    last_sent: Option<u64>,
+    connected: bool,
+    want_fill: bool,
+    stage: Stage,
+    acked: Vec<u64>,
 }
 
 /// One broker connection, from connect attempt to loss or shutdown.
@@ -435,174 +566,280 @@ async fn session(
     options: MqttOptions,
     spool: &SpoolHandle,
     retained: &RetainedPublisher,
-    delivered: &mut HashMap<String, u64>,
-    shutdown: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<Stop>,
     state: &watch::Sender<MqttState>,
-) -> Result<SessionEnd, MqttError> {
+) -> SessionEnd {
     let cap = usize::from(cfg.max_inflight) + usize::from(CONTROL_INFLIGHT) + 16;
     let (client, eventloop) = AsyncClient::new(options, cap);
     // Unbounded: the poll task must never wait on us, or PUBACK processing inside rumqttc
     // (which frees its in-flight window) could stall behind our own blocked publish().
     let (ev_tx, mut events) = mpsc::unbounded_channel();
     let _poll = PollTask(tokio::spawn(poll_loop(eventloop, ev_tx)));
+    let mut c = Conn {
+        cfg,
+        spool,
+        retained,
+        client,
+        handed: VecDeque::new(),
+        inflight: HashMap::new(),
+        spooled_inflight: 0,
+        last_sent: None,
+        connected: false,
+        want_fill: false,
+        stage: Stage::Running,
+        acked: Vec::new(),
+    };
+    let end = c.drive(&mut events, stop, state).await;
+    c.give_back();
+    end
+}
 
-    let status_topic = cfg.status_topic();
-    let mut handed: VecDeque<Sent> = VecDeque::new();
-    let mut inflight: HashMap<u16, Sent> = HashMap::new();
-    let mut spooled_inflight = 0usize;
-    let mut last_sent: Option<u64> = None;
-    let mut sent_retained: HashMap<String, u64> = delivered.clone();
-    let mut connected = false;
-    let mut want_fill = false;
-    let mut stage = Stage::Running;
-    let mut deadline = Instant::now();
-
-    loop {
-        if connected && stage == Stage::Running {
-            if want_fill && spooled_inflight < usize::from(cfg.max_inflight) {
-                want_fill = false;
-                let room = usize::from(cfg.max_inflight) - spooled_inflight;
-                for entry in spool.peek_from(last_sent, room).await? {
-                    last_sent = Some(entry.seq);
-                    if entry.topic.len() + entry.payload.len() + 16 > MAX_OUTGOING_PACKET {
-                        tracing::error!(
-                            seq = entry.seq,
-                            bytes = entry.payload.len(),
-                            "mqtt: record too large to publish; dropping it"
+impl Conn<'_> {
+    async fn drive(
+        &mut self,
+        events: &mut mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
+        stop: &mut watch::Receiver<Stop>,
+        state: &watch::Sender<MqttState>,
+    ) -> SessionEnd {
+        let mut announced_stop = false;
+        loop {
+            let now = *stop.borrow();
+            if now.is_stop() && !announced_stop {
+                announced_stop = true;
+                if !self.connected && (now.expired() || nothing_left(self.spool)) {
+                    return SessionEnd::Shutdown;
+                }
+                tracing::info!(
+                    pending = self.spool.pending().unwrap_or(0),
+                    "mqtt: stopping; delivering what is spooled first"
+                );
+                state.send_replace(MqttState::ShuttingDown);
+            }
+            if self.connected && self.stage == Stage::Running {
+                if let Err(reason) = self.fill(now).await {
+                    return lost(reason, self.connected);
+                }
+                let drained = nothing_left(self.spool) && self.spooled_inflight == 0;
+                if now.is_stop() && (drained || now.expired()) {
+                    if now.expired() && !drained {
+                        tracing::warn!(
+                            pending = self.spool.pending().unwrap_or(0),
+                            "mqtt: drain time is up; unacknowledged readings stay spooled"
                         );
-                        spool.ack_many(vec![entry.seq]).await?;
-                        continue;
                     }
-                    if let Err(e) = client
-                        .publish(entry.topic, QoS::AtLeastOnce, false, entry.payload)
+                    let status = self.cfg.status_topic();
+                    if let Err(e) = self
+                        .client
+                        .publish(status, QoS::AtLeastOnce, true, "offline")
                         .await
                     {
-                        return Ok(lost(format!("client closed: {e}"), connected));
+                        return lost(format!("client closed: {e}"), self.connected);
                     }
-                    handed.push_back(Sent::Spooled(entry.seq));
-                    spooled_inflight += 1;
-                    // More may be waiting beyond this batch.
-                    want_fill = true;
+                    self.handed.push_back(Sent::Offline);
+                    self.stage = Stage::Offline;
                 }
             }
-            for (topic, payload, generation) in retained.due(&sent_retained) {
-                if let Err(e) = client
-                    .publish(topic.clone(), QoS::AtLeastOnce, true, payload)
+            let deadline = now.deadline().map(|d| d + self.cfg.shutdown_timeout);
+            tokio::select! {
+                biased;
+                ev = events.recv() => {
+                    if let Some(end) = self.on_event(ev, state).await {
+                        return end;
+                    }
+                    // Take everything else already waiting, so acks go to the spool in one go.
+                    while let Ok(ev) = events.try_recv() {
+                        if let Some(end) = self.on_event(Some(ev), state).await {
+                            return end;
+                        }
+                    }
+                }
+                _ = self.spool.notified(), if self.connected && self.stage == Stage::Running => {
+                    self.want_fill = true;
+                }
+                _ = self.retained.inner.notify.notified(), if self.connected && self.stage == Stage::Running => {}
+                _ = stop.changed(), if !now.is_stop() => {}
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    tracing::warn!(
+                        in_flight = self.spooled_inflight,
+                        "mqtt: shutdown timeout; unacknowledged readings stay spooled for the next start"
+                    );
+                    self.client.try_disconnect().ok();
+                    return SessionEnd::Shutdown;
+                }
+            }
+            let acked = std::mem::take(&mut self.acked);
+            if let Err(e) = self.spool.ack_many(acked).await {
+                tracing::error!("mqtt: acknowledgements not recorded: {e}");
+            }
+        }
+    }
+
+    /// Hands spooled, not-durable and retained messages to the client while the in-flight
+    /// window has room.
+    async fn fill(&mut self, stop: Stop) -> Result<(), String> {
+        let window = usize::from(self.cfg.max_inflight);
+        if self.want_fill && self.spooled_inflight < window && !stop.expired() {
+            self.want_fill = false;
+            let room = window - self.spooled_inflight;
+            let entries = match self.spool.peek_from(self.last_sent, room).await {
+                Ok(e) => e,
+                Err(e) => {
+                    // Never stop over a spool error: say so, retry at the next wake-up.
+                    tracing::error!("mqtt: spool read failed: {e}; retrying");
+                    sleep(Duration::from_millis(500)).await;
+                    self.want_fill = true;
+                    Vec::new()
+                }
+            };
+            for entry in entries {
+                self.last_sent = Some(entry.seq);
+                if entry.topic.len() + entry.payload.len() + 16 > MAX_OUTGOING_PACKET {
+                    tracing::error!(
+                        seq = entry.seq,
+                        bytes = entry.payload.len(),
+                        "mqtt: record too large to publish; dropping it"
+                    );
+                    self.acked.push(entry.seq);
+                    continue;
+                }
+                self.publish(entry.topic, entry.payload, false, Sent::Spooled(entry.seq))
+                    .await?;
+                self.spooled_inflight += 1;
+                // More may be waiting beyond this batch.
+                self.want_fill = true;
+            }
+            let room = window.saturating_sub(self.spooled_inflight);
+            for nd in self.spool.take_not_durable(room) {
+                self.want_fill = true;
+                self.spooled_inflight += 1;
+                let (topic, payload) = (nd.topic.clone(), nd.payload.clone());
+                self.publish(topic, payload, false, Sent::NotDurable(nd))
+                    .await?;
+            }
+        }
+        for (topic, payload, generation) in self.retained.due(usize::from(CONTROL_INFLIGHT)) {
+            let sent = Sent::Retained {
+                topic: topic.clone(),
+                generation,
+            };
+            self.publish(topic, payload, true, sent).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+        sent: Sent,
+    ) -> Result<(), String> {
+        self.handed.push_back(sent);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .map_err(|e| format!("client closed: {e}"))
+    }
+
+    /// One event of the connection; `Some` ends the session.
+    async fn on_event(
+        &mut self,
+        ev: Option<Result<Event, ConnectionError>>,
+        state: &watch::Sender<MqttState>,
+    ) -> Option<SessionEnd> {
+        match ev {
+            Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
+                self.connected = true;
+                self.want_fill = true;
+                tracing::info!(
+                    "connected to broker {}:{} (session present: {})",
+                    self.cfg.host,
+                    self.cfg.port,
+                    ack.session_present
+                );
+                if self.stage == Stage::Running {
+                    state.send_replace(MqttState::Connected);
+                }
+                let status = self.cfg.status_topic();
+                if let Err(e) = self
+                    .publish(status, b"online".to_vec(), true, Sent::Online)
                     .await
                 {
-                    return Ok(lost(format!("client closed: {e}"), connected));
+                    return Some(lost(e, true));
                 }
-                sent_retained.insert(topic.clone(), generation);
-                handed.push_back(Sent::Retained { topic, generation });
+            }
+            Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                if let Some(sent) = self.handed.pop_front() {
+                    if pkid != 0 {
+                        self.inflight.insert(pkid, sent);
+                    }
+                }
+            }
+            Some(Ok(Event::Incoming(Incoming::PubAck(ack)))) => {
+                match self.inflight.remove(&ack.pkid) {
+                    Some(Sent::Spooled(seq)) => {
+                        self.acked.push(seq);
+                        self.spooled_inflight = self.spooled_inflight.saturating_sub(1);
+                        self.want_fill = true;
+                    }
+                    Some(Sent::NotDurable(_)) => {
+                        self.spooled_inflight = self.spooled_inflight.saturating_sub(1);
+                        self.want_fill = true;
+                    }
+                    Some(Sent::Retained { topic, generation }) => {
+                        self.retained.delivered(&topic, generation)
+                    }
+                    Some(Sent::Online) => {}
+                    Some(Sent::Offline) => {
+                        // An error means the event loop is gone; the next event says so.
+                        let _ = self.client.disconnect().await;
+                        self.stage = Stage::Disconnecting;
+                    }
+                    None => tracing::debug!(pkid = ack.pkid, "mqtt: PUBACK for unknown packet id"),
+                }
+            }
+            Some(Ok(Event::Outgoing(Outgoing::Disconnect))) => {
+                if self.stage == Stage::Disconnecting {
+                    return Some(SessionEnd::Shutdown);
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                if self.stage != Stage::Running {
+                    return Some(SessionEnd::Shutdown);
+                }
+                return Some(lost(describe(&e), self.connected));
+            }
+            None => {
+                if self.stage != Stage::Running {
+                    return Some(SessionEnd::Shutdown);
+                }
+                return Some(lost("event loop ended".into(), self.connected));
             }
         }
+        None
+    }
 
-        if stage == Stage::Draining && spooled_inflight == 0 {
-            if let Err(e) = client
-                .publish(status_topic.clone(), QoS::AtLeastOnce, true, "offline")
-                .await
-            {
-                return Ok(lost(format!("client closed: {e}"), connected));
-            }
-            handed.push_back(Sent::Offline);
-            stage = Stage::Offline;
-        }
-
-        let mut acked = Vec::new();
-        tokio::select! {
-            biased;
-            ev = events.recv() => match ev {
-                Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
-                    connected = true;
-                    want_fill = true;
-                    tracing::info!(
-                        "connected to broker {}:{} (session present: {})",
-                        cfg.host, cfg.port, ack.session_present
-                    );
-                    state.send_replace(MqttState::Connected);
-                    if let Err(e) = client
-                        .publish(status_topic.clone(), QoS::AtLeastOnce, true, "online")
-                        .await
-                    {
-                        return Ok(lost(format!("client closed: {e}"), connected));
-                    }
-                    handed.push_back(Sent::Online);
-                }
-                Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    if let Some(sent) = handed.pop_front() {
-                        if pkid != 0 {
-                            inflight.insert(pkid, sent);
-                        }
-                    }
-                }
-                Some(Ok(Event::Incoming(Incoming::PubAck(ack)))) => {
-                    match inflight.remove(&ack.pkid) {
-                        Some(Sent::Spooled(seq)) => {
-                            acked.push(seq);
-                            spooled_inflight = spooled_inflight.saturating_sub(1);
-                            want_fill = true;
-                        }
-                        Some(Sent::Retained { topic, generation }) => {
-                            let d = delivered.entry(topic).or_insert(0);
-                            *d = (*d).max(generation);
-                        }
-                        Some(Sent::Online) => {}
-                        Some(Sent::Offline) => {
-                            // An error means the event loop is gone; the next event says so.
-                            let _ = client.disconnect().await;
-                            stage = Stage::Disconnecting;
-                        }
-                        None => tracing::debug!(pkid = ack.pkid, "mqtt: PUBACK for unknown packet id"),
-                    }
-                }
-                Some(Ok(Event::Outgoing(Outgoing::Disconnect))) => {
-                    if stage == Stage::Disconnecting {
-                        return Ok(SessionEnd::Shutdown);
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    if stage != Stage::Running {
-                        return Ok(SessionEnd::Shutdown);
-                    }
-                    return Ok(lost(describe(&e), connected));
-                }
-                None => {
-                    if stage != Stage::Running {
-                        return Ok(SessionEnd::Shutdown);
-                    }
-                    return Ok(lost("event loop ended".into(), connected));
-                }
-            },
-            _ = spool.notified(), if connected && stage == Stage::Running => {
-                want_fill = true;
-            }
-            _ = retained.inner.notify.notified(), if connected && stage == Stage::Running => {}
-            changed = shutdown.changed(), if stage == Stage::Running => {
-                // A dropped sender means nobody can ask us to stop gracefully any more: stop.
-                if changed.is_err() || *shutdown.borrow() {
-                    if !connected {
-                        return Ok(SessionEnd::Shutdown);
-                    }
-                    tracing::info!(
-                        in_flight = spooled_inflight,
-                        "mqtt: shutting down, waiting for outstanding acknowledgements"
-                    );
-                    state.send_replace(MqttState::ShuttingDown);
-                    stage = Stage::Draining;
-                    deadline = Instant::now() + cfg.shutdown_timeout;
-                }
-            }
-            _ = sleep_until(deadline), if stage != Stage::Running => {
-                tracing::warn!(
-                    in_flight = spooled_inflight,
-                    "mqtt: shutdown timeout; unacknowledged readings stay spooled for the next start"
-                );
-                client.try_disconnect().ok();
-                return Ok(SessionEnd::Shutdown);
+    /// At the end of a connection: not-durable readings and retained values that were not
+    /// acknowledged go back to their queues for the next connection. (Spooled records are
+    /// simply published again from the spool.)
+    fn give_back(&mut self) {
+        let mut not_durable = Vec::new();
+        let mut topics = Vec::new();
+        let unacked = self
+            .inflight
+            .drain()
+            .map(|(_, s)| s)
+            .chain(self.handed.drain(..));
+        for sent in unacked {
+            match sent {
+                Sent::NotDurable(nd) => not_durable.push(nd),
+                Sent::Retained { topic, .. } => topics.push(topic),
+                _ => {}
             }
         }
-        spool.ack_many(acked).await?;
+        self.spool.return_not_durable(not_durable);
+        self.retained.requeue(topics);
     }
 }
 
@@ -699,11 +936,16 @@ mod tests {
         r.publish_retained("a", "1");
         r.publish_retained("a", "2");
         r.publish_retained("b", "x");
-        let mut due = r.due(&HashMap::new());
+        let mut due = r.due(100);
         due.sort();
         assert_eq!(due.len(), 2);
         assert_eq!(due[0].1, b"2".to_vec());
-        let sent: HashMap<String, u64> = due.iter().map(|(t, _, g)| (t.clone(), *g)).collect();
-        assert!(r.due(&sent).is_empty());
+        assert!(r.due(100).is_empty());
+        // Lost before the PUBACK: queued again; acknowledged: forgotten.
+        r.requeue(vec!["a".to_owned()]);
+        assert_eq!(r.due(100).len(), 1);
+        r.delivered("a", due[0].2);
+        r.delivered("b", due[1].2);
+        assert_eq!(r.undelivered(), 0);
     }
 }

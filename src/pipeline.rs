@@ -138,6 +138,9 @@ pub struct MeterStats {
     pub last_seen_at: Option<SystemTime>,
     #[serde(skip)]
     rssi_samples: u64,
+    /// Changed since its health document was last published.
+    #[serde(skip)]
+    changed: bool,
 }
 
 impl MeterStats {
@@ -228,6 +231,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     dedupe: Dedupe,
     meters: HashMap<String, MeterStats>,
+    /// Meters whose `changed` flag is set, for publishing only their health documents.
+    changed: Vec<String>,
     totals: Totals,
 }
 
@@ -237,6 +242,7 @@ impl Pipeline {
             dedupe: Dedupe::new(config.dedupe_window),
             config: PipelineConfig::default(),
             meters: HashMap::new(),
+            changed: Vec::new(),
             totals: Totals::default(),
         };
         p.reconfigure(config);
@@ -275,6 +281,7 @@ impl Pipeline {
                 let id = reading.meter.id.clone();
                 let configured = self.config.meters.contains_key(&id);
                 let stats = self.meters.entry(id.clone()).or_default();
+                mark_changed(stats, &mut self.changed, &id);
                 stats.heard_at(at, frame);
                 stats.manufacturer = Some(reading.meter.manufacturer.clone());
                 stats.device_type = Some(reading.meter.device_type.clone());
@@ -303,6 +310,7 @@ impl Pipeline {
                     self.totals.filtered += 1;
                     if let Some(id) = &meter {
                         let stats = self.meters.entry(id.clone()).or_default();
+                        mark_changed(stats, &mut self.changed, id);
                         stats.heard_at(at, frame);
                         stats.note_identity(frame);
                         stats.last_outcome = Some("not_configured".into());
@@ -321,6 +329,7 @@ impl Pipeline {
                 }
                 if let Some(id) = &meter {
                     let stats = self.meters.entry(id.clone()).or_default();
+                    mark_changed(stats, &mut self.changed, id);
                     stats.heard_at(at, frame);
                     stats.note_identity(frame);
                     *stats.failed.entry(kind.clone()).or_default() += 1;
@@ -333,6 +342,31 @@ impl Pipeline {
 
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// Ids of the meters whose statistics changed since the last call (O(changed)).
+    pub fn take_changed(&mut self) -> Vec<String> {
+        let ids = std::mem::take(&mut self.changed);
+        for id in &ids {
+            if let Some(s) = self.meters.get_mut(id) {
+                s.changed = false;
+            }
+        }
+        ids
+    }
+
+    /// Number of meters heard or configured.
+    pub fn meter_count(&self) -> usize {
+        self.meters.len()
+    }
+
+    /// Counts radio data a dongle codec rejected (garbled serial bytes) in the totals.
+    pub fn count_bad_radio_data(&mut self) {
+        *self
+            .totals
+            .failed
+            .entry("bad_radio_data".to_owned())
+            .or_default() += 1;
     }
 
     pub fn meter(&self, id: &str) -> Option<&MeterStats> {
@@ -358,6 +392,14 @@ impl Pipeline {
                 .and_then(crate::timefmt::parse_rfc3339);
             *entry = stats;
         }
+    }
+}
+
+/// Flags a meter for its next health document, once per publishing round.
+fn mark_changed(stats: &mut MeterStats, changed: &mut Vec<String>, id: &str) {
+    if !stats.changed {
+        stats.changed = true;
+        changed.push(id.to_owned());
     }
 }
 

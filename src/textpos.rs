@@ -14,3 +14,52 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
     (line, column)
 }
+
+/// Line starts of a text, for many [`line_col`] look-ups in one file (one per configured
+/// meter) without rescanning the text from its start each time.
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The same as [`line_col`]`(text, offset)`; `text` must be the indexed text.
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(text.len());
+        let offset = (0..=offset)
+            .rev()
+            .find(|o| text.is_char_boundary(*o))
+            .unwrap_or(0);
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = text.get(start..offset).unwrap_or_default().chars().count() + 1;
+        (line, column)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_agrees_with_line_col() {
+        let text = "a = 1\n\nb = \"é\"\nc = 3";
+        let index = LineIndex::new(text);
+        for offset in 0..=text.len() + 2 {
+            assert_eq!(
+                index.line_col(text, offset),
+                line_col(text, offset),
+                "{offset}"
+            );
+        }
+    }
+}

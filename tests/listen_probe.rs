@@ -482,7 +482,7 @@ async fn daemon_publishes_meter_alarms() {
         format!(
             "[gateway]\nid = \"gw-alarm\"\n[[radio]]\ndriver = \"im871a\"\ndevice = \"{}\"\n\
              [mqtt]\nhost = \"127.0.0.1\"\nport = {}\ntopic_prefix = \"wmbus\"\n[spool]\ndir = \"{}\"\n\
-             [health]\nmissing_factor = 1.5\n[[meter]]\nid = \"27293981\"\n",
+             [health]\nmissing_factor = 1.5\npublish_interval_secs = 1\n[[meter]]\nid = \"27293981\"\n",
             device.display(),
             broker.port,
             dir.path().join("spool").display()
@@ -498,7 +498,7 @@ async fn daemon_publishes_meter_alarms() {
         .await
         .unwrap();
     client
-        .subscribe("wmbus/gw-alarm/meters", QoS::AtLeastOnce)
+        .subscribe("wmbus/gw-alarm/meter/27293981/health", QoS::AtLeastOnce)
         .await
         .unwrap();
     let alarms: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
@@ -540,8 +540,7 @@ async fn daemon_publishes_meter_alarms() {
         .arg(&config)
         .arg("--state-file")
         .arg(&state)
-        // A 1 s watchdog makes the periodic tick (and with it alarm evaluation) 0.5 s.
-        .env("WATCHDOG_USEC", "1000000")
+        // publish_interval_secs = 1: alarms are evaluated and health published every second.
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .spawn()
@@ -550,13 +549,7 @@ async fn daemon_publishes_meter_alarms() {
     // The retained health document says when the first one has been received.
     sim.send(telegram(SONTEX)).await.unwrap();
     let deadline = Instant::now() + WAIT;
-    let heard = || {
-        health
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|h| h["meters"]["27293981"]["heard"].clone())
-    };
+    let heard = || health.lock().unwrap().as_ref().map(|h| h["heard"].clone());
     while heard() != Some(serde_json::json!(1)) {
         assert!(
             Instant::now() < deadline,

@@ -157,12 +157,12 @@ fn spool_fast(dir: &std::path::Path) -> SpoolHandle {
 
 struct Running {
     task: JoinHandle<Result<(), mqtt::MqttError>>,
-    shutdown: watch::Sender<bool>,
+    shutdown: watch::Sender<mqtt::Stop>,
     state: watch::Receiver<MqttState>,
 }
 
 fn start_publisher(cfg: MqttConfig, spool: SpoolHandle, retained: RetainedPublisher) -> Running {
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = watch::channel(mqtt::Stop::Running);
     let (state_tx, state) = watch::channel(MqttState::default());
     let task = tokio::spawn(mqtt::run(cfg, spool, retained, shutdown_rx, state_tx));
     Running {
@@ -174,7 +174,9 @@ fn start_publisher(cfg: MqttConfig, spool: SpoolHandle, retained: RetainedPublis
 
 impl Running {
     async fn stop(self) {
-        self.shutdown.send_replace(true);
+        // No drain: stop taking records at once (the in-flight ones are still awaited).
+        self.shutdown
+            .send_replace(mqtt::Stop::drain_for(Some(Duration::ZERO)));
         let res = tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("mqtt::run did not stop within 10 s")

@@ -60,10 +60,10 @@ fn append_ack_reopen() {
         assert_eq!(spool.pending(), 10);
         // Out of order, as a QoS 1 in-flight window delivers them.
         for seq in [3, 1, 2, 7] {
-            spool.ack(seq).unwrap();
+            spool.ack(seq);
         }
-        spool.ack(7).unwrap(); // repeated ack is harmless
-        spool.ack(999).unwrap(); // unknown seq is ignored
+        spool.ack(7); // repeated ack is harmless
+        spool.ack(999); // unknown seq is ignored
         assert_eq!(spool.pending(), 6);
         assert_eq!(all_pending(&mut spool), vec![4, 5, 6, 8, 9, 10]);
         let after5: Vec<u64> = spool
@@ -98,7 +98,7 @@ fn fully_acked_segments_are_deleted_and_seq_survives() {
     }
     assert!(segment_files(dir.path()).len() > 3);
     for seq in (1..=2000u64).rev() {
-        spool.ack(seq).unwrap();
+        spool.ack(seq);
     }
     assert_eq!(spool.pending(), 0);
     assert_eq!(
@@ -122,10 +122,10 @@ fn ack_log_compaction_keeps_state() {
     }
     // Ack everything except every 1000th, in two interleaved passes (out of order).
     for seq in (1..=7000u64).filter(|s| s % 2 == 0 && s % 1000 != 0) {
-        spool.ack(seq).unwrap();
+        spool.ack(seq);
     }
     for seq in (1..=7000u64).filter(|s| s % 2 == 1) {
-        spool.ack(seq).unwrap();
+        spool.ack(seq);
     }
     let ack_log = fs::metadata(dir.path().join("ack.log")).unwrap().len();
     assert!(
@@ -227,7 +227,7 @@ fn bound_drops_oldest_and_counts() {
         .sum();
     assert!(total <= c.max_bytes, "{total} bytes on disk");
     // Acks for dropped records are ignored.
-    spool.ack(1).unwrap();
+    spool.ack(1);
     assert_eq!(spool.pending(), stats.pending);
 }
 
@@ -302,7 +302,7 @@ fn kill9_child(dir: &str) -> ! {
         writeln!(out, "SEQ {seq}").unwrap();
         out.flush().unwrap();
         if i % 3 == 0 {
-            spool.ack(seq - 1).unwrap();
+            spool.ack(seq - 1);
         }
     }
     std::process::exit(0);
@@ -427,7 +427,7 @@ proptest! {
                     } else {
                         keys[usize::from(k) % keys.len()]
                     };
-                    spool.ack(seq).unwrap();
+                    spool.ack(seq);
                     model.remove(&seq);
                 }
                 Op::Reopen => {
@@ -445,4 +445,135 @@ proptest! {
             .collect();
         prop_assert_eq!(got, model);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// A damaged record loses only itself: the scan resynchronises on the next record marker.
+
+/// Writes `n` records into segments of 4 kB and returns the spool directory.
+fn spool_with(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(SpoolConfig {
+        segment_bytes: 4096,
+        ..cfg(dir.path())
+    })
+    .unwrap();
+    for i in 1..=n {
+        spool.append("wmbus/gw/meter/x", &payload(i)).unwrap();
+    }
+    dir
+}
+
+fn reopen_4k(dir: &Path) -> Spool {
+    Spool::open(SpoolConfig {
+        segment_bytes: 4096,
+        ..cfg(dir)
+    })
+    .unwrap()
+}
+
+/// Byte offsets of the records of a segment (each starts with the marker `WMR2`).
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"WMR2")
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn assert_lost_exactly(spool: &mut Spool, n: u64, lost: &[u64]) {
+    let seqs = all_pending(spool);
+    let expected: Vec<u64> = (1..=n).filter(|s| !lost.contains(s)).collect();
+    assert_eq!(seqs, expected);
+    for e in spool.peek_from(None, usize::MAX).unwrap() {
+        assert_eq!(e.payload, payload(e.seq));
+    }
+}
+
+#[test]
+fn flipped_byte_mid_oldest_segment_loses_only_that_record() {
+    let dir = spool_with(200);
+    let oldest = segment_files(dir.path())[0].clone();
+    let mut bytes = fs::read(&oldest).unwrap();
+    let offsets = record_offsets(&bytes);
+    let victim = offsets.len() / 2;
+    // A payload byte in the middle of the middle record.
+    let at = (offsets[victim] + offsets[victim + 1]) / 2 + 8;
+    bytes[at] ^= 0x55;
+    fs::write(&oldest, &bytes).unwrap();
+    let mut spool = reopen_4k(dir.path());
+    assert_lost_exactly(&mut spool, 200, &[victim as u64 + 1]);
+    assert_eq!(spool.stats().quarantined, 1);
+    let q: Vec<_> = fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        q.len(),
+        1,
+        "damaged bytes copied to the quarantine directory"
+    );
+}
+
+#[test]
+fn damaged_length_field_loses_only_that_record() {
+    let dir = spool_with(200);
+    let oldest = segment_files(dir.path())[0].clone();
+    let mut bytes = fs::read(&oldest).unwrap();
+    let offsets = record_offsets(&bytes);
+    let victim = 3;
+    // The length field follows the 4-byte marker: make it claim far more than is there.
+    bytes[offsets[victim] + 5] ^= 0x7F;
+    fs::write(&oldest, &bytes).unwrap();
+    let mut spool = reopen_4k(dir.path());
+    assert_lost_exactly(&mut spool, 200, &[victim as u64 + 1]);
+    assert_eq!(spool.stats().quarantined, 1);
+}
+
+#[test]
+fn truncated_tail_loses_only_the_last_record() {
+    let dir = spool_with(200);
+    let newest = segment_files(dir.path()).pop().unwrap();
+    let len = fs::metadata(&newest).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let mut spool = reopen_4k(dir.path());
+    assert_lost_exactly(&mut spool, 200, &[200]);
+    assert!(spool.stats().truncated_bytes > 0);
+}
+
+#[test]
+fn batch_is_visible_only_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(cfg(dir.path())).unwrap();
+    let items: Vec<(String, Vec<u8>)> = (1..=50u64)
+        .map(|i| ("wmbus/gw/meter/b".to_owned(), payload(i)))
+        .collect();
+    let batch = spool.write_batch(&items);
+    assert!(batch.error.is_none());
+    assert_eq!((batch.first_seq, batch.written), (1, 50));
+    assert!(
+        all_pending(&mut spool).is_empty(),
+        "not published before durable"
+    );
+    spool.commit().unwrap();
+    assert_eq!(all_pending(&mut spool), (1..=50).collect::<Vec<_>>());
+    drop(spool);
+    let mut spool = Spool::open(cfg(dir.path())).unwrap();
+    assert_eq!(all_pending(&mut spool).len(), 50);
+}
+
+#[test]
+fn damaged_marker_of_the_first_record_loses_only_it() {
+    let dir = spool_with(200);
+    let oldest = segment_files(dir.path())[0].clone();
+    let mut bytes = fs::read(&oldest).unwrap();
+    bytes[0] ^= 0x01;
+    fs::write(&oldest, &bytes).unwrap();
+    let mut spool = reopen_4k(dir.path());
+    assert_lost_exactly(&mut spool, 200, &[1]);
 }

@@ -11,12 +11,17 @@ use crate::daemon::{self, DaemonOptions};
 /// Exit status for configuration errors (sysexits EX_CONFIG); the systemd unit does not
 /// restart on it, since a restart cannot fix the file.
 const EXIT_CONFIG: u8 = 78;
+/// Exit status when readings were left undelivered (sysexits EX_TEMPFAIL): they stay
+/// spooled for the next start (the systemd unit counts it as a clean stop).
+const EXIT_UNDELIVERED: u8 = 75;
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Signals: SIGTERM/SIGINT stop cleanly (in-flight readings are flushed or stay \
 spooled, `offline` is published); SIGHUP reloads meters and keys without reopening the radio.
-Exit status: 0 clean stop, 1 runtime failure, 78 configuration error."
+On SIGTERM spooled readings are delivered for up to [spool] shutdown_drain_secs (default 5).
+Exit status: 0 clean stop, 1 runtime failure, 75 stopped with readings not yet delivered (they \
+stay spooled), 78 configuration error."
 )]
 pub struct RunArgs {
     /// Configuration file (TOML).
@@ -36,6 +41,16 @@ pub struct RunArgs {
     /// [default: `state.json` next to the spool directory].
     #[arg(long, value_name = "FILE")]
     state_file: Option<PathBuf>,
+
+    /// Stop once every replay radio has sent its whole file and every reading is
+    /// delivered (see --drain-timeout).
+    #[arg(long)]
+    exit_after_replay: bool,
+
+    /// With --exit-after-replay: stop delivering after this many seconds; readings left
+    /// stay spooled and the exit status is 75 [default: no limit].
+    #[arg(long, value_name = "SECS")]
+    drain_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +66,10 @@ pub struct DemoArgs {
     /// Milliseconds between replayed telegrams.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     interval_ms: u64,
+
+    /// With --mqtt: give up delivering after this many seconds [default: 30].
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    drain_timeout: u64,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -70,8 +89,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         config,
         config_path: Some(args.config),
         stdout: args.stdout,
-        exit_after_replay: false,
+        exit_after_replay: args.exit_after_replay,
         state_file,
+        drain_timeout: args.drain_timeout.map(std::time::Duration::from_secs),
+        temporary_spool: false,
     };
     block_on(opts)
 }
@@ -120,6 +141,8 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             stdout: args.mqtt.is_none(),
             exit_after_replay: true,
             state_file: None,
+            drain_timeout: Some(std::time::Duration::from_secs(args.drain_timeout)),
+            temporary_spool: true,
         };
         Ok(block_on(opts))
     })();
@@ -150,7 +173,18 @@ fn block_on(opts: DaemonOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(opts)) {
+    let result = runtime.block_on(daemon::run(opts));
+    // A read of standard input (rtl-wmbus on stdin) sits in a blocking thread that only a
+    // new line would end; do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(summary) if summary.undelivered > 0 => {
+            eprintln!(
+                "wmbusd: stopped with {} reading(s) not delivered to the broker",
+                summary.undelivered
+            );
+            ExitCode::from(EXIT_UNDELIVERED)
+        }
         Ok(_) => ExitCode::SUCCESS,
         Err(e @ (daemon::DaemonError::Config(_) | daemon::DaemonError::Drivers(_))) => {
             eprintln!("wmbusd: {e}");

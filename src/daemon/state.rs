@@ -6,7 +6,8 @@
 //! counters must never keep the gateway from receiving.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,17 +64,133 @@ pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline, alar
     }
 }
 
+/// A snapshot of everything the state file holds, taken on the main loop.
+pub fn snapshot(decoder: &Decoder, pipeline: &Pipeline, alarms: &Alarms) -> Snapshot {
+    Snapshot {
+        meters: Some(
+            pipeline
+                .meters()
+                .into_iter()
+                .map(|(id, stats)| (id.to_owned(), stats.clone()))
+                .collect(),
+        ),
+        compact_formats: Some(decoder.formats().export()),
+        alarms: Some(alarms.active()),
+    }
+}
+
+/// Parts of the state to write; `None` keeps what the saver holds.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub meters: Option<BTreeMap<String, MeterStats>>,
+    pub compact_formats: Option<Vec<SavedFormat>>,
+    pub alarms: Option<Vec<ActiveAlarm>>,
+}
+
+/// Writes the state file on its own thread, so neither serialising thousands of meters nor
+/// the fsync ever runs on the async loop. Updates that arrive while a write is running are
+/// merged into the next write.
+pub struct StateSaver {
+    shared: Arc<(Mutex<SaverQueue>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SaverQueue {
+    next: Option<Snapshot>,
+    stop: bool,
+}
+
+impl StateSaver {
+    pub fn start(path: PathBuf) -> std::io::Result<StateSaver> {
+        let shared = Arc::new((Mutex::new(SaverQueue::default()), Condvar::new()));
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("state-saver".into())
+            .spawn(move || saver_thread(&path, &theirs))?;
+        Ok(StateSaver {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands over a (partial) snapshot; never blocks on the disk.
+    pub fn update(&self, snap: Snapshot) {
+        let (lock, cond) = &*self.shared;
+        if let Ok(mut q) = lock.lock() {
+            let next = q.next.get_or_insert_with(Snapshot::default);
+            if snap.meters.is_some() {
+                next.meters = snap.meters;
+            }
+            if snap.compact_formats.is_some() {
+                next.compact_formats = snap.compact_formats;
+            }
+            if snap.alarms.is_some() {
+                next.alarms = snap.alarms;
+            }
+            cond.notify_one();
+        }
+    }
+
+    /// Writes what is pending and stops the thread (blocking).
+    pub fn finish(mut self) {
+        let (lock, cond) = &*self.shared;
+        if let Ok(mut q) = lock.lock() {
+            q.stop = true;
+            cond.notify_one();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn saver_thread(path: &Path, shared: &(Mutex<SaverQueue>, Condvar)) {
+    let (lock, cond) = shared;
+    let mut current = SavedState::default();
+    loop {
+        let (snap, stop) = {
+            let Ok(mut q) = lock.lock() else { return };
+            while q.next.is_none() && !q.stop {
+                q = match cond.wait(q) {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+            }
+            (q.next.take(), q.stop)
+        };
+        if let Some(snap) = snap {
+            if let Some(m) = snap.meters {
+                current.meters = m;
+            }
+            if let Some(f) = snap.compact_formats {
+                current.compact_formats = f;
+            }
+            if let Some(a) = snap.alarms {
+                current.alarms = a;
+            }
+            write_state(path, &current);
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Synchronous save (tests).
+#[cfg(test)]
 pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline, alarms: &Alarms) {
+    let snap = snapshot(decoder, pipeline, alarms);
     let state = SavedState {
-        meters: pipeline
-            .meters()
-            .into_iter()
-            .map(|(id, stats)| (id.to_owned(), stats.clone()))
-            .collect(),
-        compact_formats: decoder.formats().export(),
-        alarms: alarms.active(),
+        meters: snap.meters.unwrap_or_default(),
+        compact_formats: snap.compact_formats.unwrap_or_default(),
+        alarms: snap.alarms.unwrap_or_default(),
     };
-    let result = serde_json::to_vec(&state)
+    write_state(path, &state);
+}
+
+fn write_state(path: &Path, state: &SavedState) {
+    let result = serde_json::to_vec(state)
         .map_err(std::io::Error::other)
         .and_then(|json| write_atomically(path, &json));
     if let Err(e) = result {
@@ -81,16 +198,22 @@ pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline, alarms: &Alarms
     }
 }
 
+/// Write a temporary file, fsync it, rename it over the old one, fsync the directory: after
+/// a crash or power cut the old or the new file is there, complete.
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_data()?;
-    std::fs::rename(&tmp, path)
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

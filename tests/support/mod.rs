@@ -4,3 +4,4 @@
 pub mod daemon;
 pub mod mosquitto;
 pub mod subscriber;
+pub mod telegrams;

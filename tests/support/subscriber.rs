@@ -13,6 +13,8 @@ pub struct Message {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// When the subscriber received it (for latency figures).
+    pub at: std::time::Instant,
 }
 
 pub struct Subscriber {
@@ -30,6 +32,12 @@ impl Subscriber {
     /// Subscribes to every filter with QoS 1 and a persistent session, so messages
     /// published while the broker restarts are queued for it. Returns after SUBACK.
     pub async fn start(port: u16, client_id: &str, filters: &[&str]) -> Subscriber {
+        Self::start_qos(port, client_id, filters, QoS::AtLeastOnce).await
+    }
+
+    /// [`Self::start`] with another subscription QoS (benchmarks use QoS 0 so that the
+    /// subscriber's own acknowledgements do not limit what is measured).
+    pub async fn start_qos(port: u16, client_id: &str, filters: &[&str], qos: QoS) -> Subscriber {
         let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
         o.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(5))
@@ -46,7 +54,7 @@ impl Subscriber {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                         for f in &filters {
-                            let _ = client.subscribe(f.clone(), QoS::AtLeastOnce).await;
+                            let _ = client.subscribe(f.clone(), qos).await;
                         }
                     }
                     Ok(Event::Incoming(Incoming::SubAck(_))) => {
@@ -62,6 +70,7 @@ impl Subscriber {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
                             retain: p.retain,
+                            at: std::time::Instant::now(),
                         });
                     }
                     Ok(_) => {}
