@@ -261,7 +261,15 @@ pub struct Diagnostics {
     /// frame was read whole past it (the reading then rests on an unchecked length).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lenient_length: Option<u8>,
+    /// Named remarks of the decoder, e.g. [`CLAIMED_MODE_PLAINTEXT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Cow<'static, str>>,
 }
+
+/// A wired frame whose configuration field claims security mode 5 or 7 was read as
+/// plaintext: its encrypted-block count does not fit the frame, or no key is configured
+/// and the data parses as well-formed records to its end.
+pub const CLAIMED_MODE_PLAINTEXT: &str = "claimed_mode_plaintext";
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
