@@ -40,7 +40,7 @@
 //! | `driver_error` | string, optional | why the driver's named decoding step (descrambling, vendor decryption) failed; that step's fields are then absent |
 //! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
 //! | `report` | object, optional | an application error (CI 0x70) or alarm (CI 0x71) report of a wired meter: `{"kind":"application_error"\|"alarm","code":2,"name":"buffer too long, truncated"}`; records that follow the code are in `records` |
-//! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length) |
+//! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length), `notes` (named remarks, absent when empty: `"claimed_mode_plaintext"` — a wired long header claiming security mode 5 or 7 read as plaintext; see docs/reading-schema.md) |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
