@@ -83,8 +83,8 @@ impl Decoder {
     /// announcing encrypted blocks that are present). Without a key for the meter, data
     /// longer than those blocks that does not start with 2F 2F but parses as well-formed
     /// records to its end is plaintext too (a signature that happens to look like mode
-    /// 5); with a key it must decrypt and verify. Clears the field when it is not one; true when it
-    /// claimed mode 5 or 7 and the data is read as plaintext.
+    /// 5); with a key it must decrypt and verify. Clears the field when it is not one;
+    /// true when it claimed mode 5 or 7 and the data is read as plaintext.
     fn wired_plaintext(&self, tpl: &mut TplRepr, data: Option<&[u8]>, meter: &LongAddress) -> bool {
         let data = data.unwrap_or_default();
         let Some(header) = tpl.header.as_mut() else {
@@ -238,8 +238,8 @@ pub(super) fn wired_security_applies(config: ConfigField, remaining: usize) -> b
 }
 
 /// Whether `data` reads as plaintext records: at least two, each of a known quantity
-/// with a valid value and a short header (at most one DIFE and one VIFE), nothing left
-/// unparsed. AES ciphertext is random to this test; about 1 % of 16-byte and 0.2 % of
+/// with a valid value and a header of at most four bytes (DIF, VIF, two extensions),
+/// nothing left unparsed. AES ciphertext is random to this test; about 1 % of 16-byte and 0.2 % of
 /// 32-byte random buffers pass (measured in the unit test), which is why only data
 /// longer than its announced encrypted blocks is tested at all.
 fn records_to_the_end(data: &[u8]) -> bool {
@@ -582,7 +582,7 @@ mod tests {
         let iv = crypto::mode5_iv(&address, 0x05);
         crypto::encrypt_cbc_in_place(&crypto::expand_key(&KEY), &iv, &mut block).unwrap();
         let frame = mode5_frame(&block);
-        // Without the key the ciphertext is not read as records.
+        // Exactly the announced block and no key: refused, never read as records.
         assert_eq!(decode(frame.clone()).unwrap_err().kind, FailureKind::NoKey);
         let r = keyed().decode(&RadioFrame::new(frame)).unwrap();
         assert!(r.security.decrypted);

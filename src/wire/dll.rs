@@ -8,8 +8,9 @@
 //! then a CRC error naming the block, never a fallback to "no CRCs". Two more damages
 //! are recognised before reading the bytes as CRC-less: an input that verifies once its
 //! L-field is taken as its length (a damaged L byte), and a one-block frame whose only
-//! CRC fails by the syndrome of a single flipped bit (CRC-16 locates it). Bytes after the
-//! frame's end are counted, never parsed.
+//! CRC fails by the syndrome of a single flipped bit (CRC-16 detects it; its syndromes
+//! repeat every 151 bits, so the position is known up to that). Bytes after the frame's
+//! end are counted, never parsed.
 
 use super::crc::{crc16_en13757, en13757_single_bit_errors};
 use super::link::{FrameFormat, HEADER_LEN};
