@@ -493,16 +493,21 @@ mod tests {
         Decoder::new(keys)
     }
 
-    /// The two records of [`records`] and a flow temperature: 18 bytes, one block fits.
-    fn three_records() -> Vec<u8> {
+    /// The records of [`records`] and a flow temperature of `width` bytes.
+    fn with_flow_temperature(width: u8) -> Vec<u8> {
         let mut out = records();
         out.extend(
-            RecordRepr::integer(DataField::Integer(4), Vib::primary(0x5A), 457)
+            RecordRepr::integer(DataField::Integer(width), Vib::primary(0x5A), 457)
                 .unwrap()
                 .to_bytes()
                 .unwrap(),
         );
         out
+    }
+
+    /// 18 bytes: more than one announced block.
+    fn three_records() -> Vec<u8> {
+        with_flow_temperature(4)
     }
 
     #[test]
@@ -534,13 +539,7 @@ mod tests {
             decode(mode5_frame(&odd)).unwrap_err().kind,
             FailureKind::NoKey
         );
-        let mut exact = records();
-        exact.extend(
-            RecordRepr::integer(DataField::Integer(2), Vib::primary(0x5A), 457)
-                .unwrap()
-                .to_bytes()
-                .unwrap(),
-        );
+        let exact = with_flow_temperature(2);
         assert!(exact.len() == 16 && super::records_to_the_end(&exact));
         assert_eq!(
             decode(mode5_frame(&exact)).unwrap_err().kind,
