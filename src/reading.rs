@@ -40,7 +40,7 @@
 //! | `driver_error` | string, optional | why the driver's named decoding step (descrambling, vendor decryption) failed; that step's fields are then absent |
 //! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
 //! | `report` | object, optional | an application error (CI 0x70) or alarm (CI 0x71) report of a wired meter: `{"kind":"application_error"\|"alarm","code":2,"name":"buffer too long, truncated"}`; records that follow the code are in `records` |
-//! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length) |
+//! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length), `notes` (named remarks, absent when empty: `"claimed_mode_plaintext"` — a wired long header claiming security mode 5 or 7 read as plaintext; see docs/reading-schema.md) |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
@@ -261,7 +261,15 @@ pub struct Diagnostics {
     /// frame was read whole past it (the reading then rests on an unchecked length).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lenient_length: Option<u8>,
+    /// Named remarks of the decoder, e.g. [`CLAIMED_MODE_PLAINTEXT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Cow<'static, str>>,
 }
+
+/// A wired frame whose configuration field claims security mode 5 or 7 was read as
+/// plaintext: its encrypted-block count does not fit the frame, or no key is configured
+/// and the data parses as well-formed records to its end.
+pub const CLAIMED_MODE_PLAINTEXT: &str = "claimed_mode_plaintext";
 
 fn is_zero(n: &usize) -> bool {
     *n == 0

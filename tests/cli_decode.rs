@@ -149,7 +149,8 @@ fn help_explains_the_command() {
 }
 
 /// Issue 12: bytes after the L-field are counted, not decoded; `--lenient-length` reads
-/// them and says so; `--crc b` makes a damaged single-CRC format-B frame an error.
+/// them and says so; a damaged single-CRC format-B frame is an error, declared (`--crc b`)
+/// or guessed; a damaged L-field is named.
 #[test]
 fn trailing_bytes_lenient_length_and_declared_crcs() {
     let long = format!("{SONTEX}DEAD21");
@@ -186,6 +187,32 @@ fn trailing_bytes_lenient_length_and_declared_crcs() {
         .as_str()
         .unwrap()
         .starts_with("CRC error in block 2 of format B"));
+    // Without --crc the damaged frame is still an error (its only CRC fails by a
+    // single-bit syndrome), whose message names the way out for CRC-less hex.
+    let out = run(&[&damaged], None);
+    assert_eq!(out.status.code(), Some(1));
+    let e = &lines(&out)[0]["error"];
+    assert_eq!(e["kind"], "crc");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("CRC error in block 2 of format B (one bit at byte")
+            && message.contains("pass --crc none"),
+        "{message}"
+    );
+    // A damaged L-field is named, not read as a shorter frame with trailing bytes.
+    let mut short_l = hex::decode(&good).unwrap();
+    short_l[0] -= 4;
+    let out = run(&[&hex::encode_upper(&short_l)], None);
+    assert_eq!(out.status.code(), Some(1));
+    let message = lines(&out)[0]["error"]["message"].to_string();
+    assert!(
+        message.contains(&format!(
+            "L-field damaged: 0x{:02X} but the CRCs verify for 0x{:02X}",
+            short_l[0],
+            short_l[0] + 4
+        )),
+        "{message}"
+    );
     let out = run(&["--crc", "x", &good], None);
     assert_eq!(out.status.code(), Some(2));
 }

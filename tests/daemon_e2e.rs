@@ -79,10 +79,18 @@ fn corpus_entry(all: &[CorpusTelegram], meter_id: &str) -> CorpusTelegram {
 /// CRCs (a corpus telegram pasted with format-B CRCs is stripped here, as the dongle
 /// would; the daemon never strips a dongle's frame again).
 fn telegram(bytes: &[u8], rssi_raw: u8) -> SimInput {
+    use wmbusd::wire::dll::{canonicalize, CrcState};
+    use wmbusd::wire::link::FrameFormat;
+    // Synthetic and corpus frames are CRC-less unless their CRCs verify (the corpus keeps
+    // them in a few format-B frames): no typed-hex guess, which a CRC-less frame can trip.
     let mut frame = Vec::new();
-    wmbusd::wire::dll::canonicalize(
+    let with_crcs = [FrameFormat::B, FrameFormat::A]
+        .into_iter()
+        .map(CrcState::Present)
+        .find(|&state| canonicalize(bytes, state, false, &mut frame).is_ok());
+    canonicalize(
         bytes,
-        wmbusd::wire::dll::CrcState::Unknown,
+        with_crcs.unwrap_or(CrcState::Checked(None)),
         false,
         &mut frame,
     )

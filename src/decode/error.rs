@@ -131,7 +131,9 @@ impl DecodeError {
             wire::ErrorKind::Crc { .. }
             | wire::ErrorKind::BlockCrc { .. }
             | wire::ErrorKind::Checksum { .. }
-            | wire::ErrorKind::ReceiverCrc { .. } => FailureKind::Crc,
+            | wire::ErrorKind::ReceiverCrc { .. }
+            | wire::ErrorKind::BlockCrcBit { .. }
+            | wire::ErrorKind::LengthField { .. } => FailureKind::Crc,
             wire::ErrorKind::Invalid(_) | wire::ErrorKind::Damaged(_) => FailureKind::Invalid,
             wire::ErrorKind::Unsupported(_) => FailureKind::Unsupported,
         };

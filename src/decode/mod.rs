@@ -766,13 +766,20 @@ pub fn peek_frame_meter(bytes: &[u8], crc: CrcState) -> Option<String> {
     }
 }
 
-/// Trailing bytes and a rewritten L-field, as the reading's diagnostics.
+/// Trailing bytes, a rewritten L-field and the layers' notes, as the reading's diagnostics.
 fn set_diagnostics(reading: &mut Reading, telegram: &Telegram) {
     let dll = &telegram.dll;
-    let noticed = dll.trailing > 0 || dll.original_length.is_some();
+    // Notes set by this decode's layers (`base_reading` cleared older ones).
+    let notes = reading
+        .diagnostics
+        .take()
+        .map(|d| d.notes)
+        .unwrap_or_default();
+    let noticed = dll.trailing > 0 || dll.original_length.is_some() || !notes.is_empty();
     reading.diagnostics = noticed.then_some(crate::reading::Diagnostics {
         trailing_bytes: dll.trailing,
         lenient_length: dll.original_length,
+        notes,
     });
 }
 

@@ -6,7 +6,7 @@
 use super::{fill_records, set_security, status_json, DecodeError, Decoder, FailureKind, Lower};
 use super::{SecurityOutcome, Telegram};
 use crate::frame::RadioFrame;
-use crate::reading::{Reading, Report};
+use crate::reading::{Reading, Report, CLAIMED_MODE_PLAINTEXT};
 use crate::wire::apl;
 use crate::wire::telegram::WIRED_CI_AT;
 use crate::wire::tpl::{ConfigField, LongAddress, SecurityMode, TplRepr};
@@ -60,16 +60,7 @@ impl Decoder {
             Some(address) => address,
             None => primary_address_meter(telegram),
         };
-        // The long header's last two bytes are a signature on wired M-Bus; they are a
-        // configuration field only where EN 13757-7 defines wired security (mode 5 or
-        // 7 announcing encrypted blocks that are present).
-        let remaining = buf.len().saturating_sub(used);
-        if let Some(header) = tpl.header.as_mut() {
-            if !wired_security_applies(header.config, remaining) {
-                header.config = ConfigField(0);
-                header.config_ext = None;
-            }
-        }
+        let claimed_plaintext = self.wired_plaintext(&mut tpl, buf.get(used..), &meter);
         let lower = Lower {
             ell: SecurityOutcome::NONE,
             ell_access_number: None,
@@ -79,7 +70,42 @@ impl Decoder {
             payload_verified: false,
         };
         self.transport(frame, buf, 0, used, &tpl, &meter, &lower, reading)
-            .map_err(|e| shift(e).for_meter(Some(&meter.id_string())))
+            .map_err(|e| shift(e).for_meter(Some(&meter.id_string())))?;
+        if claimed_plaintext {
+            let diagnostics = reading.diagnostics.get_or_insert_with(Default::default);
+            diagnostics.notes.push(CLAIMED_MODE_PLAINTEXT.into());
+        }
+        Ok(())
+    }
+
+    /// The long header's last two bytes are a signature on wired M-Bus; they are a
+    /// configuration field only where EN 13757-7 defines wired security (mode 5 or 7
+    /// announcing encrypted blocks that are present). Without a key for the meter, data
+    /// longer than those blocks that does not start with 2F 2F but parses as well-formed
+    /// records to its end is plaintext too (a signature that happens to look like mode
+    /// 5); with a key it must decrypt and verify. Clears the field when it is not one;
+    /// true when it claimed mode 5 or 7 and the data is read as plaintext.
+    fn wired_plaintext(&self, tpl: &mut TplRepr, data: Option<&[u8]>, meter: &LongAddress) -> bool {
+        let data = data.unwrap_or_default();
+        let Some(header) = tpl.header.as_mut() else {
+            return false;
+        };
+        let claims = matches!(
+            header.config.security_mode(),
+            SecurityMode::Mode5 | SecurityMode::Mode7
+        );
+        // Data of exactly the announced blocks is what an encrypted frame looks like.
+        let exact = usize::from(header.config.encrypted_blocks()) * 16 == data.len();
+        let plaintext = !wired_security_applies(header.config, data.len())
+            || (!exact
+                && !data.starts_with(&[apl::IDLE_FILLER; 2])
+                && self.keys.lookup(meter.manufacturer, &meter.id).is_none()
+                && records_to_the_end(data));
+        if plaintext {
+            header.config = ConfigField(0);
+            header.config_ext = None;
+        }
+        plaintext && claims
     }
 
     /// CI 0x70 / 0x71: one code byte, then optional records.
@@ -209,6 +235,22 @@ pub(super) fn wired_security_applies(config: ConfigField, remaining: usize) -> b
         SecurityMode::Mode5 | SecurityMode::Mode7
     ) && blocks > 0
         && blocks * 16 <= remaining
+}
+
+/// Whether `data` reads as plaintext records: at least two, each of a known quantity
+/// with a valid value and a header of at most four bytes (DIF, VIF, two extensions),
+/// nothing left unparsed. AES ciphertext is random to this test; about 1 % of 16-byte and 0.2 % of
+/// 32-byte random buffers pass (measured in the unit test), which is why only data
+/// longer than its announced encrypted blocks is tested at all.
+fn records_to_the_end(data: &[u8]) -> bool {
+    apl::parse(data).is_ok_and(|parsed| {
+        parsed.records.len() >= 2
+            && parsed.records.iter().all(|r| {
+                r.quantity != apl::UNKNOWN
+                    && r.header.len() <= 4
+                    && !matches!(r.value, apl::Value::Invalid | apl::Value::NoData)
+            })
+    })
 }
 
 /// Turns a CI 0x76 frame (long header and record data MSB first) into the LSB-first
@@ -351,12 +393,14 @@ fn alarm_name(code: u8) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use crate::crypto;
     use crate::decode::{Decoder, FailureKind};
     use crate::frame::RadioFrame;
     use crate::keys::KeyStore;
-    use crate::reading::Reading;
+    use crate::reading::{Reading, CLAIMED_MODE_PLAINTEXT};
     use crate::wire::apl::{DataField, RecordRepr, Vib};
     use crate::wire::mbus::{MbusLongFrame, WiredFrame};
+    use crate::wire::tpl::TplRepr;
 
     fn wired(control: u8, address: u8, ci: u8, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -421,12 +465,130 @@ mod tests {
             assert_eq!(r.security.mode, 0, "{signature:02X?}");
             assert_eq!(r.meter.id, "12345678");
             assert_eq!(r.records.len(), 2);
+            // Only 0510 claims mode 5 (FFFF: 31, B627: 22, 0000: none), and says so.
+            let noted = r
+                .diagnostics
+                .is_some_and(|d| d.notes == [CLAIMED_MODE_PLAINTEXT]);
+            assert_eq!(noted, signature == [0x10, 0x05], "{signature:02X?}");
         }
         // Mode 5 announcing two blocks that are there: security applies (no key here).
         let mut data = long_header([0x20, 0x05]);
         data.extend([0x11; 32]);
         let err = decode(wired(0x08, 1, 0x72, &data)).unwrap_err();
         assert_eq!(err.kind, FailureKind::NoKey);
+    }
+
+    const KEY: [u8; 16] = *b"wired mode5 key!";
+
+    /// Long header claiming security mode 5 with one encrypted block (CF 0510).
+    fn mode5_frame(payload: &[u8]) -> Vec<u8> {
+        let mut data = long_header([0x10, 0x05]);
+        data.extend_from_slice(payload);
+        wired(0x08, 1, 0x72, &data)
+    }
+
+    fn keyed() -> Decoder {
+        let mut keys = KeyStore::new();
+        keys.insert("12345678", &KEY).unwrap();
+        Decoder::new(keys)
+    }
+
+    /// The records of [`records`] and a flow temperature of `width` bytes.
+    fn with_flow_temperature(width: u8) -> Vec<u8> {
+        let mut out = records();
+        out.extend(
+            RecordRepr::integer(DataField::Integer(width), Vib::primary(0x5A), 457)
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
+        );
+        out
+    }
+
+    /// 18 bytes: more than one announced block.
+    fn three_records() -> Vec<u8> {
+        with_flow_temperature(4)
+    }
+
+    #[test]
+    fn plaintext_behind_a_claimed_mode_5_is_read_and_named() {
+        let plain = three_records();
+        assert!(plain.len() == 18 && !plain.starts_with(&[0x2F, 0x2F]));
+        let r = decode(mode5_frame(&plain)).unwrap();
+        assert_eq!(values(&r).len(), 3);
+        assert_eq!(r.records[2].quantity, "flow_temperature");
+        assert!(!r.security.decrypted);
+        assert_eq!(r.security.verified_by, None);
+        let diagnostics = r.diagnostics.clone().unwrap();
+        assert_eq!(diagnostics.notes, [CLAIMED_MODE_PLAINTEXT]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["diagnostics"]["notes"],
+            serde_json::json!(["claimed_mode_plaintext"])
+        );
+        // With a key for the meter, decryption is tried and must verify: it does not.
+        let err = keyed()
+            .decode(&RadioFrame::new(mode5_frame(&plain)))
+            .unwrap_err();
+        assert_eq!(err.kind, FailureKind::WrongKey, "{err}");
+        // Data that is not records to its end stays a mode-5 frame without its key, and
+        // so does data of exactly the announced block.
+        let mut odd = plain.clone();
+        odd.push(0x04); // a record header without its data
+        assert_eq!(
+            decode(mode5_frame(&odd)).unwrap_err().kind,
+            FailureKind::NoKey
+        );
+        let exact = with_flow_temperature(2);
+        assert!(exact.len() == 16 && super::records_to_the_end(&exact));
+        assert_eq!(
+            decode(mode5_frame(&exact)).unwrap_err().kind,
+            FailureKind::NoKey
+        );
+    }
+
+    /// How often random bytes (as ciphertext is to this test) read as records; the
+    /// figures bound what the no-key plaintext rule can mistake.
+    #[test]
+    fn ciphertext_rarely_reads_as_records() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for (len, at_most) in [(16usize, 1_300), (32, 300), (48, 250)] {
+            let mut passed = 0;
+            for _ in 0..100_000 {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                passed += usize::from(super::records_to_the_end(&data));
+            }
+            println!("{len} bytes: {passed} of 100000 random buffers read as records");
+            assert!(passed <= at_most, "{len}: {passed}");
+        }
+        assert!(super::records_to_the_end(&three_records()));
+    }
+
+    #[test]
+    fn encrypted_mode_5_wired_frames_decrypt_and_verify() {
+        let mut block = vec![0x2F, 0x2F];
+        block.extend(records());
+        block.resize(16, 0x2F);
+        let (tpl, _) = TplRepr::parse_with_ci(0x72, &long_header([0x10, 0x05])).unwrap();
+        let address = tpl.long_address.unwrap().address_bytes();
+        let iv = crypto::mode5_iv(&address, 0x05);
+        crypto::encrypt_cbc_in_place(&crypto::expand_key(&KEY), &iv, &mut block).unwrap();
+        let frame = mode5_frame(&block);
+        // Exactly the announced block and no key: refused, never read as records.
+        assert_eq!(decode(frame.clone()).unwrap_err().kind, FailureKind::NoKey);
+        let r = keyed().decode(&RadioFrame::new(frame)).unwrap();
+        assert!(r.security.decrypted);
+        assert_eq!(r.security.mode, 5);
+        assert_eq!(r.security.verified_by.as_deref(), Some("2f2f"));
+        assert_eq!(values(&r).len(), 2);
+        assert_eq!(r.diagnostics, None);
     }
 
     #[test]

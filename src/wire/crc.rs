@@ -54,6 +54,56 @@ const fn build_lsb_first_table(poly: u16) -> [u16; 256] {
     table
 }
 
+/// Longest codeword (data and CRC) searched by [`en13757_single_bit_errors`]: a
+/// format-B block of 128 bytes.
+pub const SINGLE_BIT_MAX_LEN: usize = 128;
+
+/// The multiplicative order of x modulo the EN 13757 polynomial: single-bit syndromes
+/// repeat every 151 bits, so CRC-16/EN-13757 *locates* one flipped bit only in a codeword
+/// of at most 18 bytes (a format-A block); in a longer one it still *detects* it, with
+/// several candidate positions 151 bits apart.
+pub const SYNDROME_PERIOD: usize = 151;
+
+/// `SYNDROMES[j]` = x^j mod the EN 13757 polynomial: the syndrome (computed CRC XOR stored
+/// CRC) of one flipped bit `j` bits from the end of a codeword (j < 16: in the CRC itself).
+const SYNDROMES: [u16; SINGLE_BIT_MAX_LEN * 8] = build_syndromes();
+
+const fn build_syndromes() -> [u16; SINGLE_BIT_MAX_LEN * 8] {
+    let mut table = [0u16; SINGLE_BIT_MAX_LEN * 8];
+    let mut r: u16 = 1;
+    let mut j = 0;
+    while j < table.len() {
+        table[j] = r;
+        r = if r & 0x8000 != 0 {
+            (r << 1) ^ EN13757_POLY
+        } else {
+            r << 1
+        };
+        j += 1;
+    }
+    table
+}
+
+/// Every position where one flipped bit explains `syndrome` (computed CRC XOR stored CRC)
+/// in a codeword of `len` bytes (data then its big-endian CRC), as `(byte offset, bit)`
+/// with bit 0 the least significant, first byte first. Empty when no single-bit error
+/// explains it or `len` exceeds [`SINGLE_BIT_MAX_LEN`].
+pub fn en13757_single_bit_errors(syndrome: u16, len: usize) -> impl Iterator<Item = (usize, u8)> {
+    let bits = if syndrome == 0 || len > SINGLE_BIT_MAX_LEN {
+        0
+    } else {
+        len * 8
+    };
+    SYNDROMES
+        .get(..bits)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(move |&(_, &s)| s == syndrome)
+        .map(move |(j, _)| (len - 1 - j / 8, (j % 8) as u8))
+}
+
 /// CRC-16/EN-13757 of `data`. DLL block CRCs are sent big-endian, the ELL payload CRC and
 /// compact-frame CRCs little-endian; this returns the value, callers pick the byte order.
 pub fn crc16_en13757(data: &[u8]) -> u16 {
@@ -139,6 +189,47 @@ mod tests {
             crc16_en13757(&[0x34, 0x44, 0xEE, 0x4D, 0x81, 0x39, 0x29, 0x27, 0x16, 0x08]),
             0x811D
         );
+    }
+
+    #[test]
+    fn single_bit_syndromes_repeat_every_151_bits() {
+        // Distinct within one period (so unique in an 18-byte format-A block), then
+        // repeating: a 128-byte block has up to 7 candidates per syndrome.
+        let period = &SYNDROMES[..SYNDROME_PERIOD];
+        let distinct: std::collections::HashSet<u16> = period.iter().copied().collect();
+        assert_eq!(distinct.len(), SYNDROME_PERIOD);
+        assert!(!distinct.contains(&0));
+        assert_eq!(SYNDROMES[SYNDROME_PERIOD], SYNDROMES[0]);
+        let all: std::collections::HashSet<u16> = SYNDROMES.iter().copied().collect();
+        assert_eq!(all, distinct);
+    }
+
+    #[test]
+    fn every_single_bit_error_of_a_block_is_among_the_candidates() {
+        for len in [3usize, 12, 18, 47, 128] {
+            let mut block: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37) ^ 0x5A).collect();
+            let crc = crc16_en13757(&block[..len - 2]);
+            block[len - 2..].copy_from_slice(&crc.to_be_bytes());
+            for at in 0..len {
+                for bit in 0..8u8 {
+                    let mut bad = block.clone();
+                    bad[at] ^= 1 << bit;
+                    let stored = u16::from_be_bytes([bad[len - 2], bad[len - 1]]);
+                    let syndrome = crc16_en13757(&bad[..len - 2]) ^ stored;
+                    let found: Vec<_> = en13757_single_bit_errors(syndrome, len).collect();
+                    assert!(found.contains(&(at, bit)), "{len} {at} {bit}");
+                    assert_eq!(
+                        found.len(),
+                        (len * 8).div_ceil(SYNDROME_PERIOD).min(found.len())
+                    );
+                    if len <= 18 {
+                        assert_eq!(found, [(at, bit)]);
+                    }
+                }
+            }
+        }
+        assert_eq!(en13757_single_bit_errors(0, 40).count(), 0);
+        assert_eq!(en13757_single_bit_errors(1, 129).count(), 0);
     }
 
     #[test]

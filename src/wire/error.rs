@@ -70,6 +70,19 @@ pub enum ErrorKind {
     ReceiverCrc {
         format: Option<super::link::FrameFormat>,
     },
+    /// Typed hex whose only block CRC fails by a syndrome that one flipped bit explains:
+    /// a damaged frame of that format. `byte` and `bit` give the first position that
+    /// explains it; `others` more positions (151 bits apart) would explain it as well.
+    BlockCrcBit {
+        format: super::link::FrameFormat,
+        block: u8,
+        byte: usize,
+        bit: u8,
+        others: u8,
+    },
+    /// Typed hex whose CRCs all verify once the L-field is taken as the input's length:
+    /// the L byte itself is damaged.
+    LengthField { stored: u8, verified: u8 },
 }
 
 impl ErrorKind {
@@ -82,7 +95,9 @@ impl ErrorKind {
             ErrorKind::Unsupported(_) => "unsupported",
             ErrorKind::BlockCrc { .. }
             | ErrorKind::Checksum { .. }
-            | ErrorKind::ReceiverCrc { .. } => "crc",
+            | ErrorKind::ReceiverCrc { .. }
+            | ErrorKind::BlockCrcBit { .. }
+            | ErrorKind::LengthField { .. } => "crc",
             ErrorKind::Damaged(_) => "invalid",
         }
     }
@@ -118,6 +133,26 @@ impl fmt::Display for ErrorKind {
             ErrorKind::ReceiverCrc { format: None } => {
                 write!(f, "CRC error reported by the receiver")
             }
+            ErrorKind::BlockCrcBit {
+                format,
+                block,
+                byte,
+                bit,
+                others,
+            } => {
+                write!(
+                    f,
+                    "CRC error in block {block} of format {format:?} (one bit at byte {byte}, bit {bit}"
+                )?;
+                if *others > 0 {
+                    write!(f, ", or at {others} other place(s) 151 bits apart")?;
+                }
+                write!(f, "; if this hex truly carries no CRCs, pass --crc none)")
+            }
+            ErrorKind::LengthField { stored, verified } => write!(
+                f,
+                "L-field damaged: 0x{stored:02X} but the CRCs verify for 0x{verified:02X}"
+            ),
             ErrorKind::Checksum { stored, computed } => write!(
                 f,
                 "damaged wired frame: checksum {stored:02X} does not match the sum {computed:02X}"
