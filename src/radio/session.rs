@@ -241,7 +241,7 @@ async fn run_replay(
         match item {
             // Typed by a person: the decoder reads the CRC layout from the bytes.
             Ok(t) => {
-                rep.send(rep.frame(t.frame, t.rssi_dbm, None, CrcState::Unknown))
+                rep.send(rep.frame(t.frame, t.rssi_dbm, None, CrcState::Recorded))
                     .await?
             }
             Err(e) => rep.bad(e.to_string()).await?,

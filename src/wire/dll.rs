@@ -29,10 +29,17 @@ const MAX_BLOCKS: usize = 17;
 /// What the receiver says about a frame's DLL CRCs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CrcState {
-    /// Hex typed by a person, a replay file, a receiver that does not say: the layout
-    /// is found from the bytes (see the module documentation).
+    /// Hex typed by a person, a receiver that does not say: the layout is found from the
+    /// bytes (see the module documentation).
     #[default]
     Unknown,
+    /// A replayed capture (a replay file): the layout is found from the bytes as for
+    /// [`CrcState::Unknown`], but a frame no CRC contradicts is kept as it is. The
+    /// single-bit inference (a one-block frame whose last two bytes are one bit away
+    /// from its CRC) is left out: it refuses about 0.2 % of genuine CRC-less frames,
+    /// which a person at `wmbusd decode` can re-run with `--crc none`, and a replayed
+    /// month of readings cannot.
+    Recorded,
     /// The receiver verified the DLL CRCs and removed them: the bytes are never searched
     /// for CRCs again (a valid frame may end in two bytes that look like one).
     Checked(Option<FrameFormat>),
@@ -43,11 +50,19 @@ pub enum CrcState {
 }
 
 impl CrcState {
+    /// The layout is found from the bytes: a wired frame may hide among them too.
+    pub fn is_guessed(self) -> bool {
+        matches!(self, CrcState::Unknown | CrcState::Recorded)
+    }
+}
+
+impl CrcState {
     /// Stable name, e.g. in the raw frames published for central decoding: `unknown`,
-    /// `checked`, `present_a`, `present_b`, `failed`.
+    /// `recorded`, `checked`, `present_a`, `present_b`, `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             CrcState::Unknown => "unknown",
+            CrcState::Recorded => "recorded",
             CrcState::Checked(_) => "checked",
             CrcState::Present(FrameFormat::A) => "present_a",
             CrcState::Present(FrameFormat::B) => "present_b",
@@ -59,6 +74,7 @@ impl CrcState {
     pub fn parse(text: &str) -> Option<CrcState> {
         Some(match text {
             "unknown" => CrcState::Unknown,
+            "recorded" => CrcState::Recorded,
             "checked" => CrcState::Checked(None),
             "present_a" => CrcState::Present(FrameFormat::A),
             "present_b" => CrcState::Present(FrameFormat::B),
@@ -283,12 +299,19 @@ pub fn canonicalize(
             ErrorKind::ReceiverCrc { format },
         )),
         CrcState::Present(format) => with_crcs(raw, format, l, out),
-        CrcState::Unknown => guess(raw, l, lenient, out),
+        CrcState::Unknown => guess(raw, l, lenient, true, out),
+        CrcState::Recorded => guess(raw, l, lenient, false, out),
     }
 }
 
 /// Typed hex: the CRC layout is found from the bytes (see the module documentation).
-fn guess(raw: &[u8], l: u8, lenient: bool, out: &mut Vec<u8>) -> Result<Canonical> {
+fn guess(
+    raw: &[u8],
+    l: u8,
+    lenient: bool,
+    single_bits: bool,
+    out: &mut Vec<u8>,
+) -> Result<Canonical> {
     let layouts = [FrameFormat::A, FrameFormat::B].map(|f| Layout::new(f, l));
     // A layout whose every block verifies wins (a 12-byte format-B frame's CRC sits
     // where format A's first CRC would); then one with any matching block.
@@ -310,7 +333,7 @@ fn guess(raw: &[u8], l: u8, lenient: bool, out: &mut Vec<u8>) -> Result<Canonica
             return with_crcs(raw, layout.format, l, out);
         }
     }
-    for layout in layouts.iter().flatten() {
+    for layout in layouts.iter().flatten().filter(|_| single_bits) {
         if let Some(e) = layout.single_bit_damage(raw) {
             return Err(e);
         }

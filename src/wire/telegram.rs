@@ -79,7 +79,7 @@ impl Telegram {
         out: &mut Vec<u8>,
     ) -> Result<Telegram> {
         out.clear();
-        if state == CrcState::Unknown && mbus::looks_wired(raw) {
+        if state.is_guessed() && mbus::looks_wired(raw) {
             return Self::parse_wired(raw, out);
         }
         let dll = dll::canonicalize(raw, state, lenient, out)?;
@@ -258,7 +258,7 @@ pub fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> LongAddre
 /// The meter a frame that failed [`Telegram::parse`] comes from, when its header bytes
 /// are there to read (a CRC failure is counted against the meter it names).
 pub fn peek_address(raw: &[u8], state: CrcState) -> Option<LongAddress> {
-    if state == CrcState::Unknown && mbus::looks_wired(raw) {
+    if state.is_guessed() && mbus::looks_wired(raw) {
         if raw.get(WIRED_CI_AT).copied().and_then(tpl::header_kind) != Some(tpl::HeaderKind::Long) {
             return None;
         }
