@@ -11,6 +11,8 @@
 //! builds without the `daemon` feature; everything doing I/O sits behind that feature.
 
 #[cfg(feature = "daemon")]
+pub mod billing;
+#[cfg(feature = "daemon")]
 pub mod cli;
 #[cfg(feature = "daemon")]
 pub mod config;
@@ -30,6 +32,8 @@ pub mod radio;
 pub mod reading;
 #[cfg(feature = "daemon")]
 pub mod spool;
+#[cfg(feature = "daemon")]
+pub mod store;
 pub mod textpos;
 pub mod timefmt;
 pub mod wire;

@@ -5,7 +5,9 @@ mod decode;
 mod drivers;
 mod keys;
 mod listen;
+mod meters;
 mod probe;
+mod report;
 mod run;
 
 use std::process::ExitCode;
@@ -56,6 +58,11 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// List the manufacturer drivers or show one definition.
     Drivers(drivers::DriversArgs),
+    /// Billing report of a period (close values, consumption, function check) or the
+    /// daily snapshots, from the reading store.
+    Report(report::ReportArgs),
+    /// Import an administration system's meter list (names, apartments, media, keys).
+    Meters(meters::MetersArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -71,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Drivers(args) => drivers::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Meters(args) => meters::run(args),
     }
 }
 

@@ -66,6 +66,8 @@ pub enum DaemonError {
     /// A driver definition of the drivers directory is malformed (file:line:column).
     #[error("drivers: {0}")]
     Drivers(#[from] crate::drivers::LoadError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What the main loop reports when it ends, for the demo summary and tests.
@@ -126,6 +128,7 @@ fn radio_spec(index: usize, r: &RadioConfig) -> Result<RadioSpec, DaemonError> {
         watchdog: Duration::from_secs(r.watchdog_secs.unwrap_or(900)),
         replay_interval: Duration::from_millis(r.replay_interval_ms.unwrap_or(0)),
         name: String::new(),
+        recorded_clock: r.clock_recorded,
     })
 }
 
@@ -184,6 +187,17 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
         }
         None => None,
     };
+
+    let mut billing = crate::store::sink::Billing::start(
+        &config,
+        crate::store::sink::Outputs {
+            spool: spool.clone(),
+            retained: retained.clone(),
+            prefix: mqtt_cfg.as_ref().map_or_else(|| "wmbus".to_owned(), |c| c.topic_prefix.clone()),
+            gateway: gateway.clone(),
+        },
+    )
+    .await?;
 
     let (events_tx, mut events) = mpsc::channel::<RadioEvent>(1024);
     let mut radio_tasks = Vec::new();
@@ -255,6 +269,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                 match event {
                     RadioEvent::Frame(frame) => {
                         summary.frames += 1;
+                        billing.frame(&frame);
                         let outcome = pipeline.process(&mut decoder, &frame, Instant::now());
                         // A newly learned compact format is saved at once, before its reading
                         // goes out, not at the next tick: after a crash the meter's compact
@@ -266,7 +281,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                                 state::save(path, &decoder, &pipeline, &alarms);
                             }
                         }
-                        handle_outcome(outcome, &frame, &mut summary, &opts, &stdout, spool.as_ref(), &topics, publish_raw).await;
+                        handle_outcome(outcome, &frame, &mut summary, &opts, &stdout, spool.as_ref(), &topics, publish_raw, &mut billing).await;
                     }
                     RadioEvent::Bad { source, reason } => {
                         summary.bad_radio_data += 1;
@@ -295,8 +310,8 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
             }
             _ = tick.tick() => {
                 notifier.watchdog();
-                publish_alarms(&mut alarms, &pipeline, spool.as_ref(), &topics).await;
-                publish_health(&pipeline, &alarms, &retained, &topics);
+                publish_alarms(&mut alarms, &pipeline, spool.as_ref(), &topics, billing.now()).await;
+                publish_health(&pipeline, &alarms, &retained, &topics, &billing);
                 if let Some(path) = &state_file {
                     state::save(path, &decoder, &pipeline, &alarms);
                 }
@@ -314,7 +329,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
 
     // Explicit shutdown: stop the radios, let MQTT flush and say `offline`, save state.
     notifier.stopping();
-    publish_health(&pipeline, &alarms, &retained, &topics);
+    publish_health(&pipeline, &alarms, &retained, &topics, &billing);
     let _ = shutdown_tx.send(true);
     for task in radio_tasks {
         if tokio::time::timeout(Duration::from_secs(5), task)
@@ -328,6 +343,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
     while let Ok(event) = events.try_recv() {
         if let RadioEvent::Frame(frame) = event {
             summary.frames += 1;
+            billing.frame(&frame);
             let outcome = pipeline.process(&mut decoder, &frame, Instant::now());
             handle_outcome(
                 outcome,
@@ -338,6 +354,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
                 spool.as_ref(),
                 &topics,
                 publish_raw,
+                &mut billing,
             )
             .await;
         }
@@ -354,6 +371,7 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
     for task in background {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
+    billing.shutdown().await;
     if let Some(spool) = &spool {
         if let Err(e) = spool.sync().await {
             tracing::error!("spool: final sync failed: {e}");
@@ -406,6 +424,7 @@ async fn handle_outcome(
     spool: Option<&SpoolHandle>,
     topics: &Topics,
     publish_raw: bool,
+    billing: &mut crate::store::sink::Billing,
 ) {
     if publish_raw && !matches!(outcome, Outcome::Duplicate) {
         if let Some(spool) = spool {
@@ -436,6 +455,8 @@ async fn handle_outcome(
                     return;
                 }
             }
+            // Store first: a spooled reading is already committed to the store.
+            billing.reading(&reading).await;
             // Spool first: a reading on stdout is already stored, so whoever watches stdout
             // never sees a reading that a crash right afterwards could lose.
             if let Some(spool) = spool {
@@ -495,8 +516,9 @@ async fn publish_alarms(
     pipeline: &Pipeline,
     spool: Option<&SpoolHandle>,
     topics: &Topics,
+    now: std::time::SystemTime,
 ) {
-    for change in alarms.evaluate(&pipeline.meters(), std::time::SystemTime::now()) {
+    for change in alarms.evaluate(&pipeline.meters(), now) {
         match change.state {
             crate::health::AlarmState::Raised => tracing::warn!(
                 "meter {}: alarm {} raised: {}",
@@ -525,13 +547,16 @@ fn publish_health(
     alarms: &Alarms,
     retained: &RetainedPublisher,
     topics: &Topics,
+    billing: &crate::store::sink::Billing,
 ) {
+    let mut active = alarms.active();
+    active.extend(billing.active_alarms());
     let doc = serde_json::json!({
         "schema": 1,
-        "time": crate::timefmt::rfc3339(std::time::SystemTime::now()),
+        "time": crate::timefmt::rfc3339(billing.now()),
         "totals": pipeline.totals(),
         "meters": pipeline.meters(),
-        "alarms": alarms.active(),
+        "alarms": active,
     });
     retained.publish_retained(
         mqtt::topic_meters(&topics.prefix, &topics.gateway),
