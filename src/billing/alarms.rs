@@ -158,7 +158,11 @@ fn judge(track: &mut Track, o: &Observation<'_>) -> Verdicts {
     if o.medium.is_water() {
         let limit = th.burst_m3h.unwrap_or(f64::INFINITY);
         let burst = match o.facts.flow_m3h {
-            Some(f) if f > limit => Some(format!("flow {} m3/h above {}", format_value(f), format_value(limit))),
+            Some(f) if f > limit => Some(format!(
+                "flow {} m3/h above {}",
+                format_value(f),
+                format_value(limit)
+            )),
             _ if o.facts.burst_flag => Some("meter reports a burst".into()),
             _ => None,
         };
@@ -316,10 +320,14 @@ mod tests {
         let mut f = facts(1.0);
         f.flow_m3h = Some(4.0);
         let c = feed(&mut a, &th, 0, &f);
-        assert!(c.iter().any(|c| c.alarm == BURST && c.state == AlarmState::Raised));
+        assert!(c
+            .iter()
+            .any(|c| c.alarm == BURST && c.state == AlarmState::Raised));
         f.flow_m3h = Some(0.5);
         let c = feed(&mut a, &th, 3600, &f);
-        assert!(c.iter().any(|c| c.alarm == BURST && c.state == AlarmState::Cleared));
+        assert!(c
+            .iter()
+            .any(|c| c.alarm == BURST && c.state == AlarmState::Cleared));
         // No movement for 15 days while heard daily.
         let mut stopped = 0;
         for d in 1..=15 {
@@ -337,7 +345,11 @@ mod tests {
             v += if d == 12 { 1.0 } else { 0.1 };
             over.extend(feed(&mut b, &th, d * 86_400 + 80_000, &facts(v)));
         }
-        let o: Vec<_> = over.iter().filter(|c| c.alarm == OVERUSE).map(|c| c.state).collect();
+        let o: Vec<_> = over
+            .iter()
+            .filter(|c| c.alarm == OVERUSE)
+            .map(|c| c.state)
+            .collect();
         assert_eq!(o, vec![AlarmState::Raised, AlarmState::Cleared]);
     }
 }

@@ -260,20 +260,40 @@ mod tests {
         let gap = 48 * 3600;
         let mut c = cands();
         assert_eq!(decide(&c, d, gap), Close::missing());
-        c.after = Some(Sample { t: d + 3600, value: 12.0 });
+        c.after = Some(Sample {
+            t: d + 3600,
+            value: 12.0,
+        });
         assert_eq!(decide(&c, d, gap).source, Source::FirstAfter);
-        c.before = Some(Sample { t: d - 3 * 3600, value: 10.0 });
+        c.before = Some(Sample {
+            t: d - 3 * 3600,
+            value: 10.0,
+        });
         let close = decide(&c, d, gap);
         assert_eq!(close.source, Source::Interpolated);
         assert_eq!(close.value, Some(11.5));
         assert_eq!(close.from, vec![d - 3 * 3600, d + 3600]);
-        c.after = Some(Sample { t: d + gap + 1, value: 12.0 });
+        c.after = Some(Sample {
+            t: d + gap + 1,
+            value: 12.0,
+        });
         assert_eq!(decide(&c, d, gap).source, Source::LastBefore);
-        c.due.push(DueCandidate { date: "2026-10-31".into(), value: 5.0, heard_t: d });
+        c.due.push(DueCandidate {
+            date: "2026-10-31".into(),
+            value: 5.0,
+            heard_t: d,
+        });
         assert_eq!(decide(&c, d, gap).source, Source::LastBefore);
-        c.due.push(DueCandidate { date: "2026-11-30".into(), value: 9.0, heard_t: d + 60 });
+        c.due.push(DueCandidate {
+            date: "2026-11-30".into(),
+            value: 9.0,
+            heard_t: d + 60,
+        });
         let close = decide(&c, d, gap);
-        assert_eq!((close.source, close.value, close.from), (Source::MeterDueDate, Some(9.0), vec![d + 60]));
+        assert_eq!(
+            (close.source, close.value, close.from),
+            (Source::MeterDueDate, Some(9.0), vec![d + 60])
+        );
     }
 
     #[test]
@@ -288,9 +308,15 @@ mod tests {
             ..CheckInput::default()
         };
         assert_eq!(check(&base), (Verdict::Ok, vec![]));
-        let few = CheckInput { days_heard: 23, ..base.clone() };
+        let few = CheckInput {
+            days_heard: 23,
+            ..base.clone()
+        };
         assert_eq!(check(&few), (Verdict::Warn, vec!["missing".to_owned()]));
-        let high = CheckInput { consumption: vec![3.5], ..base.clone() };
+        let high = CheckInput {
+            consumption: vec![3.5],
+            ..base.clone()
+        };
         assert_eq!(check(&high).1, vec!["implausible".to_owned()]);
         let down = CheckInput {
             events: vec!["counter_decreased".into(), "alarm:leak".into()],
@@ -299,7 +325,14 @@ mod tests {
         };
         assert_eq!(
             check(&down),
-            (Verdict::Fail, vec!["alarm:leak".into(), "counter_decreased".into(), "implausible".into()])
+            (
+                Verdict::Fail,
+                vec![
+                    "alarm:leak".into(),
+                    "counter_decreased".into(),
+                    "implausible".into()
+                ]
+            )
         );
         assert_eq!(format_value(12.30000000001), "12.3");
         assert_eq!(format_value(7.0), "7");

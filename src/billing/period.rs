@@ -92,7 +92,8 @@ impl Calendar {
     pub fn parse(&self, name: &str) -> Result<Period, PeriodError> {
         let bad = || PeriodError::BadName(name.to_owned());
         let (y, m) = name.trim().split_once('-').ok_or_else(bad)?;
-        let (year, month): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        let (year, month): (i16, i8) =
+            (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if y.len() != 4 || !(1..=12).contains(&month) {
             return Err(bad());
         }
@@ -207,7 +208,10 @@ mod tests {
     #[test]
     fn bimonthly_oslo_across_dst() {
         let c = cal(PeriodKind::Bimonthly, "Europe/Oslo");
-        assert!(matches!(c.parse("2026-02"), Err(PeriodError::NotATerm { .. })));
+        assert!(matches!(
+            c.parse("2026-02"),
+            Err(PeriodError::NotATerm { .. })
+        ));
         let p = c.parse("2026-03").unwrap();
         // 1 March is winter time (+01:00), 1 May summer time (+02:00).
         assert_eq!(c.start(p).unwrap().to_string(), "2026-02-28T23:00:00Z");
@@ -217,7 +221,10 @@ mod tests {
         let t: Timestamp = "2026-02-28T22:30:00Z".parse().unwrap();
         assert_eq!(c.containing(t).unwrap().to_string(), "2026-01");
         let (from, to) = c.days(p).unwrap();
-        assert_eq!((from.to_string(), to.to_string()), ("2026-03-01".into(), "2026-05-01".into()));
+        assert_eq!(
+            (from.to_string(), to.to_string()),
+            ("2026-03-01".into(), "2026-05-01".into())
+        );
     }
 
     #[test]

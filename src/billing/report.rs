@@ -93,7 +93,11 @@ pub fn to_csv(rows: &[Row], delimiter: char) -> String {
 
 /// One meter's rows as the JSON document published on `<prefix>/<gw>/period/<p>/<id>`.
 pub fn meter_json(report: &Report, meter_id: &str) -> String {
-    let rows: Vec<&Row> = report.rows.iter().filter(|r| r.meter_id == meter_id).collect();
+    let rows: Vec<&Row> = report
+        .rows
+        .iter()
+        .filter(|r| r.meter_id == meter_id)
+        .collect();
     serde_json::json!({
         "schema": report.schema,
         "period": report.period,

@@ -193,7 +193,8 @@ impl BillingSection {
             return Err("billing: max_factor must be above 1".into());
         }
         for (medium, t) in &self.alarms {
-            t.validate().map_err(|e| format!("billing.alarms.{medium}: {e}"))?;
+            t.validate()
+                .map_err(|e| format!("billing.alarms.{medium}: {e}"))?;
         }
         Ok(())
     }

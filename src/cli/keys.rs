@@ -521,7 +521,11 @@ fn import(args: ImportArgs) -> ExitCode {
 
 /// Merges imported keys into the key file (created 0600 if missing); shared with
 /// `wmbusd meters import`.
-pub(super) fn merge_into_key_file(imported: Vec<Entry>, key_file: &Path, replace: bool) -> ExitCode {
+pub(super) fn merge_into_key_file(
+    imported: Vec<Entry>,
+    key_file: &Path,
+    replace: bool,
+) -> ExitCode {
     let existing_meta = std::fs::metadata(key_file).ok();
     let (existing_text, mut existing) = match read_key_file(key_file) {
         Ok(Some(found)) => found,

@@ -12,7 +12,9 @@ use rusqlite::params;
 use crate::billing::Medium;
 use crate::config::Config;
 
-use super::keys::{detect_separator, merge_into_key_file, parse_csv_id, parse_csv_key, split_csv, Entry};
+use super::keys::{
+    detect_separator, merge_into_key_file, parse_csv_id, parse_csv_key, split_csv, Entry,
+};
 
 const EXIT_REJECTED: u8 = 1;
 const EXIT_IO: u8 = 74;
@@ -31,7 +33,8 @@ enum MetersCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "CSV format: a header line naming the columns (any order): id \
+#[command(
+    after_help = "CSV format: a header line naming the columns (any order): id \
 (meter/meter_id/serial), name, apartment (label/flat/unit), medium (water, warm_water, gas, \
 heat, cooling, hca, electricity), key (optional, 32 hex digits). Separators ',' ';' or tab, \
 \"quoted\" fields.
@@ -42,7 +45,8 @@ nothing is written.
 Example:
   wmbusd meters import --config /etc/wmbusd/wmbusd.toml admin-export.csv
 
-Exit status: 0 imported, 1 rows rejected, 66 no store, 74 file not readable, 78 bad configuration.")]
+Exit status: 0 imported, 1 rows rejected, 66 no store, 74 file not readable, 78 bad configuration."
+)]
 pub struct ImportArgs {
     #[arg(value_name = "FILE.csv")]
     csv: PathBuf,
@@ -85,7 +89,9 @@ fn column(header: &str) -> Option<Col> {
         .flat_map(char::to_lowercase)
         .collect();
     Some(match norm.as_str() {
-        "id" | "meter" | "meterid" | "serial" | "serialnumber" | "meternumber" | "meterno" => Col::Id,
+        "id" | "meter" | "meterid" | "serial" | "serialnumber" | "meternumber" | "meterno" => {
+            Col::Id
+        }
         "name" | "metername" | "description" => Col::Name,
         "apartment" | "label" | "flat" | "unit" | "apartmentlabel" | "location" => Col::Label,
         "medium" | "type" | "metertype" => Col::Medium,
@@ -111,7 +117,10 @@ pub(super) fn parse(text: &str) -> Result<Vec<(MeterRow, Option<Entry>)>, Vec<(u
         Err(e) => return Err(vec![(header_line, e.into())]),
     };
     if !cols.contains(&Some(Col::Id)) {
-        return Err(vec![(header_line, "the header names no id column (id, meter_id, serial)".into())]);
+        return Err(vec![(
+            header_line,
+            "the header names no id column (id, meter_id, serial)".into(),
+        )]);
     }
     let mut rows = Vec::new();
     let mut errors = Vec::new();
@@ -120,7 +129,10 @@ pub(super) fn parse(text: &str) -> Result<Vec<(MeterRow, Option<Entry>)>, Vec<(u
         match parse_row(text, sep, &cols, line) {
             Ok((row, key)) => {
                 if let Some(first) = seen.insert(row.id.clone(), line) {
-                    errors.push((line, format!("meter {} already listed on line {first}", row.id)));
+                    errors.push((
+                        line,
+                        format!("meter {} already listed on line {first}", row.id),
+                    ));
                 } else {
                     rows.push((row, key));
                 }
@@ -135,10 +147,19 @@ pub(super) fn parse(text: &str) -> Result<Vec<(MeterRow, Option<Entry>)>, Vec<(u
     }
 }
 
-fn parse_row(text: &str, sep: char, cols: &[Option<Col>], line: usize) -> Result<(MeterRow, Option<Entry>), String> {
+fn parse_row(
+    text: &str,
+    sep: char,
+    cols: &[Option<Col>],
+    line: usize,
+) -> Result<(MeterRow, Option<Entry>), String> {
     let fields = split_csv(text, sep).map_err(str::to_owned)?;
     if fields.len() > cols.len() {
-        return Err(format!("{} fields, the header has {}", fields.len(), cols.len()));
+        return Err(format!(
+            "{} fields, the header has {}",
+            fields.len(),
+            cols.len()
+        ));
     }
     let get = |c: Col| {
         cols.iter()
@@ -147,13 +168,15 @@ fn parse_row(text: &str, sep: char, cols: &[Option<Col>], line: usize) -> Result
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
     };
-    let id = parse_csv_id(get(Col::Id).ok_or("no meter id")?).map_err(|e| format!("meter id: {e}"))?;
-    let medium = match get(Col::Medium) {
-        None => None,
-        Some(m) => Some(Medium::parse(m).ok_or_else(|| {
-            format!("medium {m:?} is not one of {}", Medium::NAMES.join(", "))
-        })?),
-    };
+    let id =
+        parse_csv_id(get(Col::Id).ok_or("no meter id")?).map_err(|e| format!("meter id: {e}"))?;
+    let medium =
+        match get(Col::Medium) {
+            None => None,
+            Some(m) => Some(Medium::parse(m).ok_or_else(|| {
+                format!("medium {m:?} is not one of {}", Medium::NAMES.join(", "))
+            })?),
+        };
     let key = match get(Col::Key) {
         None => None,
         Some(k) => Some(parse_csv_key(k).map_err(|e| format!("meter {id}: {e}"))?),
@@ -203,7 +226,10 @@ fn import(args: ImportArgs) -> ExitCode {
             for (line, reason) in &errors {
                 eprintln!("{name}:{line}: {reason}");
             }
-            eprintln!("wmbusd meters import: {} bad row(s); nothing written", errors.len());
+            eprintln!(
+                "wmbusd meters import: {} bad row(s); nothing written",
+                errors.len()
+            );
             return ExitCode::from(EXIT_REJECTED);
         }
     };
@@ -216,7 +242,11 @@ fn import(args: ImportArgs) -> ExitCode {
         eprintln!("wmbusd meters import: {e}");
         return ExitCode::from(EXIT_IO);
     }
-    println!("{} meter(s) imported into {}", rows.len(), store.path.display());
+    println!(
+        "{} meter(s) imported into {}",
+        rows.len(),
+        store.path.display()
+    );
     if keys.is_empty() {
         return ExitCode::SUCCESS;
     }
@@ -227,7 +257,10 @@ fn import(args: ImportArgs) -> ExitCode {
     merge_into_key_file(keys, &key_file, args.replace)
 }
 
-fn write_rows(path: &std::path::Path, rows: &[(MeterRow, Option<Entry>)]) -> Result<(), crate::store::StoreError> {
+fn write_rows(
+    path: &std::path::Path,
+    rows: &[(MeterRow, Option<Entry>)],
+) -> Result<(), crate::store::StoreError> {
     let mut conn = crate::store::open_rw(path)?;
     let err = |source| crate::store::StoreError::Sql {
         path: path.to_path_buf(),
@@ -262,7 +295,9 @@ mod tests {
                    11111111;y;;steam-ish;\n\
                    22222222;z;;hca;00\n\
                    12345678;dup;;water;\n";
-        let Err(errors) = parse(csv) else { panic!("bad rows accepted") };
+        let Err(errors) = parse(csv) else {
+            panic!("bad rows accepted")
+        };
         let lines: Vec<usize> = errors.iter().map(|e| e.0).collect();
         assert_eq!(lines, vec![5, 6, 7, 8], "{errors:?}");
         assert!(errors.iter().all(|(_, r)| !r.contains("00010203")));

@@ -24,19 +24,26 @@ pub enum Format {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  wmbusd report --config /etc/wmbusd/wmbusd.toml --period 2026-11\n  \
+#[command(
+    after_help = "Examples:\n  wmbusd report --config /etc/wmbusd/wmbusd.toml --period 2026-11\n  \
 wmbusd report --config wmbusd.toml --period 2026-11 --delimiter ';' --output 2026-11.csv\n  \
 wmbusd report --config wmbusd.toml --daily --from 2026-11-01 --to 2026-11-30\n\n\
 CSV columns: meter_id,name,medium,register,unit,start_value,start_source,end_value,end_source,\
 consumption,check,reasons. Sources: meter_due_date, interpolated, last_before, first_after, \
 missing (period_max for max_power, latest for a period still open). check: ok, warn, fail, or \
-open for a period whose deadline has not passed.")]
+open for a period whose deadline has not passed."
+)]
 pub struct ReportArgs {
     /// Configuration file (its [store] path and [billing] rules).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// The period, named by its first month (YYYY-MM).
-    #[arg(long, value_name = "YYYY-MM", required_unless_present = "daily", conflicts_with = "daily")]
+    #[arg(
+        long,
+        value_name = "YYYY-MM",
+        required_unless_present = "daily",
+        conflicts_with = "daily"
+    )]
     pub period: Option<String>,
     /// Print the daily snapshots instead (with --from and --to).
     #[arg(long, requires_all = ["from", "to"])]
@@ -70,10 +77,15 @@ pub fn store_path(config: &Config, given: Option<&Path>) -> Result<PathBuf, Stri
     let path = match (given, &config.store) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(s)) => s.path.clone(),
-        (None, None) => return Err("the configuration has no [store] section (or give --store FILE)".into()),
+        (None, None) => {
+            return Err("the configuration has no [store] section (or give --store FILE)".into())
+        }
     };
     if !path.exists() {
-        return Err(format!("store {} does not exist (has the daemon run with [store]?)", path.display()));
+        return Err(format!(
+            "store {} does not exist (has the daemon run with [store]?)",
+            path.display()
+        ));
     }
     Ok(path)
 }

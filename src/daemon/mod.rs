@@ -193,7 +193,9 @@ pub async fn run(opts: DaemonOptions) -> Result<Summary, DaemonError> {
         crate::store::sink::Outputs {
             spool: spool.clone(),
             retained: retained.clone(),
-            prefix: mqtt_cfg.as_ref().map_or_else(|| "wmbus".to_owned(), |c| c.topic_prefix.clone()),
+            prefix: mqtt_cfg
+                .as_ref()
+                .map_or_else(|| "wmbus".to_owned(), |c| c.topic_prefix.clone()),
             gateway: gateway.clone(),
         },
     )

@@ -263,7 +263,10 @@ mod tests {
         }
         let round = format_recorded_line(at, &profile_a(), Some(-60.5));
         let t = parse_line(&round, 7).unwrap().unwrap();
-        assert_eq!((t.recorded_at, t.rssi_dbm, t.line), (Some(at), Some(-60.5), 7));
+        assert_eq!(
+            (t.recorded_at, t.rssi_dbm, t.line),
+            (Some(at), Some(-60.5), 7)
+        );
         assert!(matches!(
             parse_line(&format!("2026-13-30T23:58:00Z;{hexs}"), 9),
             Err(Error::BadTime { line: 9, .. })

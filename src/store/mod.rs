@@ -143,8 +143,10 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(&e)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(&e)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(&e)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(&e)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&e)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(&e)?;
     migrate(&conn, path)?;
     Ok(conn)
 }

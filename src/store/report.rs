@@ -47,10 +47,12 @@ fn rfc(t: i64) -> String {
 }
 
 /// The configured meters and those the store knows, by id; configuration wins.
-pub fn meter_directory(conn: &Connection, configured: &[MeterConfig]) -> rusqlite::Result<Vec<MeterInfo>> {
+pub fn meter_directory(
+    conn: &Connection,
+    configured: &[MeterConfig],
+) -> rusqlite::Result<Vec<MeterInfo>> {
     let mut out: BTreeMap<String, MeterInfo> = BTreeMap::new();
-    let mut stmt =
-        conn.prepare("SELECT meter_id, name, label, medium, device_type FROM meters")?;
+    let mut stmt = conn.prepare("SELECT meter_id, name, label, medium, device_type FROM meters")?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -104,7 +106,14 @@ fn reg_value(text: &str, reg: Register) -> Option<f64> {
         .map(|(_, v)| v)
 }
 
-fn sample(conn: &Connection, sql_text: &str, meter: &str, a: i64, b: i64, reg: Register) -> rusqlite::Result<Option<Sample>> {
+fn sample(
+    conn: &Connection,
+    sql_text: &str,
+    meter: &str,
+    a: i64,
+    b: i64,
+    reg: Register,
+) -> rusqlite::Result<Option<Sample>> {
     let path = format!("$.{}", reg.as_str());
     conn.query_row(sql_text, params![meter, a, b, path], |r| {
         Ok(Sample {
@@ -116,13 +125,22 @@ fn sample(conn: &Connection, sql_text: &str, meter: &str, a: i64, b: i64, reg: R
 }
 
 /// The candidates around deadline `d` and the decided close.
-pub fn compute_close(conn: &Connection, ctx: &Context<'_>, meter: &str, reg: Register, d: i64) -> Result<Close, StoreError> {
+pub fn compute_close(
+    conn: &Connection,
+    ctx: &Context<'_>,
+    meter: &str,
+    reg: Register,
+    d: i64,
+) -> Result<Close, StoreError> {
     let e = sql(conn);
     let gap = (ctx.billing.max_gap_hours * 3600.0) as i64;
-    let date = ctx
-        .calendar
-        .local_date(jiff::Timestamp::from_second(d).map_err(|err| crate::billing::PeriodError::Range(err.to_string()))?);
-    let day_before = date.yesterday().map_err(|err| crate::billing::PeriodError::Range(err.to_string()))?;
+    let date = ctx.calendar.local_date(
+        jiff::Timestamp::from_second(d)
+            .map_err(|err| crate::billing::PeriodError::Range(err.to_string()))?,
+    );
+    let day_before = date
+        .yesterday()
+        .map_err(|err| crate::billing::PeriodError::Range(err.to_string()))?;
     let mut c = Candidates {
         due_dates: [date.to_string(), day_before.to_string()],
         ..Candidates::default()
@@ -131,13 +149,16 @@ pub fn compute_close(conn: &Connection, ctx: &Context<'_>, meter: &str, reg: Reg
         .prepare_cached("SELECT date, value, heard_t FROM due_values WHERE meter_id = ?1 AND register = ?2 AND date IN (?3, ?4)")
         .map_err(&e)?;
     let due = stmt
-        .query_map(params![meter, reg.as_str(), c.due_dates[0], c.due_dates[1]], |r| {
-            Ok(DueCandidate {
-                date: r.get(0)?,
-                value: r.get(1)?,
-                heard_t: r.get(2)?,
-            })
-        })
+        .query_map(
+            params![meter, reg.as_str(), c.due_dates[0], c.due_dates[1]],
+            |r| {
+                Ok(DueCandidate {
+                    date: r.get(0)?,
+                    value: r.get(1)?,
+                    heard_t: r.get(2)?,
+                })
+            },
+        )
         .map_err(&e)?;
     c.due = due.collect::<Result<_, _>>().map_err(&e)?;
     c.before = sample(conn, "SELECT t, json_extract(registers, ?4) FROM readings WHERE meter_id = ?1 AND t < ?2 AND t >= ?3 AND json_extract(registers, ?4) IS NOT NULL ORDER BY t DESC LIMIT 1", meter, d, d - gap, reg).map_err(&e)?;
@@ -150,7 +171,12 @@ pub fn compute_close(conn: &Connection, ctx: &Context<'_>, meter: &str, reg: Reg
 }
 
 /// A close stored at an earlier period close.
-fn stored_close(conn: &Connection, period: &str, meter: &str, reg: Register) -> rusqlite::Result<Option<(Close, Option<f64>)>> {
+fn stored_close(
+    conn: &Connection,
+    period: &str,
+    meter: &str,
+    reg: Register,
+) -> rusqlite::Result<Option<(Close, Option<f64>)>> {
     conn.query_row(
         "SELECT value, source, from_times, consumption FROM closes WHERE period = ?1 AND meter_id = ?2 AND register = ?3",
         params![period, meter, reg.as_str()],
@@ -174,7 +200,11 @@ fn stored_close(conn: &Connection, period: &str, meter: &str, reg: Register) -> 
     .optional()
 }
 
-fn stored_check(conn: &Connection, period: &str, meter: &str) -> rusqlite::Result<Option<(Verdict, Vec<String>)>> {
+fn stored_check(
+    conn: &Connection,
+    period: &str,
+    meter: &str,
+) -> rusqlite::Result<Option<(Verdict, Vec<String>)>> {
     conn.query_row(
         "SELECT result, reasons FROM checks WHERE period = ?1 AND meter_id = ?2",
         params![period, meter],
@@ -187,14 +217,28 @@ fn stored_check(conn: &Connection, period: &str, meter: &str) -> rusqlite::Resul
                 "open" => Verdict::Open,
                 _ => Verdict::Fail,
             };
-            Ok((verdict, reasons.split(';').filter(|s| !s.is_empty()).map(str::to_owned).collect()))
+            Ok((
+                verdict,
+                reasons
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ))
         },
     )
     .optional()
 }
 
 /// Start or end close of a register at `deadline` closing `period`.
-fn close_at(conn: &Connection, ctx: &Context<'_>, period: &str, meter: &str, reg: Register, deadline: i64) -> Result<Close, StoreError> {
+fn close_at(
+    conn: &Connection,
+    ctx: &Context<'_>,
+    period: &str,
+    meter: &str,
+    reg: Register,
+    deadline: i64,
+) -> Result<Close, StoreError> {
     match stored_close(conn, period, meter, reg).map_err(sql(conn))? {
         Some((c, _)) => Ok(c),
         None => compute_close(conn, ctx, meter, reg, deadline),
@@ -237,7 +281,12 @@ fn day_facts(conn: &Connection, meter: &str, from: &str, to: &str) -> rusqlite::
     for row in rows {
         let (flags, decreases, drift, power, t, registers) = row?;
         f.days += 1;
-        f.flags.extend(flags.split(',').filter(|s| !s.is_empty() && *s != "busy").map(str::to_owned));
+        f.flags.extend(
+            flags
+                .split(',')
+                .filter(|s| !s.is_empty() && *s != "busy")
+                .map(str::to_owned),
+        );
         f.decreased |= !decreases.is_empty();
         if let Some(d) = drift {
             f.max_drift_s = Some(f.max_drift_s.map_or(d, |m| m.max(d)));
@@ -260,7 +309,12 @@ fn alarms_in(conn: &Connection, meter: &str, from: i64, to: i64) -> rusqlite::Re
     rows.map(|a| a.map(|a| format!("alarm:{a}"))).collect()
 }
 
-fn history(conn: &Connection, meter: &str, reg: Register, before: &str) -> rusqlite::Result<Vec<f64>> {
+fn history(
+    conn: &Connection,
+    meter: &str,
+    reg: Register,
+    before: &str,
+) -> rusqlite::Result<Vec<f64>> {
     let mut stmt = conn.prepare_cached(
         "SELECT consumption FROM closes WHERE meter_id = ?1 AND register = ?2 AND period < ?3 AND consumption IS NOT NULL ORDER BY period DESC LIMIT 6",
     )?;
@@ -269,7 +323,12 @@ fn history(conn: &Connection, meter: &str, reg: Register, before: &str) -> rusql
 }
 
 /// The report of `period` as of `now` (Unix seconds).
-pub fn period_report(conn: &Connection, ctx: &Context<'_>, period: Period, now: i64) -> Result<Report, StoreError> {
+pub fn period_report(
+    conn: &Connection,
+    ctx: &Context<'_>,
+    period: Period,
+    now: i64,
+) -> Result<Report, StoreError> {
     let e = sql(conn);
     let cal = ctx.calendar;
     let prev = cal.previous(period)?.to_string();
@@ -284,10 +343,14 @@ pub fn period_report(conn: &Connection, ctx: &Context<'_>, period: Period, now: 
         if regs.is_empty() {
             continue;
         }
-        let facts = day_facts(conn, &m.id, &day_from.to_string(), &day_to.to_string()).map_err(&e)?;
+        let facts =
+            day_facts(conn, &m.id, &day_from.to_string(), &day_to.to_string()).map_err(&e)?;
         let mut meter_rows = Vec::new();
         let mut input = CheckInput {
-            days_in_period: u32::try_from(day_from.until(day_to).map(|s| s.get_days()).unwrap_or(0)).unwrap_or(0),
+            days_in_period: u32::try_from(
+                day_from.until(day_to).map(|s| s.get_days()).unwrap_or(0),
+            )
+            .unwrap_or(0),
             days_heard: facts.days,
             min_coverage: ctx.billing.min_coverage,
             max_factor: ctx.billing.max_factor,
@@ -296,13 +359,27 @@ pub fn period_report(conn: &Connection, ctx: &Context<'_>, period: Period, now: 
         if open {
             // Days so far, today included.
             let today = cal.local_date(jiff::Timestamp::from_second(now).unwrap_or(start));
-            input.days_in_period = u32::try_from(day_from.until(today).map(|s| s.get_days() + 1).unwrap_or(0)).unwrap_or(0);
+            input.days_in_period =
+                u32::try_from(day_from.until(today).map(|s| s.get_days() + 1).unwrap_or(0))
+                    .unwrap_or(0);
         }
         for &reg in regs {
-            let row = register_row(conn, ctx, &m, reg, &facts, (&prev, &name), (s, d), open, &mut input)?;
+            let row = register_row(
+                conn,
+                ctx,
+                &m,
+                reg,
+                &facts,
+                (&prev, &name),
+                (s, d),
+                open,
+                &mut input,
+            )?;
             meter_rows.push(row);
         }
-        input.events.extend(facts.flags.iter().map(|f| format!("error_flag:{f}")));
+        input
+            .events
+            .extend(facts.flags.iter().map(|f| format!("error_flag:{f}")));
         if facts.decreased {
             input.events.push("counter_decreased".into());
         }
@@ -310,7 +387,9 @@ pub fn period_report(conn: &Connection, ctx: &Context<'_>, period: Period, now: 
         if facts.max_drift_s.is_some_and(|x| x > drift_limit) {
             input.events.push("clock_drift".into());
         }
-        input.events.extend(alarms_in(conn, &m.id, s, d).map_err(&e)?);
+        input
+            .events
+            .extend(alarms_in(conn, &m.id, s, d).map_err(&e)?);
         let (mut verdict, reasons) = match stored_check(conn, &name, &m.id).map_err(&e)? {
             Some(stored) => stored,
             None => close::check(&input),
@@ -374,7 +453,11 @@ fn register_row(
     row.start_value = start.value;
     row.start_source = start.source;
     let end = if open {
-        match facts.latest.as_ref().and_then(|(t, regs)| Some((*t, reg_value(regs, reg)?))) {
+        match facts
+            .latest
+            .as_ref()
+            .and_then(|(t, regs)| Some((*t, reg_value(regs, reg)?)))
+        {
             Some((t, v)) => Close {
                 value: Some(v),
                 source: Source::Latest,
@@ -395,7 +478,9 @@ fn register_row(
         let c = close::round(b - a);
         row.consumption = Some(c);
         input.consumption.push(c);
-        input.history.push(history(conn, &m.id, reg, name).map_err(sql(conn))?);
+        input
+            .history
+            .push(history(conn, &m.id, reg, name).map_err(sql(conn))?);
     }
     Ok(row)
 }
@@ -429,10 +514,19 @@ pub fn closed_periods(conn: &Connection) -> rusqlite::Result<BTreeSet<String>> {
 
 /// The daily snapshots between two local dates (inclusive) as CSV:
 /// `meter_id,name,medium,day,register,unit,value,time,readings`.
-pub fn daily_csv(conn: &Connection, meters: &[MeterConfig], from: &str, to: &str, delimiter: char) -> Result<String, StoreError> {
+pub fn daily_csv(
+    conn: &Connection,
+    meters: &[MeterConfig],
+    from: &str,
+    to: &str,
+    delimiter: char,
+) -> Result<String, StoreError> {
     let e = sql(conn);
     let d = delimiter.to_string();
-    let mut out = ["meter_id", "name", "medium", "day", "register", "unit", "value", "time", "readings"].join(&d);
+    let mut out = [
+        "meter_id", "name", "medium", "day", "register", "unit", "value", "time", "readings",
+    ]
+    .join(&d);
     out.push('\n');
     let directory = meter_directory(conn, meters).map_err(&e)?;
     let mut stmt = conn
@@ -441,18 +535,44 @@ pub fn daily_csv(conn: &Connection, meters: &[MeterConfig], from: &str, to: &str
     for m in directory {
         let rows = stmt
             .query_map(params![m.id, from, to], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<f64>>(3)?, r.get::<_, i64>(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
             })
             .map_err(&e)?;
         for row in rows {
             let (day, t, registers, max_power, n) = row.map_err(&e)?;
             for &reg in m.medium.registers() {
-                let value = if reg.is_counter() { reg_value(&registers, reg) } else { max_power };
+                let value = if reg.is_counter() {
+                    reg_value(&registers, reg)
+                } else {
+                    max_power
+                };
                 let Some(v) = value else { continue };
-                let fields = [m.id.clone(), m.name.clone(), m.medium.as_str().into(), day.clone(), reg.as_str().into(), reg.unit().into(), close::format_value(v), rfc(t), n.to_string()];
+                let fields = [
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.medium.as_str().into(),
+                    day.clone(),
+                    reg.as_str().into(),
+                    reg.unit().into(),
+                    close::format_value(v),
+                    rfc(t),
+                    n.to_string(),
+                ];
                 let fields: Vec<String> = fields
                     .iter()
-                    .map(|f| if f.contains([delimiter, '"', '\n']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f.clone() })
+                    .map(|f| {
+                        if f.contains([delimiter, '"', '\n']) {
+                            format!("\"{}\"", f.replace('"', "\"\""))
+                        } else {
+                            f.clone()
+                        }
+                    })
                     .collect();
                 out.push_str(&fields.join(&d));
                 out.push('\n');

@@ -76,7 +76,12 @@ impl Billing {
             writer,
             calendar,
             billing: config.billing.clone(),
-            by_id: config.meters.iter().enumerate().map(|(i, m)| (m.id.clone(), i)).collect(),
+            by_id: config
+                .meters
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.id.clone(), i))
+                .collect(),
             meters: config.meters.clone(),
             alarms: ConsumptionAlarms::new(),
             closed: BTreeSet::new(),
@@ -85,7 +90,12 @@ impl Billing {
         };
         if let Some((w, _)) = &b.writer {
             let (closed, active) = w
-                .job(|c| (closed_periods(c).unwrap_or_default(), active_alarms(c).unwrap_or_default()))
+                .job(|c| {
+                    (
+                        closed_periods(c).unwrap_or_default(),
+                        active_alarms(c).unwrap_or_default(),
+                    )
+                })
                 .await?;
             b.closed = closed;
             b.alarms.restore(active);
@@ -117,7 +127,10 @@ impl Billing {
     }
 
     fn medium_of(&self, reading: &Reading) -> (Medium, Thresholds) {
-        let meter = self.by_id.get(&reading.meter.id).and_then(|&i| self.meters.get(i));
+        let meter = self
+            .by_id
+            .get(&reading.meter.id)
+            .and_then(|&i| self.meters.get(i));
         let medium = meter
             .and_then(|m| m.medium.as_deref())
             .and_then(Medium::parse)
@@ -260,12 +273,19 @@ impl Billing {
                 tracing::info!(
                     "period {period} closed: {} row(s) for {} meter(s)",
                     report.rows.len(),
-                    report.rows.iter().map(|r| &r.meter_id).collect::<BTreeSet<_>>().len()
+                    report
+                        .rows
+                        .iter()
+                        .map(|r| &r.meter_id)
+                        .collect::<BTreeSet<_>>()
+                        .len()
                 );
                 self.publish_report(&report);
                 self.export(&report);
             }
-            Ok(Ok(None)) => tracing::debug!("period {period}: the store holds nothing before its end"),
+            Ok(Ok(None)) => {
+                tracing::debug!("period {period}: the store holds nothing before its end")
+            }
             Ok(Err(e)) | Err(e) => tracing::error!("period {period} not closed: {e}"),
         }
     }
@@ -273,12 +293,22 @@ impl Billing {
     /// Publishes a stored period again (after a restart: retained messages may be lost).
     async fn republish(&self, period: &str) {
         let Some((w, _)) = &self.writer else { return };
-        let Ok(p) = self.calendar.parse(period) else { return };
-        let (calendar, billing, meters) = (self.calendar.clone(), self.billing.clone(), self.meters.clone());
+        let Ok(p) = self.calendar.parse(period) else {
+            return;
+        };
+        let (calendar, billing, meters) = (
+            self.calendar.clone(),
+            self.billing.clone(),
+            self.meters.clone(),
+        );
         let now = secs(SystemTime::now()).max(self.calendar.end(p).map_or(0, |e| e.as_second()));
         let report = w
             .job(move |c| {
-                let ctx = Context { calendar: &calendar, billing: &billing, meters: &meters };
+                let ctx = Context {
+                    calendar: &calendar,
+                    billing: &billing,
+                    meters: &meters,
+                };
                 period_report(c, &ctx, p, now)
             })
             .await;
@@ -294,7 +324,12 @@ impl Billing {
         let ids: BTreeSet<&str> = report.rows.iter().map(|r| r.meter_id.as_str()).collect();
         for id in ids {
             self.outputs.retained.publish_retained(
-                topic_period(&self.outputs.prefix, &self.outputs.gateway, &report.period, id),
+                topic_period(
+                    &self.outputs.prefix,
+                    &self.outputs.gateway,
+                    &report.period,
+                    id,
+                ),
                 meter_json(report, id).into_bytes(),
             );
         }
@@ -302,15 +337,25 @@ impl Billing {
 
     /// Writes `<export_dir>/<gateway>-<period>.csv` (atomically: temporary file, rename).
     fn export(&self, report: &Report) {
-        let Some(dir) = &self.billing.export_dir else { return };
+        let Some(dir) = &self.billing.export_dir else {
+            return;
+        };
         let path: PathBuf = dir.join(format!("{}-{}.csv", self.outputs.gateway, report.period));
         let tmp = path.with_extension("csv.tmp");
         let result = std::fs::create_dir_all(dir)
             .and_then(|_| std::fs::write(&tmp, to_csv(&report.rows, self.billing.delimiter)))
             .and_then(|_| std::fs::rename(&tmp, &path));
         match result {
-            Ok(()) => tracing::info!("period {}: report written to {}", report.period, path.display()),
-            Err(e) => tracing::error!("period {}: report not written to {}: {e}", report.period, path.display()),
+            Ok(()) => tracing::info!(
+                "period {}: report written to {}",
+                report.period,
+                path.display()
+            ),
+            Err(e) => tracing::error!(
+                "period {}: report not written to {}: {e}",
+                report.period,
+                path.display()
+            ),
         }
     }
 
@@ -324,7 +369,8 @@ impl Billing {
 }
 
 fn active_alarms(c: &rusqlite::Connection) -> rusqlite::Result<Vec<ActiveAlarm>> {
-    let mut stmt = c.prepare("SELECT meter_id, alarm, since, detail FROM alarms WHERE cleared_t IS NULL")?;
+    let mut stmt =
+        c.prepare("SELECT meter_id, alarm, since, detail FROM alarms WHERE cleared_t IS NULL")?;
     let rows = stmt.query_map([], |r| {
         Ok(ActiveAlarm {
             meter: r.get(0)?,

@@ -52,6 +52,8 @@ struct MeterMem {
     day_drift: Option<i64>,
     day_decreases: BTreeSet<String>,
     known: bool,
+    /// Newest reading time stored.
+    last_t: i64,
 }
 
 /// Handle to the writer thread.
@@ -196,7 +198,11 @@ impl WriterState {
         tracing::debug!("store writer stopped");
     }
 
-    fn apply(&mut self, batch: Vec<Msg>, acks: &mut Vec<oneshot::Sender<()>>) -> rusqlite::Result<()> {
+    fn apply(
+        &mut self,
+        batch: Vec<Msg>,
+        acks: &mut Vec<oneshot::Sender<()>>,
+    ) -> rusqlite::Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut newest = 0;
         for msg in batch {
@@ -232,7 +238,10 @@ impl WriterState {
         )?;
         let oldest = self
             .calendar
-            .local_date(jiff::Timestamp::from_second(now - self.keep_daily_days * 86_400).unwrap_or_default())
+            .local_date(
+                jiff::Timestamp::from_second(now - self.keep_daily_days * 86_400)
+                    .unwrap_or_default(),
+            )
             .to_string();
         self.conn
             .execute("DELETE FROM daily WHERE day < ?1", [oldest])?;
@@ -254,10 +263,11 @@ impl WriterState {
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
             ))
         })?;
         for row in rows {
-            let (rowid, meter, slot, flags, registers, changed) = row?;
+            let (rowid, meter, slot, flags, registers, changed, t) = row?;
             let mem = self.mem.entry(meter).or_default();
             mem.slot = slot;
             mem.rowid = Some(rowid);
@@ -265,6 +275,7 @@ impl WriterState {
             mem.flags = flags;
             mem.registers = parse_registers(&registers);
             mem.known = true;
+            mem.last_t = t;
         }
         drop(stmt);
         let mut day_stmt = self.conn.prepare(
@@ -297,6 +308,13 @@ impl WriterState {
     }
 
     fn reading(&mut self, r: &StoredReading) -> rusqlite::Result<()> {
+        if self
+            .mem
+            .get(&r.meter_id)
+            .is_some_and(|m| m.known && r.t <= m.last_t)
+        {
+            return self.older_reading(r);
+        }
         let slot = r.t.div_euclid(self.resolution_s.max(1));
         let flags = r.facts.flags.join(",");
         let registers = super::registers_json(&r.facts.registers);
@@ -334,7 +352,11 @@ impl WriterState {
             mem.day_decreases.clear();
         }
         for &(reg, v) in &r.facts.registers {
-            let before = mem.registers.iter().find(|(g, _)| *g == reg).map(|(_, v)| *v);
+            let before = mem
+                .registers
+                .iter()
+                .find(|(g, _)| *g == reg)
+                .map(|(_, v)| *v);
             if reg.is_counter() && before.is_some_and(|b| v < b) {
                 mem.day_decreases.insert(reg.as_str().to_owned());
             }
@@ -353,8 +375,15 @@ impl WriterState {
                    error_flags = ?6, meter_time = ?7, registers = ?8, \"values\" = ?9
                  WHERE rowid = ?1",
                 params![
-                    mem.rowid, r.t, r.received_at, r.status, flags, r.facts.error_flags as i64,
-                    r.facts.meter_time, registers, r.values
+                    mem.rowid,
+                    r.t,
+                    r.received_at,
+                    r.status,
+                    flags,
+                    r.facts.error_flags as i64,
+                    r.facts.meter_time,
+                    registers,
+                    r.values
                 ],
             )?;
         } else {
@@ -363,8 +392,16 @@ impl WriterState {
                    meter_time, registers, \"values\", flags_changed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    r.meter_id, r.t, r.received_at, slot, r.status, flags,
-                    r.facts.error_flags as i64, r.facts.meter_time, registers, r.values,
+                    r.meter_id,
+                    r.t,
+                    r.received_at,
+                    slot,
+                    r.status,
+                    flags,
+                    r.facts.error_flags as i64,
+                    r.facts.meter_time,
+                    registers,
+                    r.values,
                     i64::from(changed)
                 ],
             )?;
@@ -374,6 +411,7 @@ impl WriterState {
         }
         mem.flags = flags;
         mem.known = true;
+        mem.last_t = r.t;
         if !r.facts.registers.is_empty() {
             mem.registers = r.facts.registers.clone();
         }
@@ -383,8 +421,15 @@ impl WriterState {
                readings, flags, max_drift_s, decreases)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
-                r.meter_id, day, r.t, r.received_at, super::registers_json(&mem.registers),
-                mem.day_max_power, mem.day_readings, join(&mem.day_flags), mem.day_drift,
+                r.meter_id,
+                day,
+                r.t,
+                r.received_at,
+                super::registers_json(&mem.registers),
+                mem.day_max_power,
+                mem.day_readings,
+                join(&mem.day_flags),
+                mem.day_drift,
                 join(&mem.day_decreases)
             ],
         )?;
@@ -395,6 +440,41 @@ impl WriterState {
                 params![r.meter_id, d.register.as_str(), d.date, d.value, r.t],
             )?;
         }
+        Ok(())
+    }
+
+    /// A reading not newer than the meter's newest (a log replayed again, a late
+    /// receiver): kept once in `readings`, without touching slots or daily snapshots.
+    fn older_reading(&self, r: &StoredReading) -> rusqlite::Result<()> {
+        let exists: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM readings WHERE meter_id = ?1 AND t = ?2 LIMIT 1",
+                params![r.meter_id, r.t],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        let slot = r.t.div_euclid(self.resolution_s.max(1));
+        self.conn.execute(
+            "INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
+               meter_time, registers, \"values\", flags_changed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
+            params![
+                r.meter_id,
+                r.t,
+                r.received_at,
+                slot,
+                r.status,
+                r.facts.flags.join(","),
+                r.facts.error_flags as i64,
+                r.facts.meter_time,
+                super::registers_json(&r.facts.registers),
+                r.values
+            ],
+        )?;
         Ok(())
     }
 
@@ -423,7 +503,10 @@ fn meter_drift(calendar: &Calendar, meter_time: &str, at: jiff::Timestamp) -> Op
 }
 
 fn split_set(s: &str) -> BTreeSet<String> {
-    s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect()
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The `registers` column back as values.
@@ -440,7 +523,9 @@ pub fn parse_registers(text: &str) -> Vec<(Register, f64)> {
 /// nothing to close).
 pub fn has_reading_before(conn: &Connection, t: i64) -> rusqlite::Result<bool> {
     let found: Option<i64> = conn
-        .query_row("SELECT 1 FROM daily WHERE t < ?1 LIMIT 1", [t], |r| r.get(0))
+        .query_row("SELECT 1 FROM daily WHERE t < ?1 LIMIT 1", [t], |r| {
+            r.get(0)
+        })
         .optional()?;
     Ok(found.is_some())
 }
