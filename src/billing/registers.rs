@@ -150,7 +150,7 @@ impl Register {
     }
 
     /// A record's value in this register's unit, when it is this register's quantity.
-    fn from_record(self, r: &Record) -> Option<f64> {
+    fn value_of(self, r: &Record) -> Option<f64> {
         let v = number(&r.value)?;
         let unit = r.unit.as_deref();
         match (self, r.quantity.as_ref(), unit) {
@@ -246,7 +246,7 @@ impl Facts {
                 .records
                 .iter()
                 .filter(|r| is_current(r))
-                .find_map(|r| reg.from_record(r));
+                .find_map(|r| reg.value_of(r));
             if let Some(v) = generic.or_else(|| field_number(reading, reg.fields())) {
                 facts.registers.push((reg, v));
             }
@@ -321,7 +321,7 @@ fn due_values(reading: &Reading, medium: Medium) -> Vec<DueValue> {
             if r.storage == 0 || r.tariff != 0 || r.subunit != 0 || !r.qualifiers.is_empty() {
                 continue;
             }
-            let Some(value) = reg.from_record(r) else {
+            let Some(value) = reg.value_of(r) else {
                 continue;
             };
             let date = reading

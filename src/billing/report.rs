@@ -132,7 +132,7 @@ mod tests {
             end_from: vec![],
         };
         assert_eq!(
-            to_csv(&[row.clone()], ','),
+            to_csv(std::slice::from_ref(&row), ','),
             "meter_id,name,medium,register,unit,start_value,start_source,end_value,end_source,consumption,check,reasons\n\
              12345678,\"Flat 3, kitchen\",water,volume,m3,10,last_before,12.345,interpolated,2.345,warn,\"alarm:leak;missing\"\n"
         );

@@ -100,8 +100,11 @@ fn column(header: &str) -> Option<Col> {
     })
 }
 
-/// Parses the whole file: the rows with their keys, or every bad row as `(line, reason)`.
-pub(super) fn parse(text: &str) -> Result<Vec<(MeterRow, Option<Entry>)>, Vec<(usize, String)>> {
+/// A valid row with its key, if it has one.
+pub(super) type Parsed = (MeterRow, Option<Entry>);
+
+/// Parses the whole file: the rows, or every bad row as `(line, reason)`.
+pub(super) fn parse(text: &str) -> Result<Vec<Parsed>, Vec<(usize, String)>> {
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut lines = text
         .lines()
@@ -152,7 +155,7 @@ fn parse_row(
     sep: char,
     cols: &[Option<Col>],
     line: usize,
-) -> Result<(MeterRow, Option<Entry>), String> {
+) -> Result<Parsed, String> {
     let fields = split_csv(text, sep).map_err(str::to_owned)?;
     if fields.len() > cols.len() {
         return Err(format!(

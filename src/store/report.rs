@@ -292,7 +292,7 @@ fn day_facts(conn: &Connection, meter: &str, from: &str, to: &str) -> rusqlite::
             f.max_drift_s = Some(f.max_drift_s.map_or(d, |m| m.max(d)));
         }
         if let Some(p) = power {
-            if f.max_power.is_none_or(|(m, _)| p > m) {
+            if f.max_power.map_or(true, |(m, _)| p > m) {
                 f.max_power = Some((p, t));
             }
         }
