@@ -150,12 +150,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<Parsed>, Vec<(usize, String)>> {
     }
 }
 
-fn parse_row(
-    text: &str,
-    sep: char,
-    cols: &[Option<Col>],
-    line: usize,
-) -> Result<Parsed, String> {
+fn parse_row(text: &str, sep: char, cols: &[Option<Col>], line: usize) -> Result<Parsed, String> {
     let fields = split_csv(text, sep).map_err(str::to_owned)?;
     if fields.len() > cols.len() {
         return Err(format!(

@@ -232,10 +232,9 @@ impl WriterState {
 
     /// Forgets readings and daily snapshots past their keep time (closes stay forever).
     fn prune(&self, now: i64) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "DELETE FROM readings WHERE t < ?1",
-            [now - self.keep_readings_s],
-        )?;
+        self.conn
+            .prepare_cached("DELETE FROM readings WHERE t < ?1")?
+            .execute([now - self.keep_readings_s])?;
         let oldest = self
             .calendar
             .local_date(
@@ -328,21 +327,18 @@ impl WriterState {
         let mem = self.mem.entry(r.meter_id.clone()).or_default();
         let changed = mem.flags != flags && (mem.known || !flags.is_empty());
         if !mem.known {
-            self.conn.execute(
-                "INSERT INTO meters (meter_id, manufacturer, device_type, first_seen, last_seen)
+            self.conn.prepare_cached("INSERT INTO meters (meter_id, manufacturer, device_type, first_seen, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT(meter_id) DO UPDATE SET manufacturer = excluded.manufacturer,
                    device_type = excluded.device_type, last_seen = excluded.last_seen,
-                   first_seen = COALESCE(meters.first_seen, excluded.first_seen)",
-                params![r.meter_id, r.manufacturer, r.device_type, r.received_at],
-            )?;
+                   first_seen = COALESCE(meters.first_seen, excluded.first_seen)")?
+            .execute(params![r.meter_id, r.manufacturer, r.device_type, r.received_at])?;
         }
         if mem.day != day {
             if mem.known {
-                self.conn.execute(
-                    "UPDATE meters SET last_seen = ?2 WHERE meter_id = ?1",
-                    params![r.meter_id, r.received_at],
-                )?;
+                self.conn
+                    .prepare_cached("UPDATE meters SET last_seen = ?2 WHERE meter_id = ?1")?
+                    .execute(params![r.meter_id, r.received_at])?;
             }
             mem.day = day.clone();
             mem.day_flags.clear();
@@ -370,11 +366,13 @@ impl WriterState {
             mem.day_drift = Some(mem.day_drift.map_or(d, |m| m.max(d)));
         }
         if !changed && mem.replaceable && mem.slot == slot && mem.rowid.is_some() {
-            self.conn.execute(
-                "UPDATE readings SET t = ?2, received_at = ?3, status = ?4, flags = ?5,
+            self.conn
+                .prepare_cached(
+                    "UPDATE readings SET t = ?2, received_at = ?3, status = ?4, flags = ?5,
                    error_flags = ?6, meter_time = ?7, registers = ?8, \"values\" = ?9
                  WHERE rowid = ?1",
-                params![
+                )?
+                .execute(params![
                     mem.rowid,
                     r.t,
                     r.received_at,
@@ -384,14 +382,12 @@ impl WriterState {
                     r.facts.meter_time,
                     registers,
                     r.values
-                ],
-            )?;
+                ])?;
         } else {
-            self.conn.execute(
-                "INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
+            self.conn.prepare_cached("INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
                    meter_time, registers, \"values\", flags_changed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?
+            .execute(params![
                     r.meter_id,
                     r.t,
                     r.received_at,
@@ -403,8 +399,7 @@ impl WriterState {
                     registers,
                     r.values,
                     i64::from(changed)
-                ],
-            )?;
+                ])?;
             mem.rowid = Some(self.conn.last_insert_rowid());
             mem.replaceable = !changed;
             mem.slot = slot;
@@ -416,11 +411,13 @@ impl WriterState {
             mem.registers = r.facts.registers.clone();
         }
         let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
-        self.conn.execute(
-            "INSERT OR REPLACE INTO daily (meter_id, day, t, received_at, registers, max_power,
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO daily (meter_id, day, t, received_at, registers, max_power,
                readings, flags, max_drift_s, decreases)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+            )?
+            .execute(params![
                 r.meter_id,
                 day,
                 r.t,
@@ -431,14 +428,20 @@ impl WriterState {
                 join(&mem.day_flags),
                 mem.day_drift,
                 join(&mem.day_decreases)
-            ],
-        )?;
+            ])?;
         for d in &r.facts.due {
-            self.conn.execute(
-                "INSERT OR IGNORE INTO due_values (meter_id, register, date, value, heard_t)
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO due_values (meter_id, register, date, value, heard_t)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![r.meter_id, d.register.as_str(), d.date, d.value, r.t],
-            )?;
+                )?
+                .execute(params![
+                    r.meter_id,
+                    d.register.as_str(),
+                    d.date,
+                    d.value,
+                    r.t
+                ])?;
         }
         Ok(())
     }
@@ -458,11 +461,13 @@ impl WriterState {
             return Ok(());
         }
         let slot = r.t.div_euclid(self.resolution_s.max(1));
-        self.conn.execute(
-            "INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
+        self.conn
+            .prepare_cached(
+                "INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
                meter_time, registers, \"values\", flags_changed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
-            params![
+            )?
+            .execute(params![
                 r.meter_id,
                 r.t,
                 r.received_at,
@@ -473,23 +478,18 @@ impl WriterState {
                 r.facts.meter_time,
                 super::registers_json(&r.facts.registers),
                 r.values
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     fn alarm(&self, c: &AlarmChange, t: i64) -> rusqlite::Result<()> {
         match c.state {
-            AlarmState::Raised => self.conn.execute(
-                "INSERT OR REPLACE INTO alarms (meter_id, alarm, since, since_t, detail, cleared_t)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
-                params![c.meter, c.alarm, c.since, t, c.detail],
-            )?,
-            AlarmState::Cleared => self.conn.execute(
-                "UPDATE alarms SET cleared_t = ?4
-                 WHERE meter_id = ?1 AND alarm = ?2 AND since = ?3",
-                params![c.meter, c.alarm, c.since, t],
-            )?,
+            AlarmState::Raised => self.conn.prepare_cached("INSERT OR REPLACE INTO alarms (meter_id, alarm, since, since_t, detail, cleared_t)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)")?
+            .execute(params![c.meter, c.alarm, c.since, t, c.detail])?,
+            AlarmState::Cleared => self.conn.prepare_cached("UPDATE alarms SET cleared_t = ?4
+                 WHERE meter_id = ?1 AND alarm = ?2 AND since = ?3")?
+            .execute(params![c.meter, c.alarm, c.since, t])?,
         };
         Ok(())
     }
