@@ -143,22 +143,6 @@ impl Writer {
         rx.await
             .map_err(|_| StoreError::WriterGone(self.path.clone()))
     }
-
-    /// The same, from a thread that is not async.
-    pub fn job_blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> T + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let job = Box::new(move |c: &Connection| {
-            let _ = tx.send(f(c));
-        });
-        self.tx
-            .blocking_send(Msg::Job(job))
-            .map_err(|_| StoreError::WriterGone(self.path.clone()))?;
-        rx.blocking_recv()
-            .map_err(|_| StoreError::WriterGone(self.path.clone()))
-    }
 }
 
 struct WriterState {
