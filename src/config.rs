@@ -35,6 +35,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::billing::settings::{BillingSection, StoreSection, Thresholds};
 use crate::frame::LinkMode;
 use crate::mqtt::{MqttConfig, TlsConfig};
 use crate::spool::{FsyncPolicy, SpoolConfig};
@@ -258,6 +259,8 @@ pub struct RadioConfig {
     pub baud: Option<u32>,
     pub watchdog_secs: Option<u64>,
     pub replay_interval_ms: Option<u64>,
+    /// `clock = "recorded"` (replay only): a line's recorded time is the time of reception.
+    pub clock_recorded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -561,7 +564,7 @@ pub enum KeySource {
     KeyFile,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MeterConfig {
     /// 8 hex/BCD digits, lower-case.
     pub id: String,
@@ -570,6 +573,13 @@ pub struct MeterConfig {
     pub name: Option<String>,
     pub manufacturer: Option<String>,
     pub publish: PublishPolicy,
+    /// Apartment or other label for billing files.
+    pub label: Option<String>,
+    /// Billing medium (`water`, `warm_water`, `heat`, `cooling`, `hca`, `electricity`,
+    /// `gas`); `None`: taken from the meter's device type.
+    pub medium: Option<String>,
+    /// Consumption alarm thresholds of this meter, over those of its medium.
+    pub alarms: Option<Thresholds>,
 }
 
 /// The validated configuration.
@@ -583,6 +593,9 @@ pub struct Config {
     pub spool: SpoolSection,
     pub pipeline: PipelineConfig,
     pub health: HealthConfig,
+    /// `[store]`: the reading store is on when the section is present.
+    pub store: Option<StoreSection>,
+    pub billing: BillingSection,
     /// From `[[meter]]` and the key file, merged; ids unique.
     pub meters: Vec<MeterConfig>,
 }
@@ -605,6 +618,10 @@ struct RawConfig {
     pipeline: PipelineConfig,
     #[serde(default)]
     health: HealthConfig,
+    #[serde(default)]
+    store: Option<StoreSection>,
+    #[serde(default)]
+    billing: BillingSection,
     #[serde(default)]
     meter: Vec<RawMeter>,
 }
@@ -633,6 +650,8 @@ struct RawRadio {
     watchdog_secs: Option<u64>,
     #[serde(default)]
     replay_interval_ms: Option<u64>,
+    #[serde(default)]
+    clock: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -647,6 +666,12 @@ struct RawMeter {
     manufacturer: Option<String>,
     #[serde(default)]
     publish: Option<Spanned<String>>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    medium: Option<String>,
+    #[serde(default)]
+    alarms: Option<Thresholds>,
 }
 
 #[derive(Deserialize)]
@@ -774,6 +799,9 @@ fn parse_meters(
                 name: m.name,
                 manufacturer: m.manufacturer,
                 publish,
+                label: m.label,
+                medium: m.medium,
+                alarms: m.alarms,
             },
             id_at,
             key_at,
@@ -870,6 +898,23 @@ impl Config {
                     errors.push(locate(name, text, b.span(), "baud must be above zero"));
                 }
             }
+            let clock_recorded = match r.clock.as_ref().map(|c| c.get_ref().as_str()) {
+                None | Some("wall") => false,
+                Some("recorded") if driver == RadioDriver::Replay => true,
+                Some(other) => {
+                    let message = if other == "recorded" {
+                        "clock = \"recorded\" needs driver = \"replay\"".to_owned()
+                    } else {
+                        format!(
+                            "unknown clock '{}', expected \"wall\" or \"recorded\"",
+                            other.escape_default()
+                        )
+                    };
+                    let span = r.clock.as_ref().map_or(0..0, |c| c.span());
+                    errors.push(locate(name, text, span, message));
+                    false
+                }
+            };
             radios.push(RadioConfig {
                 driver,
                 device: r.device,
@@ -877,6 +922,7 @@ impl Config {
                 baud: r.baud.map(|b| b.into_inner()),
                 watchdog_secs: r.watchdog_secs,
                 replay_interval_ms: r.replay_interval_ms,
+                clock_recorded,
             });
         }
 
@@ -922,6 +968,20 @@ impl Config {
             ));
         }
 
+        raw.billing.validate().map_err(invalid)?;
+        if let Some(store) = &raw.store {
+            if store.resolution_minutes == 0 || store.batch_max == 0 {
+                return Err(invalid(
+                    "store: resolution_minutes and batch_max must be above zero".into(),
+                ));
+            }
+        }
+        for m in &raw.meter {
+            if let Some(t) = &m.alarms {
+                t.validate()
+                    .map_err(|e| invalid(format!("meter {}: alarms: {e}", m.id.get_ref())))?;
+            }
+        }
         let (mut meters, meter_errors) = parse_meters(raw.meter, name, text, KeySource::Config);
         errors.extend(meter_errors);
 
@@ -957,6 +1017,8 @@ impl Config {
             spool: raw.spool,
             pipeline: raw.pipeline,
             health: raw.health,
+            store: raw.store,
+            billing: raw.billing,
             meters: meters.into_iter().map(|p| p.meter).collect(),
         })
     }

@@ -246,6 +246,10 @@ pub struct SummaryInput<'a> {
     /// Radio source -> state (`ready (...)`, `lost: ...`).
     pub radios: &'a BTreeMap<String, String>,
     pub alarms: &'a Alarms,
+    /// Alarms raised elsewhere (the billing store's consumption alarms).
+    pub extra_alarms: Vec<ActiveAlarm>,
+    /// The gateway's time (the recorded time of a replay with `clock = "recorded"`).
+    pub now: SystemTime,
     /// Spool figures, when there is a spool.
     pub spool: Option<serde_json::Value>,
     /// Per-meter state of the wired M-Bus masters, when buses are configured (a bus holds
@@ -257,16 +261,21 @@ pub struct SummaryInput<'a> {
 /// force by name. Its size does not depend on the number of meters.
 pub fn summary_document(input: &SummaryInput<'_>) -> serde_json::Value {
     let mut by_alarm: BTreeMap<&str, u64> = BTreeMap::new();
-    for a in input.alarms.active.values() {
+    let extra = input.extra_alarms.iter();
+    for a in input.alarms.active.values().chain(extra) {
         *by_alarm.entry(a.alarm.as_str()).or_default() += 1;
     }
     serde_json::json!({
         "schema": HEALTH_SCHEMA,
-        "time": crate::timefmt::rfc3339(SystemTime::now()),
+        "time": crate::timefmt::rfc3339(input.now),
         "totals": input.totals,
         "meters": { "known": input.meters, "configured": input.configured },
         "radios": input.radios,
-        "alarms": { "active": input.alarms.active.len(), "by_name": by_alarm },
+        "alarms": {
+            "active": input.alarms.active.len() + input.extra_alarms.len(),
+            "by_name": by_alarm,
+            "consumption": input.extra_alarms,
+        },
         "spool": input.spool,
         "buses": input.buses,
     })

@@ -10,6 +10,8 @@
 //! The decoder core (`wire`, `crypto`, `keys`, `decode`, `reading`, `frame`) is pure and
 //! builds without the `daemon` feature; everything doing I/O sits behind that feature.
 
+#[cfg(feature = "daemon")]
+pub mod billing;
 pub mod bus;
 #[cfg(feature = "daemon")]
 pub mod cli;
@@ -33,6 +35,8 @@ pub mod reading;
 pub mod shutdown;
 #[cfg(feature = "daemon")]
 pub mod spool;
+#[cfg(feature = "daemon")]
+pub mod store;
 pub mod textpos;
 pub mod timefmt;
 pub mod wire;

@@ -76,6 +76,38 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + std::time::Duration::from_millis(secs.checked_mul(1000)? + millis))
 }
 
+/// Parses an RFC 3339 time with `Z` or a numeric offset (`2026-11-30T23:58:00+01:00`,
+/// fraction optional), as found first on a replay line; `None` for anything else.
+pub fn parse_rfc3339_offset(text: &str) -> Option<SystemTime> {
+    if let Some(t) = parse_rfc3339(text) {
+        return Some(t);
+    }
+    // The offset is the last six characters: `+HH:MM` or `-HH:MM`.
+    let split = text.len().checked_sub(6)?;
+    let (local, offset) = (text.get(..split)?, text.get(split..)?);
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1i64,
+        b'-' => -1i64,
+        _ => return None,
+    };
+    let (hh, mm) = offset.get(1..)?.split_once(':')?;
+    if hh.len() != 2 || mm.len() != 2 {
+        return None;
+    }
+    let (hh, mm): (i64, i64) = (hh.parse().ok()?, mm.parse().ok()?);
+    if hh > 23 || mm > 59 {
+        return None;
+    }
+    let utc = parse_rfc3339(&format!("{local}Z"))?;
+    let shift = std::time::Duration::from_secs(u64::try_from(hh * 3600 + mm * 60).ok()?);
+    // Local time = UTC + offset, so UTC = local - offset.
+    if sign > 0 {
+        utc.checked_sub(shift)
+    } else {
+        utc.checked_add(shift)
+    }
+}
+
 /// Inverse of [`civil_from_days`].
 fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -143,5 +175,11 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-22T01:01:01+01:00"), None);
         assert_eq!(parse_rfc3339("2026-13-22T01:01:01Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+        let z = parse_rfc3339("2026-11-22T00:01:01Z");
+        assert_eq!(parse_rfc3339_offset("2026-11-22T01:01:01+01:00"), z);
+        assert_eq!(parse_rfc3339_offset("2026-11-21T23:01:01-01:00"), z);
+        assert_eq!(parse_rfc3339_offset("2026-11-22T00:01:01Z"), z);
+        assert_eq!(parse_rfc3339_offset("2026-11-22T00:01:01+1:00"), None);
+        assert_eq!(parse_rfc3339_offset("-71.5"), None);
     }
 }

@@ -53,6 +53,7 @@ fn start_with_watchdog(
         watchdog,
         replay_interval: Duration::ZERO,
         name: "test-dongle".into(),
+        recorded_clock: false,
     };
     let task = tokio::spawn(radio::run(spec, tx, stop_rx));
     Session { events, stop, task }

@@ -230,6 +230,7 @@ fn listen(
             watchdog: Duration::ZERO,
             replay_interval: Duration::from_millis(r.replay_interval_ms.unwrap_or(0)),
             name: format!("radio {}", i + 1),
+            recorded_clock: false,
         });
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()

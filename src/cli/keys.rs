@@ -104,12 +104,12 @@ pub fn run(args: KeysArgs) -> ExitCode {
 
 /// One meter's key as imported or listed.
 #[derive(Clone)]
-struct Entry {
+pub(super) struct Entry {
     /// 8 lower-case hex digits.
-    id: String,
-    key: Key,
-    manufacturer: Option<String>,
-    name: Option<String>,
+    pub(super) id: String,
+    pub(super) key: Key,
+    pub(super) manufacturer: Option<String>,
+    pub(super) name: Option<String>,
 }
 
 /// Why a file could not be used; never contains key material.
@@ -247,7 +247,7 @@ fn column_of(header: &str) -> Option<Column> {
 
 /// Splits one CSV line: `sep`-separated, fields optionally in double quotes with `""`
 /// for a quote inside.
-fn split_csv(line: &str, sep: char) -> Result<Vec<String>, &'static str> {
+pub(super) fn split_csv(line: &str, sep: char) -> Result<Vec<String>, &'static str> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut chars = line.chars().peekable();
@@ -284,7 +284,7 @@ fn split_csv(line: &str, sep: char) -> Result<Vec<String>, &'static str> {
 }
 
 /// The separator used most outside quotes in the first line (',' when none).
-fn detect_separator(line: &str) -> char {
+pub(super) fn detect_separator(line: &str) -> char {
     let mut counts = [(';', 0usize), (',', 0), ('\t', 0)];
     let mut quoted = false;
     for c in line.chars() {
@@ -307,7 +307,7 @@ fn detect_separator(line: &str) -> char {
 
 /// A meter id as vendors write it: 8 hex digits, possibly with spaces; all-decimal ids
 /// that lost leading zeros in a spreadsheet are padded back.
-fn parse_csv_id(text: &str) -> Result<String, String> {
+pub(super) fn parse_csv_id(text: &str) -> Result<String, String> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let padded = if !compact.is_empty()
         && compact.len() < 8
@@ -323,7 +323,7 @@ fn parse_csv_id(text: &str) -> Result<String, String> {
 }
 
 /// A key as vendors write it: hex with optional spaces, '-', ':' and a 0x prefix.
-fn parse_csv_key(text: &str) -> Result<Key, String> {
+pub(super) fn parse_csv_key(text: &str) -> Result<Key, String> {
     let trimmed = text.trim();
     let trimmed = trimmed
         .strip_prefix("0x")
@@ -516,7 +516,16 @@ fn import(args: ImportArgs) -> ExitCode {
         }
     };
 
-    let key_file = &args.key_file;
+    merge_into_key_file(imported, &args.key_file, args.replace)
+}
+
+/// Merges imported keys into the key file (created 0600 if missing); shared with
+/// `wmbusd meters import`.
+pub(super) fn merge_into_key_file(
+    imported: Vec<Entry>,
+    key_file: &Path,
+    replace: bool,
+) -> ExitCode {
     let existing_meta = std::fs::metadata(key_file).ok();
     let (existing_text, mut existing) = match read_key_file(key_file) {
         Ok(Some(found)) => found,
@@ -539,7 +548,7 @@ fn import(args: ImportArgs) -> ExitCode {
     for entry in imported {
         match existing.iter_mut().find(|e| e.id == entry.id) {
             Some(old) if old.key == entry.key => unchanged += 1,
-            Some(old) if args.replace => {
+            Some(old) if replace => {
                 println!(
                     "replace {}: key fp {} -> {}",
                     entry.id,

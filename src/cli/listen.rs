@@ -238,6 +238,7 @@ async fn radio_spec(args: &ListenArgs, config: Option<&Config>) -> Result<RadioS
                 .unwrap_or(0),
         ),
         name: String::new(),
+        recorded_clock: false,
     })
 }
 

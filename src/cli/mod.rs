@@ -6,7 +6,9 @@ mod decode;
 mod drivers;
 mod keys;
 mod listen;
+mod meters;
 mod probe;
+mod report;
 mod run;
 
 use std::process::ExitCode;
@@ -59,6 +61,11 @@ enum Command {
     Drivers(drivers::DriversArgs),
     /// Wired M-Bus: scan a bus for meters, read one meter.
     Bus(bus::BusArgs),
+    /// Billing report of a period (close values, consumption, function check) or the
+    /// daily snapshots, from the reading store.
+    Report(report::ReportArgs),
+    /// Import an administration system's meter list (names, apartments, media, keys).
+    Meters(meters::MetersArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -75,6 +82,8 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Drivers(args) => drivers::run(args),
         Command::Bus(args) => bus::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Meters(args) => meters::run(args),
     }
 }
 

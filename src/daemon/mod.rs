@@ -78,6 +78,8 @@ pub enum DaemonError {
     /// A driver definition of the drivers directory is malformed (file:line:column).
     #[error("drivers: {0}")]
     Drivers(#[from] crate::drivers::LoadError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What the main loop reports when it ends, for the demo summary and tests.
@@ -152,6 +154,7 @@ fn radio_spec(index: usize, r: &RadioConfig) -> Result<RadioSpec, DaemonError> {
         watchdog: Duration::from_secs(r.watchdog_secs.unwrap_or(900)),
         replay_interval: Duration::from_millis(r.replay_interval_ms.unwrap_or(0)),
         name: String::new(),
+        recorded_clock: r.clock_recorded,
     })
 }
 
@@ -208,6 +211,8 @@ struct Daemon {
     radios: BTreeMap<String, String>,
     /// Per-meter state of the wired M-Bus masters (`[[bus]]`).
     buses: crate::bus::task::BusHealth,
+    /// The reading store and billing periods (`[store]`, `[billing]`).
+    billing: crate::store::sink::Billing,
     replay_radios: usize,
     replays_done: usize,
     summary: Summary,
@@ -281,6 +286,18 @@ impl Daemon {
             writer = Some(SpoolWriter::start(handle.clone()).map_err(DaemonError::Signal)?);
             spool = Some(handle);
         }
+        let billing = crate::store::sink::Billing::start(
+            &config,
+            crate::store::sink::Outputs {
+                spool: spool.clone(),
+                retained: retained.clone(),
+                prefix: mqtt_cfg
+                    .as_ref()
+                    .map_or_else(|| "wmbus".to_owned(), |c| c.topic_prefix.clone()),
+                gateway: gateway.clone(),
+            },
+        )
+        .await?;
         let (events_tx, events) = mpsc::channel::<RadioEvent>(1024);
         let formats_known = decoder.formats().len();
         let mut daemon = Daemon {
@@ -309,6 +326,7 @@ impl Daemon {
             radio_tasks: Vec::new(),
             radios: BTreeMap::new(),
             buses: crate::bus::task::BusHealth::default(),
+            billing,
             replay_radios: 0,
             replays_done: 0,
             summary: Summary::default(),
@@ -481,6 +499,7 @@ impl Daemon {
 
     async fn on_frame(&mut self, frame: &RadioFrame) {
         self.summary.frames += 1;
+        self.billing.frame(frame);
         let outcome = self
             .pipeline
             .process(&mut self.decoder, frame, Instant::now());
@@ -520,6 +539,8 @@ impl Daemon {
     /// (the writer echoes it after its batch is committed).
     async fn on_reading(&mut self, reading: &Reading) {
         self.summary.readings += 1;
+        // Store first: a spooled reading is already committed to the store.
+        self.billing.reading(reading).await;
         let policy = self
             .policies
             .get(&reading.meter.id)
@@ -643,7 +664,7 @@ impl Daemon {
     async fn publish_alarms(&mut self) {
         let changes = self
             .alarms
-            .evaluate(&self.pipeline.meters(), std::time::SystemTime::now());
+            .evaluate(&self.pipeline.meters(), self.billing.now());
         for change in changes {
             match change.state {
                 AlarmState::Raised => tracing::warn!(
@@ -710,6 +731,8 @@ impl Daemon {
             configured: self.opts.config.meters.len(),
             radios: &self.radios,
             alarms: &self.alarms,
+            extra_alarms: self.billing.active_alarms(),
+            now: self.billing.now(),
             spool,
             buses: (!self.opts.config.buses.is_empty())
                 .then(|| serde_json::to_value(self.buses.snapshot()).unwrap_or_default()),
@@ -793,6 +816,8 @@ impl Daemon {
         for task in std::mem::take(&mut self.background) {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
+        // Stored readings and period closes are committed before the spool's last sync.
+        self.billing.shutdown().await;
         if let Some(spool) = &self.sinks.spool {
             if let Err(e) = spool.sync().await {
                 tracing::error!("spool: final sync failed: {e}");

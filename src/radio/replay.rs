@@ -4,7 +4,11 @@
 //! # comment lines and blank lines are skipped; `#` also starts a trailing comment
 //! 2E44931578563412330303…                      plain hex (optional 0x prefix)
 //! -67.5;2E 44 93 15 | 78 56 34 12 _ 33 03 …    RSSI in dBm, then hex
+//! 2026-11-30T23:58:00Z;-71;2E44…               recorded time (RFC 3339), RSSI, hex
+//! 2026-11-30T23:58:00+01:00;2E44…              recorded time without RSSI
 //! ```
+//! The recorded time is the time of reception when the radio is configured with
+//! `clock = "recorded"`; otherwise it is read and ignored.
 //! Spaces, tabs, `_` and `|` inside the hex are ignored so annotated dumps can be pasted.
 //! Telegrams that still carry format-A DLL CRCs (L does not match the length) are accepted
 //! when those CRCs verify, and delivered CRC-free. A format-B frame's L counts its CRCs, so
@@ -19,6 +23,8 @@ pub struct ReplayTelegram {
     /// Canonical frame.
     pub frame: Vec<u8>,
     pub rssi_dbm: Option<f32>,
+    /// Time of reception written at the start of the line, if any.
+    pub recorded_at: Option<std::time::SystemTime>,
     /// 1-based line number in the file.
     pub line: usize,
 }
@@ -26,6 +32,8 @@ pub struct ReplayTelegram {
 /// Why a line of a replay file was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    #[error("replay line {line}: recorded time {text:?} is not an RFC 3339 time")]
+    BadTime { line: usize, text: String },
     #[error("replay line {line}: RSSI {text:?} is not a number of dBm")]
     BadRssi { line: usize, text: String },
     #[error("replay line {line}: {error}")]
@@ -44,6 +52,7 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<ReplayTelegram>, Err
     if content.is_empty() {
         return Ok(None);
     }
+    let (recorded_at, content) = split_recorded_time(content, line)?;
     let (rssi_dbm, hex_part) = match content.split_once(';') {
         Some((rssi, hex)) => {
             let rssi_text = rssi.trim();
@@ -76,8 +85,34 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<ReplayTelegram>, Err
     Ok(Some(ReplayTelegram {
         frame,
         rssi_dbm,
+        recorded_at,
         line,
     }))
+}
+
+/// Takes a leading `time;` off the line. A first field with a `T` after a digit is meant
+/// as a time (neither an RSSI nor hex has one), so a malformed one is an error.
+fn split_recorded_time(
+    content: &str,
+    line: usize,
+) -> Result<(Option<std::time::SystemTime>, &str), Error> {
+    let Some((first, rest)) = content.split_once(';') else {
+        return Ok((None, content));
+    };
+    let first = first.trim();
+    let looks_like_time = first.starts_with(|c: char| c.is_ascii_digit())
+        && first.contains(['T', 't'])
+        && first.contains('-');
+    if !looks_like_time {
+        return Ok((None, content));
+    }
+    match crate::timefmt::parse_rfc3339_offset(&first.replace('t', "T")) {
+        Some(t) => Ok((Some(t), rest)),
+        None => Err(Error::BadTime {
+            line,
+            text: first.to_string(),
+        }),
+    }
 }
 
 /// Returns the frame CRC-free; `Err(None)` when L is wrong and format-A CRCs do not verify.
@@ -107,6 +142,19 @@ pub fn format_line(frame: &[u8], rssi_dbm: Option<f32>) -> String {
     }
 }
 
+/// A replay line with its recorded time first (inverse of [`parse_line`]).
+pub fn format_recorded_line(
+    at: std::time::SystemTime,
+    frame: &[u8],
+    rssi_dbm: Option<f32>,
+) -> String {
+    format!(
+        "{};{}",
+        crate::timefmt::rfc3339(at),
+        format_line(frame, rssi_dbm)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +176,7 @@ mod tests {
             Ok(ReplayTelegram {
                 frame: profile_a(),
                 rssi_dbm: None,
+                recorded_at: None,
                 line: 3
             })
         );
@@ -136,6 +185,7 @@ mod tests {
             Ok(ReplayTelegram {
                 frame: profile_a(),
                 rssi_dbm: Some(-67.5),
+                recorded_at: None,
                 line: 4
             })
         );
@@ -192,9 +242,35 @@ mod tests {
             Ok(Some(ReplayTelegram {
                 frame: profile_a(),
                 rssi_dbm: Some(-42.5),
+                recorded_at: None,
                 line: 1
             }))
         );
+    }
+
+    #[test]
+    fn recorded_time_first_with_and_without_rssi() {
+        let at = crate::timefmt::parse_rfc3339("2026-11-30T23:58:00Z").unwrap();
+        let hexs = hex::encode_upper(profile_a());
+        for (line, rssi) in [
+            (format!("2026-11-30T23:58:00Z;-71;{hexs}"), Some(-71.0)),
+            (format!("2026-12-01T00:58:00+01:00; {hexs}"), None),
+        ] {
+            let t = parse_line(&line, 1).unwrap().unwrap();
+            assert_eq!(t.recorded_at, Some(at), "{line}");
+            assert_eq!(t.rssi_dbm, rssi);
+            assert_eq!(t.frame, profile_a());
+        }
+        let round = format_recorded_line(at, &profile_a(), Some(-60.5));
+        let t = parse_line(&round, 7).unwrap().unwrap();
+        assert_eq!(
+            (t.recorded_at, t.rssi_dbm, t.line),
+            (Some(at), Some(-60.5), 7)
+        );
+        assert!(matches!(
+            parse_line(&format!("2026-13-30T23:58:00Z;{hexs}"), 9),
+            Err(Error::BadTime { line: 9, .. })
+        ));
     }
 
     proptest::proptest! {

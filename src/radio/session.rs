@@ -36,6 +36,8 @@ pub struct RadioSpec {
     pub replay_interval: Duration,
     /// Name used as the frame source (falls back to `device` when empty).
     pub name: String,
+    /// Replay: a line's recorded time is the time of reception (`clock = "recorded"`).
+    pub recorded_clock: bool,
 }
 
 /// Session life cycle.
@@ -239,10 +241,15 @@ async fn run_replay(
         }
         first = false;
         match item {
-            // Typed by a person: the decoder reads the CRC layout from the bytes.
+            // A replayed capture: the decoder reads the CRC layout from the bytes.
             Ok(t) => {
-                rep.send(rep.frame(t.frame, t.rssi_dbm, None, CrcState::Recorded))
-                    .await?
+                let mut event = rep.frame(t.frame, t.rssi_dbm, None, CrcState::Recorded);
+                if let (true, Some(at), RadioEvent::Frame(f)) =
+                    (spec.recorded_clock, t.recorded_at, &mut event)
+                {
+                    f.received_at = Some(at);
+                }
+                rep.send(event).await?
             }
             Err(e) => rep.bad(e.to_string()).await?,
         }
@@ -1146,6 +1153,7 @@ mod tests {
             watchdog: Duration::ZERO,
             replay_interval: Duration::from_millis(1),
             name: "demo".into(),
+            recorded_clock: false,
         };
         tokio::time::timeout(Duration::from_secs(5), run(spec, tx, stop_rx))
             .await
@@ -1197,6 +1205,7 @@ mod tests {
             watchdog: Duration::ZERO,
             replay_interval: Duration::ZERO,
             name: String::new(),
+            recorded_clock: false,
         };
         let (tx, mut rx) = mpsc::channel(64);
         let (stop_tx, stop_rx) = watch::channel(false);

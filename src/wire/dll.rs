@@ -313,8 +313,27 @@ fn guess(
     out: &mut Vec<u8>,
 ) -> Result<Canonical> {
     let layouts = [FrameFormat::A, FrameFormat::B].map(|f| Layout::new(f, l));
-    // A layout whose every block verifies wins (a 12-byte format-B frame's CRC sits
-    // where format A's first CRC would); then one with any matching block.
+    // A layout that takes the whole input comes first: a damaged 16-byte format-A frame
+    // (L = 11) must not pass as a 12-byte format-B frame, whose CRC sits where format
+    // A's first CRC does, followed by four "trailing" bytes. Among those, one whose
+    // every block verifies wins; then one with any matching block (its failing block is
+    // the error).
+    let whole: Vec<&Layout> = layouts
+        .iter()
+        .flatten()
+        .filter(|layout| layout.on_air == raw.len())
+        .collect();
+    for layout in &whole {
+        if layout.all_blocks_match(raw) {
+            return with_crcs(raw, layout.format, l, out);
+        }
+    }
+    for layout in &whole {
+        if layout.any_block_matches(raw) {
+            return with_crcs(raw, layout.format, l, out);
+        }
+    }
+    // Then a frame followed by trailing bytes, every block verifying.
     for layout in layouts.iter().flatten() {
         if layout.all_blocks_match(raw) {
             return with_crcs(raw, layout.format, l, out);

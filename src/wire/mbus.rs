@@ -184,7 +184,7 @@ pub fn looks_wired(bytes: &[u8]) -> bool {
         [SHORT_START, _, _, _, _] => true,
         // One damaged byte must not turn a wired frame into a wireless one: two of the
         // four marks of a long frame suffice.
-        [START, l1, l2, s2, ..] => {
+        [first, l1, l2, s2, ..] => {
             let marks = [
                 *s2 == START,
                 l1 == l2,
@@ -192,7 +192,10 @@ pub fn looks_wired(bytes: &[u8]) -> bool {
                 bytes.len() == usize::from(*l1) + OVERHEAD
                     || bytes.len() == usize::from(*l2) + OVERHEAD,
             ];
-            marks.iter().filter(|&&m| m).count() >= 2
+            let count = marks.iter().filter(|&&m| m).count();
+            // A damaged first start byte: the other four marks still name a long frame
+            // (a wireless frame would need its L-field to be byte 1 + 5 as well).
+            (*first == START && count >= 2) || count == marks.len()
         }
         _ => false,
     }
