@@ -9,12 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::decode::{DecodeError, Decoder, FailureKind};
-use crate::frame::{CrcState, RadioFrame};
+use crate::frame::RadioFrame;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 use crate::reading::Reading;
+use crate::wire::tpl::LongAddress;
 
 /// What became of one received frame.
 #[derive(Debug)]
@@ -178,30 +179,28 @@ impl MeterStats {
     /// Manufacturer and device type from the link header of a frame that did not decode,
     /// so that a meter with a missing key still shows who made it and what it measures.
     /// A decoded reading's values (which may come from a long TPL header) take precedence.
-    fn note_identity(&mut self, frame: &RadioFrame) {
+    fn note_identity(&mut self, address: Option<LongAddress>) {
         if self.manufacturer.is_some() {
             return;
         }
-        let Some((manufacturer, device_type)) = peek_identity(&frame.bytes, frame.crc) else {
+        let Some(address) = address else {
             return;
         };
-        self.manufacturer = Some(manufacturer);
-        self.device_type = Some(device_type);
+        let m = address.manufacturer();
+        self.manufacturer = Some(m.code().unwrap_or_else(|| format!("{:04X}", m.raw())));
+        self.device_type =
+            Some(crate::wire::device_type::name(m, address.device_type).into_owned());
     }
 }
 
-/// Manufacturer code and device type name of the meter a frame names, read from its
-/// parsed telegram (the TPL long header where there is one, else the link header).
-fn peek_identity(bytes: &[u8], crc: CrcState) -> Option<(String, String)> {
-    use crate::wire::{device_type, telegram::Telegram};
-    let mut scratch = Vec::new();
-    let address = match Telegram::parse(bytes, crc, false, &mut scratch) {
-        Ok(t) => t.address?,
-        Err(_) => crate::wire::telegram::peek_address(bytes, crc)?,
-    };
-    let m = address.manufacturer();
-    let code = m.code().unwrap_or_else(|| format!("{:04X}", m.raw()));
-    Some((code, device_type::name(m, address.device_type).into_owned()))
+/// The meter a frame that failed to decode names: the decoder's parsed telegram when
+/// the frame got that far (read once, not parsed again here), else the raw link header of
+/// a frame that failed its checks.
+fn failed_address(decoder: &Decoder, frame: &RadioFrame) -> Option<LongAddress> {
+    match decoder.last_telegram() {
+        Some(t) => t.address,
+        None => crate::wire::telegram::peek_address(&frame.bytes, frame.crc),
+    }
 }
 
 /// The instantaneous error-flags record (FD 17, storage 0) of a reading, if it has one.
@@ -298,10 +297,9 @@ impl Pipeline {
                 Outcome::Reading(Box::new(reading))
             }
             Err(err) => {
-                let meter = err
-                    .meter
-                    .clone()
-                    .or_else(|| crate::decode::peek_frame_meter(&frame.bytes, frame.crc));
+                // The decoder names the meter from its one parse of the frame.
+                let meter = err.meter.clone();
+                let address = failed_address(decoder, frame);
                 let configured = meter
                     .as_ref()
                     .is_some_and(|id| self.config.meters.contains_key(id));
@@ -312,7 +310,7 @@ impl Pipeline {
                         let stats = self.meters.entry(id.clone()).or_default();
                         mark_changed(stats, &mut self.changed, id);
                         stats.heard_at(at, frame);
-                        stats.note_identity(frame);
+                        stats.note_identity(address);
                         stats.last_outcome = Some("not_configured".into());
                     }
                     return Outcome::Filtered { meter };
@@ -331,7 +329,7 @@ impl Pipeline {
                     let stats = self.meters.entry(id.clone()).or_default();
                     mark_changed(stats, &mut self.changed, id);
                     stats.heard_at(at, frame);
-                    stats.note_identity(frame);
+                    stats.note_identity(address);
                     *stats.failed.entry(kind.clone()).or_default() += 1;
                     stats.last_outcome = Some(kind);
                 }
@@ -419,7 +417,7 @@ mod tests {
     /// against the meter, class `crc`; a control frame is counted but is no failure.
     #[test]
     fn crc_failures_count_per_meter_and_control_frames_do_not_fail() {
-        use crate::frame::{parse_hex, FrameFormat};
+        use crate::frame::{parse_hex, CrcState, FrameFormat};
         use crate::keys::KeyStore;
         let sontex = parse_hex("3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000").unwrap();
         let mut raw = crate::wire::link::add_crc(&sontex, FrameFormat::A).unwrap();
