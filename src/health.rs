@@ -76,6 +76,25 @@ pub struct AlarmChange {
 }
 
 impl AlarmChange {
+    /// One log line per change, the same for health and consumption alarms.
+    #[cfg(feature = "daemon")]
+    pub fn log(&self) {
+        match self.state {
+            AlarmState::Raised => tracing::warn!(
+                "meter {}: alarm {} raised: {}",
+                self.meter,
+                self.alarm,
+                self.detail
+            ),
+            AlarmState::Cleared => tracing::info!(
+                "meter {}: alarm {} cleared ({})",
+                self.meter,
+                self.alarm,
+                self.detail
+            ),
+        }
+    }
+
     /// The JSON payload for the alarm topic.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

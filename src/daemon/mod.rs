@@ -29,7 +29,7 @@ use crate::config::{Config, ConfigError, PayloadFormat, PublishPolicy, RadioConf
 use crate::decode::Decoder;
 use crate::drivers::DriverSet;
 use crate::frame::RadioFrame;
-use crate::health::{self, AlarmState, Alarms};
+use crate::health::{self, Alarms};
 use crate::keys::KeyStore;
 use crate::mqtt::{self, MqttConfig, MqttState, RetainedPublisher};
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
@@ -666,20 +666,7 @@ impl Daemon {
             .alarms
             .evaluate(&self.pipeline.meters(), self.billing.now());
         for change in changes {
-            match change.state {
-                AlarmState::Raised => tracing::warn!(
-                    "meter {}: alarm {} raised: {}",
-                    change.meter,
-                    change.alarm,
-                    change.detail
-                ),
-                AlarmState::Cleared => tracing::info!(
-                    "meter {}: alarm {} cleared ({})",
-                    change.meter,
-                    change.alarm,
-                    change.detail
-                ),
-            }
+            change.log();
             if let Some(writer) = &self.sinks.writer {
                 let topic =
                     mqtt::topic_alarm(&self.sinks.topics.prefix, &self.sinks.topics.gateway);

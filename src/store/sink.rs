@@ -15,7 +15,7 @@ use crate::billing::report::{meter_json, to_csv, Report};
 use crate::billing::settings::{BillingSection, Thresholds};
 use crate::billing::{Calendar, Facts, Medium, Period};
 use crate::config::{Config, MeterConfig};
-use crate::health::{ActiveAlarm, AlarmChange, AlarmState};
+use crate::health::{ActiveAlarm, AlarmChange};
 use crate::mqtt::RetainedPublisher;
 use crate::reading::Reading;
 use crate::spool::SpoolHandle;
@@ -195,17 +195,7 @@ impl Billing {
     }
 
     async fn publish_alarm(&self, change: AlarmChange, t: i64) {
-        match change.state {
-            AlarmState::Raised => tracing::warn!(
-                "meter {}: alarm {} raised: {}",
-                change.meter,
-                change.alarm,
-                change.detail
-            ),
-            AlarmState::Cleared => {
-                tracing::info!("meter {}: alarm {} cleared", change.meter, change.alarm)
-            }
-        }
+        change.log();
         if let Some((w, _)) = &self.writer {
             if let Err(e) = w.alarm(change.clone(), t).await {
                 tracing::error!("store: alarm of meter {} not kept: {e}", change.meter);
