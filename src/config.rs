@@ -503,10 +503,27 @@ pub struct PipelineConfig {
     /// Drop telegrams of meters not listed in `[[meter]]` or the key file.
     #[serde(default)]
     pub only_configured_meters: bool,
+    /// A mode-7 meter whose message counter goes back is a replay, unless its last
+    /// accepted counter is older than this: then it is a restart (0: always a restart).
+    #[serde(default = "default_replay_reset_hours")]
+    pub replay_reset_hours: u64,
+}
+
+fn default_replay_reset_hours() -> u64 {
+    crate::replay::DEFAULT_RESET_HOURS
 }
 
 fn default_dedupe() -> u64 {
     30
+}
+
+impl PipelineConfig {
+    /// The replay tolerance these settings give.
+    pub fn replay_rule(&self) -> crate::replay::Rule {
+        crate::replay::Rule {
+            reset_after: Duration::from_secs(self.replay_reset_hours.saturating_mul(3600)),
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -514,6 +531,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             dedupe_window_secs: default_dedupe(),
             only_configured_meters: false,
+            replay_reset_hours: default_replay_reset_hours(),
         }
     }
 }

@@ -1260,11 +1260,60 @@ fn diagnose(err: &DecodeError, decoder: &Decoder, meter: Option<MeterRef>) -> St
              command or acknowledgement): counted, not a failure of the meter"
             .to_owned(),
         FailureKind::Invalid | FailureKind::Unsupported => err.message.clone(),
+        FailureKind::Replay => format!(
+            "{}; an old telegram of meter {id} sent again, not a new reading",
+            err.message
+        ),
     };
     format!("{label}: {advice}")
 }
 
 impl Explanation {
+    /// `decode --explain --last-counter`/`--state-file`: a telegram that decoded, but whose
+    /// authenticated message counter does not go forward, is a `replay`, as the daemon
+    /// would call it. Accepted counters are remembered in `book` for the next telegram.
+    pub fn judge_replay(&mut self, decoder: &Decoder, book: &mut crate::replay::Book, now: u64) {
+        use crate::replay::Verdict;
+        if !matches!(self.outcome, Outcome::Decoded { .. }) {
+            return;
+        }
+        let Some(telegram) = decoder.last_telegram() else {
+            return;
+        };
+        let Some(id) = telegram.meter_id() else {
+            return;
+        };
+        let mut last = book.last(&id);
+        let counter = decoder.last_verified_counter();
+        match (last.check(counter, now, book.rule), counter) {
+            (Verdict::Replay { last }, Some(got)) => {
+                let message = crate::replay::replay_message(&id, got, last);
+                self.outcome = Outcome::Failed {
+                    kind: FailureKind::Replay,
+                    layer: Layer::Afl,
+                    offset: telegram.afl_at,
+                    diagnosis: format!(
+                        "{}: {message}; the daemon rejects it (a meter that restarted is \
+                         accepted once its last counter is older than [pipeline] replay_reset_hours)",
+                        FailureKind::Replay.label()
+                    ),
+                    message,
+                };
+                return;
+            }
+            (Verdict::Restart { last }, Some(got)) => self.notes.push(format!(
+                "message counter {got} went back from {last} after the reset time: accepted as a restart of meter {id}"
+            )),
+            (Verdict::Accepted, Some(got)) => self.notes.push(match last.counter {
+                Some(before) => format!("message counter {got} is above the last accepted {before}: not a replay"),
+                None => format!("message counter {got}: first one known for meter {id}"),
+            }),
+            _ => {}
+        }
+        last.accept(counter, None, now);
+        book.meters.insert(id, last);
+    }
+
     /// Aligned text: a heading per layer, then `offset  hex  field  meaning` per span.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -252,6 +252,10 @@ pub fn meter_document(id: &str, stats: &MeterStats) -> serde_json::Value {
     if let Some(map) = doc.as_object_mut() {
         map.insert("schema".into(), HEALTH_SCHEMA.into());
         map.insert("meter".into(), id.into());
+        // What a technician passes to `decode --explain --last-counter`.
+        if let Some(counter) = stats.replay.counter {
+            map.insert("message_counter".into(), counter.into());
+        }
     }
     doc
 }

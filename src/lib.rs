@@ -31,6 +31,7 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod radio;
 pub mod reading;
+pub mod replay;
 #[cfg(feature = "daemon")]
 pub mod shutdown;
 #[cfg(feature = "daemon")]

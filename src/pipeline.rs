@@ -38,6 +38,8 @@ pub struct PipelineConfig {
     pub only_configured: bool,
     /// Configured meter ids (8 digits) with their display names.
     pub meters: BTreeMap<String, Option<String>>,
+    /// When a message counter that went back is a meter restart, not a replay.
+    pub replay: crate::replay::Rule,
 }
 
 impl Default for PipelineConfig {
@@ -46,6 +48,7 @@ impl Default for PipelineConfig {
             dedupe_window: Duration::from_secs(30),
             only_configured: false,
             meters: BTreeMap::new(),
+            replay: crate::replay::Rule::default(),
         }
     }
 }
@@ -142,6 +145,13 @@ pub struct MeterStats {
     /// Changed since its health document was last published.
     #[serde(skip)]
     changed: bool,
+    /// Last accepted message counter, access number and time (replay protection); kept
+    /// in the state file's compact `replay` section, not here.
+    #[serde(skip)]
+    pub replay: crate::replay::Last,
+    /// A replay of this meter was already logged; cleared by its next accepted reading.
+    #[serde(skip)]
+    replay_logged: bool,
 }
 
 impl MeterStats {
@@ -233,6 +243,8 @@ pub struct Pipeline {
     /// Meters whose `changed` flag is set, for publishing only their health documents.
     changed: Vec<String>,
     totals: Totals,
+    /// The last outcome was a replay of a meter whose replays were already logged.
+    replay_repeated: bool,
 }
 
 impl Pipeline {
@@ -243,6 +255,7 @@ impl Pipeline {
             meters: HashMap::new(),
             changed: Vec::new(),
             totals: Totals::default(),
+            replay_repeated: false,
         };
         p.reconfigure(config);
         p
@@ -265,6 +278,7 @@ impl Pipeline {
 
     pub fn process(&mut self, decoder: &mut Decoder, frame: &RadioFrame, now: Instant) -> Outcome {
         self.totals.frames += 1;
+        self.replay_repeated = false;
         let at = frame.received_at.unwrap_or_else(SystemTime::now);
         if self.dedupe.is_duplicate(&frame.bytes, now) {
             self.totals.duplicates += 1;
@@ -291,6 +305,21 @@ impl Pipeline {
                     stats.last_outcome = Some("not_configured".into());
                     return Outcome::Filtered { meter: Some(id) };
                 }
+                let counter = decoder.last_verified_counter();
+                if let Some(err) =
+                    replay_check(stats, &id, counter, &reading, at, self.config.replay)
+                {
+                    self.replay_repeated = std::mem::replace(&mut stats.replay_logged, true);
+                    *stats.failed.entry(err.kind.name().to_owned()).or_default() += 1;
+                    stats.last_outcome = Some(err.kind.name().to_owned());
+                    *self
+                        .totals
+                        .failed
+                        .entry(err.kind.name().to_owned())
+                        .or_default() += 1;
+                    return Outcome::Failed(err);
+                }
+                stats.replay_logged = false;
                 stats.decoded += 1;
                 stats.last_outcome = Some("ok".into());
                 self.totals.readings += 1;
@@ -342,6 +371,28 @@ impl Pipeline {
         &self.totals
     }
 
+    /// The last frame was a replay of a meter whose replays were logged already: the
+    /// daemon logs a replaying meter once until it sends a new telegram again.
+    pub fn replay_repeated(&self) -> bool {
+        self.replay_repeated
+    }
+
+    /// Per meter, the last accepted counter, access number and time (state file).
+    pub fn replay_state(&self) -> BTreeMap<String, crate::replay::Last> {
+        self.meters
+            .iter()
+            .filter(|(_, s)| !s.replay.is_empty())
+            .map(|(id, s)| (id.clone(), s.replay))
+            .collect()
+    }
+
+    /// Takes back what [`Pipeline::replay_state`] saved.
+    pub fn restore_replay(&mut self, saved: BTreeMap<String, crate::replay::Last>) {
+        for (id, last) in saved {
+            self.meters.entry(id).or_default().replay = last;
+        }
+    }
+
     /// Ids of the meters whose statistics changed since the last call (O(changed)).
     pub fn take_changed(&mut self) -> Vec<String> {
         let ids = std::mem::take(&mut self.changed);
@@ -391,6 +442,41 @@ impl Pipeline {
             *entry = stats;
         }
     }
+}
+
+/// Judges a decoded reading's authenticated counter against what the meter sent before;
+/// remembers the reading when it is accepted, returns the `replay` failure otherwise.
+fn replay_check(
+    stats: &mut MeterStats,
+    id: &str,
+    counter: Option<u32>,
+    reading: &Reading,
+    at: SystemTime,
+    rule: crate::replay::Rule,
+) -> Option<DecodeError> {
+    use crate::replay::Verdict;
+    let secs = crate::replay::unix_secs(at);
+    match stats.replay.check(counter, secs, rule) {
+        Verdict::Replay { last } => {
+            let got = counter.unwrap_or_default();
+            return Some(
+                DecodeError::new(
+                    crate::wire::Layer::Afl,
+                    FailureKind::Replay,
+                    crate::replay::replay_message(id, got, last),
+                )
+                .for_meter(Some(id)),
+            );
+        }
+        #[cfg(feature = "daemon")]
+        Verdict::Restart { last } => tracing::info!(
+            "meter {id}: message counter went back from {last} to {}; accepted as a restart of the meter",
+            counter.unwrap_or_default()
+        ),
+        _ => {}
+    }
+    stats.replay.accept(counter, reading.access_number, secs);
+    None
 }
 
 /// Flags a meter for its next health document, once per publishing round.

@@ -68,6 +68,39 @@ pub struct DecodeArgs {
     /// and never decoded.
     #[arg(long)]
     lenient_length: bool,
+
+    /// With --explain: the last message counter the gateway accepted from the meter (its
+    /// health document's `message_counter`); a mode-7 telegram whose authenticated
+    /// counter is not above it is named a replay, as the daemon would reject it.
+    #[arg(long, value_name = "N", requires = "explain")]
+    last_counter: Option<u32>,
+
+    /// With --explain: judge replays against the daemon's state file (its `replay`
+    /// section, e.g. /var/lib/wmbusd/state.json) with the tolerance of --config.
+    #[arg(long, value_name = "FILE", requires = "explain")]
+    state_file: Option<PathBuf>,
+}
+
+/// The replay book of `--last-counter` / `--state-file`; `None` when neither is given.
+fn replay_book(args: &DecodeArgs) -> Result<Option<crate::replay::Book>, String> {
+    if args.last_counter.is_none() && args.state_file.is_none() {
+        return Ok(None);
+    }
+    let mut book = crate::replay::Book {
+        fixed: args.last_counter,
+        ..Default::default()
+    };
+    if let Some(path) = &args.config {
+        let config = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+        book.rule = config.pipeline.replay_rule();
+    }
+    if let Some(path) = &args.state_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("state file {}: {e}", path.display()))?;
+        book.read_state(&text)
+            .map_err(|e| format!("state file {}: {e}", path.display()))?;
+    }
+    Ok(Some(book))
 }
 
 fn parse_crc(text: &str) -> Result<CrcState, String> {
@@ -90,6 +123,13 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     };
     let drivers = match super::drivers::load(args.drivers.as_ref()) {
         Ok(d) => d,
+        Err(message) => {
+            eprintln!("wmbusd decode: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut book = match replay_book(&args) {
+        Ok(b) => b,
         Err(message) => {
             eprintln!("wmbusd decode: {message}");
             return ExitCode::from(2);
@@ -123,7 +163,7 @@ pub fn run(args: DecodeArgs) -> ExitCode {
                     lenient_length,
                     ..RadioFrame::new(Vec::new())
                 };
-                explain_one(decoder, input, count, frame, &mut line_buf)
+                explain_one(decoder, input, count, frame, (&mut line_buf, book.as_mut()))
             } else {
                 decode_one(
                     decoder,
@@ -251,7 +291,7 @@ fn explain_one(
     input: &str,
     number: usize,
     mut frame: RadioFrame,
-    out: &mut Vec<u8>,
+    (out, book): (&mut Vec<u8>, Option<&mut crate::replay::Book>),
 ) -> bool {
     out.clear();
     let bytes = match parse_hex(input) {
@@ -265,7 +305,11 @@ fn explain_one(
         }
     };
     frame.bytes = bytes;
-    let explanation = crate::explain::explain(decoder, &frame);
+    let mut explanation = crate::explain::explain(decoder, &frame);
+    if let Some(book) = book {
+        let now = crate::replay::unix_secs(std::time::SystemTime::now());
+        explanation.judge_replay(decoder, book, now);
+    }
     let header = format!("telegram {number}: {} bytes\n", frame.bytes.len());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(explanation.render().as_bytes());

@@ -254,6 +254,7 @@ fn pipeline_config(config: Option<&Config>) -> PipelineConfig {
                 .iter()
                 .map(|m| (m.id.clone(), m.name.clone()))
                 .collect(),
+            replay: c.pipeline.replay_rule(),
         },
         None => PipelineConfig::default(),
     }

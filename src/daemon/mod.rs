@@ -138,6 +138,7 @@ fn pipeline_config(config: &Config) -> PipelineConfig {
             .iter()
             .map(|m| (m.id.clone(), m.name.clone()))
             .collect(),
+        replay: config.pipeline.replay_rule(),
     }
 }
 
@@ -522,7 +523,12 @@ impl Daemon {
                     .offset
                     .map(|o| format!(", byte {o}"))
                     .unwrap_or_default();
-                tracing::warn!("meter {meter}: {} ({}{at})", err.kind.label(), err.message);
+                if self.pipeline.replay_repeated() {
+                    // Logged once until the meter sends a new telegram; counted always.
+                    tracing::debug!("meter {meter}: {} ({})", err.kind.label(), err.message);
+                } else {
+                    tracing::warn!("meter {meter}: {} ({}{at})", err.kind.label(), err.message);
+                }
             }
             Outcome::Duplicate => tracing::trace!("duplicate frame dropped"),
             Outcome::Filtered { meter } => {

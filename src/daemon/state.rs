@@ -1,5 +1,7 @@
-//! State that survives restarts: per-meter health counters, active alarms and
-//! compact-frame formats.
+//! State that survives restarts: per-meter health counters, active alarms,
+//! compact-frame formats and, for replay protection, each meter's last accepted message
+//! counter, access number and time (`"replay":{"12345678":[counter,access,unix_secs]}`,
+//! about 35 bytes a meter).
 //!
 //! Written as one JSON file by atomic rename, so a crash leaves the old or the new file,
 //! never half of one. A missing or unreadable file starts fresh (logged), because losing
@@ -24,6 +26,25 @@ struct SavedState {
     /// Alarms raised and not yet cleared, so a restart neither repeats nor forgets them.
     #[serde(default)]
     alarms: Vec<ActiveAlarm>,
+    /// Replay protection, per meter `[counter, access, unix_secs]` (see `crate::replay`).
+    #[serde(default)]
+    replay: BTreeMap<String, serde_json::Value>,
+}
+
+fn replay_to_json(
+    state: BTreeMap<String, crate::replay::Last>,
+) -> BTreeMap<String, serde_json::Value> {
+    state.into_iter().map(|(id, l)| (id, l.to_json())).collect()
+}
+
+/// The replay section; an entry that is not `[counter, access, secs]` is skipped.
+fn replay_from_json(
+    saved: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, crate::replay::Last> {
+    saved
+        .iter()
+        .filter_map(|(id, v)| Some((id.clone(), crate::replay::Last::from_json(v)?)))
+        .collect()
 }
 
 pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline, alarms: &mut Alarms) {
@@ -44,6 +65,7 @@ pub fn restore(path: &Path, decoder: &mut Decoder, pipeline: &mut Pipeline, alar
             let skipped = decoder.formats_mut().import(saved.compact_formats);
             let meters = saved.meters.len();
             pipeline.restore(saved.meters);
+            pipeline.restore_replay(replay_from_json(&saved.replay));
             let active = saved.alarms.len();
             alarms.restore(saved.alarms);
             tracing::info!(
@@ -76,6 +98,7 @@ pub fn snapshot(decoder: &Decoder, pipeline: &Pipeline, alarms: &Alarms) -> Snap
         ),
         compact_formats: Some(decoder.formats().export()),
         alarms: Some(alarms.active()),
+        replay: Some(replay_to_json(pipeline.replay_state())),
     }
 }
 
@@ -85,6 +108,7 @@ pub struct Snapshot {
     pub meters: Option<BTreeMap<String, MeterStats>>,
     pub compact_formats: Option<Vec<SavedFormat>>,
     pub alarms: Option<Vec<ActiveAlarm>>,
+    pub replay: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Writes the state file on its own thread, so neither serialising thousands of meters nor
@@ -128,6 +152,9 @@ impl StateSaver {
             if snap.alarms.is_some() {
                 next.alarms = snap.alarms;
             }
+            if snap.replay.is_some() {
+                next.replay = snap.replay;
+            }
             cond.notify_one();
         }
     }
@@ -169,6 +196,9 @@ fn saver_thread(path: &Path, shared: &(Mutex<SaverQueue>, Condvar)) {
             if let Some(a) = snap.alarms {
                 current.alarms = a;
             }
+            if let Some(r) = snap.replay {
+                current.replay = r;
+            }
             write_state(path, &current);
         }
         if stop {
@@ -185,6 +215,7 @@ pub fn save(path: &Path, decoder: &Decoder, pipeline: &Pipeline, alarms: &Alarms
         meters: snap.meters.unwrap_or_default(),
         compact_formats: snap.compact_formats.unwrap_or_default(),
         alarms: snap.alarms.unwrap_or_default(),
+        replay: snap.replay.unwrap_or_default(),
     };
     write_state(path, &state);
 }

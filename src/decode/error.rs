@@ -31,6 +31,9 @@ pub enum FailureKind {
     /// A frame whose C-field carries no meter data (SND_NKE, ACK, REQ_UD2, …): named and
     /// counted, not a failure of the meter.
     ControlFrame,
+    /// Decoded and authenticated, but its AFL message counter is not above the last one
+    /// accepted from the meter: an old telegram sent again (see `crate::replay`).
+    Replay,
 }
 
 impl FailureKind {
@@ -46,6 +49,7 @@ impl FailureKind {
             FailureKind::MacFailure => "mac_failure",
             FailureKind::UnknownCompactFormat => "unknown_compact_format",
             FailureKind::ControlFrame => "control_frame",
+            FailureKind::Replay => "replay",
         }
     }
 
@@ -62,6 +66,7 @@ impl FailureKind {
             FailureKind::MacFailure => "MAC failure",
             FailureKind::UnknownCompactFormat => "unknown compact format",
             FailureKind::ControlFrame => "control frame",
+            FailureKind::Replay => "replay",
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Decoder {
     last: Option<Telegram>,
     /// `Some` while `decode_traced` runs: the canonical bytes before decryption.
     received: Option<Vec<u8>>,
+    /// The message counter of the last telegram whose AFL MAC verified (mode 7).
+    verified_counter: Option<u32>,
 }
 
 /// What the security layers did to the payload.
@@ -123,6 +125,7 @@ impl Decoder {
             selections: SelectionMemo::new(),
             last: None,
             received: None,
+            verified_counter: None,
         }
     }
 
@@ -175,6 +178,7 @@ impl Decoder {
         // the layers' return values showed in profiles.
         let mut buf = std::mem::take(&mut self.buf);
         self.last = None;
+        self.verified_counter = None;
         let result = self.decode_in(frame, &mut buf, reading);
         self.buf = buf;
         match result {
@@ -201,6 +205,12 @@ impl Decoder {
     /// (CRCs, L-field bounds, headers): what `--explain`, dedupe and health read.
     pub fn last_telegram(&self) -> Option<&Telegram> {
         self.last.as_ref()
+    }
+
+    /// The message counter (AFL MCR, or the TPL's) of the last telegram decoded, when its
+    /// MAC verified: only then is the counter the meter's and not a forger's (replay checks).
+    pub fn last_verified_counter(&self) -> Option<u32> {
+        self.verified_counter
     }
 
     /// [`Decoder::decode`], also returning the working copy of the frame as the layers
@@ -387,6 +397,12 @@ impl Decoder {
             Some(opened) => opened?,
             None => self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?,
         };
+        if outcome.verified_by == Some("mac") {
+            self.verified_counter = tpl
+                .header
+                .and_then(|h| h.message_counter)
+                .or_else(|| lower.afl.as_ref().and_then(|a| a.message_counter));
+        }
         let security = if outcome.decrypted || mode != SecurityMode::None {
             outcome
         } else {
