@@ -507,6 +507,10 @@ pub struct PipelineConfig {
     /// accepted counter is older than this: then it is a restart (0: always a restart).
     #[serde(default = "default_replay_reset_hours")]
     pub replay_reset_hours: u64,
+    /// How long the first copy of a telegram waits for copies from other radios, which
+    /// join its `receivers` (default: 0 with one radio, 50 ms with more).
+    #[serde(default)]
+    pub gather_ms: Option<u64>,
 }
 
 fn default_replay_reset_hours() -> u64 {
@@ -518,6 +522,12 @@ fn default_dedupe() -> u64 {
 }
 
 impl PipelineConfig {
+    /// The receiver-gathering window for a gateway with `radios` radios.
+    pub fn gather_window(&self, radios: usize) -> Duration {
+        let default = if radios > 1 { 50 } else { 0 };
+        Duration::from_millis(self.gather_ms.unwrap_or(default))
+    }
+
     /// The replay tolerance these settings give.
     pub fn replay_rule(&self) -> crate::replay::Rule {
         crate::replay::Rule {
@@ -532,6 +542,7 @@ impl Default for PipelineConfig {
             dedupe_window_secs: default_dedupe(),
             only_configured_meters: false,
             replay_reset_hours: default_replay_reset_hours(),
+            gather_ms: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod decode;
 pub mod drivers;
 pub mod explain;
 pub mod frame;
+pub mod gather;
 pub mod health;
 pub mod keys;
 #[cfg(feature = "daemon")]

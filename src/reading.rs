@@ -41,6 +41,7 @@
 //! | `fields` | object, optional | named values from that driver, e.g. `{"total_m3":12.345,"target_date":"2026-10-31"}`; absent when empty |
 //! | `report` | object, optional | an application error (CI 0x70) or alarm (CI 0x71) report of a wired meter: `{"kind":"application_error"\|"alarm","code":2,"name":"buffer too long, truncated"}`; records that follow the code are in `records` |
 //! | `diagnostics` | object, optional | what the frame's checks noticed besides the reading; absent when nothing: `trailing_bytes` (count of bytes that arrived after the frame's end as its L-field, or a wired frame's stop byte, bounds it — never decoded), `lenient_length` (only with `wmbusd decode --lenient-length`: the L-field as received, when the frame was read whole past it; such a reading rests on an unchecked length), `notes` (named remarks, absent when empty: `"claimed_mode_plaintext"` — a wired long header claiming security mode 5 or 7 read as plaintext; see docs/reading-schema.md) |
+//! | `receivers` | array, optional | the radios of this gateway that heard the telegram, best RSSI first: `[{"radio":"/dev/serial/by-id/…","rssi_dbm":-61.5},…]`; present when the daemon gathers copies (`[pipeline] gather_ms`, on by default with more than one radio); `rssi_dbm` of the reading is then the best one |
 //!
 //! Status flags (EN 13757-7 status byte): bits 1..0 give `"busy"` (01), `"error"` (10)
 //! or `"alarm"` (11); bit 2 `"power_low"`, bit 3 `"permanent_error"`, bit 4
@@ -238,6 +239,19 @@ pub struct Reading {
     /// L-field rewritten on request. Absent when there is nothing to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Diagnostics>,
+    /// The radios of the gateway that heard this telegram, best RSSI first (only when the
+    /// daemon gathers copies: `[pipeline] gather_ms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<Receiver>,
+}
+
+/// One radio that heard a telegram.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receiver {
+    /// The radio's device (as configured in `[[radio]] device`).
+    pub radio: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rssi_dbm: Option<f32>,
 }
 
 /// A meter's application error or alarm report (EN 13757-3, CI 0x70 / 0x71).
@@ -1033,6 +1047,10 @@ impl Reading {
             out.extend_from_slice(b",\"diagnostics\":");
             serde_json::to_writer(&mut *out, diagnostics)?;
         }
+        if !self.receivers.is_empty() {
+            out.extend_from_slice(b",\"receivers\":");
+            serde_json::to_writer(&mut *out, &self.receivers)?;
+        }
         out.push(b'}');
         Ok(())
     }
@@ -1690,6 +1708,7 @@ mod tests {
             .collect(),
             report: None,
             diagnostics: None,
+            receivers: Vec::new(),
         };
         assert_same_json(&reading);
         let empty = Reading {
@@ -1795,6 +1814,7 @@ mod tests {
             fields: Fields::new(),
             report: None,
             diagnostics: None,
+            receivers: Vec::new(),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert_eq!(
@@ -1841,6 +1861,7 @@ mod tests {
             .collect(),
             report: None,
             diagnostics: None,
+            receivers: Vec::new(),
         };
         let text = serde_json::to_string(&reading).unwrap();
         assert!(text.contains(r#""flags":["busy","power_low","manufacturer_bit7"]"#));

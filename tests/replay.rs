@@ -354,3 +354,73 @@ fn explain_names_a_replay() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Two radios hear the same telegrams with different RSSI: one reading each, with both
+/// receivers, best first, and the best RSSI as the reading's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_radios_hearing_one_telegram_give_one_reading_with_both_receivers() {
+    const N: u32 = 3;
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(
+        broker.port,
+        "receivers-sub",
+        &[&format!("wmbus/{GW}/meter/#")],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let far = dir.path().join("far.txt");
+    let near = dir.path().join("near.txt");
+    for (path, rssi) in [(&far, -81.5), (&near, -55.0)] {
+        let text: String = (0..N)
+            .map(|i| {
+                let t = support::telegrams::synthetic(93_000_010, i as u8, i);
+                format!("{rssi};{}\n", hex::encode_upper(t))
+            })
+            .collect();
+        std::fs::write(path, text).unwrap();
+    }
+    let radio = |p: &Path| {
+        format!(
+            "[[radio]]\ndriver = \"replay\"\ndevice = \"{}\"\nreplay_interval_ms = 400\n\n",
+            p.display()
+        )
+    };
+    let config = dir.path().join("wmbusd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"{GW}\"\n\n{}{}\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\ntopic_prefix = \"wmbus\"\nclient_id = \"wmbusd-{GW}\"\n\n\
+             [spool]\ndir = \"{}\"\n\n[pipeline]\ngather_ms = 250\n",
+            radio(&far),
+            radio(&near),
+            broker.port,
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let d = run_replay(&config, &dir.path().join("state.json")).await;
+    let readings = || -> Vec<Json> {
+        sub.on(&format!("wmbus/{GW}/meter/93000010"))
+            .iter()
+            .filter(|m| !m.topic.ends_with("/health"))
+            .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+            .collect()
+    };
+    sub.wait_until("the readings", Duration::from_secs(15), |_| {
+        readings().len() >= N as usize
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let readings = readings();
+    assert_eq!(readings.len(), N as usize, "log:\n{}", d.log());
+    for (i, r) in readings.iter().enumerate() {
+        assert_eq!(synthetic_litres(r), i as u32);
+        let expected = serde_json::json!([
+            {"radio": near.display().to_string(), "rssi_dbm": -55.0},
+            {"radio": far.display().to_string(), "rssi_dbm": -81.5},
+        ]);
+        assert_eq!(r["receivers"], expected, "{r}");
+        assert_eq!(r["rssi_dbm"], -55.0);
+    }
+}

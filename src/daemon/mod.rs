@@ -223,6 +223,8 @@ struct Daemon {
     policies: HashMap<String, PublishPolicy>,
     publisher: publish::Publisher,
     payload: PayloadFormat,
+    /// Readings held while copies from other radios are gathered (`[pipeline] gather_ms`).
+    gather: crate::gather::Gather,
 }
 
 impl Daemon {
@@ -335,6 +337,7 @@ impl Daemon {
             last_state: Instant::now(),
             policies: publish_policies(&config),
             publisher: publish::Publisher::default(),
+            gather: crate::gather::Gather::new(config.pipeline.gather_window(config.radios.len())),
             payload: config
                 .mqtt
                 .as_ref()
@@ -440,6 +443,9 @@ impl Daemon {
                     }
                     self.on_tick().await;
                 }
+                _ = sleep_until(self.gather.next_due()), if self.gather.next_due().is_some() => {
+                    self.release_gathered(false).await;
+                }
                 _ = sighup.recv() => self.on_reload(),
                 _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(StopReason::Signal); }
                 _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(StopReason::Signal); }
@@ -515,7 +521,7 @@ impl Daemon {
             self.spool_raw(frame).await;
         }
         match outcome {
-            Outcome::Reading(reading) => self.on_reading(&reading).await,
+            Outcome::Reading(reading) => self.on_decoded(frame, reading).await,
             Outcome::Failed(err) => {
                 self.summary.failed += 1;
                 let meter = err.meter.as_deref().unwrap_or("?");
@@ -530,6 +536,9 @@ impl Daemon {
                     tracing::warn!("meter {meter}: {} ({}{at})", err.kind.label(), err.message);
                 }
             }
+            Outcome::Duplicate if self.gather.heard_again(frame) => {
+                tracing::trace!("copy of a held telegram: receiver added");
+            }
             Outcome::Duplicate => tracing::trace!("duplicate frame dropped"),
             Outcome::Filtered { meter } => {
                 tracing::debug!(
@@ -537,6 +546,28 @@ impl Daemon {
                     meter.as_deref().unwrap_or("?")
                 );
             }
+        }
+    }
+
+    /// A new reading: on at once, or held to gather the radios that hear it too.
+    async fn on_decoded(&mut self, frame: &RadioFrame, reading: Box<Reading>) {
+        if !self.gather.is_on() {
+            return self.on_reading(&reading).await;
+        }
+        if let Some(early) = self.gather.hold(frame, reading, Instant::now()) {
+            self.on_reading(&early).await;
+        }
+    }
+
+    /// Held readings whose gathering window ended (`all`: every one, at shutdown).
+    async fn release_gathered(&mut self, all: bool) {
+        let ready = if all {
+            self.gather.take_all()
+        } else {
+            self.gather.take_due(Instant::now())
+        };
+        for reading in ready {
+            self.on_reading(&reading).await;
         }
     }
 
@@ -775,6 +806,7 @@ impl Daemon {
         for task in std::mem::take(&mut self.radio_tasks) {
             task.abort();
         }
+        self.release_gathered(true).await;
         self.publish_health();
         if let Some(writer) = self.sinks.writer.take() {
             writer.close().await;
@@ -845,6 +877,14 @@ impl Daemon {
             s.filtered
         );
         self.summary
+    }
+}
+
+/// Sleeps until `due` (`None`: forever; the select branch is disabled then anyway).
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
     }
 }
 

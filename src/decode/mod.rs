@@ -763,6 +763,7 @@ impl Decoder {
         reading.fields.clear();
         reading.report = None;
         reading.diagnostics = None;
+        reading.receivers.clear();
     }
 }
 
