@@ -883,7 +883,9 @@ fn validate_compact(v: &Json) {
 }
 
 /// SIGTERM while a replay radio floods the daemon (its session blocked on a full event
-/// channel): the daemon stops at once instead of waiting 5 s for the session.
+/// channel): the daemon stops at once instead of waiting 5 s for the session. Five runs,
+/// since the wait showed in about half of them: each ends within 2 s plus the drain bound
+/// (`shutdown_drain_secs = 0`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_does_not_wait_for_a_radio_session() {
     let broker = Mosquitto::start();
@@ -898,7 +900,8 @@ async fn sigterm_under_load_does_not_wait_for_a_radio_session() {
         "",
         10,
     );
-    for _ in 0..3 {
+    let bound = Duration::from_secs(2);
+    for run in 1..=5 {
         let mut d = start_daemon(&config, &dir.path().join("state.json"));
         d.wait_log(&["connected to broker"], Duration::from_secs(15))
             .await;
@@ -907,6 +910,7 @@ async fn sigterm_under_load_does_not_wait_for_a_radio_session() {
         d.signal(libc::SIGTERM);
         let exit = d.wait_exit(Duration::from_secs(30)).await;
         let took = asked.elapsed();
+        eprintln!("SIGTERM under load, run {run}: exited {took:?} after the signal");
         assert!(
             exit.code() == Some(0) || exit.code() == Some(75),
             "{exit:?}"
@@ -916,10 +920,6 @@ async fn sigterm_under_load_does_not_wait_for_a_radio_session() {
             "log:\n{}",
             d.log()
         );
-        assert!(
-            took < Duration::from_secs(4),
-            "SIGTERM took {took:?}; log:\n{}",
-            d.log()
-        );
+        assert!(took < bound, "SIGTERM took {took:?}; log:\n{}", d.log());
     }
 }

@@ -424,3 +424,46 @@ async fn two_radios_hearing_one_telegram_give_one_reading_with_both_receivers() 
         assert_eq!(r["rssi_dbm"], -55.0);
     }
 }
+
+/// Newly heard meters do not rewrite the state file per telegram: 100 meters heard for the
+/// first time over 2 s cause a handful of whole-file writes (by the saver thread, at most
+/// one a second), not one each, and the file written at shutdown holds every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_meters_do_not_rewrite_the_state_file_per_telegram() {
+    use std::os::unix::fs::MetadataExt;
+    const METERS: u32 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("telegrams.txt");
+    support::telegrams::write_replay(&replay, 94_000_000, METERS, METERS);
+    let config = dir.path().join("wmbusd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"{GW}\"\n\n[[radio]]\ndriver = \"replay\"\ndevice = \"{}\"\nreplay_interval_ms = 20\n",
+            replay.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    let mut d = Daemon::start(&config, &state);
+    // Every state write replaces the file (write, rename): a new file with its own
+    // modification time (inode numbers alone are reused).
+    let mut inodes = std::collections::BTreeSet::new();
+    let watch_until = Instant::now() + Duration::from_millis(3500);
+    while Instant::now() < watch_until {
+        if let Ok(meta) = std::fs::metadata(&state) {
+            inodes.insert((meta.ino(), meta.mtime(), meta.mtime_nsec()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(d.stdout_lines().len(), METERS as usize, "log:\n{}", d.log());
+    // The start, then at most one a second for the learned compact formats.
+    assert!(
+        (1..=5).contains(&inodes.len()),
+        "{} state writes for {METERS} new meters",
+        inodes.len()
+    );
+    assert!(d.terminate().await.success(), "log:\n{}", d.log());
+    let saved: Json = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["meters"].as_object().unwrap().len(), METERS as usize);
+}
