@@ -1198,6 +1198,18 @@ mod tests {
         }
     }
 
+    /// Replay tolerance and the gathering window: defaults, and as written.
+    #[test]
+    fn replay_reset_and_gather_window() {
+        let p = PipelineConfig::default();
+        assert_eq!(p.replay_rule().reset_after, Duration::from_secs(24 * 3600));
+        assert_eq!(p.gather_window(1), Duration::ZERO);
+        assert_eq!(p.gather_window(2), Duration::from_millis(50));
+        let p: PipelineConfig = toml::from_str("replay_reset_hours = 0\ngather_ms = 0").unwrap();
+        assert_eq!(p.replay_rule().reset_after, Duration::ZERO);
+        assert_eq!(p.gather_window(3), Duration::ZERO);
+    }
+
     #[test]
     fn shipped_example_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/wmbusd.toml");

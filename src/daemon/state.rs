@@ -298,6 +298,38 @@ mod tests {
         assert_eq!(decoder2.formats().len(), 1);
     }
 
+    /// 10,000 meters' replay entries stay small (under 40 bytes a meter) and come back.
+    #[test]
+    fn replay_section_is_compact_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        let entries: BTreeMap<String, crate::replay::Last> = (0..10_000u32)
+            .map(|i| {
+                let last = crate::replay::Last {
+                    counter: Some(u32::MAX - i),
+                    access: Some(255),
+                    at_secs: 1_795_000_000 + u64::from(i),
+                };
+                (format!("{:08}", 90_000_000 + i), last)
+            })
+            .collect();
+        pipeline.restore_replay(entries.clone());
+        let section = serde_json::to_vec(&replay_to_json(pipeline.replay_state())).unwrap();
+        assert!(section.len() < 40 * 10_000, "{} bytes", section.len());
+        let alarms = Alarms::new(3.0, std::time::SystemTime::now());
+        save(&path, &Decoder::new(KeyStore::new()), &pipeline, &alarms);
+        let mut pipeline2 = Pipeline::new(PipelineConfig::default());
+        let mut alarms2 = Alarms::new(3.0, std::time::SystemTime::now());
+        restore(
+            &path,
+            &mut Decoder::new(KeyStore::new()),
+            &mut pipeline2,
+            &mut alarms2,
+        );
+        assert_eq!(pipeline2.replay_state(), entries);
+    }
+
     #[test]
     fn corrupt_state_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
