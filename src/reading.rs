@@ -1708,10 +1708,20 @@ mod tests {
             .collect(),
             report: None,
             diagnostics: None,
-            receivers: Vec::new(),
+            receivers: vec![
+                Receiver {
+                    radio: "/dev/serial/by-id/usb-\"x\"".to_owned(),
+                    rssi_dbm: Some(-55.5),
+                },
+                Receiver {
+                    radio: "replay".to_owned(),
+                    rssi_dbm: None,
+                },
+            ],
         };
         assert_same_json(&reading);
         let empty = Reading {
+            receivers: Vec::new(),
             records: Vec::new(),
             rssi_dbm: Some(-80.25),
             security: Security {
