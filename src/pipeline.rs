@@ -310,13 +310,7 @@ impl Pipeline {
                     replay_check(stats, &id, counter, &reading, at, self.config.replay)
                 {
                     self.replay_repeated = std::mem::replace(&mut stats.replay_logged, true);
-                    *stats.failed.entry(err.kind.name().to_owned()).or_default() += 1;
-                    stats.last_outcome = Some(err.kind.name().to_owned());
-                    *self
-                        .totals
-                        .failed
-                        .entry(err.kind.name().to_owned())
-                        .or_default() += 1;
+                    count_failure(stats, &mut self.totals, err.kind);
                     return Outcome::Failed(err);
                 }
                 stats.replay_logged = false;
@@ -442,6 +436,14 @@ impl Pipeline {
             *entry = stats;
         }
     }
+}
+
+/// Counts a failure of a decoded telegram (a replay) against its meter and in the totals.
+fn count_failure(stats: &mut MeterStats, totals: &mut Totals, kind: FailureKind) {
+    let name = kind.name();
+    *stats.failed.entry(name.to_owned()).or_default() += 1;
+    stats.last_outcome = Some(name.to_owned());
+    *totals.failed.entry(name.to_owned()).or_default() += 1;
 }
 
 /// Judges a decoded reading's authenticated counter against what the meter sent before;
