@@ -36,17 +36,22 @@ pub fn synthetic(id: u32, access_number: u8, litres: u32) -> Vec<u8> {
     let mut body = Vec::new();
     tpl.emit(&mut body);
     record.emit(&mut body).expect("record emits");
+    with_link_header(manufacturer, id_bytes(id), &body)
+}
+
+/// An SND_NR link header (water meter, version 1) in front of `body`.
+fn with_link_header(manufacturer: u16, id: [u8; 4], body: &[u8]) -> Vec<u8> {
     let header = LinkHeader {
         length: u8::try_from(9 + body.len()).expect("short telegram"),
         control: 0x44,
         manufacturer,
-        id: id_bytes(id),
+        id,
         version: 1,
         device_type: 0x07,
     };
     let mut frame = Vec::new();
     header.emit(&mut frame);
-    frame.extend_from_slice(&body);
+    frame.extend_from_slice(body);
     frame
 }
 
@@ -138,16 +143,5 @@ pub fn mode7(id: u32, key: &[u8; 16], counter: u32, access_number: u8, litres: u
     let mut body = Vec::new();
     afl.emit(&mut body);
     body.extend_from_slice(&tpdu);
-    let header = LinkHeader {
-        length: u8::try_from(9 + body.len()).expect("short telegram"),
-        control: 0x44,
-        manufacturer,
-        id: id_bytes,
-        version: 1,
-        device_type: 0x07,
-    };
-    let mut frame = Vec::new();
-    header.emit(&mut frame);
-    frame.extend_from_slice(&body);
-    frame
+    with_link_header(manufacturer, id_bytes, &body)
 }
