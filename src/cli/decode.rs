@@ -22,6 +22,8 @@ use crate::reading::{JsonWriter, Reading};
 AFL, TPL, security, records with DIF/VIF meaning, value and unit), marks bytes no layer
 used, and after a failure says what failed (wrong key, MAC failure, no key, CRC error,
 unknown compact format, ...) and what to do. Keys are named by fingerprint, never printed.
+With --last-counter N or --state-file FILE it also judges a mode-7 telegram's message
+counter as the daemon does, and names an old one a replay.
 
 A meter a manufacturer driver matches (built-in, or dropped into --drivers DIR; see
 `wmbusd drivers list`) also gets \"driver\" and named \"fields\" in its reading.
