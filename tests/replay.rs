@@ -202,7 +202,8 @@ fn litres_of(sub: &Subscriber) -> Vec<u32> {
 }
 
 /// The daemon publishes the new telegrams, rejects the replayed ones (counted in the
-/// meter's health, logged once), and still knows the last counter after a restart.
+/// meter's health, logged once), still knows the last counter after a restart of the
+/// daemon, and accepts a restart of the meter a day later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_rejects_replays_and_remembers_counters_across_restarts() {
     let broker = Mosquitto::start();
@@ -243,7 +244,16 @@ async fn daemon_rejects_replays_and_remembers_counters_across_restarts() {
     assert_eq!(saved["replay"][METER.to_string()][0], 11, "{saved}");
 
     // Restarted: the counter is still known, so 11 sent again is a replay; 12 is new.
-    write_lines(&replay, &[(64, telegram(11, 2)), (80, telegram(12, 3))]);
+    // A day later the meter itself restarted, counting from 1: accepted as a restart.
+    let day = 24 * 3600;
+    write_lines(
+        &replay,
+        &[
+            (64, telegram(11, 2)),
+            (80, telegram(12, 3)),
+            (96 + day, telegram(1, 4)),
+        ],
+    );
     let d = run_replay(&config, &state).await;
     assert_eq!(
         d.log_lines_with(&["replay", "not above the last accepted 11"])
@@ -252,11 +262,18 @@ async fn daemon_rejects_replays_and_remembers_counters_across_restarts() {
         "log:\n{}",
         d.log()
     );
-    sub.wait_until("the new reading", Duration::from_secs(15), |_| {
-        litres_of(&sub).len() == 3
+    assert_eq!(
+        d.log_lines_with(&["went back from 12 to 1", "accepted as a restart"])
+            .len(),
+        1,
+        "log:\n{}",
+        d.log()
+    );
+    sub.wait_until("the new readings", Duration::from_secs(15), |_| {
+        litres_of(&sub).len() == 4
     })
     .await;
-    assert_eq!(litres_of(&sub), [1, 2, 3]);
+    assert_eq!(litres_of(&sub), [1, 2, 3, 4]);
 }
 
 /// `listen` names the replayed telegram in its state column.
