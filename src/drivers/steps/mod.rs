@@ -185,6 +185,12 @@ pub const STEPS: &[Step] = &[
         run: techem::compact5,
     },
     Step {
+        name: "techem_fhkv3",
+        description: "Techem FHKV data III: billing dates (type G), both periods' units and the \
+                      two temperatures, placed by the layout byte (u16 LE)",
+        run: techem::fhkv3,
+    },
+    Step {
         name: "techem_mkradio3",
         description: "Techem MK Radio 3: previous and current billing dates as type G, total volume (u32 LE)",
         run: techem::mkradio3,
