@@ -1,6 +1,7 @@
 //! Reference models added after the a–k and l–z catalogues: each has its built-in
 //! definition and a telegram built here from the model's documented layout.
 
+use crate::catalogue_l_z::build::{self, proprietary};
 use crate::generated::*;
 use serde_json::json;
 use wmbusd::drivers::DriverSet;
@@ -16,6 +17,8 @@ const CLAIMED: &[Claim] = &[
     ("ime", "ime", ime),
     ("c5isf_t1a1", "c5isf", c5isf_t1a1),
     ("c5isf_t1a2", "c5isf", c5isf_t1a2),
+    ("apatoreitn40", "apatoreitn40", apatoreitn40),
+    ("apator082", "apator08", apator082),
 ];
 
 #[test]
@@ -185,4 +188,81 @@ fn c5isf_t1a2() {
             ("month-13_date", json!("2025-12-01")),
         ],
     );
+}
+
+/// An E-ITN 40 payload (after CI 0xA0): 27 words, `words[n]` at word n.
+fn eitn40_payload(words: &[(usize, u16)]) -> Vec<u8> {
+    let mut payload = vec![0u8; 54];
+    for &(n, w) in words {
+        payload[2 * n..2 * n + 2].copy_from_slice(&w.to_le_bytes());
+    }
+    payload
+}
+
+fn apatoreitn40() {
+    let mut words = vec![
+        (1, 0x00A1),                     // season start 05-01, no year
+        (2, 385),                        // radiator 24.0625 C
+        (3, (-24i16) as u16),            // room -1.5 C
+        (4, 63),                         // current month
+        (20, 303),                       // current period
+        (21, 199),                       // previous period
+        (22, 17),                        // two periods ago
+        (23, 5),                         // three periods ago
+        (24, (24 << 9) | (1 << 5) | 13), // 2024-01-13
+        (26, 0x0011),                    // radiator sensor open, low battery
+    ];
+    for k in 1..=15u16 {
+        words.push((4 + usize::from(k), 100 + k));
+    }
+    for (manufacturer, driver) in [("APA", "apatoreitn40"), ("APT", "apatoreitn40-apt")] {
+        for version in [0x09, 0x0D] {
+            let meter = build::Meter {
+                manufacturer,
+                id: 19_913,
+                version,
+                device_type: 0x08,
+            };
+            let r = build::decode(&proprietary(&meter, 0xA0, &eitn40_payload(&words)));
+            assert_eq!(
+                r.driver.as_deref(),
+                Some(driver),
+                "{manufacturer} {version:#x}"
+            );
+            expect(
+                &r,
+                &[
+                    ("current_date", json!("2024-01-13")),
+                    ("season_start_date", json!("2000-05-01")),
+                    ("temp_radiator_c", json!(24.0625)),
+                    ("temp_room_c", json!(-1.5)),
+                    ("current_month_hca", json!(63)),
+                    ("previous_month_hca", json!(101)),
+                    ("previous_month_02_hca", json!(102)),
+                    ("previous_month_15_hca", json!(115)),
+                    ("current_hca", json!(303)),
+                    ("previous_hca", json!(199)),
+                    ("previous_2y_hca", json!(17)),
+                    ("previous_3y_hca", json!(5)),
+                    ("status_flags", json!(0x11)),
+                ],
+            );
+        }
+    }
+}
+
+fn apator082() {
+    // Type 0x0F, version 0x0F: the first 4 bytes after CI 0xA0 count thirds of a litre.
+    let meter = build::Meter {
+        manufacturer: "APT",
+        id: 1_350_662,
+        version: 0x0F,
+        device_type: 0x0F,
+    };
+    let mut payload = 3_000_001u32.to_le_bytes().to_vec();
+    payload.extend_from_slice(&[0x00, 0x00, 0x40, 0x03]);
+    let r = build::decode(&proprietary(&meter, 0xA0, &payload));
+    assert_eq!(r.driver.as_deref(), Some("apator08"));
+    // 3 000 001 thirds of a litre: 1000.000333 m3 (rounded to the reference's 10^-6 m3).
+    expect(&r, &[("total_m3", json!(1000.000333))]);
 }

@@ -126,6 +126,7 @@ pub const STEPS: &[Step] = &[
     apator::APATOR08_VOLUME,
     apator::APATOR162_REGISTERS,
     apator::APATOR172_VOLUME,
+    apator::APATOREITN40_DATES,
     apator::APATOREITN_FRAME,
     apator::APATORNA1_DECRYPT,
     Step {
