@@ -61,6 +61,10 @@ pub struct FieldDef {
     pub function: OneOrMany<Function>,
     #[serde(default)]
     pub qualifiers: Vec<String>,
+    /// Only the record with this header (`dif_vif` as published, uppercase hex): for
+    /// records told apart by manufacturer VIFEs alone (nemo's phases `05FDD9FF01`…).
+    #[serde(default)]
+    pub dif_vif: Option<String>,
 }
 
 /// The named decoding step of a definition and what it is given.

@@ -87,6 +87,10 @@ fn nemo() {
         e(8_900).tariff(2).subunit(2),
         p(0).tariff(2).subunit(2),
         RecordRepr::integer(DataField::Integer(1), Vib::fd(0x17), 4).unwrap(),
+        // Phase 2 current (FD 59, mA) and phase 3 voltage (FD 48, 0.1 V), 32-bit reals
+        // behind a manufacturer VIFE (7F) naming the phase.
+        RecordRepr::real32(Vib::fd(0x59).with_vife(0x7F).with_vife(0x02), 140_000.0),
+        RecordRepr::real32(Vib::fd(0x48).with_vife(0x7F).with_vife(0x03), 2_325.0),
     ];
     let r = decode_as("nemo", meter("IME", 0x1D, 0x02), &records);
     expect(
@@ -101,8 +105,11 @@ fn nemo() {
             ("total_reactive_partial_3phase_kwh", json!(89)),
             ("reactive_negative_3phase_kw", json!(0)),
             ("error_flags", json!(4)),
+            ("current_at_phase_2_a", json!(140)),
+            ("voltage_at_phase_3_v", json!(232.5)),
         ],
     );
+    absent(&r, &["current_at_phase_1_a", "voltage_at_phase_2_v"]);
 }
 
 /// An IME register record: int32 `value` behind DIF/DIFEs giving `tariff`, vendor VIF
@@ -265,4 +272,30 @@ fn apator082() {
     assert_eq!(r.driver.as_deref(), Some("apator08"));
     // 3 000 001 thirds of a litre: 1000.000333 m3 (rounded to the reference's 10^-6 m3).
     expect(&r, &[("total_m3", json!(1000.000333))]);
+}
+
+#[test]
+fn nemo_phase_values_of_the_real_telegram() {
+    // The corpus' wired Nemo frame (telegram 2): phases told apart by a vendor VIFE.
+    let corpus = include_str!("../data/wmbusmeters-public.jsonl");
+    let e: serde_json::Value = corpus
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["driver"] == "nemo" && e["meter_id"] == "00067609")
+        .expect("nemo corpus entry");
+    let bytes = wmbusd::frame::parse_hex(e["telegram"].as_str().expect("hex")).expect("hex");
+    let r = decode_frame("nemo", bytes);
+    let names = [
+        "current_at_phase_1_a",
+        "current_at_phase_2_a",
+        "current_at_phase_3_a",
+        "voltage_at_phase_1_v",
+        "voltage_at_phase_2_v",
+        "voltage_at_phase_3_v",
+    ];
+    let want: Vec<(&str, serde_json::Value)> = names
+        .iter()
+        .map(|n| (*n, e["expected"][*n].clone()))
+        .collect();
+    expect(&r, &want);
 }
