@@ -507,7 +507,7 @@ impl RecordRepr {
     /// Date record (type G, VIF 0x6C); `None` for a partial date or a year type G
     /// cannot carry (outside 1981–2080).
     pub fn date(date: &Date) -> Option<Self> {
-        let (y, m, d) = (date.year?, date.month?, date.day?);
+        let (y, m, d) = valid_date(date)?;
         let (yy, 0) = year_code(y)? else {
             return None;
         };
@@ -524,9 +524,9 @@ impl RecordRepr {
     /// Date-time record (type F, VIF 0x6D, minute resolution); `None` for a partial
     /// value or one with seconds, which type F cannot carry.
     pub fn datetime(dt: &DateTime) -> Option<Self> {
-        let (y, m, d) = (dt.date.year?, dt.date.month?, dt.date.day?);
+        let (y, m, d) = valid_date(&dt.date)?;
         let (h, min) = (dt.time.hour?, dt.time.minute?);
-        if dt.time.second.unwrap_or(0) != 0 {
+        if h > 23 || min > 59 || dt.time.second.unwrap_or(0) != 0 {
             return None;
         }
         let (yy, hy) = year_code(y)?;
@@ -616,6 +616,12 @@ impl RecordRepr {
         self.emit(&mut out)?;
         Ok(out)
     }
+}
+
+/// Year, month and day of a fully given date whose fields fit their bits.
+fn valid_date(date: &Date) -> Option<(u16, u8, u8)> {
+    let (y, m, d) = (date.year?, date.month?, date.day?);
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
 }
 
 /// Two-digit year and hundred-years code (EN 13757-3 types F/G: hundred-years 0 with
