@@ -7,6 +7,7 @@
 
 mod error;
 mod formats;
+mod profiles;
 mod wired;
 
 pub use error::{DecodeError, FailureKind};
@@ -964,6 +965,7 @@ fn fill_records(
             }
         }
     }
+    profiles::expand(&mut records, &parsed.records);
     reading.records = records;
     if let Some(data) = parsed.manufacturer_data {
         reading.manufacturer_data = Some(upper_hex(data));

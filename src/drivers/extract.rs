@@ -26,6 +26,8 @@ struct RecordRule {
     subunit: u32,
     function: OneOrMany<Function>,
     qualifiers: Vec<String>,
+    /// The record's exact header, when the definition names one (uppercase hex).
+    dif_vif: Option<String>,
     kind: FieldKind,
     /// Record unit → exact factor to the field's unit; `None` for a factor of one,
     /// where the record's value is taken as it is, without arithmetic.
@@ -549,6 +551,7 @@ fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
         subunit: def.subunit,
         function: def.function.clone(),
         qualifiers: def.qualifiers.clone(),
+        dif_vif: def.dif_vif.as_deref().map(str::to_ascii_uppercase),
         kind,
         factors,
     })
@@ -570,6 +573,10 @@ impl RecordRule {
                 .qualifiers
                 .iter()
                 .all(|q| r.qualifiers.iter().any(|rq| **rq == **q))
+            && match &self.dif_vif {
+                Some(header) => *r.dif_vif == **header,
+                None => true,
+            }
     }
 
     /// The conversion factor for `record`'s unit. It follows from the record's header

@@ -26,6 +26,7 @@
 //! [fields.total_m3]          # name ends in its unit
 //! quantity = "volume"        # storage, tariff, subunit default to 0,
 //! storage = 0                # function to "instantaneous"
+//! # dif_vif = "05FDD9FF01"   # optional: only the record with this exact header
 //!
 //! [bytes.info_flags]         # manufacturer-specific bytes
 //! source = "record:02FF20"   # or "manufacturer_data" (from the CI byte on in proprietary

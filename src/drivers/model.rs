@@ -61,6 +61,10 @@ pub struct FieldDef {
     pub function: OneOrMany<Function>,
     #[serde(default)]
     pub qualifiers: Vec<String>,
+    /// Only the record with this header (`dif_vif` as published, uppercase hex): for
+    /// records told apart by manufacturer VIFEs alone (nemo's phases `05FDD9FF01`…).
+    #[serde(default)]
+    pub dif_vif: Option<String>,
 }
 
 /// The named decoding step of a definition and what it is given.
@@ -325,9 +329,10 @@ fn check_name(name: &str) -> Result<FieldKind, String> {
     let valid = !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphabetic() || b.is_ascii_digit() || b == b'_');
+            .all(|b| b.is_ascii_alphabetic() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    // `-` too: some reference names have it (c5isf_t1a1 `month-2_date`).
     if !valid {
-        return Err(format!("field name {name:?}: use letters, digits and _"));
+        return Err(format!("field name {name:?}: use letters, digits, _ and -"));
     }
     field_kind(name).ok_or_else(|| {
         format!(

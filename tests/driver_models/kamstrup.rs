@@ -373,3 +373,76 @@ fn supercal_heat_meter() {
         ],
     );
 }
+
+/// The format signatures the reference decoder knows for Multical 21 / flowIQ 3100
+/// compact frames without a full frame, each with the record headers it stands for.
+const KNOWN_KAMSTRUP_SIGNATURES: [(u16, &str); 4] = [
+    (0xA8ED, "02FF20 0413 4413 615B 6167"),
+    (0xC412, "02FF20 0413 92013B A1015B 8101E7FF0F"),
+    (0x61EB, "02FF20 0413 4413 A1015B 8101E7FF0F"),
+    (0xD2F7, "02FF20 0413 4413 615B 5167"),
+];
+
+/// A plaintext Multical 21 frame (KAM, version 0x1B, cold water) with CI `ci` and `apl`.
+fn multical21_frame(ci: u8, apl: &[u8]) -> Vec<u8> {
+    let header = wmbusd::wire::link::LinkHeader {
+        length: u8::try_from(10 + apl.len()).expect("short frame"),
+        control: 0x44,
+        manufacturer: wmbusd::wire::manufacturer::Manufacturer::from_code("KAM")
+            .expect("code")
+            .0,
+        id: [0x78, 0x56, 0x34, 0x12],
+        version: 0x1B,
+        device_type: 0x16,
+    };
+    let mut frame = Vec::new();
+    header.emit(&mut frame);
+    frame.push(ci);
+    frame.extend_from_slice(apl);
+    frame
+}
+
+#[test]
+fn every_known_kamstrup_signature_is_declared_and_expands_like_its_full_frame() {
+    use wmbusd::wire::apl;
+    use wmbusd::wire::compact::{format_signature, full_frame_crc, CompactFormat, CompactRepr};
+
+    let set = wmbusd::drivers::DriverSet::builtin();
+    let declared = set.get("multical21").expect("multical21").compact_formats();
+    for (signature, headers) in KNOWN_KAMSTRUP_SIGNATURES {
+        let headers = parse_hex(headers).expect("hex");
+        let format = CompactFormat::from_headers(&headers).expect("format");
+        assert_eq!(format.signature(), signature, "{signature:04X}: our CRC");
+        assert!(declared.contains(&format), "{signature:04X} not declared");
+        // A full frame with these headers and distinct data bytes.
+        let mut full = Vec::new();
+        let mut data = Vec::new();
+        for (i, entry) in format.records.iter().enumerate() {
+            let len = entry.data_len.expect("fixed length");
+            let bytes: Vec<u8> = (0..len).map(|k| (0x11 * (i + 1) + k) as u8).collect();
+            full.extend_from_slice(&entry.header);
+            full.extend_from_slice(&bytes);
+            data.extend_from_slice(&bytes);
+        }
+        let parsed = apl::parse(&full).expect("full frame records");
+        assert_eq!(format_signature(&parsed.records), signature);
+        let compact = CompactRepr {
+            signature,
+            full_crc: full_frame_crc(&full),
+            data: &data,
+        };
+        let mut compact_apl = Vec::new();
+        compact.emit(&mut compact_apl);
+        // Each frame alone, by a decoder that has heard nothing before.
+        let decode = |frame: Vec<u8>| {
+            Decoder::new(KeyStore::new())
+                .decode(&RadioFrame::new(frame))
+                .unwrap_or_else(|e| panic!("{signature:04X}: {e}"))
+        };
+        let from_full = decode(multical21_frame(0x78, &full));
+        let from_compact = decode(multical21_frame(0x79, &compact_apl));
+        assert_eq!(from_compact.records, from_full.records, "{signature:04X}");
+        assert_eq!(from_compact.fields, from_full.fields, "{signature:04X}");
+        assert_eq!(from_compact.driver.as_deref(), Some("multical21"));
+    }
+}

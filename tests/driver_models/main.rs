@@ -7,6 +7,7 @@ mod corpus;
 mod apator;
 mod catalogue_a_k;
 mod catalogue_l_z;
+mod catalogue_more;
 mod compact_profiles;
 mod diehl;
 mod engelmann;

@@ -98,3 +98,31 @@ fn smoke_detector_on_ci_a1() {
     assert_eq!(field(&reading, "prev_date"), "\"2019-11-27\"");
     assert_eq!(field(&reading, "detector_status"), "1");
 }
+
+#[test]
+fn fhkv_data_iii_layout_byte_places_the_temperatures_under_either_version() {
+    // Layout 0x11 (temperatures right after the units) and 0x0F (one extra byte first),
+    // each under version 0x69 and 0x94: the current-period units never move, the
+    // temperatures follow the layout byte.
+    for (version, driver) in [(0x69, "fhkvdataiii"), (0x94, "fhkvdataiii_94")] {
+        for layout in [0x11, 0x0F] {
+            let mut payload = hca_payload(45, 4, None);
+            payload[0] = layout;
+            let at = if layout == 0x0F { 10 } else { 9 };
+            payload[at..at + 4].copy_from_slice(&[0xBD, 0x08, 0x38, 0x09]);
+            let meter = Meter {
+                manufacturer: "TCH",
+                id: 11_111_234,
+                version,
+                device_type: 0x80,
+            };
+            let reading = decode(&proprietary(&meter, 0xA2, &payload));
+            let case = format!("{version:#x} layout {layout:#x}");
+            assert_eq!(reading.driver.as_deref(), Some(driver), "{case}");
+            assert_eq!(field(&reading, "current_hca"), "4", "{case}");
+            assert_eq!(field(&reading, "previous_hca"), "45", "{case}");
+            assert_eq!(field(&reading, "temp_room_c"), "22.37", "{case}");
+            assert_eq!(field(&reading, "temp_radiator_c"), "23.6", "{case}");
+        }
+    }
+}

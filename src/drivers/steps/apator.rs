@@ -115,13 +115,38 @@ fn apator172_volume(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
 /// An E-ITN packed date (day bits 0-4, month bits 5-8, years since 2000 bits 9-13) as an
 /// EN 13757-3 type G date; 0 (no date set) becomes the type G "invalid" FFFF.
 fn eitn_date_to_type_g(raw: u16) -> [u8; 2] {
+    packed_date_to_type_g(raw, 0x1F)
+}
+
+/// A packed date (day bits 0-4, month bits 5-8, years since 2000 from bit 9, `year_mask`
+/// wide) as type G; 0 becomes FFFF.
+fn packed_date_to_type_g(raw: u16, year_mask: u16) -> [u8; 2] {
     if raw == 0 {
         return [0xFF, 0xFF];
     }
     let day = (raw & 0x1F) as u8;
     let month = ((raw >> 5) & 0x0F) as u8;
-    let years = ((raw >> 9) & 0x1F) as u8;
+    let years = ((raw >> 9) & year_mask) as u8;
     type_g(years, month, day)
+}
+
+/// E-ITN 40 payload (after the CI 0xA0): 27 little-endian words; word 1 the season start
+/// date, word 24 the current date, both packed with the year in bits 9-15.
+const EITN40_SEASON_START: usize = 1 + 2;
+const EITN40_CURRENT_DATE: usize = 1 + 48;
+
+/// apatoreitn40: the two packed dates of the E-ITN 40 frame as type G: current date
+/// (0..2), season start date (2..4; the meter sends no year, so 2000).
+fn apatoreitn40_dates(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
+    const STEP: &str = "apatoreitn40_dates";
+    check_ci(STEP, input)?;
+    let word = |at: usize| -> Result<u16, StepError> {
+        let b = input.bytes(STEP, at, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    };
+    let current = packed_date_to_type_g(word(EITN40_CURRENT_DATE)?, 0x7F);
+    let season = packed_date_to_type_g(word(EITN40_SEASON_START)?, 0x7F);
+    Ok([current, season].concat())
 }
 
 /// Length of the E-ITN data block (season start day byte, 2 unused, 6 words).
@@ -283,6 +308,12 @@ pub(super) const APATOREITN_FRAME: Step = Step {
     run: apatoreitn_frame,
 };
 
+pub(super) const APATOREITN40_DATES: Step = Step {
+    name: "apatoreitn40_dates",
+    description: "apatoreitn40: current and season start dates (packed words 24, 1) as type G",
+    run: apatoreitn40_dates,
+};
+
 pub(super) const APATORNA1_DECRYPT: Step = Step {
     name: "apatorna1_decrypt",
     description:
@@ -309,6 +340,23 @@ mod tests {
             apl::Value::DateTime(dt) => dt.to_string(),
             other => format!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn apatoreitn40_dates_from_their_words() {
+        // Season start 05-01 (no year), current date 2024-01-13 (0x302D).
+        let mut data = vec![0u8; 55];
+        data[0] = 0xA0;
+        data[3..5].copy_from_slice(&[0xA1, 0x00]);
+        data[49..51].copy_from_slice(&[0x2D, 0x30]);
+        let out = apatoreitn40_dates(&test_input(0xA0, &APA_LINK, &data)).unwrap();
+        let date = |b: &[u8]| date_text(apl::type_g([b[0], b[1]]));
+        assert_eq!(date(&out[0..2]), "2024-01-13");
+        assert_eq!(date(&out[2..4]), "2000-05-01");
+        assert!(matches!(
+            apatoreitn40_dates(&test_input(0xA0, &APA_LINK, &data[..50])),
+            Err(StepError::TooShort { .. })
+        ));
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub const STEPS: &[Step] = &[
     apator::APATOR08_VOLUME,
     apator::APATOR162_REGISTERS,
     apator::APATOR172_VOLUME,
+    apator::APATOREITN40_DATES,
     apator::APATOREITN_FRAME,
     apator::APATORNA1_DECRYPT,
     Step {
@@ -183,6 +184,12 @@ pub const STEPS: &[Step] = &[
         name: "techem_compact5",
         description: "Techem Compact V: total of the previous and current period energy (u32 LE)",
         run: techem::compact5,
+    },
+    Step {
+        name: "techem_fhkv3",
+        description: "Techem FHKV data III: billing dates (type G), both periods' units and the \
+                      two temperatures, placed by the layout byte (u16 LE)",
+        run: techem::fhkv3,
     },
     Step {
         name: "techem_mkradio3",

@@ -156,6 +156,32 @@ pub fn billing_dates(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     })
 }
 
+/// Layout byte (first payload byte) of FHKV data III frames with one extra byte before
+/// the temperatures; 0x01 and 0x11 frames have none. The byte, not the version, says
+/// which: both layouts occur under versions 0x69 and 0x94.
+const FHKV3_EXTRA_BYTE: u8 = 0x0F;
+
+/// `techem_fhkv3`: FHKV data III heat cost allocators. Bytes 1..3 previous billing date,
+/// 3..5 its units, 5..7 current date, 7..9 units so far; room and radiator temperature
+/// (0.01 °C) at 9..13, or at 10..14 when the layout byte is 0x0F. Output: previous date
+/// (G, 0..2), current date (G, 2..4), previous and current units (u16 LE, 4..8), room
+/// and radiator temperature (u16 LE, 8..12).
+pub fn fhkv3(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
+    on_payload(input, "techem_fhkv3", |input, step| {
+        let (previous, previous_g) = previous_date(input, step)?;
+        let current_g = current_date(input, step, previous)?;
+        let layout = input.bytes(step, 0, 1)?;
+        let temps = if layout == [FHKV3_EXTRA_BYTE] { 10 } else { 9 };
+        let mut out = Vec::with_capacity(12);
+        out.extend_from_slice(&previous_g);
+        out.extend_from_slice(&current_g);
+        out.extend_from_slice(input.bytes(step, 3, 2)?);
+        out.extend_from_slice(input.bytes(step, 7, 2)?);
+        out.extend_from_slice(input.bytes(step, temps, 4)?);
+        Ok(out)
+    })
+}
+
 /// `techem_mkradio3`: MK Radio 3 water meters. Bytes 1..3 previous billing date, 3..5
 /// volume of the previous period, 5..7 current date (no year), 7..9 volume so far in
 /// this period (0.1 m3). Output: previous date (G, 0..2), current date (G, 2..4), meter
@@ -288,6 +314,23 @@ mod tests {
             u32::from_le_bytes([out[4], out[5], out[6], out[7]]),
             0x59 + 0x31
         );
+    }
+
+    #[test]
+    fn fhkv3_temperatures_follow_the_layout_byte() {
+        // Layout 0x11: temperatures right after the current units; 0x0F: one byte later.
+        let mut payload = vec![0x11, 0x9F, 0x23, 0x68, 0x00, 0xD0, 0x18, 0x41, 0x00];
+        payload.extend([0xC4, 0x08, 0xF7, 0x09, 0x14]);
+        let out = run(fhkv3, &payload).unwrap();
+        assert_eq!(date(&out[0..2]), "2017-12-31");
+        assert_eq!(out[4..], [0x68, 0x00, 0x41, 0x00, 0xC4, 0x08, 0xF7, 0x09]);
+        payload[0] = 0x0F;
+        let out = run(fhkv3, &payload).unwrap();
+        assert_eq!(out[8..], [0x08, 0xF7, 0x09, 0x14]);
+        assert!(matches!(
+            run(fhkv3, &payload[..12]),
+            Err(StepError::TooShort { .. })
+        ));
     }
 
     #[test]

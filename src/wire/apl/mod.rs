@@ -504,6 +504,48 @@ impl RecordRepr {
         ))
     }
 
+    /// Date record (type G, VIF 0x6C); `None` for a partial date or a year type G
+    /// cannot carry (outside 1981–2080).
+    pub fn date(date: &Date) -> Option<Self> {
+        let (y, m, d) = valid_date(date)?;
+        let (yy, 0) = year_code(y)? else {
+            return None;
+        };
+        let data = vec![d | ((yy & 0x07) << 5), m | ((yy >> 3) << 4)];
+        let vib = Vib::primary(0x6C);
+        Some(RecordRepr::new(
+            Dib::new(DataField::Integer(2)),
+            vib,
+            None,
+            data,
+        ))
+    }
+
+    /// Date-time record (type F, VIF 0x6D, minute resolution); `None` for a partial
+    /// value or one with seconds, which type F cannot carry.
+    pub fn datetime(dt: &DateTime) -> Option<Self> {
+        let (y, m, d) = valid_date(&dt.date)?;
+        let (h, min) = (dt.time.hour?, dt.time.minute?);
+        if h > 23 || min > 59 || dt.time.second.unwrap_or(0) != 0 {
+            return None;
+        }
+        let (yy, hy) = year_code(y)?;
+        let summer = u8::from(dt.summer_time) << 7;
+        let data = vec![
+            min,
+            h | (hy << 5) | summer,
+            d | ((yy & 0x07) << 5),
+            m | ((yy >> 3) << 4),
+        ];
+        let vib = Vib::primary(0x6D);
+        Some(RecordRepr::new(
+            Dib::new(DataField::Integer(4)),
+            vib,
+            None,
+            data,
+        ))
+    }
+
     pub fn storage(mut self, storage: u64) -> Self {
         self.dib.storage = storage;
         self
@@ -574,6 +616,24 @@ impl RecordRepr {
         self.emit(&mut out)?;
         Ok(out)
     }
+}
+
+/// Year, month and day of a fully given date whose fields fit their bits.
+fn valid_date(date: &Date) -> Option<(u16, u8, u8)> {
+    let (y, m, d) = (date.year?, date.month?, date.day?);
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// Two-digit year and hundred-years code (EN 13757-3 types F/G: hundred-years 0 with
+/// yy above 80 is 19yy, up to 80 is 20yy).
+fn year_code(year: u16) -> Option<(u8, u8)> {
+    let (yy, hy) = match year {
+        1981..=1999 => (year - 1900, 0),
+        2000..=2080 => (year - 2000, 0),
+        2081..=2199 => ((year - 1900) % 100, (year - 1900) / 100),
+        _ => return None,
+    };
+    Some((u8::try_from(yy).ok()?, u8::try_from(hy).ok()?))
 }
 
 fn encode_bcd(value: i64, bytes: usize) -> Option<Vec<u8>> {

@@ -103,6 +103,8 @@ pub struct CompactProfile {
     pub kind: ProfileKind,
     pub increment: Increment,
     pub spacing: Spacing,
+    /// Data field of each element (spacing control bits 3..0).
+    pub field: DataField,
     pub elements: Vec<Value>,
 }
 
@@ -313,6 +315,7 @@ impl DataRecord<'_> {
             kind,
             increment,
             spacing,
+            field,
             elements,
         })
     }

@@ -563,3 +563,45 @@ fn unknown_vifs_are_kept_and_decoding_goes_on() {
         ("047B", Some("01020304"))
     );
 }
+
+#[test]
+fn date_and_datetime_emitters_round_trip() {
+    let date = |y, m, d| Date {
+        year: Some(y),
+        month: Some(m),
+        day: Some(d),
+    };
+    for (y, m, d) in [(1990, 7, 4), (2024, 2, 29), (2080, 12, 31)] {
+        let bytes = RecordRepr::date(&date(y, m, d))
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        let parsed = parse(&bytes).unwrap();
+        assert_eq!(parsed.records[0].value, Value::Date(date(y, m, d)));
+    }
+    // Type G holds no hundred-years code; partial or impossible dates are refused.
+    assert_eq!(RecordRepr::date(&date(2100, 1, 1)), None);
+    assert_eq!(RecordRepr::date(&date(2024, 13, 1)), None);
+    for y in [1999, 2024, 2150] {
+        let dt = DateTime {
+            date: date(y, 3, 1),
+            time: Time {
+                hour: Some(23),
+                minute: Some(45),
+                second: None,
+                has_seconds: false,
+            },
+            summer_time: true,
+        };
+        let bytes = RecordRepr::datetime(&dt).unwrap().to_bytes().unwrap();
+        assert_eq!(parse(&bytes).unwrap().records[0].value, Value::DateTime(dt));
+        let with_seconds = DateTime {
+            time: Time {
+                second: Some(7),
+                ..dt.time
+            },
+            ..dt
+        };
+        assert_eq!(RecordRepr::datetime(&with_seconds), None);
+    }
+}
