@@ -22,6 +22,7 @@ pub struct Rig {
 pub struct MeterEntry<'a> {
     pub id: u32,
     pub name: &'a str,
+    /// Empty: taken from the meter's device type.
     pub medium: &'a str,
     /// Extra TOML lines of the meter (e.g. `alarms = { burst_m3h = 1.0 }`).
     pub extra: &'a str,
@@ -86,9 +87,14 @@ impl Rig {
             self.path("export").display(),
         );
         for m in meters {
+            let medium = if m.medium.is_empty() {
+                String::new()
+            } else {
+                format!("medium = \"{}\"\n", m.medium)
+            };
             toml.push_str(&format!(
-                "[[meter]]\nid = \"{:08}\"\nname = \"{}\"\nmedium = \"{}\"\n{}\n\n",
-                m.id, m.name, m.medium, m.extra
+                "[[meter]]\nid = \"{:08}\"\nname = \"{}\"\n{medium}{}\n\n",
+                m.id, m.name, m.extra
             ));
         }
         let path = self.path("wmbusd.toml");
