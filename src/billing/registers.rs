@@ -302,7 +302,12 @@ impl Facts {
                     && r.qualifiers.iter().any(|q| q == "backward_flow")
             })
             .find_map(|r| number(&r.value))
-            .or_else(|| field_number(reading, &["total_backward_m3", "backflow_m3"]));
+            .or_else(|| {
+                field_number(
+                    reading,
+                    &["total_backward_m3", "total_backwards_m3", "backflow_m3"],
+                )
+            });
         facts.error_flags = reading
             .records
             .iter()
