@@ -277,6 +277,24 @@ fn verify_month(rows: &BTreeMap<String, BTreeMap<String, String>>, origin: i64) 
     }
 }
 
+/// The README's worked example is this month's report, verbatim.
+fn assert_readme_example(csv: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, from) = readme
+        .split_once("### Worked example: a replayed month")
+        .expect("README has the worked example");
+    let start = from
+        .find(support::billing::REPORT_HEADER)
+        .expect("example report");
+    let block = &from[start..];
+    let example = &block[..block.find("```").expect("end of the example")];
+    assert_eq!(
+        example, csv,
+        "README's worked example differs from the report"
+    );
+}
+
 const MONTHLY: &str = "period = \"monthly\"\ntimezone = \"UTC\"";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +329,7 @@ async fn replayed_month_gives_the_expected_report() {
     assert!(status.success(), "{}", d.log());
 
     verify_month(&report(&config, "2026-11", &[]), from);
+    assert_readme_example(&support::billing::report_text(&config, "2026-11", &[]));
 
     // Published per meter, retained, with the same values.
     let doc = sub
