@@ -176,10 +176,10 @@ fn daemon_throughput() {
         with = with.min(replay_seconds(bin, &stored));
     }
     println!(
-        "THROUGHPUT {n} telegrams: without store {:.0}/s, with store {:.0}/s ({:+.1}%)",
+        "THROUGHPUT {n} telegrams: without store {:.0}/s, with store {:.0}/s ({:.1}% lower)",
         n as f64 / without,
         n as f64 / with,
-        (without / with - 1.0) * -100.0
+        (1.0 - without / with) * 100.0
     );
 }
 

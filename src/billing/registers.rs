@@ -397,3 +397,19 @@ fn due_values(reading: &Reading, medium: Medium) -> Vec<DueValue> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_flag_named_fields_are_flags() {
+        assert!(is_flag_name("burst_flags", "burst"));
+        assert!(is_flag_name("leak_status", "leak"));
+        assert!(is_flag_name("leak", "leak"));
+        assert!(!is_flag_name("leak_date", "leak"));
+        assert!(!is_flag_name("backflow_m3", "backflow"));
+        assert!(!is_flag_name("reverse_volume_year_period_m3", "reverse"));
+        assert!(!is_flag_name("status_flags", "burst"));
+    }
+}
