@@ -8,67 +8,20 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use support::daemon::Daemon;
-use support::mosquitto::Mosquitto;
+use support::billing::{num, parse_csv, query, report, Rig, GW};
 use support::subscriber::Subscriber;
-use wmbusd::radio::replay::format_recorded_line;
-use wmbusd::wire::apl::{DataField, RecordRepr, Vib};
-use wmbusd::wire::link::LinkHeader;
-use wmbusd::wire::manufacturer::Manufacturer;
-use wmbusd::wire::tpl::{ConfigField, Status, TplHeader, TplRepr};
+use support::telegrams::{
+    civil, clock_record, date_record, int32, recorded_line, telegram, utc, Sender,
+};
+use wmbusd::wire::apl::Vib;
 
-const GW: &str = "gw-bill";
 const LIMIT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------------------
-// Time without the billing code: Unix hours and civil dates by hand.
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
-}
-
-/// Unix seconds of a UTC time.
-fn utc(y: i64, mo: i64, d: i64, h: i64, mi: i64) -> i64 {
-    days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60
-}
-
-fn civil(t: i64) -> (i64, i64, i64, i64, i64) {
-    let days = t.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let s = t.rem_euclid(86_400);
-    (y, m, d, s / 3600, s % 3600 / 60)
-}
-
-// ---------------------------------------------------------------------------------------
 // Telegrams
-
-/// EN 13757-3 type G date.
-fn type_g(y: i64, m: i64, d: i64) -> i64 {
-    let yy = y % 100;
-    (d | ((yy & 7) << 5)) | ((m | ((yy >> 3) << 4)) << 8)
-}
-
-/// EN 13757-3 type F date and time.
-fn type_f(y: i64, m: i64, d: i64, h: i64, mi: i64) -> i64 {
-    let yy = y % 100;
-    mi | (h << 8) | ((d | ((yy & 7) << 5)) << 16) | ((m | ((yy >> 3) << 4)) << 24)
-}
 
 struct Frame {
     id: u32,
@@ -80,67 +33,13 @@ struct Frame {
     due: Option<(i64, i64, i64, i64)>,
 }
 
-fn telegram(f: &Frame) -> Vec<u8> {
-    let digits = format!("{:08}", f.id);
-    let mut id_bytes = [0u8; 4];
-    for (i, slot) in id_bytes.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(&digits[6 - 2 * i..8 - 2 * i], 16).unwrap();
-    }
-    let tpl = TplRepr {
-        ci: 0x7A,
-        long_address: None,
-        header: Some(TplHeader {
-            access_number: f.access,
-            status: Status(0),
-            config: ConfigField(0),
-            config_ext: None,
-            message_counter: None,
-            key_version: None,
-        }),
-    };
-    let (y, m, d, h, mi) = f.clock;
-    let mut records = vec![
-        RecordRepr::integer(DataField::Integer(4), Vib::primary(0x13), f.litres).unwrap(),
-        RecordRepr::integer(
-            DataField::Integer(4),
-            Vib::primary(0x6D),
-            type_f(y, m, d, h, mi),
-        )
-        .unwrap(),
-    ];
+fn frame(f: &Frame) -> Vec<u8> {
+    let mut records = vec![int32(Vib::primary(0x13), f.litres), clock_record(f.clock)];
     if let Some((dy, dm, dd, litres)) = f.due {
-        records.push(
-            RecordRepr::integer(DataField::Integer(4), Vib::primary(0x13), litres)
-                .unwrap()
-                .storage(1),
-        );
-        records.push(
-            RecordRepr::integer(
-                DataField::Integer(2),
-                Vib::primary(0x6C),
-                type_g(dy, dm, dd),
-            )
-            .unwrap()
-            .storage(1),
-        );
+        records.push(int32(Vib::primary(0x13), litres).storage(1));
+        records.push(date_record(1, (dy, dm, dd)));
     }
-    let mut body = Vec::new();
-    tpl.emit(&mut body);
-    for r in &records {
-        r.emit(&mut body).unwrap();
-    }
-    let header = LinkHeader {
-        length: u8::try_from(9 + body.len()).unwrap(),
-        control: 0x44,
-        manufacturer: Manufacturer::from_code("TST").unwrap().0,
-        id: id_bytes,
-        version: 1,
-        device_type: 0x07,
-    };
-    let mut frame = Vec::new();
-    header.emit(&mut frame);
-    frame.extend_from_slice(&body);
-    frame
+    telegram(&Sender::tst(f.id, 0x07), f.access, 0, &records)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -243,8 +142,7 @@ fn month_lines(meters: &[(u32, Kind)], from: i64, to: i64, local: impl Fn(i64) -
                 clock: civil(local(t)),
                 due: due_of(kind, from, t),
             };
-            let at = std::time::UNIX_EPOCH + Duration::from_secs(t as u64);
-            out.push_str(&format_recorded_line(at, &telegram(&f), Some(-70.0)));
+            out.push_str(&recorded_line(t, &frame(&f)));
         }
         t += 3600;
     }
@@ -325,126 +223,7 @@ fn expected_month(kind: Kind, origin: i64) -> Expected {
 }
 
 // ---------------------------------------------------------------------------------------
-// Running it
-
-struct Rig {
-    dir: tempfile::TempDir,
-    broker: Mosquitto,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        Rig {
-            dir: tempfile::tempdir().unwrap(),
-            broker: Mosquitto::start(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn config(
-        &self,
-        replay: &Path,
-        interval_ms: u64,
-        billing: &str,
-        meters: &[(u32, &str)],
-    ) -> PathBuf {
-        let mut toml = format!(
-            "[gateway]\nid = \"{GW}\"\n\n[[radio]]\ndriver = \"replay\"\ndevice = \"{}\"\nclock = \"recorded\"\nreplay_interval_ms = {interval_ms}\n\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"wmbusd-bill\"\n\n[spool]\ndir = \"{}\"\n\n[health]\npublish_interval_secs = 1\n\n\
-             [pipeline]\ndedupe_window_secs = 0\n\n\
-             [store]\npath = \"{}\"\nresolution_minutes = 60\n\n[billing]\n{billing}\nexport_dir = \"{}\"\n\n",
-            replay.display(),
-            self.broker.port,
-            self.path("spool").display(),
-            self.path("readings.sqlite").display(),
-            self.path("export").display(),
-        );
-        for (id, name) in meters {
-            toml.push_str(&format!(
-                "[[meter]]\nid = \"{id:08}\"\nname = \"{name}\"\nmedium = \"water\"\n\n"
-            ));
-        }
-        let path = self.path("wmbusd.toml");
-        std::fs::write(&path, toml).unwrap();
-        path
-    }
-
-    fn start(&self, config: &Path) -> Daemon {
-        Daemon::start_args(&[
-            "run".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--state-file".as_ref(),
-            self.path("state.json").as_os_str(),
-        ])
-    }
-}
-
-/// `wmbusd report` as CSV rows keyed by meter id (the column names checked).
-async fn report(
-    config: &Path,
-    period: &str,
-    extra: &[&str],
-) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "report".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--period".as_ref(),
-        period.as_ref(),
-    ];
-    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
-    let out = std::process::Command::new(support::daemon::BIN)
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_csv(&String::from_utf8(out.stdout).unwrap(), ',')
-}
-
-fn split(line: &str, sep: char) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                fields.last_mut().unwrap().push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            c if c == sep && !quoted => fields.push(String::new()),
-            c => fields.last_mut().unwrap().push(c),
-        }
-    }
-    fields
-}
-
-fn parse_csv(text: &str, sep: char) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut lines = text.lines();
-    let header = split(lines.next().unwrap(), sep);
-    assert_eq!(
-        header.join(","),
-        "meter_id,name,medium,register,unit,start_value,start_source,end_value,end_source,consumption,check,reasons"
-    );
-    lines
-        .map(|l| {
-            let row: BTreeMap<String, String> = header.iter().cloned().zip(split(l, sep)).collect();
-            (row["meter_id"].clone(), row)
-        })
-        .collect()
-}
-
-fn num(s: &str) -> Option<f64> {
-    (!s.is_empty()).then(|| s.parse().unwrap())
-}
+// Checking it
 
 fn assert_close(id: &str, what: &str, got: Option<f64>, want: Option<f64>) {
     match (got, want) {
@@ -498,6 +277,24 @@ fn verify_month(rows: &BTreeMap<String, BTreeMap<String, String>>, origin: i64) 
     }
 }
 
+/// The README's worked example is this month's report, verbatim.
+fn assert_readme_example(csv: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, from) = readme
+        .split_once("### Worked example: a replayed month")
+        .expect("README has the worked example");
+    let start = from
+        .find(support::billing::REPORT_HEADER)
+        .expect("example report");
+    let block = &from[start..];
+    let example = &block[..block.find("```").expect("end of the example")];
+    assert_eq!(
+        example, csv,
+        "README's worked example differs from the report"
+    );
+}
+
 const MONTHLY: &str = "period = \"monthly\"\ntimezone = \"UTC\"";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,7 +328,8 @@ async fn replayed_month_gives_the_expected_report() {
     let status = d.terminate().await;
     assert!(status.success(), "{}", d.log());
 
-    verify_month(&report(&config, "2026-11", &[]).await, from);
+    verify_month(&report(&config, "2026-11", &[]), from);
+    assert_readme_example(&support::billing::report_text(&config, "2026-11", &[]));
 
     // Published per meter, retained, with the same values.
     let doc = sub
@@ -584,7 +382,7 @@ async fn replayed_month_gives_the_expected_report() {
     );
 
     // A period still open, and the daily snapshots.
-    let open = report(&config, "2026-12", &[]).await;
+    let open = report(&config, "2026-12", &[]);
     assert!(open.values().all(|r| r["check"] == "open"), "{open:?}");
     let out = std::process::Command::new(support::daemon::BIN)
         .args(["report", "--config"])
@@ -632,7 +430,7 @@ async fn bimonthly_in_oslo_across_the_dst_change() {
     let mut d = rig.start(&config);
     d.wait_log(&["period 2026-03 closed"], LIMIT).await;
     assert!(d.terminate().await.success());
-    let rows = report(&config, "2026-03", &["--format", "csv"]).await;
+    let rows = report(&config, "2026-03", &["--format", "csv"]);
     let row = &rows["20000001"];
     // Local midnight of 1 March is 2026-02-28T23:00Z, of 1 May 2026-04-30T22:00Z (summer time).
     let want = Expected {
@@ -668,28 +466,6 @@ async fn bimonthly_in_oslo_across_the_dst_change() {
             .code(),
         Some(1)
     ));
-}
-
-/// Rows of the store as text, for comparisons.
-fn query(store: &Path, sql: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(store).unwrap();
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        Ok((0..n)
-            .map(|i| match r.get::<_, rusqlite::types::Value>(i).unwrap() {
-                rusqlite::types::Value::Text(s) => s,
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Real(f) => f.to_string(),
-                rusqlite::types::Value::Null => String::new(),
-                rusqlite::types::Value::Blob(b) => hex::encode(b),
-            })
-            .collect::<Vec<_>>()
-            .join("|"))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,7 +537,7 @@ async fn kill_9_during_a_replay_loses_nothing_acknowledged() {
         "SELECT * FROM closes WHERE period = '2026-10' ORDER BY period, meter_id, register",
     );
     assert_eq!(closes_before, closes_after, "closes of October changed");
-    verify_month(&report(&config, "2026-11", &[]).await, from);
+    verify_month(&report(&config, "2026-11", &[]), from);
     let dup: Vec<String> = query(
         &store,
         "SELECT meter_id, t FROM readings GROUP BY meter_id, t HAVING COUNT(*) > 1",

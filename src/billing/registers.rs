@@ -160,6 +160,8 @@ impl Register {
             (Register::Energy, "energy", Some("MJ")) => Some(v / 3.6),
             (Register::Hca, "hca", _) => Some(v),
             (Register::MaxPower, "power", Some("kW")) => Some(v),
+            // 1 MJ/h = 1/3.6 kW (thermal power of heat meters).
+            (Register::MaxPower, "power", Some("MJ/h")) => Some(v / 3.6),
             _ => None,
         }
     }
@@ -223,9 +225,20 @@ fn field_number(reading: &Reading, names: &[&str]) -> Option<f64> {
         .find_map(|n| reading.fields.get(n).and_then(number))
 }
 
+/// A driver field that is the meter's own flag for `word`: named `word` or `…word…_flag`
+/// (`_flags`, `_alarm`, `_status`). Fields such as `leak_date` or `backflow_m3` are not
+/// flags: a date or a volume is not a current state.
+fn is_flag_name(name: &str, word: &str) -> bool {
+    name == word
+        || (name.contains(word)
+            && ["_flag", "_flags", "_alarm", "_status"]
+                .iter()
+                .any(|s| name.ends_with(s)))
+}
+
 fn field_flag(reading: &Reading, word: &str) -> bool {
     reading.fields.iter().any(|(name, v)| {
-        name.contains(word)
+        is_flag_name(name, word)
             && match v {
                 Value::Number(d) => d.to_f64() != 0.0,
                 Value::Text(t) => !t.is_empty() && t != "0" && t != "OK" && t != "false",
@@ -242,11 +255,15 @@ impl Facts {
             ..Facts::default()
         };
         for &reg in medium.registers() {
-            let generic = reading
-                .records
-                .iter()
-                .filter(|r| is_current(r))
-                .find_map(|r| reg.value_of(r));
+            let generic = if reg == Register::MaxPower {
+                max_power(reading)
+            } else {
+                reading
+                    .records
+                    .iter()
+                    .filter(|r| is_current(r))
+                    .find_map(|r| reg.value_of(r))
+            };
             if let Some(v) = generic.or_else(|| field_number(reading, reg.fields())) {
                 facts.registers.push((reg, v));
             }
@@ -285,7 +302,12 @@ impl Facts {
                     && r.qualifiers.iter().any(|q| q == "backward_flow")
             })
             .find_map(|r| number(&r.value))
-            .or_else(|| field_number(reading, &["total_backward_m3"]));
+            .or_else(|| {
+                field_number(
+                    reading,
+                    &["total_backward_m3", "total_backwards_m3", "backflow_m3"],
+                )
+            });
         facts.error_flags = reading
             .records
             .iter()
@@ -307,6 +329,26 @@ impl Facts {
             .find(|(r, _)| *r == reg)
             .map(|(_, v)| *v)
     }
+}
+
+/// The highest power of the reading, kW: the current power and the meter's own maximum
+/// (function maximum, storage 0: its maximum of the running interval), total tariff,
+/// whole meter, unqualified (not per phase, not an average).
+fn max_power(reading: &Reading) -> Option<f64> {
+    use crate::reading::Function;
+    reading
+        .records
+        .iter()
+        .filter(|r| {
+            r.storage == 0
+                && r.tariff == 0
+                && r.subunit == 0
+                && matches!(r.function, Function::Instantaneous | Function::Maximum)
+                && r.qualifiers.is_empty()
+                && r.error.is_none()
+        })
+        .filter_map(|r| Register::MaxPower.value_of(r))
+        .reduce(f64::max)
 }
 
 /// Values with storage ≥ 1 paired with the date record of the same storage number, and
@@ -354,4 +396,20 @@ fn due_values(reading: &Reading, medium: Medium) -> Vec<DueValue> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_flag_named_fields_are_flags() {
+        assert!(is_flag_name("burst_flags", "burst"));
+        assert!(is_flag_name("leak_status", "leak"));
+        assert!(is_flag_name("leak", "leak"));
+        assert!(!is_flag_name("leak_date", "leak"));
+        assert!(!is_flag_name("backflow_m3", "backflow"));
+        assert!(!is_flag_name("reverse_volume_year_period_m3", "reverse"));
+        assert!(!is_flag_name("status_flags", "burst"));
+    }
 }

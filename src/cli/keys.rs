@@ -15,7 +15,11 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::keys::{Key, MeterSelector};
+use crate::keys::Key;
+
+use super::csv::{
+    detect_separator, match_column, numbered_lines, parse_csv_id, parse_csv_key, split_csv,
+};
 
 /// Default key file, as in the example configuration.
 pub const DEFAULT_KEY_FILE: &str = "/etc/wmbusd/keys.toml";
@@ -212,131 +216,61 @@ enum Column {
     Name,
 }
 
-/// Column names seen in vendor exports, compared without case, spaces, '_', '-' and '.'.
+/// Column names seen in vendor exports (matched by [`match_column`]).
+const COLUMNS: &[(Column, &[&str])] = &[
+    (
+        Column::Id,
+        &[
+            "id",
+            "meter",
+            "meterid",
+            "meterno",
+            "meternumber",
+            "meternr",
+            "serial",
+            "serialnumber",
+            "serialno",
+            "address",
+            "meteraddress",
+            "secondaryaddress",
+            "deviceid",
+            "identificationnumber",
+            "idnumber",
+        ],
+    ),
+    (
+        Column::Key,
+        &[
+            "key",
+            "aes",
+            "aeskey",
+            "aes128",
+            "aes128key",
+            "encryptionkey",
+            "meterkey",
+            "decryptionkey",
+            "aeskeyhex",
+        ],
+    ),
+    (
+        Column::Manufacturer,
+        &[
+            "manufacturer",
+            "mfct",
+            "mfr",
+            "manufacturercode",
+            "vendor",
+            "manuf",
+        ],
+    ),
+    (
+        Column::Name,
+        &["name", "label", "description", "location", "metername"],
+    ),
+];
+
 fn column_of(header: &str) -> Option<Column> {
-    let norm: String = header
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect();
-    match norm.as_str() {
-        "id"
-        | "meter"
-        | "meterid"
-        | "meterno"
-        | "meternumber"
-        | "meternr"
-        | "serial"
-        | "serialnumber"
-        | "serialno"
-        | "address"
-        | "meteraddress"
-        | "secondaryaddress"
-        | "deviceid"
-        | "identificationnumber"
-        | "idnumber" => Some(Column::Id),
-        "key" | "aes" | "aeskey" | "aes128" | "aes128key" | "encryptionkey" | "meterkey"
-        | "decryptionkey" | "aeskeyhex" => Some(Column::Key),
-        "manufacturer" | "mfct" | "mfr" | "manufacturercode" | "vendor" | "manuf" => {
-            Some(Column::Manufacturer)
-        }
-        "name" | "label" | "description" | "location" | "metername" => Some(Column::Name),
-        _ => None,
-    }
-}
-
-/// Splits one CSV line: `sep`-separated, fields optionally in double quotes with `""`
-/// for a quote inside.
-pub(super) fn split_csv(line: &str, sep: char) -> Result<Vec<String>, &'static str> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    field.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                field.push(c);
-            }
-        } else if c == '"' && field.trim().is_empty() && !was_quoted {
-            field.clear();
-            quoted = true;
-            was_quoted = true;
-        } else if c == sep {
-            fields.push(std::mem::take(&mut field));
-            was_quoted = false;
-        } else {
-            field.push(c);
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted field");
-    }
-    fields.push(field);
-    Ok(fields.into_iter().map(|f| f.trim().to_owned()).collect())
-}
-
-/// The separator used most outside quotes in the first line (',' when none).
-pub(super) fn detect_separator(line: &str) -> char {
-    let mut counts = [(';', 0usize), (',', 0), ('\t', 0)];
-    let mut quoted = false;
-    for c in line.chars() {
-        if c == '"' {
-            quoted = !quoted;
-        } else if !quoted {
-            for (sep, n) in counts.iter_mut() {
-                if c == *sep {
-                    *n += 1;
-                }
-            }
-        }
-    }
-    counts
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .max_by_key(|(_, n)| *n)
-        .map_or(',', |(c, _)| *c)
-}
-
-/// A meter id as vendors write it: 8 hex digits, possibly with spaces; all-decimal ids
-/// that lost leading zeros in a spreadsheet are padded back.
-pub(super) fn parse_csv_id(text: &str) -> Result<String, String> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let padded = if !compact.is_empty()
-        && compact.len() < 8
-        && compact.bytes().all(|b| b.is_ascii_digit())
-    {
-        format!("{compact:0>8}")
-    } else {
-        compact
-    };
-    MeterSelector::parse_id(&padded)
-        .map(|id| crate::wire::link::id_string(&id))
-        .map_err(|e| e.to_string())
-}
-
-/// A key as vendors write it: hex with optional spaces, '-', ':' and a 0x prefix.
-pub(super) fn parse_csv_key(text: &str) -> Result<Key, String> {
-    let trimmed = text.trim();
-    let trimmed = trimmed
-        .strip_prefix("0x")
-        .or_else(|| trimmed.strip_prefix("0X"))
-        .unwrap_or(trimmed);
-    let compact: String = trimmed
-        .chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | ':'))
-        .collect();
-    if compact.is_empty() {
-        return Err("key is empty".to_owned());
-    }
-    Key::from_hex(&compact).map_err(|e| e.to_string())
+    match_column(header, COLUMNS)
 }
 
 fn parse_manufacturer(text: &str) -> Result<Option<String>, String> {
@@ -362,12 +296,7 @@ struct RowError {
 
 /// Parses the CSV text into entries, or every problem found.
 fn parse_csv(text: &str) -> Result<Vec<Entry>, Vec<RowError>> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let mut lines = numbered_lines(text);
     let Some((first_no, first)) = lines.next() else {
         return Err(vec![RowError {
             line: 1,

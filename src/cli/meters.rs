@@ -12,9 +12,10 @@ use rusqlite::params;
 use crate::billing::Medium;
 use crate::config::Config;
 
-use super::keys::{
-    detect_separator, merge_into_key_file, parse_csv_id, parse_csv_key, split_csv, Entry,
+use super::csv::{
+    detect_separator, match_column, numbered_lines, parse_csv_id, parse_csv_key, split_csv,
 };
+use super::keys::{merge_into_key_file, Entry};
 
 const EXIT_REJECTED: u8 = 1;
 const EXIT_IO: u8 = 74;
@@ -82,41 +83,48 @@ enum Col {
     Key,
 }
 
-fn column(header: &str) -> Option<Col> {
-    let norm: String = header
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect();
-    Some(match norm.as_str() {
-        "id" | "meter" | "meterid" | "serial" | "serialnumber" | "meternumber" | "meterno" => {
-            Col::Id
-        }
-        "name" | "metername" | "description" => Col::Name,
-        "apartment" | "label" | "flat" | "unit" | "apartmentlabel" | "location" => Col::Label,
-        "medium" | "type" | "metertype" => Col::Medium,
-        "key" | "aes" | "aeskey" | "meterkey" => Col::Key,
-        _ => return None,
-    })
-}
+/// Column names of admin-system exports (matched by [`match_column`]).
+const COLUMNS: &[(Col, &[&str])] = &[
+    (
+        Col::Id,
+        &[
+            "id",
+            "meter",
+            "meterid",
+            "serial",
+            "serialnumber",
+            "meternumber",
+            "meterno",
+        ],
+    ),
+    (Col::Name, &["name", "metername", "description"]),
+    (
+        Col::Label,
+        &[
+            "apartment",
+            "label",
+            "flat",
+            "unit",
+            "apartmentlabel",
+            "location",
+        ],
+    ),
+    (Col::Medium, &["medium", "type", "metertype"]),
+    (Col::Key, &["key", "aes", "aeskey", "meterkey"]),
+];
 
 /// A valid row with its key, if it has one.
 pub(super) type Parsed = (MeterRow, Option<Entry>);
 
 /// Parses the whole file: the rows, or every bad row as `(line, reason)`.
 pub(super) fn parse(text: &str) -> Result<Vec<Parsed>, Vec<(usize, String)>> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let mut lines = numbered_lines(text);
     let Some((header_line, header)) = lines.next() else {
         return Err(vec![(1, "the file holds no rows".into())]);
     };
     let sep = detect_separator(header);
     let cols: Vec<Option<Col>> = match split_csv(header, sep) {
-        Ok(f) => f.iter().map(|h| column(h)).collect(),
+        Ok(f) => f.iter().map(|h| match_column(h, COLUMNS)).collect(),
         Err(e) => return Err(vec![(header_line, e.into())]),
     };
     if !cols.contains(&Some(Col::Id)) {

@@ -2,6 +2,7 @@
 
 mod bus;
 mod check_config;
+mod csv;
 mod decode;
 mod drivers;
 mod keys;

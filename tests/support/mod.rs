@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod billing;
 pub mod daemon;
 pub mod mosquitto;
 pub mod subscriber;
