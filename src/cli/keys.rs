@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::Config;
+use crate::config::{secrets_mode_refused, Config};
 use crate::keys::{Key, MeterSelector};
 
 /// Default key file, as in the example configuration.
@@ -89,7 +89,7 @@ pub struct ListArgs {
     key_file: Option<PathBuf>,
 
     /// List the meters of this configuration instead (its [[meter]] keys and key file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
@@ -305,19 +305,19 @@ pub(super) fn detect_separator(line: &str) -> char {
         .map_or(',', |(c, _)| *c)
 }
 
-/// A meter id as vendors write it: 8 hex digits, possibly with spaces; all-decimal ids
-/// that lost leading zeros in a spreadsheet are padded back.
+/// A meter id as vendors write it: 8 hex digits, possibly with spaces. A shorter all-decimal
+/// id is refused rather than padded: a spreadsheet may have dropped a leading zero, but it
+/// may as well be a mistyped digit, and a padded guess would file the key under a stranger.
 pub(super) fn parse_csv_id(text: &str) -> Result<String, String> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let padded = if !compact.is_empty()
-        && compact.len() < 8
-        && compact.bytes().all(|b| b.is_ascii_digit())
-    {
-        format!("{compact:0>8}")
-    } else {
-        compact
-    };
-    MeterSelector::parse_id(&padded)
+    if !compact.is_empty() && compact.len() < 8 && compact.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "meter id '{compact}' has {} digits, not 8; if a spreadsheet dropped leading \
+             zeros, write it in full (e.g. \"{compact:0>8}\") and keep the column as text",
+            compact.len()
+        ));
+    }
+    MeterSelector::parse_id(&compact)
         .map(|id| crate::wire::link::id_string(&id))
         .map_err(|e| e.to_string())
 }
@@ -587,9 +587,9 @@ pub(super) fn merge_into_key_file(
             "{}: nothing new ({unchanged} key(s) already present)",
             key_file.display()
         );
-        if let Some(m) = existing_meta.filter(|m| m.permissions().mode() & 0o007 != 0) {
+        if let Some(m) = existing_meta.filter(|m| secrets_mode_refused(m.permissions().mode() & 0o7777)) {
             eprintln!(
-                "warning: {}: mode {:04o} is accessible by other users; the daemon refuses \
+                "warning: {}: mode {:04o} is not owner-only; the daemon refuses \
                  it; run `chmod 600 {}`",
                 key_file.display(),
                 m.permissions().mode() & 0o7777,
@@ -637,7 +637,7 @@ pub(super) fn merge_into_key_file(
         added.len()
     );
     match existing_meta {
-        Some(m) if m.permissions().mode() & 0o007 != 0 => println!(
+        Some(m) if secrets_mode_refused(m.permissions().mode() & 0o7777) => println!(
             "note: the key file was mode {:04o} (refused by the daemon); it is 0600 now",
             m.permissions().mode() & 0o7777
         ),
@@ -678,9 +678,9 @@ fn list(args: ListArgs) -> ExitCode {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
         if let Ok(meta) = std::fs::metadata(&path) {
             let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o007 != 0 {
+            if secrets_mode_refused(mode) {
                 eprintln!(
-                    "warning: {}: mode {mode:04o} is accessible by other users; the daemon \
+                    "warning: {}: mode {mode:04o} is not owner-only; the daemon \
                          refuses it; run `chmod 600 {}`",
                     path.display(),
                     path.display()
@@ -737,7 +737,7 @@ mod tests {
         let csv = "\u{FEFF}\"Meter ID\";\"AES Key\";Mfct;Label\n\
                    12345678;\"01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 11\";els;\"Flat 3; left\"\n\
                    \n\
-                   1234567;0x000102030405060708090A0B0C0D0E0F;;\n";
+                   01234567;0x000102030405060708090A0B0C0D0E0F;;\n";
         let Ok(entries) = parse_csv(csv) else {
             panic!("rejected a valid CSV");
         };
@@ -747,6 +747,18 @@ mod tests {
         assert_eq!(entries[0].name.as_deref(), Some("Flat 3; left"));
         assert_eq!(entries[1].id, "01234567");
         assert_eq!(entries[1].key.expose_bytes()[15], 0x0F);
+    }
+
+    #[test]
+    fn seven_digit_id_is_refused_not_padded() {
+        let csv = "id,key\n1234567,000102030405060708090A0B0C0D0E0F\n";
+        let Err(errors) = parse_csv(csv) else {
+            panic!("accepted a 7-digit id");
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0].reason.contains("7 digits"), "{}", errors[0].reason);
+        assert!(errors[0].reason.contains("01234567"), "{}", errors[0].reason);
     }
 
     #[test]
