@@ -1023,7 +1023,11 @@ impl Config {
                 message,
             });
         }
-        errors.extend(unplaced.into_iter().map(|message| Located::unplaced(name, message)));
+        errors.extend(
+            unplaced
+                .into_iter()
+                .map(|message| Located::unplaced(name, message)),
+        );
         match errors.len() {
             0 => {}
             1 => return Err(ConfigError::At(errors.remove(0))),
@@ -1454,7 +1458,10 @@ key = "{KEY_A}"
         for mode in [0o640, 0o660, 0o604] {
             write_key_file(dir.path(), mode, &body);
             let err = Config::load(&main).unwrap_err();
-            assert!(matches!(err, ConfigError::Insecure { .. }), "{mode:o}: {err:?}");
+            assert!(
+                matches!(err, ConfigError::Insecure { .. }),
+                "{mode:o}: {err:?}"
+            );
             assert!(err.to_string().contains("owner only"), "{err}");
         }
         for mode in [0o600, 0o400] {

@@ -106,10 +106,16 @@ fn check_config_refuses_n_mode() {
         "[gateway]\nid = \"gw\"\n\n[[radio]]\ndriver = \"im871a\"\ndevice = \"/dev/null\"\n\
          modes = [\"N1\"]\n",
     );
-    let out = wmbusd(&["check-config", "--config", config.to_str().unwrap()], None);
+    let out = wmbusd(
+        &["check-config", "--config", config.to_str().unwrap()],
+        None,
+    );
     let all = text(&out);
     assert_eq!(out.status.code(), Some(78), "{all}");
-    assert!(all.contains("wmbusd.toml:7:10:") && all.contains("N1"), "{all}");
+    assert!(
+        all.contains("wmbusd.toml:7:10:") && all.contains("N1"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -161,7 +167,11 @@ fn check_config_listen_exits_non_zero_when_every_key_is_wrong() {
     };
     let wrong = run(WRONG_KEY);
     assert_eq!(wrong.status.code(), Some(3), "{}", text(&wrong));
-    assert!(text(&wrong).contains("every key is wrong"), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("every key is wrong"),
+        "{}",
+        text(&wrong)
+    );
     let right = run(MODE5_KEY);
     assert_eq!(right.status.code(), Some(0), "{}", text(&right));
     assert!(text(&right).contains("decoded ok"), "{}", text(&right));
@@ -172,12 +182,21 @@ fn keys_import_refuses_a_seven_digit_id() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("keys.toml");
     let out = wmbusd(
-        &["keys", "import", "--key-file", key_file.to_str().unwrap(), "-"],
+        &[
+            "keys",
+            "import",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "-",
+        ],
         Some(&format!("id,key\n1234567,{MODE5_KEY}\n")),
     );
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains("7 digits") && all.contains("01234567"), "{all}");
+    assert!(
+        all.contains("7 digits") && all.contains("01234567"),
+        "{all}"
+    );
     assert!(!key_file.exists(), "a key file was written");
 }
 
@@ -249,7 +268,11 @@ fn command_line_durations_take_units_and_warn_on_bare_seconds() {
     };
     let suffixed = run("500ms");
     assert_eq!(suffixed.status.code(), Some(0), "{}", text(&suffixed));
-    assert!(!text(&suffixed).contains("deprecated"), "{}", text(&suffixed));
+    assert!(
+        !text(&suffixed).contains("deprecated"),
+        "{}",
+        text(&suffixed)
+    );
     let bare = run("1");
     assert_eq!(bare.status.code(), Some(0), "{}", text(&bare));
     assert!(text(&bare).contains("write '1s'"), "{}", text(&bare));
@@ -277,7 +300,10 @@ fn the_state_file_default_is_documented_once_and_agrees() {
     assert!(readme.contains(&default.display().to_string()));
     let help = text(&wmbusd(&["run", "--help"], None));
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(help.contains("`state.json` beside the spool directory"), "{help}");
+    assert!(
+        help.contains("`state.json` beside the spool directory"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -290,4 +316,119 @@ fn readme_sort_order_matches_the_help() {
         flat.contains("`--sort rssi` (the default) puts the strongest meters first"),
         "README disagrees with --help"
     );
+}
+
+#[test]
+fn driver_fields_are_in_natural_order() {
+    use wmbusd::reading::{Fields, Value};
+    let mut fields = Fields::default();
+    for name in [
+        "target_10_m3",
+        "target_2_m3",
+        "target_1_m3",
+        "total_m3",
+        "target_12_m3",
+    ] {
+        fields.insert(name, Value::Null);
+    }
+    let json = serde_json::to_string(&fields).unwrap();
+    let order: Vec<&str> = json
+        .trim_matches(['{', '}'])
+        .split(',')
+        .map(|kv| kv.split(':').next().unwrap().trim_matches('"'))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "target_1_m3",
+            "target_2_m3",
+            "target_10_m3",
+            "target_12_m3",
+            "total_m3"
+        ]
+    );
+    // Lookups follow the same order.
+    assert_eq!(fields.get("target_10_m3"), Some(&Value::Null));
+    assert!(fields.get("target_3_m3").is_none());
+}
+
+#[test]
+fn health_intervals_carry_no_clock_noise() {
+    use std::time::{Duration, Instant, SystemTime};
+    use wmbusd::decode::Decoder;
+    use wmbusd::frame::RadioFrame;
+    use wmbusd::keys::KeyStore;
+    use wmbusd::pipeline::{Pipeline, PipelineConfig};
+    let mut decoder = Decoder::new(KeyStore::new());
+    let mut pipeline = Pipeline::new(PipelineConfig::default());
+    let start = SystemTime::now();
+    let now = Instant::now();
+    for (i, gap) in [0.0, 16.123_456_789, 32.246_913_578].iter().enumerate() {
+        let frame = RadioFrame {
+            received_at: Some(start + Duration::from_secs_f64(*gap)),
+            ..RadioFrame::new(hex::decode(MODE5).unwrap())
+        };
+        // Far apart for the dedupe window too.
+        pipeline.process(
+            &mut decoder,
+            &frame,
+            now + Duration::from_secs(3600 * i as u64),
+        );
+    }
+    let stats = pipeline.meter("12345678").expect("meter counted");
+    let json = serde_json::to_value(stats).unwrap();
+    assert_eq!(json["interval_s"].to_string(), "16.1", "{json}");
+}
+
+#[test]
+fn an_ell_aes_ctr_reading_names_its_encryption() {
+    // protocol.md §4.3.1 (ELL II, AES-CTR, Kamstrup 76348799).
+    const ELL: &str =
+        "2A442D2C998734761B168D2091D37CAC21E1D68CDAFFCD3DC452BD802913FF7B1706CA9E355D6C2701CC24";
+    let out = wmbusd(
+        &[
+            "decode",
+            "--key",
+            "28F64A24988064A079AA2C807D6102AE",
+            ELL,
+            MODE5,
+        ],
+        None,
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ell = &lines[0]["security"];
+    assert_eq!(ell["decrypted"], true, "{ell}");
+    assert_eq!(ell["scheme"], "ell_aes_ctr", "{ell}");
+    assert_eq!(ell["verified_by"], "ell_crc", "{ell}");
+    // Mode 5 with the wrong key fails; with its own key it names mode 5.
+    let out = wmbusd(&["decode", "--key", MODE5_KEY, MODE5], None);
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["security"]["scheme"], "aes_cbc_mode_5", "{line}");
+    // A plaintext reading names none.
+    let sontex = "3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000";
+    let out = wmbusd(&["decode", sontex], None);
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(line["security"].get("scheme").is_none(), "{line}");
+}
+
+#[test]
+fn published_readings_carry_the_gateway_and_the_meter_name() {
+    let out = wmbusd(&["demo"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 5, "{}", text(&out));
+    for line in &lines {
+        assert_eq!(line["gateway"], "demo", "{line}");
+        let id = line["meter"]["id"].as_str().unwrap();
+        let name = line["meter"]["name"].as_str().unwrap_or("(none)");
+        let block = format!("id = \"{id}\"\nname = \"{name}\"");
+        assert!(demo.contains(&block), "{id}: name {name} not configured");
+    }
 }

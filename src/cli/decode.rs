@@ -121,31 +121,31 @@ pub fn run(args: DecodeArgs) -> ExitCode {
                     rssi_dbm: Option<f32>,
                     out: &mut BufWriter<_>|
      -> std::io::Result<()> {
-            count += 1;
-            frame.rssi_dbm = rssi_dbm;
-            let ok = if explain {
-                let frame = RadioFrame {
-                    crc,
-                    lenient_length,
-                    rssi_dbm,
-                    ..RadioFrame::new(Vec::new())
-                };
-                explain_one(decoder, input, count, frame, &mut line_buf)
-            } else {
-                decode_one(
-                    decoder,
-                    input,
-                    args.pretty,
-                    (&mut frame, &mut reading),
-                    (&mut writer, &mut line_buf),
-                )
+        count += 1;
+        frame.rssi_dbm = rssi_dbm;
+        let ok = if explain {
+            let frame = RadioFrame {
+                crc,
+                lenient_length,
+                rssi_dbm,
+                ..RadioFrame::new(Vec::new())
             };
-            if !ok {
-                failed += 1;
-            }
-            out.write_all(&line_buf)?;
-            out.write_all(b"\n")
+            explain_one(decoder, input, count, frame, &mut line_buf)
+        } else {
+            decode_one(
+                decoder,
+                input,
+                args.pretty,
+                (&mut frame, &mut reading),
+                (&mut writer, &mut line_buf),
+            )
         };
+        if !ok {
+            failed += 1;
+        }
+        out.write_all(&line_buf)?;
+        out.write_all(b"\n")
+    };
 
     let result = (|| -> std::io::Result<()> {
         for arg in &args.telegrams {

@@ -587,7 +587,9 @@ pub(super) fn merge_into_key_file(
             "{}: nothing new ({unchanged} key(s) already present)",
             key_file.display()
         );
-        if let Some(m) = existing_meta.filter(|m| secrets_mode_refused(m.permissions().mode() & 0o7777)) {
+        if let Some(m) =
+            existing_meta.filter(|m| secrets_mode_refused(m.permissions().mode() & 0o7777))
+        {
             eprintln!(
                 "warning: {}: mode {:04o} is not owner-only; the daemon refuses \
                  it; run `chmod 600 {}`",
@@ -757,8 +759,16 @@ mod tests {
         };
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].line, 2);
-        assert!(errors[0].reason.contains("7 digits"), "{}", errors[0].reason);
-        assert!(errors[0].reason.contains("01234567"), "{}", errors[0].reason);
+        assert!(
+            errors[0].reason.contains("7 digits"),
+            "{}",
+            errors[0].reason
+        );
+        assert!(
+            errors[0].reason.contains("01234567"),
+            "{}",
+            errors[0].reason
+        );
     }
 
     #[test]

@@ -300,9 +300,7 @@ async fn listen(
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?;
-    let deadline = args
-        .duration
-        .map(|d| tokio::time::Instant::now() + d);
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let terminal = !args.json && stdout_is_terminal();
     let screen = Screen::new(terminal, args.json);
     let mut redraw = tokio::time::interval(if terminal { REDRAW } else { SNAPSHOT });

@@ -107,6 +107,15 @@ fn publish_policies(config: &Config) -> HashMap<String, PublishPolicy> {
         .collect()
 }
 
+/// The configured meter names, for the readings' `meter.name`.
+fn meter_names(config: &Config) -> HashMap<String, String> {
+    config
+        .meters
+        .iter()
+        .filter_map(|m| Some((m.id.clone(), m.name.clone()?)))
+        .collect()
+}
+
 /// Builds the key store from the configuration (meter keys and the key file).
 pub fn key_store(config: &Config) -> Result<KeyStore, DaemonError> {
     let mut keys = KeyStore::new();
@@ -220,6 +229,8 @@ struct Daemon {
     last_state: Instant,
     /// Per-meter publish policies (`[[meter]] publish`) and what they remember.
     policies: HashMap<String, PublishPolicy>,
+    /// `[[meter]] name` by meter id, put into each reading.
+    names: HashMap<String, String>,
     publisher: publish::Publisher,
     payload: PayloadFormat,
 }
@@ -333,6 +344,7 @@ impl Daemon {
             last_health: None,
             last_state: Instant::now(),
             policies: publish_policies(&config),
+            names: meter_names(&config),
             publisher: publish::Publisher::default(),
             payload: config
                 .mqtt
@@ -514,7 +526,11 @@ impl Daemon {
             self.spool_raw(frame).await;
         }
         match outcome {
-            Outcome::Reading(reading) => self.on_reading(&reading).await,
+            Outcome::Reading(mut reading) => {
+                reading.gateway = Some(self.sinks.topics.gateway.clone());
+                reading.meter.name = self.names.get(&reading.meter.id).cloned();
+                self.on_reading(&reading).await
+            }
             Outcome::Failed(err) => {
                 self.summary.failed += 1;
                 let meter = err.meter.as_deref().unwrap_or("?");
@@ -735,6 +751,7 @@ impl Daemon {
         if let Some(path) = &self.opts.config_path {
             if let Ok(config) = Config::load(path) {
                 self.policies = publish_policies(&config);
+                self.names = meter_names(&config);
             }
         }
         reload(
