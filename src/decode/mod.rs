@@ -968,7 +968,7 @@ fn set_security(security: &mut Security, mode: u8, outcome: SecurityOutcome) {
     security.mode = mode;
     security.decrypted = outcome.decrypted;
     // Named so that an ELL-decrypted reading does not read as "mode 0: not encrypted".
-    security.scheme = outcome.decrypted.then(|| {
+    security.scheme = outcome.decrypted.then_some({
         std::borrow::Cow::Borrowed(match (outcome.verified_by, mode) {
             (Some("ell_crc"), _) => "ell_aes_ctr",
             (Some("diehl_checksum"), _) => "vendor",
