@@ -11,7 +11,8 @@
 //!   directory of extra driver definitions; default `drivers.d` beside the main file, used
 //!   when it exists — `/etc/wmbusd/drivers.d` for the installed configuration).
 //! - `[[radio]]` (one or more): `driver` (`im871a` `amb8465` `cul` `rtlwmbus` `replay` `auto`),
-//!   `device` (required except for `auto`), `modes`, `baud`, `watchdog_secs`,
+//!   `device` (required except for `auto`; `tcp://host:port` for a dongle behind ser2net
+//!   or an Ethernet-serial converter), `modes` (not N1), `baud`, `watchdog_secs`,
 //!   `replay_interval_ms`.
 //! - `[[bus]]` (zero or more wired M-Bus masters): `name`, `device`, `baud`, `poll_interval`,
 //!   `meters`, `missing_after`, `retries`; see [`crate::bus::config`].
@@ -969,6 +970,23 @@ impl Config {
                         ),
                     )),
                 }
+            }
+            let tcp = r.device.as_deref().is_some_and(|d| d.starts_with("tcp://"));
+            if tcp
+                && matches!(
+                    driver,
+                    RadioDriver::Auto | RadioDriver::Replay | RadioDriver::RtlWmbus
+                )
+            {
+                errors.push(locate(
+                    name,
+                    text,
+                    r.driver.span(),
+                    format!(
+                        "a tcp:// device needs the dongle's driver (im871a, amb8465 or cul), not '{}'",
+                        driver.as_str()
+                    ),
+                ));
             }
             if r.device.is_none() && driver != RadioDriver::Auto {
                 errors.push(locate(

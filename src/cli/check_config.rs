@@ -194,6 +194,10 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
 /// Why a radio's device looks unusable right now, if it does.
 fn radio_warning(driver: RadioDriver, device: Option<&str>) -> Option<String> {
     let device = device?;
+    if crate::radio::session::tcp_address(device).is_some() {
+        // A network radio: reachable or not is only known once connected.
+        return None;
+    }
     match driver {
         RadioDriver::Im871a | RadioDriver::Amb8465 | RadioDriver::Cul | RadioDriver::Auto => {
             (!Path::new(device).exists())
@@ -315,6 +319,7 @@ fn listen(
                                 last_lost.insert(source, reason);
                             }
                         }
+                        RadioState::Failed { reason } => println!("{source}: failed ({reason})"),
                         RadioState::Opening => {}
                     },
                     Some(RadioEvent::ReplayFinished) => {}

@@ -332,6 +332,7 @@ async fn listen(
                             RadioState::Opening => "opening".into(),
                             RadioState::Ready { dongle } => format!("ready: {dongle}"),
                             RadioState::Lost { reason } => format!("lost: {reason}; reopening"),
+                            RadioState::Failed { reason } => format!("failed: {reason}"),
                         };
                         dirty = true;
                     }

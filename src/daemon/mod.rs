@@ -484,27 +484,47 @@ impl Daemon {
     }
 
     fn on_radio_state(&mut self, source: String, state: RadioState) {
-        let was_lost = self
-            .radios
-            .get(&source)
-            .is_some_and(|s| s.starts_with("lost"));
-        let text = match &state {
-            // Reopening after a loss: keep saying "lost" until it is ready again.
-            RadioState::Opening if was_lost => {
-                self.radios.get(&source).cloned().unwrap_or_default()
+        let previous = self.radios.get(&source).map(String::as_str);
+        let was_lost = matches!(previous, Some("reopening" | "missing"));
+        let (report, detail) = match &state {
+            RadioState::Opening => (health::RadioReport::Opening, None),
+            RadioState::Ready { dongle } => (health::RadioReport::Ready, Some(dongle.as_str())),
+            RadioState::Lost { reason } => {
+                // Radio sources are named by their device: a serial node or replay file
+                // that is gone means the dongle was unplugged.
+                let device_missing = source.starts_with('/') && !Path::new(&source).exists();
+                (
+                    health::RadioReport::Lost { device_missing },
+                    Some(reason.as_str()),
+                )
             }
-            RadioState::Opening => "opening".to_owned(),
-            RadioState::Ready { dongle } => format!("ready ({dongle})"),
-            RadioState::Lost { reason } => format!("lost: {reason}"),
+            RadioState::Failed { reason } => (
+                health::RadioReport::Failed { reason },
+                Some(reason.as_str()),
+            ),
         };
-        match state {
+        let text = health::radio_state(previous, report);
+        match &state {
             RadioState::Opening => tracing::debug!("{source}: opening"),
             // An operator reading the log wants to see that a lost dongle came back.
             RadioState::Ready { dongle } if was_lost => {
                 tracing::info!("{source}: ready ({dongle}), reopened after the loss");
             }
             RadioState::Ready { dongle } => tracing::info!("{source}: ready ({dongle})"),
-            RadioState::Lost { reason } => tracing::warn!("{source}: lost: {reason}; reopening"),
+            RadioState::Lost { reason } => tracing::warn!("{source}: lost: {reason}; {text}"),
+            RadioState::Failed { reason } => tracing::error!("{source}: failed: {reason}"),
+        }
+        if previous != Some(text.as_str()) || !matches!(state, RadioState::Opening) {
+            let topics = &self.sinks.topics;
+            let doc = health::radio_document(&source, &text, detail, self.billing.now());
+            self.retained.publish_retained(
+                mqtt::topic_radio(
+                    &topics.prefix,
+                    &topics.gateway,
+                    &health::radio_topic_name(&source),
+                ),
+                doc.to_string().into_bytes(),
+            );
         }
         self.radios.insert(source, text);
     }
