@@ -16,7 +16,9 @@ use support::mosquitto::Mosquitto;
 use support::subscriber::{Message, Subscriber};
 
 fn validator(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     let schema: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
@@ -36,7 +38,10 @@ fn config(dir: &Path, port: u16, payload: &str) -> std::path::PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let demo = std::fs::read_to_string(format!("{root}/config/demo.toml"))
         .unwrap()
-        .replace("@TELEGRAMS@", &format!("\"{root}/config/demo-telegrams.txt\""))
+        .replace(
+            "@TELEGRAMS@",
+            &format!("\"{root}/config/demo-telegrams.txt\""),
+        )
         .replace("@SPOOL@", &format!("\"{}\"", dir.join("spool").display()))
         .replace("@INTERVAL@", "0")
         .replace(
@@ -84,6 +89,9 @@ fn docs<'a>(messages: &'a [Message], pick: impl Fn(&str) -> bool + 'a) -> Vec<Va
         .collect()
 }
 
+/// Schema file, the messages, which topics carry it, at least how many.
+type Kind<'a> = (&'a str, &'a [Message], fn(&str) -> bool, usize);
+
 fn is_reading(topic: &str) -> bool {
     topic.starts_with("wmbus/demo/meter/") && !topic.ends_with("/health")
 }
@@ -94,11 +102,16 @@ async fn every_published_payload_validates_against_its_schema() {
     let full = published(&broker, "full").await;
     let compact = published(&broker, "compact").await;
 
-    let kinds: [(&str, &[Message], fn(&str) -> bool, usize); 6] = [
+    let kinds: [Kind<'_>; 6] = [
         ("reading.v1.schema.json", &full, is_reading, 8),
         ("reading-compact.v1.schema.json", &compact, is_reading, 8),
         ("raw.v1.schema.json", &full, |t| t == "wmbus/demo/raw", 9),
-        ("health.v2.schema.json", &full, |t| t == "wmbus/demo/health", 1),
+        (
+            "health.v2.schema.json",
+            &full,
+            |t| t == "wmbus/demo/health",
+            1,
+        ),
         (
             "meter-health.v2.schema.json",
             &full,
@@ -115,14 +128,20 @@ async fn every_published_payload_validates_against_its_schema() {
     for (schema, messages, pick, at_least) in kinds {
         let v = validator(schema);
         let found = docs(messages, pick);
-        assert!(found.len() >= at_least, "{schema}: {} payloads", found.len());
+        assert!(
+            found.len() >= at_least,
+            "{schema}: {} payloads",
+            found.len()
+        );
         for doc in &found {
             assert_valid(&v, schema, doc);
         }
     }
     // Driver fields, ELL and mode 7 readings are among them.
     let readings = docs(&full, is_reading);
-    assert!(readings.iter().any(|r| r["security"]["scheme"] == "ell_aes_ctr"));
+    assert!(readings
+        .iter()
+        .any(|r| r["security"]["scheme"] == "ell_aes_ctr"));
     assert!(readings.iter().any(|r| r["fields"].is_object()));
 }
 
@@ -132,18 +151,19 @@ fn alarm_changes_validate_against_their_schema() {
     use wmbusd::pipeline::MeterStats;
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
     let mut alarms = Alarms::new(3.0, t0);
-    let stats = MeterStats {
-        configured: true,
-        heard: 1,
-        status_flags: vec!["power_low".to_owned()],
-        error_flags: Some(0x10),
-        ..MeterStats::default()
-    };
+    let mut stats = MeterStats::default();
+    stats.configured = true;
+    stats.heard = 1;
+    stats.status_flags = vec!["power_low".to_owned()];
+    stats.error_flags = Some(0x10);
     let meters: BTreeMap<&str, &MeterStats> = [("12345678", &stats)].into();
     let raised = alarms.evaluate(&meters, t0);
     let cleared = alarms.evaluate(&BTreeMap::new(), t0 + Duration::from_secs(60));
     let v = validator("alarm.v1.schema.json");
-    assert!(raised.len() == 2 && cleared.len() == 2, "{raised:?} {cleared:?}");
+    assert!(
+        raised.len() == 2 && cleared.len() == 2,
+        "{raised:?} {cleared:?}"
+    );
     for change in raised.iter().chain(&cleared) {
         assert_valid(&v, "alarm", &serde_json::to_value(change).unwrap());
     }
