@@ -511,7 +511,9 @@ impl Daemon {
                 tracing::info!("{source}: ready ({dongle}), reopened after the loss");
             }
             RadioState::Ready { dongle } => tracing::info!("{source}: ready ({dongle})"),
-            RadioState::Lost { reason } => tracing::warn!("{source}: lost: {reason}; {text}"),
+            RadioState::Lost { reason } => {
+                tracing::warn!("{source}: lost: {reason}; reopening (radio state {text})")
+            }
             RadioState::Failed { reason } => tracing::error!("{source}: failed: {reason}"),
         }
         if previous != Some(text.as_str()) || !matches!(state, RadioState::Opening) {
