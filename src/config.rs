@@ -11,7 +11,8 @@
 //!   directory of extra driver definitions; default `drivers.d` beside the main file, used
 //!   when it exists — `/etc/wmbusd/drivers.d` for the installed configuration).
 //! - `[[radio]]` (one or more): `driver` (`im871a` `amb8465` `cul` `rtlwmbus` `replay` `auto`),
-//!   `device` (required except for `auto`), `modes`, `baud`, `watchdog_secs`,
+//!   `device` (required except for `auto`; `tcp://host:port` for a dongle behind ser2net
+//!   or an Ethernet-serial converter), `modes` (not N1), `baud`, `watchdog_secs`,
 //!   `replay_interval_ms`.
 //! - `[[bus]]` (zero or more wired M-Bus masters): `name`, `device`, `baud`, `poll_interval`,
 //!   `meters`, `missing_after`, `retries`; see [`crate::bus::config`].
@@ -21,7 +22,8 @@
 //!   `manufacturer`.
 //!
 //! The key file holds `[[key]]` tables with `id`, `key` and optional `name`, `manufacturer`.
-//! It is refused when its mode grants anything to "others" (`mode & 0o007 != 0`); a key given
+//! It must be owner-only (0600 or 0400): a mode granting anything to group or others
+//! (`mode & 0o077 != 0`) is refused ([`secrets_mode_refused`]); a key given
 //! both there and in the main file is an error.
 
 use std::collections::HashMap;
@@ -51,8 +53,23 @@ pub struct Located {
     pub message: String,
 }
 
+impl Located {
+    /// A problem of a whole section (line 0: no position to show).
+    fn unplaced(file: &str, message: String) -> Located {
+        Located {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
@@ -76,8 +93,8 @@ pub enum ConfigError {
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
     #[error(
-        "{path}: refusing secrets file with mode {mode:04o}: it is accessible by other users; \
-         run `chmod 600 {path}`"
+        "{path}: refusing secrets file with mode {mode:04o}: it must be readable by its owner \
+         only (0600 or 0400); run `chmod 600 {path}`"
     )]
     Insecure { path: PathBuf, mode: u32 },
 }
@@ -553,6 +570,8 @@ pub struct HealthConfig {
     /// A meter is reported missing after this many of its usual intervals without a telegram.
     #[serde(default = "default_missing_factor")]
     pub missing_factor: f64,
+    /// Default (when neither this nor `run --state-file` is given): `state.json` beside the
+    /// spool directory, `/var/lib/wmbusd/state.json` for the installed configuration.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
     /// Health documents (summary and per meter) are published at most this often.
@@ -731,20 +750,76 @@ fn normalize_meter_id(id: &str) -> Result<String, String> {
     }
 }
 
-/// Refuses files readable or writable by "others".
+/// True when a secrets file's mode grants anything to group or others (owner-only rule).
+pub fn secrets_mode_refused(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// Refuses secrets files readable or writable by anyone but their owner.
 fn check_private(path: &Path) -> Result<(), ConfigError> {
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o007 != 0 {
+    if secrets_mode_refused(mode) {
         return Err(ConfigError::Insecure {
             path: path.to_path_buf(),
             mode,
         });
     }
     Ok(())
+}
+
+/// Problems of whole sections (no position to show), every one of them.
+fn section_problems(raw: &RawConfig) -> Vec<String> {
+    let mut unplaced: Vec<String> = Vec::new();
+    if let Some(m) = &raw.mqtt {
+        if let Err(e) = validate_topic_part("mqtt.topic_prefix", &m.topic_prefix) {
+            unplaced.push(e);
+        }
+        if m.password.is_some() && m.password_file.is_some() {
+            unplaced.push("mqtt: give either password or password_file, not both".into());
+        }
+        if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
+            unplaced.push("mqtt: a password needs a username".into());
+        }
+        if m.tls_client_cert.is_some() != m.tls_client_key.is_some() {
+            unplaced.push("mqtt: tls_client_cert and tls_client_key go together".into());
+        }
+        if m.max_inflight == 0 {
+            unplaced.push("mqtt: max_inflight must be at least 1".into());
+        }
+        if m.reconnect_min_secs == 0 || m.reconnect_max_secs < m.reconnect_min_secs {
+            unplaced.push(format!(
+                "mqtt: reconnect_min_secs ({}) must be at least 1 and not above reconnect_max_secs ({})",
+                m.reconnect_min_secs, m.reconnect_max_secs
+            ));
+        }
+    }
+    if raw.spool.fsync == FsyncMode::Interval && raw.spool.fsync_interval_ms == 0 {
+        unplaced.push("spool: fsync_interval_ms must be above zero (or fsync = \"always\")".into());
+    }
+    if !(raw.health.missing_factor.is_finite() && raw.health.missing_factor >= 1.0) {
+        unplaced.push("health: missing_factor must be at least 1.0".into());
+    }
+
+    if let Err(e) = raw.billing.validate() {
+        unplaced.push(e);
+    }
+    if let Some(store) = &raw.store {
+        if store.resolution_minutes == 0 || store.batch_max == 0 {
+            unplaced.push("store: resolution_minutes and batch_max must be above zero".into());
+        }
+    }
+    for m in &raw.meter {
+        if let Some(t) = &m.alarms {
+            if let Err(e) = t.validate() {
+                unplaced.push(format!("meter {}: alarms: {e}", m.id.get_ref()));
+            }
+        }
+    }
+    unplaced
 }
 
 /// A meter as read from one file, with positions kept for merge errors.
@@ -872,6 +947,8 @@ impl Config {
     fn parse(text: &str, name: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
         let raw: RawConfig = parse_toml(text, name)?;
         let mut errors = Vec::new();
+        // Problems without a position: all collected, so one run reports every one.
+        let mut unplaced = section_problems(&raw);
 
         let gateway_id = raw.gateway.id.get_ref().clone();
         if let Err(msg) = validate_topic_part("gateway id", &gateway_id).and_then(|_| {
@@ -902,17 +979,43 @@ impl Config {
             let mut modes = Vec::new();
             for m in &r.modes {
                 match LinkMode::parse(m.get_ref()) {
+                    // No supported dongle receives N-mode (169 MHz); accepting it would
+                    // start a radio that can never hear anything.
+                    Some(LinkMode::N1) => errors.push(locate(
+                        name,
+                        text,
+                        m.span(),
+                        "link mode N1 (169 MHz) is not received by any supported radio; \
+                         use S1, T1, C1 or C1+T1",
+                    )),
                     Some(mode) => modes.push(mode),
                     None => errors.push(locate(
                         name,
                         text,
                         m.span(),
                         format!(
-                            "unknown link mode '{}', expected one of S1, T1, C1, C1+T1, N1",
+                            "unknown link mode '{}', expected one of S1, T1, C1, C1+T1",
                             m.get_ref().escape_default()
                         ),
                     )),
                 }
+            }
+            let tcp = r.device.as_deref().is_some_and(|d| d.starts_with("tcp://"));
+            if tcp
+                && matches!(
+                    driver,
+                    RadioDriver::Auto | RadioDriver::Replay | RadioDriver::RtlWmbus
+                )
+            {
+                errors.push(locate(
+                    name,
+                    text,
+                    r.driver.span(),
+                    format!(
+                        "a tcp:// device needs the dongle's driver (im871a, amb8465 or cul), not '{}'",
+                        driver.as_str()
+                    ),
+                ));
             }
             if r.device.is_none() && driver != RadioDriver::Auto {
                 errors.push(locate(
@@ -957,63 +1060,21 @@ impl Config {
 
         let buses = crate::bus::config::validate(raw.bus, name, text, &mut errors);
 
-        let invalid = |message: String| ConfigError::Invalid {
-            file: name.to_string(),
-            message,
-        };
-        if let Some(m) = &raw.mqtt {
-            validate_topic_part("mqtt.topic_prefix", &m.topic_prefix).map_err(invalid)?;
-            if m.password.is_some() && m.password_file.is_some() {
-                return Err(invalid(
-                    "mqtt: give either password or password_file, not both".into(),
-                ));
-            }
-            if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
-                return Err(invalid("mqtt: a password needs a username".into()));
-            }
-            if m.tls_client_cert.is_some() != m.tls_client_key.is_some() {
-                return Err(invalid(
-                    "mqtt: tls_client_cert and tls_client_key go together".into(),
-                ));
-            }
-            if m.max_inflight == 0 {
-                return Err(invalid("mqtt: max_inflight must be at least 1".into()));
-            }
-            if m.reconnect_min_secs == 0 || m.reconnect_max_secs < m.reconnect_min_secs {
-                return Err(invalid(format!(
-                    "mqtt: reconnect_min_secs ({}) must be at least 1 and not above reconnect_max_secs ({})",
-                    m.reconnect_min_secs, m.reconnect_max_secs
-                )));
-            }
-        }
-        if raw.spool.fsync == FsyncMode::Interval && raw.spool.fsync_interval_ms == 0 {
-            return Err(invalid(
-                "spool: fsync_interval_ms must be above zero (or fsync = \"always\")".into(),
-            ));
-        }
-        if !(raw.health.missing_factor.is_finite() && raw.health.missing_factor >= 1.0) {
-            return Err(invalid(
-                "health: missing_factor must be at least 1.0".into(),
-            ));
-        }
-
-        raw.billing.validate().map_err(invalid)?;
-        if let Some(store) = &raw.store {
-            if store.resolution_minutes == 0 || store.batch_max == 0 {
-                return Err(invalid(
-                    "store: resolution_minutes and batch_max must be above zero".into(),
-                ));
-            }
-        }
-        for m in &raw.meter {
-            if let Some(t) = &m.alarms {
-                t.validate()
-                    .map_err(|e| invalid(format!("meter {}: alarms: {e}", m.id.get_ref())))?;
-            }
-        }
         let (mut meters, meter_errors) = parse_meters(raw.meter, name, text, KeySource::Config);
         errors.extend(meter_errors);
 
+        if errors.is_empty() && unplaced.len() == 1 {
+            let message = unplaced.remove(0);
+            return Err(ConfigError::Invalid {
+                file: name.to_string(),
+                message,
+            });
+        }
+        errors.extend(
+            unplaced
+                .into_iter()
+                .map(|message| Located::unplaced(name, message)),
+        );
         match errors.len() {
             0 => {}
             1 => return Err(ConfigError::At(errors.remove(0))),
@@ -1446,6 +1507,26 @@ key = "{KEY_A}"
         let msg = err.to_string();
         assert!(msg.contains("0644") && msg.contains("chmod 600"), "{msg}");
         assert!(!msg.contains(KEY_A));
+    }
+
+    #[test]
+    fn key_file_readable_by_group_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("[[key]]\nid = \"12345678\"\nkey = \"{KEY_A}\"\n");
+        let main = main_with_key_file(dir.path(), "");
+        for mode in [0o640, 0o660, 0o604] {
+            write_key_file(dir.path(), mode, &body);
+            let err = Config::load(&main).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Insecure { .. }),
+                "{mode:o}: {err:?}"
+            );
+            assert!(err.to_string().contains("owner only"), "{err}");
+        }
+        for mode in [0o600, 0o400] {
+            write_key_file(dir.path(), mode, &body);
+            Config::load(&main).unwrap();
+        }
     }
 
     #[test]

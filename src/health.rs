@@ -304,10 +304,127 @@ pub fn summary_document(input: &SummaryInput<'_>) -> serde_json::Value {
     })
 }
 
+/// Version of the `<prefix>/<gateway>/radio/<name>` document.
+pub const RADIO_SCHEMA: u32 = 1;
+
+/// What a receiver's session reported, as far as its published state is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RadioReport<'a> {
+    Opening,
+    Ready,
+    /// Lost and being reopened; `device_missing`: its device node or file is gone.
+    Lost {
+        device_missing: bool,
+    },
+    /// Stopped for good (a setting no retry can fix).
+    Failed {
+        reason: &'a str,
+    },
+}
+
+/// The published state of a receiver: `opening` (first start), `running`, `reopening`
+/// (lost, retried with backoff), `missing` (its device is gone: dongle unplugged),
+/// `failed: <reason>` (not retried). While a lost radio is reopened it keeps saying
+/// `reopening` or `missing` until it runs again.
+pub fn radio_state(previous: Option<&str>, report: RadioReport<'_>) -> String {
+    match report {
+        RadioReport::Opening => match previous {
+            Some(p @ ("reopening" | "missing")) => p.to_owned(),
+            _ => "opening".to_owned(),
+        },
+        RadioReport::Ready => "running".to_owned(),
+        RadioReport::Lost {
+            device_missing: true,
+        } => "missing".to_owned(),
+        RadioReport::Lost {
+            device_missing: false,
+        } => "reopening".to_owned(),
+        RadioReport::Failed { reason } => format!("failed: {reason}"),
+    }
+}
+
+/// `<name>` of a radio's topic: its source with the characters MQTT topics reserve
+/// (`/`, `+`, `#`) and blanks replaced, e.g. `/dev/ttyUSB0` -> `dev_ttyUSB0`.
+pub fn radio_topic_name(source: &str) -> String {
+    let name: String = source
+        .chars()
+        .map(|c| match c {
+            '/' | '+' | '#' | ' ' | ':' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    let trimmed = name.trim_matches('_');
+    if trimmed.is_empty() {
+        "radio".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// The retained `<prefix>/<gateway>/radio/<name>` document.
+pub fn radio_document(
+    source: &str,
+    state: &str,
+    detail: Option<&str>,
+    now: SystemTime,
+) -> serde_json::Value {
+    serde_json::json!({
+        "schema": RADIO_SCHEMA,
+        "radio": source,
+        "state": state,
+        "detail": detail,
+        "since": crate::timefmt::rfc3339(now),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn radio_states_through_a_loss() {
+        let mut state = radio_state(None, RadioReport::Opening);
+        assert_eq!(state, "opening");
+        state = radio_state(Some(&state), RadioReport::Ready);
+        assert_eq!(state, "running");
+        state = radio_state(
+            Some(&state),
+            RadioReport::Lost {
+                device_missing: false,
+            },
+        );
+        assert_eq!(state, "reopening");
+        state = radio_state(Some(&state), RadioReport::Opening);
+        assert_eq!(state, "reopening");
+        state = radio_state(
+            Some(&state),
+            RadioReport::Lost {
+                device_missing: true,
+            },
+        );
+        assert_eq!(state, "missing");
+        state = radio_state(Some(&state), RadioReport::Opening);
+        assert_eq!(state, "missing");
+        assert_eq!(radio_state(Some(&state), RadioReport::Ready), "running");
+        let failed = radio_state(
+            None,
+            RadioReport::Failed {
+                reason: "bad modes",
+            },
+        );
+        assert_eq!(failed, "failed: bad modes");
+        assert_eq!(
+            radio_topic_name("/dev/serial/by-id/usb-x"),
+            "dev_serial_by-id_usb-x"
+        );
+        assert_eq!(
+            radio_topic_name("tcp://10.0.0.5:4001"),
+            "tcp___10.0.0.5_4001"
+        );
+        assert_eq!(radio_topic_name("#"), "radio");
+    }
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000 + secs)

@@ -163,6 +163,11 @@ pub fn topic_meter_health(prefix: &str, gateway: &str, meter_id: &str) -> String
     format!("{prefix}/{gateway}/meter/{meter_id}/health")
 }
 
+/// `<prefix>/<gateway>/radio/<name>`: retained state of one receiver.
+pub fn topic_radio(prefix: &str, gateway: &str, name: &str) -> String {
+    format!("{prefix}/{gateway}/radio/{name}")
+}
+
 /// `<prefix>/<gateway>/health`: retained summary health document of the gateway.
 pub fn topic_health(prefix: &str, gateway: &str) -> String {
     format!("{prefix}/{gateway}/health")

@@ -126,8 +126,13 @@ pub struct MeterStats {
     pub last_rssi_dbm: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mean_rssi_dbm: Option<f32>,
-    /// Typical seconds between telegrams (exponentially weighted mean of the gaps).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Typical seconds between telegrams (exponentially weighted mean of the gaps),
+    /// published to a tenth of a second: the digits below are clock noise.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        serialize_with = "tenths"
+    )]
     pub interval_s: Option<f64>,
     /// Link mode of the last telegram (`T1`, `C1`, ...), when the receiver reports it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -152,6 +157,13 @@ pub struct MeterStats {
     /// A replay of this meter was already logged; cleared by its next accepted reading.
     #[serde(skip)]
     replay_logged: bool,
+}
+
+fn tenths<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_some(&((v * 10.0).round() / 10.0)),
+        None => s.serialize_none(),
+    }
 }
 
 impl MeterStats {

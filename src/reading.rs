@@ -4,7 +4,9 @@
 //!
 //! One JSON object per telegram. The schema changes only together with
 //! [`SCHEMA_VERSION`]; consumers should check `"schema"`. Fields marked *optional* are
-//! left out when unknown.
+//! left out when unknown. Within one number, new optional fields may be added (consumers
+//! must ignore fields they do not know); no field is removed, renamed or changes its
+//! type without a new number.
 //!
 //! ```json
 //! {"schema":1,
@@ -24,6 +26,8 @@
 //! | `meter.manufacturer` | string | three-letter FLAG code, e.g. `KAM` |
 //! | `meter.version` | integer | version byte |
 //! | `meter.device_type` | string | snake_case device type, e.g. `cold_water`, `heat` |
+//! | `meter.name` | string, optional | the meter's `[[meter]] name` in the daemon's configuration (published readings only) |
+//! | `gateway` | string, optional | `[gateway] id` of the daemon that received the telegram (published readings only) |
 //! | `received_at` | string, optional | receive time, RFC 3339 UTC |
 //! | `rssi_dbm` | number, optional | signal strength reported by the receiver |
 //! | `link_mode` | string, optional | `S1`, `T1`, `C1`, `C1+T1`, `N1`; `wired` for a meter read over a wired M-Bus |
@@ -33,6 +37,7 @@
 //! | `security.mode` | integer | TPL security mode (0 = none, 5, 7, …) |
 //! | `security.decrypted` | boolean | the payload was decrypted by wmbusd |
 //! | `security.verified_by` | string or null | how the content was checked: `"2f2f"` (decrypted data starts with 2F 2F), `"mac"` (AFL MAC), `"ell_crc"` (ELL payload CRC), null (not verified, e.g. plaintext) |
+//! | `security.scheme` | string, optional | the encryption wmbusd removed, when it removed one: `"aes_cbc_mode_5"`, `"aes_cbc_mode_7"` (TPL security modes 5 and 7), `"ell_aes_ctr"` (the extended link layer's AES-128-CTR: the TPL itself then carries no security, so `mode` is 0), `"vendor"` (a manufacturer's scrambling, e.g. Diehl real data) |
 //! | `records` | array | data records in telegram order, see below |
 //! | `manufacturer_data` | string, optional | uppercase hex of vendor bytes after DIF 0x0F/0x1F, or of a whole proprietary APL |
 //! | `unparsed` | object, optional | `{"offset":…,"reason":…,"hex":…}`: record bytes the decoder could not read (a truncated last record, a reserved DIF), kept so that nothing is lost; `offset` is in the CRC-free frame |
@@ -205,6 +210,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Reading {
     pub schema: u32,
     pub meter: Meter,
+    /// `[gateway] id` of the daemon that received it; absent outside the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,10 +360,10 @@ impl FieldName {
 }
 
 impl FieldNames {
-    /// The distinct `names`, sorted.
+    /// The distinct `names`, in natural order ([`natural_cmp`]).
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> FieldNames {
         let mut names: Vec<&str> = names.into_iter().collect();
-        names.sort_unstable();
+        names.sort_unstable_by(|a, b| natural_cmp(a, b));
         names.dedup();
         FieldNames(Some(Arc::new(
             names.into_iter().map(FieldName::new).collect(),
@@ -389,7 +397,8 @@ impl FieldNames {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.as_slice().binary_search_by(|n| (*n.name).cmp(name))
+        self.as_slice()
+            .binary_search_by(|n| natural_cmp(&n.name, name))
     }
 
     /// Adds `name` at `index` (where [`FieldNames::position`] says it sorts), copying
@@ -399,7 +408,39 @@ impl FieldNames {
     }
 }
 
-/// A driver's named values, sorted by name. The names are indices into the driver's
+/// Field names the way people sort them: runs of digits compare as numbers, so
+/// `target_2` comes before `target_10` (text order would put `target_10` first). Names
+/// equal as numbers (`a01`, `a1`) fall back to text order, keeping the order total.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    loop {
+        let (Some((&c, x_rest)), Some((&d, y_rest))) = (x.split_first(), y.split_first()) else {
+            return x.len().cmp(&y.len()).then_with(|| a.cmp(b));
+        };
+        if c.is_ascii_digit() && d.is_ascii_digit() {
+            let (nx, rx) = x.split_at(x.iter().take_while(|b| b.is_ascii_digit()).count());
+            let (ny, ry) = y.split_at(y.iter().take_while(|b| b.is_ascii_digit()).count());
+            let (tx, ty) = (without_leading_zeros(nx), without_leading_zeros(ny));
+            let order = tx.len().cmp(&ty.len()).then_with(|| tx.cmp(ty));
+            if order != Ordering::Equal {
+                return order;
+            }
+            (x, y) = (rx, ry);
+        } else if c != d {
+            return c.cmp(&d);
+        } else {
+            (x, y) = (x_rest, y_rest);
+        }
+    }
+}
+
+fn without_leading_zeros(digits: &[u8]) -> &[u8] {
+    let zeros = digits.iter().take_while(|&&b| b == b'0').count();
+    digits.split_at(zeros).1
+}
+
+/// A driver's named values, in natural name order ([`natural_cmp`]). The names are indices into the driver's
 /// [`FieldNames`], and the storage is kept between telegrams by
 /// `Decoder::decode_into`: filling it costs no allocation and no reference count per
 /// field.
@@ -692,6 +733,9 @@ pub struct Meter {
     pub version: u8,
     /// snake_case device type.
     pub device_type: String,
+    /// The configured `[[meter]] name`; set by the daemon, absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -733,6 +777,9 @@ pub struct Security {
     pub decrypted: bool,
     /// `"2f2f"`, `"mac"`, `"ell_crc"` or null.
     pub verified_by: Option<String>,
+    /// Which encryption was removed (see the schema); absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<Cow<'static, str>>,
 }
 
 /// One published data record.
@@ -958,7 +1005,15 @@ impl Reading {
         push_u64(out, u64::from(self.meter.version));
         out.extend_from_slice(b",\"device_type\":");
         string(out, &self.meter.device_type)?;
+        if let Some(name) = &self.meter.name {
+            out.extend_from_slice(b",\"name\":");
+            string(out, name)?;
+        }
         out.push(b'}');
+        if let Some(gateway) = &self.gateway {
+            out.extend_from_slice(b",\"gateway\":");
+            string(out, gateway)?;
+        }
         if let Some(t) = &self.received_at {
             out.extend_from_slice(b",\"received_at\":");
             string(out, t)?;
@@ -987,6 +1042,10 @@ impl Reading {
             b",\"decrypted\":false,\"verified_by\":"
         });
         optional_string(out, self.security.verified_by.as_deref())?;
+        if let Some(scheme) = &self.security.scheme {
+            out.extend_from_slice(b",\"scheme\":");
+            string(out, scheme)?;
+        }
         out.extend_from_slice(b"},\"records\":[");
         for (i, record) in self.records.iter().enumerate() {
             if i > 0 {
@@ -1679,7 +1738,9 @@ mod tests {
                 manufacturer: "KAM".to_owned(),
                 version: 27,
                 device_type: "cold_water".to_owned(),
+                name: Some("flat \"3b\"".to_owned()),
             },
+            gateway: Some("gw-1".to_owned()),
             received_at: Some("2026-11-22T22:30:00Z".to_owned()),
             rssi_dbm: Some(f32::NAN),
             link_mode: Some("C1+T1".to_owned()),
@@ -1689,6 +1750,7 @@ mod tests {
                 mode: 7,
                 decrypted: true,
                 verified_by: Some("mac".to_owned()),
+                scheme: Some("aes_cbc_mode_7".into()),
             },
             records: vec![record.clone(), record],
             manufacturer_data: Some("ABCD".to_owned()),
@@ -1724,8 +1786,10 @@ mod tests {
             receivers: Vec::new(),
             records: Vec::new(),
             rssi_dbm: Some(-80.25),
+            gateway: None,
             security: Security {
                 verified_by: None,
+                scheme: None,
                 ..reading.security.clone()
             },
             ..reading
@@ -1805,7 +1869,9 @@ mod tests {
                 manufacturer: "KAM".into(),
                 version: 27,
                 device_type: "cold_water".into(),
+                name: None,
             },
+            gateway: None,
             received_at: None,
             rssi_dbm: None,
             link_mode: None,
@@ -1815,6 +1881,7 @@ mod tests {
                 mode: 5,
                 decrypted: true,
                 verified_by: Some("2f2f".into()),
+                scheme: None,
             },
             records: records("0C13 56341200"),
             manufacturer_data: None,
@@ -1844,7 +1911,9 @@ mod tests {
                 manufacturer: "EFE".into(),
                 version: 0,
                 device_type: "heat".into(),
+                name: None,
             },
+            gateway: None,
             received_at: Some("2026-11-22T22:30:00Z".into()),
             rssi_dbm: Some(-67.5),
             link_mode: Some("C1".into()),
@@ -1854,6 +1923,7 @@ mod tests {
                 mode: 0,
                 decrypted: false,
                 verified_by: None,
+                scheme: None,
             },
             records: records("0DFD11 02 4241 02FF2C 0100 0493 15 00000000 81037C034C412300"),
             manufacturer_data: Some("AABB".into()),

@@ -271,14 +271,12 @@ impl Terminal {
 
 /// The TELEGRAMS column of a meter's row on a screen.
 fn telegrams_of(screen: &str, meter: &str) -> Option<u64> {
-    let header: Vec<&str> = screen
-        .lines()
-        .find(|l| l.starts_with("ID "))?
-        .split_whitespace()
-        .collect();
-    let column = header.iter().position(|h| *h == "TELEGRAMS")?;
+    // Columns are left-aligned: a cell starts where its header does (states such as
+    // "no key" hold a blank, so words cannot be counted).
+    let header = screen.lines().find(|l| l.starts_with("ID "))?;
+    let column = header.find("TELEGRAMS")?;
     let row = screen.lines().find(|l| l.starts_with(meter))?;
-    row.split_whitespace().nth(column)?.parse().ok()
+    row.get(column..)?.split_whitespace().next()?.parse().ok()
 }
 
 /// On a terminal the table is redrawn in place and the cursor restored on Ctrl-C.
@@ -317,7 +315,7 @@ async fn listen_redraws_the_table_on_a_terminal() {
         row.contains("SON") && row.contains("heat_cost_allocator"),
         "{row}"
     );
-    assert!(row.trim_end().ends_with("ok"), "{row}");
+    assert!(row.contains("heat_cost_allocator  ok "), "{row}");
     assert!(first.starts_with("wmbusd listen: im871a on "), "{first}");
 
     sim.send(telegram(SONTEX_NEXT)).await.unwrap();
@@ -328,7 +326,7 @@ async fn listen_redraws_the_table_on_a_terminal() {
         })
         .await;
     let row = second.lines().find(|l| l.starts_with("12345678")).unwrap();
-    assert!(row.trim_end().ends_with("no key"), "{row}");
+    assert!(row.contains(" no key "), "{row}");
     // Redrawn in place, not appended: the output holds several cleared screens.
     assert!(term.text().matches("\x1b[H\x1b[2J").count() >= 2);
     assert!(

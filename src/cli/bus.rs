@@ -89,7 +89,7 @@ struct ReadArgs {
     #[arg(long)]
     explain: bool,
     /// Take meter keys from this daemon configuration.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 

@@ -16,6 +16,10 @@ use crate::radio::{self, DriverKind, RadioEvent, RadioSpec, RadioState};
 const EXIT_CONFIG: u8 = 78;
 /// The radios could not be started for `--listen`.
 const EXIT_LISTEN: u8 = 1;
+/// `--listen`: configured meters were heard, and not one of their keys verified.
+const EXIT_KEYS_WRONG: u8 = 3;
+/// Where the daemon looks when `--config` is not given.
+const DEFAULT_CONFIG: &str = "/etc/wmbusd/wmbusd.toml";
 
 #[derive(Debug, Args)]
 #[command(
@@ -28,27 +32,48 @@ With --listen, the configured radios are opened for that long and every configur
 is reported as: decoded ok, wrong key, MAC failure, no key, other failure, or not heard. \
 Keys are shown by fingerprint only.
 
+Every problem is reported, not only the first (TOML syntax errors stop the reading of \
+the file, so they come alone).
+
 Examples:
   wmbusd check-config
-  wmbusd check-config ./wmbusd.toml
-  wmbusd check-config --listen 60s /etc/wmbusd/wmbusd.toml
+  wmbusd check-config -c ./wmbusd.toml
+  wmbusd check-config --listen 60s --config /etc/wmbusd/wmbusd.toml
 
 Exit status: 0 configuration ok, 78 configuration error, 1 with --listen: no radio became \
-ready, 2 usage error."
+ready, 3 with --listen: configured meters with keys were heard and none of their keys \
+verified (every key wrong), 2 usage error."
 )]
 pub struct CheckConfigArgs {
-    /// Configuration file to check.
-    #[arg(value_name = "FILE", default_value = "/etc/wmbusd/wmbusd.toml")]
-    file: PathBuf,
+    /// Configuration file to check [default: /etc/wmbusd/wmbusd.toml].
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Deprecated: the file as a positional argument; use --config.
+    #[arg(value_name = "FILE", hide = true, conflicts_with = "config")]
+    file: Option<PathBuf>,
 
     /// Also listen this long (e.g. 60s, 2m, 500ms) and try each configured key on what
     /// is heard.
-    #[arg(long, value_name = "DURATION", value_parser = crate::timefmt::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
     listen: Option<Duration>,
 }
 
+impl CheckConfigArgs {
+    fn path(&self) -> PathBuf {
+        if self.file.is_some() {
+            tracing::warn!("check-config FILE is deprecated; use check-config --config FILE");
+        }
+        self.config
+            .clone()
+            .or_else(|| self.file.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+}
+
 pub fn run(args: CheckConfigArgs) -> ExitCode {
-    let config = match Config::load(&args.file) {
+    let path = args.path();
+    let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
             let located = e.locations();
@@ -62,7 +87,7 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
             let n = located.len().max(1);
             eprintln!(
                 "{}: {n} problem{} found; the daemon would not start",
-                args.file.display(),
+                path.display(),
                 if n == 1 { "" } else { "s" }
             );
             return ExitCode::from(EXIT_CONFIG);
@@ -112,14 +137,14 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
     if problems > 0 {
         eprintln!(
             "{}: {problems} problem{} found; the daemon would not start",
-            args.file.display(),
+            path.display(),
             if problems == 1 { "" } else { "s" }
         );
         return ExitCode::from(EXIT_CONFIG);
     }
 
     let with_keys = config.meters.iter().filter(|m| m.key.is_some()).count();
-    println!("{}: ok", args.file.display());
+    println!("{}: ok", path.display());
     println!("  gateway     {}", config.gateway.id);
     for (i, r) in config.radios.iter().enumerate() {
         println!(
@@ -169,6 +194,10 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
 /// Why a radio's device looks unusable right now, if it does.
 fn radio_warning(driver: RadioDriver, device: Option<&str>) -> Option<String> {
     let device = device?;
+    if crate::radio::session::tcp_address(device).is_some() {
+        // A network radio: reachable or not is only known once connected.
+        return None;
+    }
     match driver {
         RadioDriver::Im871a | RadioDriver::Amb8465 | RadioDriver::Cul | RadioDriver::Auto => {
             (!Path::new(device).exists())
@@ -290,6 +319,7 @@ fn listen(
                                 last_lost.insert(source, reason);
                             }
                         }
+                        RadioState::Failed { reason } => println!("{source}: failed ({reason})"),
                         RadioState::Opening => {}
                     },
                     Some(RadioEvent::ReplayFinished) => {}
@@ -313,8 +343,13 @@ fn listen(
         "{:<8}  {:<name_width$}  {:<9}  {:>6}  {:>4}  RESULT",
         "METER", "NAME", "KEY", "HEARD", "OK"
     );
+    let mut verdicts = KeyVerdicts::default();
     for m in &config.meters {
         let h = heard.remove(&m.id).unwrap_or_default();
+        if m.key.is_some() && h.frames > 0 {
+            verdicts.keyed_heard += 1;
+            verdicts.keyed_ok += usize::from(h.ok > 0);
+        }
         let fp = m
             .key
             .as_ref()
@@ -344,7 +379,21 @@ fn listen(
         eprintln!("no radio became ready: nothing could be heard");
         return ExitCode::from(EXIT_LISTEN);
     }
+    if verdicts.keyed_heard > 0 && verdicts.keyed_ok == 0 {
+        eprintln!(
+            "none of the {} heard meter(s) with a key decoded: every key is wrong",
+            verdicts.keyed_heard
+        );
+        return ExitCode::from(EXIT_KEYS_WRONG);
+    }
     ExitCode::SUCCESS
+}
+
+/// Keyed meters heard and decoded, for the exit status of `--listen`.
+#[derive(Default)]
+struct KeyVerdicts {
+    keyed_heard: usize,
+    keyed_ok: usize,
 }
 
 #[cfg(test)]

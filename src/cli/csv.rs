@@ -88,19 +88,19 @@ pub(super) fn detect_separator(line: &str) -> char {
         .map_or(',', |(c, _)| *c)
 }
 
-/// A meter id as vendors write it: 8 hex digits, possibly with spaces; all-decimal ids
-/// that lost leading zeros in a spreadsheet are padded back.
+/// A meter id as vendors write it: 8 hex digits, possibly with spaces. A shorter all-decimal
+/// id is refused rather than padded: a spreadsheet may have dropped a leading zero, but it
+/// may as well be a mistyped digit, and a padded guess would file the key under a stranger.
 pub(super) fn parse_csv_id(text: &str) -> Result<String, String> {
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let padded = if !compact.is_empty()
-        && compact.len() < 8
-        && compact.bytes().all(|b| b.is_ascii_digit())
-    {
-        format!("{compact:0>8}")
-    } else {
-        compact
-    };
-    MeterSelector::parse_id(&padded)
+    if !compact.is_empty() && compact.len() < 8 && compact.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "meter id '{compact}' has {} digits, not 8; if a spreadsheet dropped leading \
+             zeros, write it in full (e.g. \"{compact:0>8}\") and keep the column as text",
+            compact.len()
+        ));
+    }
+    MeterSelector::parse_id(&compact)
         .map(|id| crate::wire::link::id_string(&id))
         .map_err(|e| e.to_string())
 }

@@ -16,6 +16,7 @@ use crate::reading::{JsonWriter, Reading};
   wmbusd decode 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3 \\
       --key 0102030405060708090A0B0C0D0E0F11
   wmbusd decode - < telegrams.txt
+  wmbusd decode --config config/wmbusd.toml - < config/demo-telegrams.txt
   wmbusd decode --explain --config /etc/wmbusd/wmbusd.toml 2E44931578563412...
 
 --explain prints, instead of JSON, every byte of each telegram layer by layer (link, ELL,
@@ -32,8 +33,9 @@ Telegrams given in one call share state: a compact frame decodes when its full f
 earlier in the same call. Exit status: 0 all decoded, 1 at least one failed, 2 usage error.")]
 pub struct DecodeArgs {
     /// Hex telegrams starting at the L-field (wireless) or 0x68 (wired long frame), with or
-    /// without link-layer CRCs; separators (space _ | #) are ignored. `-` reads one per line
-    /// from stdin.
+    /// without link-layer CRCs; separators (space _ | #) are ignored. `-` reads stdin the
+    /// way the replay radio reads its file: one telegram per line, `#` starts a comment,
+    /// an optional `rssi_dbm;` (and recorded `time;`) prefix.
     #[arg(required = true, value_name = "TELEGRAM")]
     telegrams: Vec<String>,
 
@@ -42,7 +44,7 @@ pub struct DecodeArgs {
     key: Option<String>,
 
     /// Take meter keys from this daemon configuration (and its key file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Pretty-print the JSON (one multi-line object per telegram).
@@ -156,31 +158,36 @@ pub fn run(args: DecodeArgs) -> ExitCode {
     // Remembers each record's constant JSON text across the telegrams of the call.
     let mut writer = JsonWriter::new();
 
-    let mut emit =
-        |decoder: &mut Decoder, input: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
-            count += 1;
-            let ok = if explain {
-                let frame = RadioFrame {
-                    crc,
-                    lenient_length,
-                    ..RadioFrame::new(Vec::new())
-                };
-                explain_one(decoder, input, count, frame, (&mut line_buf, book.as_mut()))
-            } else {
-                decode_one(
-                    decoder,
-                    input,
-                    args.pretty,
-                    (&mut frame, &mut reading),
-                    (&mut writer, &mut line_buf),
-                )
+    let mut emit = |decoder: &mut Decoder,
+                    input: &str,
+                    rssi_dbm: Option<f32>,
+                    out: &mut BufWriter<_>|
+     -> std::io::Result<()> {
+        count += 1;
+        frame.rssi_dbm = rssi_dbm;
+        let ok = if explain {
+            let frame = RadioFrame {
+                crc,
+                lenient_length,
+                rssi_dbm,
+                ..RadioFrame::new(Vec::new())
             };
-            if !ok {
-                failed += 1;
-            }
-            out.write_all(&line_buf)?;
-            out.write_all(b"\n")
+            explain_one(decoder, input, count, frame, (&mut line_buf, book.as_mut()))
+        } else {
+            decode_one(
+                decoder,
+                input,
+                args.pretty,
+                (&mut frame, &mut reading),
+                (&mut writer, &mut line_buf),
+            )
         };
+        if !ok {
+            failed += 1;
+        }
+        out.write_all(&line_buf)?;
+        out.write_all(b"\n")
+    };
 
     let result = (|| -> std::io::Result<()> {
         for arg in &args.telegrams {
@@ -188,19 +195,27 @@ pub fn run(args: DecodeArgs) -> ExitCode {
                 let stdin = std::io::stdin();
                 let mut reader = stdin.lock();
                 let mut line = String::new();
+                let mut number = 0usize;
                 loop {
                     line.clear();
                     if reader.read_line(&mut line)? == 0 {
                         break;
                     }
+                    number += 1;
                     let input = line.trim();
-                    if input.is_empty() || input.starts_with("//") {
+                    if input.starts_with("//") {
                         continue;
                     }
-                    emit(&mut decoder, input, &mut out)?;
+                    // Lines as the replay radio reads them: `#` comments, `rssi;` and
+                    // `time;` prefixes. A malformed prefix is reported as input error.
+                    match crate::radio::replay::split_line(input, number) {
+                        Ok(None) => continue,
+                        Ok(Some(parts)) => emit(&mut decoder, parts.hex, parts.rssi_dbm, &mut out)?,
+                        Err(_) => emit(&mut decoder, input, None, &mut out)?,
+                    }
                 }
             } else {
-                emit(&mut decoder, arg, &mut out)?;
+                emit(&mut decoder, arg, None, &mut out)?;
             }
         }
         out.flush()

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::Config;
+use crate::config::{secrets_mode_refused, Config};
 use crate::keys::Key;
 
 use super::csv::{
@@ -93,7 +93,7 @@ pub struct ListArgs {
     key_file: Option<PathBuf>,
 
     /// List the meters of this configuration instead (its [[meter]] keys and key file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
@@ -516,9 +516,11 @@ pub(super) fn merge_into_key_file(
             "{}: nothing new ({unchanged} key(s) already present)",
             key_file.display()
         );
-        if let Some(m) = existing_meta.filter(|m| m.permissions().mode() & 0o007 != 0) {
+        if let Some(m) =
+            existing_meta.filter(|m| secrets_mode_refused(m.permissions().mode() & 0o7777))
+        {
             eprintln!(
-                "warning: {}: mode {:04o} is accessible by other users; the daemon refuses \
+                "warning: {}: mode {:04o} is not owner-only; the daemon refuses \
                  it; run `chmod 600 {}`",
                 key_file.display(),
                 m.permissions().mode() & 0o7777,
@@ -566,7 +568,7 @@ pub(super) fn merge_into_key_file(
         added.len()
     );
     match existing_meta {
-        Some(m) if m.permissions().mode() & 0o007 != 0 => println!(
+        Some(m) if secrets_mode_refused(m.permissions().mode() & 0o7777) => println!(
             "note: the key file was mode {:04o} (refused by the daemon); it is 0600 now",
             m.permissions().mode() & 0o7777
         ),
@@ -607,9 +609,9 @@ fn list(args: ListArgs) -> ExitCode {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
         if let Ok(meta) = std::fs::metadata(&path) {
             let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o007 != 0 {
+            if secrets_mode_refused(mode) {
                 eprintln!(
-                    "warning: {}: mode {mode:04o} is accessible by other users; the daemon \
+                    "warning: {}: mode {mode:04o} is not owner-only; the daemon \
                          refuses it; run `chmod 600 {}`",
                     path.display(),
                     path.display()
@@ -666,7 +668,7 @@ mod tests {
         let csv = "\u{FEFF}\"Meter ID\";\"AES Key\";Mfct;Label\n\
                    12345678;\"01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 11\";els;\"Flat 3; left\"\n\
                    \n\
-                   1234567;0x000102030405060708090A0B0C0D0E0F;;\n";
+                   01234567;0x000102030405060708090A0B0C0D0E0F;;\n";
         let Ok(entries) = parse_csv(csv) else {
             panic!("rejected a valid CSV");
         };
@@ -676,6 +678,26 @@ mod tests {
         assert_eq!(entries[0].name.as_deref(), Some("Flat 3; left"));
         assert_eq!(entries[1].id, "01234567");
         assert_eq!(entries[1].key.expose_bytes()[15], 0x0F);
+    }
+
+    #[test]
+    fn seven_digit_id_is_refused_not_padded() {
+        let csv = "id,key\n1234567,000102030405060708090A0B0C0D0E0F\n";
+        let Err(errors) = parse_csv(csv) else {
+            panic!("accepted a 7-digit id");
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            errors[0].reason.contains("7 digits"),
+            "{}",
+            errors[0].reason
+        );
+        assert!(
+            errors[0].reason.contains("01234567"),
+            "{}",
+            errors[0].reason
+        );
     }
 
     #[test]

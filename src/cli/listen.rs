@@ -43,15 +43,15 @@ pub enum SortKey {
 #[derive(Debug, Args)]
 #[command(
     after_help = "The table has one row per meter heard: id, manufacturer, device type, link \
-mode, RSSI (last and mean, dBm), telegrams, typical interval between telegrams, and the \
-decode state of the last telegram: ok, no key, wrong key, MAC failure, CRC error, unknown \
+decode state of the last telegram, link mode, RSSI (last and mean, dBm), telegrams and the \
+typical interval between telegrams. The state is one of: ok, no key, wrong key, MAC failure, CRC error, unknown \
 compact format, truncated, invalid frame, unsupported, or - with --config - not configured \
 (the meter is not in the configuration). On a terminal it is redrawn in place (at most twice \
 a second); otherwise a snapshot is appended every 10 s and at the end. Ctrl-C stops.
 
 With --json, one line per telegram instead:
   {\"time\":…,\"meter\":\"12345678\",\"manufacturer\":\"ELS\",\"device_type\":\"gas\",\
-\"link_mode\":\"T1\",\"rssi_dbm\":-64.0,\"outcome\":\"failed\",\"kind\":\"no_key\",\
+\"link_mode\":\"T1\",\"rssi_dbm\":-64.0,\"telegram\":\"2E44…\",\"outcome\":\"failed\",\"kind\":\"no_key\",\
 \"state\":\"no key\",\"message\":\"…\"}
 outcome is ok, failed, duplicate or not_configured; kind is the failure class as in \
 `wmbusd decode` (no_key, wrong_key, mac_failure, crc, unknown_compact_format, …); a decoded \
@@ -65,7 +65,7 @@ Examples:
   wmbusd listen --device /dev/ttyUSB0 --driver im871a          # any meter in range, no keys
   wmbusd listen --config /etc/wmbusd/wmbusd.toml               # the daemon's radio and keys
   wmbusd listen --driver auto --mode C1 --sort id
-  wmbusd listen --device /dev/ttyUSB0 --json --duration 600 > survey.jsonl"
+  wmbusd listen --device /dev/ttyUSB0 --json --duration 10m > survey.jsonl"
 )]
 pub struct ListenArgs {
     /// Serial device (replay: telegram file; rtlwmbus: command line)
@@ -95,9 +95,9 @@ pub struct ListenArgs {
     #[arg(long, value_enum, default_value_t = SortKey::Rssi)]
     sort: SortKey,
 
-    /// Stop after this many seconds (default: until Ctrl-C).
-    #[arg(long, value_name = "SECS")]
-    duration: Option<u64>,
+    /// Stop after this long, e.g. 10m or 90s (default: until Ctrl-C).
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
+    duration: Option<Duration>,
 }
 
 fn parse_mode(s: &str) -> Result<LinkMode, String> {
@@ -301,9 +301,7 @@ async fn listen(
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?;
-    let deadline = args
-        .duration
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let terminal = !args.json && stdout_is_terminal();
     let screen = Screen::new(terminal, args.json);
     let mut redraw = tokio::time::interval(if terminal { REDRAW } else { SNAPSHOT });
@@ -335,6 +333,7 @@ async fn listen(
                             RadioState::Opening => "opening".into(),
                             RadioState::Ready { dongle } => format!("ready: {dongle}"),
                             RadioState::Lost { reason } => format!("lost: {reason}; reopening"),
+                            RadioState::Failed { reason } => format!("failed: {reason}"),
                         };
                         dirty = true;
                     }
@@ -417,24 +416,26 @@ impl Screen {
 
     fn table(&self, text: &str) {
         if self.terminal {
-            let columns = terminal_columns();
-            let clipped: String = text
-                .lines()
-                .map(|l| {
-                    // Over-long lines would wrap and scroll the screen away.
-                    let l = if columns > 0 {
-                        l.chars().take(columns).collect::<String>()
-                    } else {
-                        l.to_owned()
-                    };
-                    format!("{l}\x1b[K\r\n")
-                })
+            let clipped: String = clip_lines(text, terminal_columns())
+                .map(|l| format!("{l}\x1b[K\r\n"))
                 .collect();
             self.write(&format!("\x1b[H\x1b[2J{clipped}"));
         } else {
             self.write(&format!("{text}\n"));
         }
     }
+}
+
+/// The lines of `text` cut at `columns` characters (0: unknown width, not cut): over-long
+/// lines would wrap and scroll the screen away.
+fn clip_lines(text: &str, columns: usize) -> impl Iterator<Item = String> + '_ {
+    text.lines().map(move |l| {
+        if columns > 0 {
+            l.chars().take(columns).collect()
+        } else {
+            l.to_owned()
+        }
+    })
 }
 
 impl Drop for Screen {
@@ -509,6 +510,8 @@ impl Listener {
             "device_type": device_type,
             "link_mode": frame.link_mode.map(|m| m.as_str()),
             "rssi_dbm": frame.rssi_dbm,
+            // The bytes as received, for `wmbusd decode --explain` (technician's guide).
+            "telegram": hex::encode_upper(&frame.bytes),
             "outcome": name,
             "kind": kind,
             "state": state,
@@ -540,12 +543,13 @@ impl Listener {
             "ID",
             "MANUF",
             "TYPE",
+            // Before the numbers: a row cut at 80 columns keeps the meter's state whole.
+            "STATE",
             "MODE",
             "RSSI",
             "MEAN",
             "TELEGRAMS",
             "INTERVAL",
-            "STATE",
         ]
         .map(str::to_owned);
         let dbm = |v: Option<f32>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
@@ -556,12 +560,12 @@ impl Listener {
                     (*id).to_owned(),
                     s.manufacturer.clone().unwrap_or_else(|| "-".into()),
                     s.device_type.clone().unwrap_or_else(|| "-".into()),
+                    self.state(s),
                     s.link_mode.clone().unwrap_or_else(|| "-".into()),
                     dbm(s.last_rssi_dbm),
                     dbm(s.mean_rssi_dbm),
                     s.heard.to_string(),
                     s.interval_s.map_or_else(|| "-".to_owned(), format_interval),
-                    self.state(s),
                 ]
             })
             .collect();
@@ -679,11 +683,11 @@ mod tests {
         let rows: Vec<&str> = screen.lines().skip(2).collect();
         assert!(rows[0].starts_with("ID "), "{screen}");
         assert!(
-            rows[1].starts_with("27293981") && rows[1].ends_with("ok"),
+            rows[1].starts_with("27293981") && rows[1].contains(" ok "),
             "{screen}"
         );
         assert!(
-            rows[2].starts_with("12345678") && rows[2].ends_with("no key"),
+            rows[2].starts_with("12345678") && rows[2].contains(" no key "),
             "{screen}"
         );
         assert!(rows[2].contains("ELS") && rows[2].contains("gas") && rows[2].contains("-80"));
@@ -691,6 +695,34 @@ mod tests {
         let screen = l.render();
         let rows: Vec<&str> = screen.lines().skip(3).collect();
         assert!(rows[0].starts_with("12345678") && rows[1].starts_with("27293981"));
+    }
+
+    #[test]
+    fn state_column_survives_an_80_column_terminal() {
+        /// Kamstrup compact frame whose full frame was not heard (protocol reference §7.4).
+        const KAM_COMPACT: &str = "3F442D2C06357260190C8D207C71032F21255C79DD829283011117650000BFA80000D24F0000B1FB00000000E919FF18F7640000E8FA00000B000000DB111C0B";
+        let mut l = listener(SortKey::Id);
+        feed(&mut l, SONTEX, -100.0);
+        feed(&mut l, KAM_COMPACT, -101.0);
+        let screen = l.render();
+        let clipped: Vec<String> = clip_lines(&screen, 80).collect();
+        let label = FailureKind::UnknownCompactFormat.label();
+        let kam = clipped.iter().find(|r| r.starts_with("60723506"));
+        assert!(kam.is_some_and(|r| r.contains(label)), "{clipped:#?}");
+        let sontex = clipped.iter().find(|r| r.starts_with("27293981"));
+        assert!(
+            sontex.is_some_and(|r| r.contains("heat_cost_allocator  ok ")),
+            "{clipped:#?}"
+        );
+    }
+
+    #[test]
+    fn json_line_carries_the_telegram_hex() {
+        let mut l = listener(SortKey::Rssi);
+        let line = feed(&mut l, PROFILE_A, -60.0);
+        assert_eq!(line["telegram"], PROFILE_A);
+        let again = parse_hex(line["telegram"].as_str().unwrap()).unwrap();
+        assert_eq!(hex::encode_upper(again), PROFILE_A);
     }
 
     #[test]

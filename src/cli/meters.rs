@@ -52,7 +52,7 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE.csv")]
     csv: PathBuf,
     /// Configuration file (its [store] path and key file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     config: PathBuf,
     /// Key file for rows with a key (default: the configuration's key_file).
     #[arg(long, value_name = "PATH")]

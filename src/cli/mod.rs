@@ -88,8 +88,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so that stdout stays machine-readable (JSON lines).
+/// A duration option: `60s`, `15m`, `500ms`, `1h`. A bare number still means seconds but
+/// is deprecated (one warning on stderr; logging is not set up while arguments are parsed).
+pub(crate) fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    let value = crate::timefmt::parse_duration(text)?;
+    if text.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        eprintln!(
+            "warning: a bare number of seconds ('{}') is deprecated; write '{}s'",
+            text.trim(),
+            text.trim()
+        );
+    }
+    Ok(value)
+}
+
+/// Logs go to stderr so that stdout stays machine-readable (JSON lines). Colour only on a
+/// terminal: journald and log files would store the escape codes as text.
 fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -101,6 +117,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

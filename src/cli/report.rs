@@ -35,7 +35,7 @@ open for a period whose deadline has not passed."
 )]
 pub struct ReportArgs {
     /// Configuration file (its [store] path and [billing] rules).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
     /// The period, named by its first month (YYYY-MM).
     #[arg(

@@ -38,7 +38,7 @@ pub struct RunArgs {
     stdout: bool,
 
     /// File for health counters and learned compact-frame formats
-    /// [default: `state.json` next to the spool directory].
+    /// [default: [health] state_file, else `state.json` beside the spool directory].
     #[arg(long, value_name = "FILE")]
     state_file: Option<PathBuf>,
 
@@ -47,10 +47,10 @@ pub struct RunArgs {
     #[arg(long)]
     exit_after_replay: bool,
 
-    /// With --exit-after-replay: stop delivering after this many seconds; readings left
-    /// stay spooled and the exit status is 75 [default: no limit].
-    #[arg(long, value_name = "SECS")]
-    drain_timeout: Option<u64>,
+    /// With --exit-after-replay: stop delivering after this long (e.g. 30s); readings
+    /// left stay spooled and the exit status is 75 [default: no limit].
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_arg)]
+    drain_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +67,9 @@ pub struct DemoArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     interval_ms: u64,
 
-    /// With --mqtt: give up delivering after this many seconds [default: 30].
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    drain_timeout: u64,
+    /// With --mqtt: give up delivering after this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::duration_arg)]
+    drain_timeout: std::time::Duration,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         stdout: args.stdout,
         exit_after_replay: args.exit_after_replay,
         state_file,
-        drain_timeout: args.drain_timeout.map(std::time::Duration::from_secs),
+        drain_timeout: args.drain_timeout,
         temporary_spool: false,
     };
     block_on(opts)
@@ -141,7 +141,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             stdout: args.mqtt.is_none(),
             exit_after_replay: true,
             state_file: None,
-            drain_timeout: Some(std::time::Duration::from_secs(args.drain_timeout)),
+            drain_timeout: Some(args.drain_timeout),
             temporary_spool: true,
         };
         Ok(block_on(opts))

@@ -107,6 +107,15 @@ fn publish_policies(config: &Config) -> HashMap<String, PublishPolicy> {
         .collect()
 }
 
+/// The configured meter names, for the readings' `meter.name`.
+fn meter_names(config: &Config) -> HashMap<String, String> {
+    config
+        .meters
+        .iter()
+        .filter_map(|m| Some((m.id.clone(), m.name.clone()?)))
+        .collect()
+}
+
 /// Builds the key store from the configuration (meter keys and the key file).
 pub fn key_store(config: &Config) -> Result<KeyStore, DaemonError> {
     let mut keys = KeyStore::new();
@@ -221,6 +230,8 @@ struct Daemon {
     last_state: Instant,
     /// Per-meter publish policies (`[[meter]] publish`) and what they remember.
     policies: HashMap<String, PublishPolicy>,
+    /// `[[meter]] name` by meter id, put into each reading.
+    names: HashMap<String, String>,
     publisher: publish::Publisher,
     payload: PayloadFormat,
     /// Readings held while copies from other radios are gathered (`[pipeline] gather_ms`).
@@ -336,6 +347,7 @@ impl Daemon {
             last_health: None,
             last_state: Instant::now(),
             policies: publish_policies(&config),
+            names: meter_names(&config),
             publisher: publish::Publisher::default(),
             gather: crate::gather::Gather::new(config.pipeline.gather_window(config.radios.len())),
             payload: config
@@ -479,27 +491,49 @@ impl Daemon {
     }
 
     fn on_radio_state(&mut self, source: String, state: RadioState) {
-        let was_lost = self
-            .radios
-            .get(&source)
-            .is_some_and(|s| s.starts_with("lost"));
-        let text = match &state {
-            // Reopening after a loss: keep saying "lost" until it is ready again.
-            RadioState::Opening if was_lost => {
-                self.radios.get(&source).cloned().unwrap_or_default()
+        let previous = self.radios.get(&source).map(String::as_str);
+        let was_lost = matches!(previous, Some("reopening" | "missing"));
+        let (report, detail) = match &state {
+            RadioState::Opening => (health::RadioReport::Opening, None),
+            RadioState::Ready { dongle } => (health::RadioReport::Ready, Some(dongle.as_str())),
+            RadioState::Lost { reason } => {
+                // Radio sources are named by their device: a serial node or replay file
+                // that is gone means the dongle was unplugged.
+                let device_missing = source.starts_with('/') && !Path::new(&source).exists();
+                (
+                    health::RadioReport::Lost { device_missing },
+                    Some(reason.as_str()),
+                )
             }
-            RadioState::Opening => "opening".to_owned(),
-            RadioState::Ready { dongle } => format!("ready ({dongle})"),
-            RadioState::Lost { reason } => format!("lost: {reason}"),
+            RadioState::Failed { reason } => (
+                health::RadioReport::Failed { reason },
+                Some(reason.as_str()),
+            ),
         };
-        match state {
+        let text = health::radio_state(previous, report);
+        match &state {
             RadioState::Opening => tracing::debug!("{source}: opening"),
             // An operator reading the log wants to see that a lost dongle came back.
             RadioState::Ready { dongle } if was_lost => {
                 tracing::info!("{source}: ready ({dongle}), reopened after the loss");
             }
             RadioState::Ready { dongle } => tracing::info!("{source}: ready ({dongle})"),
-            RadioState::Lost { reason } => tracing::warn!("{source}: lost: {reason}; reopening"),
+            RadioState::Lost { reason } => {
+                tracing::warn!("{source}: lost: {reason}; reopening (radio state {text})")
+            }
+            RadioState::Failed { reason } => tracing::error!("{source}: failed: {reason}"),
+        }
+        if previous != Some(text.as_str()) || !matches!(state, RadioState::Opening) {
+            let topics = &self.sinks.topics;
+            let doc = health::radio_document(&source, &text, detail, self.billing.now());
+            self.retained.publish_retained(
+                mqtt::topic_radio(
+                    &topics.prefix,
+                    &topics.gateway,
+                    &health::radio_topic_name(&source),
+                ),
+                doc.to_string().into_bytes(),
+            );
         }
         self.radios.insert(source, text);
     }
@@ -550,7 +584,9 @@ impl Daemon {
     }
 
     /// A new reading: on at once, or held to gather the radios that hear it too.
-    async fn on_decoded(&mut self, frame: &RadioFrame, reading: Box<Reading>) {
+    async fn on_decoded(&mut self, frame: &RadioFrame, mut reading: Box<Reading>) {
+        reading.gateway = Some(self.sinks.topics.gateway.clone());
+        reading.meter.name = self.names.get(&reading.meter.id).cloned();
         if !self.gather.is_on() {
             return self.on_reading(&reading).await;
         }
@@ -772,6 +808,7 @@ impl Daemon {
         if let Some(path) = &self.opts.config_path {
             if let Ok(config) = Config::load(path) {
                 self.policies = publish_policies(&config);
+                self.names = meter_names(&config);
             }
         }
         reload(

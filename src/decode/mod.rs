@@ -747,6 +747,9 @@ impl Decoder {
         let device_type = device_type::name(manufacturer, meter.device_type);
         m.device_type = empty_with_capacity(std::mem::take(&mut m.device_type), device_type.len());
         m.device_type.push_str(&device_type);
+        // Labels the daemon adds from its configuration, never the decoder.
+        m.name = None;
+        reading.gateway = None;
         reading.received_at = frame.received_at.map(crate::timefmt::rfc3339);
         reading.rssi_dbm = frame.rssi_dbm;
         reading.link_mode = frame.link_mode.map(|m| m.as_str().to_owned());
@@ -983,6 +986,16 @@ fn fill_records(
 fn set_security(security: &mut Security, mode: u8, outcome: SecurityOutcome) {
     security.mode = mode;
     security.decrypted = outcome.decrypted;
+    // Named so that an ELL-decrypted reading does not read as "mode 0: not encrypted".
+    security.scheme = outcome.decrypted.then_some({
+        std::borrow::Cow::Borrowed(match (outcome.verified_by, mode) {
+            (Some("ell_crc"), _) => "ell_aes_ctr",
+            (Some("diehl_checksum"), _) => "vendor",
+            (_, 5) => "aes_cbc_mode_5",
+            (_, 7) => "aes_cbc_mode_7",
+            _ => "vendor",
+        })
+    });
     match outcome.verified_by {
         Some(how) => {
             let text =

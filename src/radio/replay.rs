@@ -46,8 +46,18 @@ pub enum Error {
     NotCanonical { line: usize },
 }
 
-/// Parses one line; `Ok(None)` for blank and comment lines. `line` is 1-based.
-pub fn parse_line(text: &str, line: usize) -> Result<Option<ReplayTelegram>, Error> {
+/// One line of a replay file before its hex is read. `wmbusd decode -` reads its input
+/// lines with [`split_line`] too, so a replay file decodes as the replay radio reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineParts<'a> {
+    pub recorded_at: Option<std::time::SystemTime>,
+    pub rssi_dbm: Option<f32>,
+    /// The hex as written (separators and a `0x` prefix still in it).
+    pub hex: &'a str,
+}
+
+/// Splits one line into time, RSSI and hex; `Ok(None)` for blank and comment lines.
+pub fn split_line(text: &str, line: usize) -> Result<Option<LineParts<'_>>, Error> {
     let content = text.split('#').next().unwrap_or("").trim();
     if content.is_empty() {
         return Ok(None);
@@ -68,7 +78,23 @@ pub fn parse_line(text: &str, line: usize) -> Result<Option<ReplayTelegram>, Err
         }
         None => (None, content),
     };
-    let hex_part = hex_part.trim();
+    Ok(Some(LineParts {
+        recorded_at,
+        rssi_dbm,
+        hex: hex_part.trim(),
+    }))
+}
+
+/// Parses one line; `Ok(None)` for blank and comment lines. `line` is 1-based.
+pub fn parse_line(text: &str, line: usize) -> Result<Option<ReplayTelegram>, Error> {
+    let Some(LineParts {
+        recorded_at,
+        rssi_dbm,
+        hex: hex_part,
+    }) = split_line(text, line)?
+    else {
+        return Ok(None);
+    };
     let hex_part = hex_part
         .strip_prefix("0x")
         .or_else(|| hex_part.strip_prefix("0X"))

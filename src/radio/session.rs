@@ -44,8 +44,16 @@ pub struct RadioSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RadioState {
     Opening,
-    Ready { dongle: String },
-    Lost { reason: String },
+    Ready {
+        dongle: String,
+    },
+    Lost {
+        reason: String,
+    },
+    /// Stopped for good: a setting that no reopening can fix.
+    Failed {
+        reason: String,
+    },
 }
 
 /// What a session reports.
@@ -616,9 +624,40 @@ fn frame_of(
     }
 }
 
+/// What a session reads and writes: a serial port, or a TCP connection to ser2net or an
+/// Ethernet-serial converter (`tcp://host:port`) carrying the same dongle protocol.
+trait Io: AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// How long a network converter may take to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The TCP address of a `tcp://host:port` device, None for a serial path.
+pub fn tcp_address(device: &str) -> Option<&str> {
+    device.strip_prefix("tcp://")
+}
+
+async fn open_io(path: &str, baud: u32) -> Result<Box<dyn Io>, String> {
+    let Some(address) = tcp_address(path) else {
+        let serial = tokio_serial::new(path, baud)
+            .open_native_async()
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        return Ok(Box::new(serial));
+    };
+    let connect = tokio::net::TcpStream::connect(address);
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(format!("cannot connect to {address}: {e}")),
+        Err(_) => return Err(format!("cannot connect to {address}: no answer within 5 s")),
+    };
+    // Dongle commands are a few bytes; send them at once.
+    let _ = tcp.set_nodelay(true);
+    Ok(Box::new(tcp))
+}
+
 /// An open port with its codec, forwarding telegrams while waiting for replies.
 struct Port {
-    stream: tokio_serial::SerialStream,
+    stream: Box<dyn Io>,
     codec: Codec,
     mode: LinkMode,
     buf: Vec<u8>,
@@ -640,10 +679,8 @@ impl From<()> for Stop {
 }
 
 impl Port {
-    fn open(path: &str, baud: u32, codec: Codec, mode: LinkMode) -> Result<Port, String> {
-        let stream = tokio_serial::new(path, baud)
-            .open_native_async()
-            .map_err(|e| format!("cannot open {path}: {e}"))?;
+    async fn open(path: &str, baud: u32, codec: Codec, mode: LinkMode) -> Result<Port, String> {
+        let stream = open_io(path, baud).await?;
         Ok(Port {
             stream,
             codec,
@@ -927,7 +964,8 @@ async fn receive(
         }
         let silent = port.last_rx.elapsed();
         // USB unplug removes the node (and its by-id link) even if no read error came yet.
-        if silent > TICK && !Path::new(&spec.device).exists() {
+        let serial = tcp_address(&spec.device).is_none();
+        if serial && silent > TICK && !Path::new(&spec.device).exists() {
             return Stop::Lost(format!("device path {} vanished", spec.device));
         }
         if spec.watchdog.is_zero() {
@@ -963,7 +1001,7 @@ async fn run_serial(
         Ok(m) => m,
         Err(e) => {
             // A configuration error cannot heal by retrying.
-            rep.state(RadioState::Lost {
+            rep.state(RadioState::Failed {
                 reason: e.to_string(),
             })
             .await?;
@@ -1011,8 +1049,9 @@ async fn session_once(
     let codec =
         Codec::new(kind).ok_or((Stop::Lost(format!("{kind} is not a serial driver")), false))?;
     let baud = spec.baud.or(kind.default_baud()).unwrap_or(im871a::BAUD);
-    let mut port =
-        Port::open(&spec.device, baud, codec, mode).map_err(|r| (Stop::Lost(r), false))?;
+    let mut port = Port::open(&spec.device, baud, codec, mode)
+        .await
+        .map_err(|r| (Stop::Lost(r), false))?;
     let dongle = initialise(&mut port, rep, shutdown)
         .await
         .map_err(|s| (s, false))?;
