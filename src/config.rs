@@ -224,6 +224,62 @@ pub struct GatewayConfig {
     pub key_file: Option<PathBuf>,
     /// Where extra driver definitions are read from.
     pub drivers_dir: DriversDir,
+    /// `mode`: decode here, forward raw frames for central decoding, or both.
+    pub mode: GatewayMode,
+}
+
+/// What a gateway does with each received frame (`[gateway] mode`): `"decode"` (the
+/// default), `"forward"` (raw frames on `<prefix>/<gateway>/raw`, no keys needed), or both
+/// as a list, `["decode", "forward"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayMode {
+    pub decode: bool,
+    pub forward: bool,
+}
+
+impl Default for GatewayMode {
+    fn default() -> Self {
+        GatewayMode {
+            decode: true,
+            forward: false,
+        }
+    }
+}
+
+/// `mode` as written: one name or a list of names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMode {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawMode {
+    fn resolve(self) -> Result<GatewayMode, String> {
+        let names = match self {
+            RawMode::One(n) => vec![n],
+            RawMode::Many(v) => v,
+        };
+        let mut mode = GatewayMode {
+            decode: false,
+            forward: false,
+        };
+        for n in &names {
+            match n.as_str() {
+                "decode" => mode.decode = true,
+                "forward" => mode.forward = true,
+                other => {
+                    return Err(format!(
+                        "gateway: mode '{other}' is not one of \"decode\", \"forward\""
+                    ))
+                }
+            }
+        }
+        if !mode.decode && !mode.forward {
+            return Err("gateway: mode needs \"decode\", \"forward\" or both".into());
+        }
+        Ok(mode)
+    }
 }
 
 /// The directory of driver definitions added to the built-in ones.
@@ -598,6 +654,8 @@ pub struct Config {
     pub billing: BillingSection,
     /// From `[[meter]]` and the key file, merged; ids unique.
     pub meters: Vec<MeterConfig>,
+    /// `[central]`: settings of `wmbusd central`.
+    pub central: Option<crate::central::CentralSection>,
 }
 
 // ---- raw, as parsed -------------------------------------------------------------------------
@@ -624,6 +682,8 @@ struct RawConfig {
     billing: BillingSection,
     #[serde(default)]
     meter: Vec<RawMeter>,
+    #[serde(default)]
+    central: Option<crate::central::CentralSection>,
 }
 
 #[derive(Deserialize)]
@@ -634,6 +694,8 @@ struct RawGateway {
     key_file: Option<PathBuf>,
     #[serde(default)]
     drivers_dir: Option<PathBuf>,
+    #[serde(default)]
+    mode: Option<RawMode>,
 }
 
 #[derive(Deserialize)]
@@ -841,7 +903,7 @@ impl Config {
     }
 
     fn parse(text: &str, name: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-        let raw: RawConfig = parse_toml(text, name)?;
+        let mut raw: RawConfig = parse_toml(text, name)?;
         let mut errors = Vec::new();
 
         let gateway_id = raw.gateway.id.get_ref().clone();
@@ -969,7 +1031,14 @@ impl Config {
         }
 
         raw.billing.validate().map_err(invalid)?;
-        if let Some(store) = &raw.store {
+        if let Some(store) = &mut raw.store {
+            if let Some(path) = store.url.as_deref().and_then(|u| u.strip_prefix("sqlite://")) {
+                store.path = PathBuf::from(path);
+            } else if let Some(url) = store.url.as_deref().filter(|u| !u.starts_with("postgres")) {
+                return Err(invalid(format!(
+                    "store: url '{url}' is neither sqlite:// nor postgres://"
+                )));
+            }
             if store.resolution_minutes == 0 || store.batch_max == 0 {
                 return Err(invalid(
                     "store: resolution_minutes and batch_max must be above zero".into(),
@@ -982,6 +1051,10 @@ impl Config {
                     .map_err(|e| invalid(format!("meter {}: alarms: {e}", m.id.get_ref())))?;
             }
         }
+        let mode = match raw.gateway.mode {
+            Some(m) => m.resolve().map_err(invalid)?,
+            None => GatewayMode::default(),
+        };
         let (mut meters, meter_errors) = parse_meters(raw.meter, name, text, KeySource::Config);
         errors.extend(meter_errors);
 
@@ -1010,6 +1083,7 @@ impl Config {
                 id: gateway_id,
                 key_file,
                 drivers_dir,
+                mode,
             },
             radios,
             buses,
@@ -1020,6 +1094,7 @@ impl Config {
             store: raw.store,
             billing: raw.billing,
             meters: meters.into_iter().map(|p| p.meter).collect(),
+            central: raw.central,
         })
     }
 
