@@ -1032,7 +1032,11 @@ impl Config {
 
         raw.billing.validate().map_err(invalid)?;
         if let Some(store) = &mut raw.store {
-            if let Some(path) = store.url.as_deref().and_then(|u| u.strip_prefix("sqlite://")) {
+            if let Some(path) = store
+                .url
+                .as_deref()
+                .and_then(|u| u.strip_prefix("sqlite://"))
+            {
                 store.path = PathBuf::from(path);
             } else if let Some(url) = store.url.as_deref().filter(|u| !u.starts_with("postgres")) {
                 return Err(invalid(format!(

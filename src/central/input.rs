@@ -27,7 +27,7 @@ pub struct Delivery {
 /// What the input task reports.
 #[derive(Debug)]
 pub enum InputEvent {
-    Frame(Delivery),
+    Frame(Box<Delivery>),
     /// A (re)connection was established: deliveries of earlier connections are not acked
     /// (the broker sends them again).
     Connected(u64),
@@ -137,7 +137,7 @@ async fn poll(
                     publish,
                     connection,
                 };
-                if tx.send(InputEvent::Frame(d)).await.is_err() {
+                if tx.send(InputEvent::Frame(Box::new(d))).await.is_err() {
                     return;
                 }
             }

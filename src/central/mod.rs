@@ -124,7 +124,7 @@ pub struct CentralSummary {
 
 /// One frame waiting for its batch's commit.
 struct Pending {
-    delivery: Delivery,
+    delivery: Box<Delivery>,
     reading: Option<PgReading>,
 }
 
@@ -147,16 +147,15 @@ impl Decoding {
             tracing::warn!("central: frame on unexpected topic {topic}: ignored");
             return None;
         };
-        let frame = match raw::RawFrameMsg::parse(&d.publish.payload)
-            .and_then(|m| m.to_frame(gateway))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                self.summary.failed += 1;
-                tracing::warn!("central: {topic}: {e}");
-                return None;
-            }
-        };
+        let frame =
+            match raw::RawFrameMsg::parse(&d.publish.payload).and_then(|m| m.to_frame(gateway)) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.summary.failed += 1;
+                    tracing::warn!("central: {topic}: {e}");
+                    return None;
+                }
+            };
         match self
             .pipeline
             .process(&mut self.decoder, &frame, Instant::now())
@@ -188,7 +187,10 @@ impl Decoding {
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let mut json = Vec::with_capacity(1024);
         if let Err(e) = reading.write_json(&mut json) {
-            tracing::error!("reading of meter {} not serialisable: {e}", reading.meter.id);
+            tracing::error!(
+                "reading of meter {} not serialisable: {e}",
+                reading.meter.id
+            );
             return None;
         }
         let medium = Medium::from_device_type(&reading.meter.device_type);
@@ -211,7 +213,10 @@ impl Decoding {
 }
 
 /// Runs one central instance until SIGTERM/SIGINT (or until `stop` says so, in tests).
-pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<CentralSummary, CentralError> {
+pub async fn run(
+    config: Config,
+    mut stop: watch::Receiver<bool>,
+) -> Result<CentralSummary, CentralError> {
     let section = config.central.clone().unwrap_or_default();
     let url = config
         .store
@@ -219,7 +224,9 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<Cent
         .and_then(|s| s.url.clone())
         .filter(|u| u.starts_with("postgres"))
         .ok_or_else(|| {
-            CentralError::Setup("needs [store] url = \"postgres://…\" (the shared store of all instances)".into())
+            CentralError::Setup(
+                "needs [store] url = \"postgres://…\" (the shared store of all instances)".into(),
+            )
         })?;
     let mqtt_cfg = config
         .mqtt_config()?
@@ -235,7 +242,11 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<Cent
             // Copies are merged in the store, across instances, not dropped here.
             dedupe_window: Duration::ZERO,
             only_configured: config.pipeline.only_configured_meters,
-            meters: config.meters.iter().map(|m| (m.id.clone(), m.name.clone())).collect(),
+            meters: config
+                .meters
+                .iter()
+                .map(|m| (m.id.clone(), m.name.clone()))
+                .collect(),
         }),
         calendar: Calendar::new(&config.billing).map_err(|e| CentralError::Setup(e.to_string()))?,
         prefix: mqtt_cfg.topic_prefix.clone(),
@@ -251,7 +262,12 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<Cent
         stop_rx,
         state_tx,
     ));
-    let outbox = outbox::Outbox::start(outbox_store, spool.clone(), &section, &mqtt_cfg.topic_prefix);
+    let outbox = outbox::Outbox::start(
+        outbox_store,
+        spool.clone(),
+        &section,
+        &mqtt_cfg.topic_prefix,
+    );
     let (tx, mut rx) = mpsc::channel(usize::from(section.receive_maximum) + 64);
     let mut input = Input::start(
         &InputConfig {
@@ -269,7 +285,8 @@ pub async fn run(config: Config, mut stop: watch::Receiver<bool>) -> Result<Cent
         section.group,
         crate::store::postgres::redact(&url)
     );
-    let window_ms = i64::try_from(section.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let window_ms =
+        i64::try_from(section.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let result = main_loop(
         &mut decoding,
         &mut store,

@@ -90,7 +90,12 @@ async fn run(
         let deliver = move |due: Vec<Due>| {
             let items: Vec<(String, Vec<u8>)> = due
                 .iter()
-                .map(|d| (route.topic(d), with_receivers(&d.reading, &d.receivers).into_bytes()))
+                .map(|d| {
+                    (
+                        route.topic(d),
+                        with_receivers(&d.reading, &d.receivers).into_bytes(),
+                    )
+                })
                 .collect();
             spool.commit_batch(&items) == items.len()
         };

@@ -95,10 +95,10 @@ pub fn redact(url: &str) -> String {
         return url.to_owned();
     };
     match rest.split_once('@') {
-        Some((cred, host)) => {
-            let user = cred.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
+        Some((cred, host)) => match cred.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
     }
 }
@@ -364,7 +364,7 @@ fn consumption_of(meter: &str, days: &[(String, String)]) -> Vec<ConsumptionRow>
         let Some((first_day, first)) = with.next() else {
             continue;
         };
-        let (last_day, last) = with.last().unwrap_or((first_day, first));
+        let (last_day, last) = with.next_back().unwrap_or((first_day, first));
         out.push(ConsumptionRow {
             meter_id: meter.to_owned(),
             register: name.clone(),
@@ -455,7 +455,10 @@ fn lock_key(meter_id: &str, access_number: i32) -> i64 {
     h as i64
 }
 
-async fn lock_keys(tx: &Transaction<'_>, groups: &[Group<'_>]) -> Result<(), tokio_postgres::Error> {
+async fn lock_keys(
+    tx: &Transaction<'_>,
+    groups: &[Group<'_>],
+) -> Result<(), tokio_postgres::Error> {
     let keys: BTreeSet<i64> = groups
         .iter()
         .map(|g| lock_key(&g.first.meter_id, g.first.access_number))
@@ -524,11 +527,15 @@ async fn merge_receivers(
     .map(|_| ())
 }
 
-async fn insert_rows(tx: &Transaction<'_>, fresh: &[&Group<'_>]) -> Result<(), tokio_postgres::Error> {
+async fn insert_rows(
+    tx: &Transaction<'_>,
+    fresh: &[&Group<'_>],
+) -> Result<(), tokio_postgres::Error> {
     if fresh.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&PgReading) -> &str| -> Vec<&str> { fresh.iter().map(|g| f(g.first)).collect() };
+    let col =
+        |f: fn(&PgReading) -> &str| -> Vec<&str> { fresh.iter().map(|g| f(g.first)).collect() };
     let meters = col(|r| &r.meter_id);
     let acc: Vec<i32> = fresh.iter().map(|g| g.first.access_number).collect();
     let t: Vec<i64> = fresh.iter().map(|g| g.first.t_ms).collect();
@@ -548,7 +555,10 @@ async fn insert_rows(tx: &Transaction<'_>, fresh: &[&Group<'_>]) -> Result<(), t
 }
 
 /// One row per (meter, day) of the new telegrams: the latest registers and the count.
-async fn upsert_daily(tx: &Transaction<'_>, fresh: &[&Group<'_>]) -> Result<(), tokio_postgres::Error> {
+async fn upsert_daily(
+    tx: &Transaction<'_>,
+    fresh: &[&Group<'_>],
+) -> Result<(), tokio_postgres::Error> {
     let mut days: BTreeMap<(&str, &str), (&PgReading, i32)> = BTreeMap::new();
     for g in fresh {
         let r = g.first;
@@ -635,6 +645,7 @@ mod tests {
             "postgres://wm:***@db:5432/wmbus"
         );
         assert_eq!(redact("postgres://db/wmbus"), "postgres://db/wmbus");
+        assert_eq!(redact("postgres://wm@db/wmbus"), "postgres://wm@db/wmbus");
     }
 
     #[test]

@@ -3,5 +3,6 @@
 
 pub mod daemon;
 pub mod mosquitto;
+pub mod postgres;
 pub mod subscriber;
 pub mod telegrams;
