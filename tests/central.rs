@@ -277,3 +277,124 @@ async fn two_central_instances_store_and_publish_each_telegram_once() {
     a.assert_running("central-a after the restart");
     b.assert_running("central-b");
 }
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Publishes `frames` raw frames as 10 gateways would (QoS 1), every telegram of 1,000
+/// meters from 2–3 of them in a row; returns (frames, telegrams) once the broker
+/// acknowledged all of them.
+async fn publish_frames(port: u16, frames: usize) -> (usize, usize) {
+    use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+    let mut o = MqttOptions::new("bench-gateways", "127.0.0.1", port);
+    o.set_inflight(500).set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(o, 1000);
+    let acks = tokio::spawn(async move {
+        let mut n = 0usize;
+        while n < frames {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => n += 1,
+                Ok(_) => {}
+                Err(e) => panic!("bench publisher: {e}"),
+            }
+        }
+    });
+    let (mut sent, mut telegrams) = (0usize, 0usize);
+    'all: for k in 0u32.. {
+        for m in 0..1000u32 {
+            let (at, bytes) = telegram(m, k);
+            telegrams += 1;
+            for gw in coverage(m) {
+                let mut frame = wmbusd::frame::RadioFrame::checked(bytes.clone(), None);
+                frame.rssi_dbm = Some(rssi(gw, m));
+                frame.received_at = Some(at);
+                let gateway = format!("gw-{gw}");
+                let msg = wmbusd::central::raw::RawFrameMsg::of(&frame, &gateway);
+                client
+                    .publish(
+                        format!("wmbus/{gateway}/raw"),
+                        QoS::AtLeastOnce,
+                        false,
+                        msg.to_json(),
+                    )
+                    .await
+                    .unwrap();
+                sent += 1;
+                if sent == frames {
+                    break 'all;
+                }
+            }
+        }
+    }
+    acks.await.unwrap();
+    (sent, telegrams)
+}
+
+/// The benchmark behind `scripts/measure-central.sh`: frames/s of one and of two
+/// instances, from frames already queued at the broker into PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_central() {
+    let frames: usize = env_or("WMBUSD_BENCH_FRAMES", 100_000);
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let port = free_port();
+    let _broker = Mosquitto::start_with(port, |_| {
+        "max_inflight_messages 0\nmax_queued_messages 0\n".into()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = PgStore::connect(&pg.url()).await.unwrap();
+    let mut per_instances = Vec::new();
+    for instances in [1usize, 2] {
+        let configs: Vec<PathBuf> = (0..instances)
+            .map(|i| {
+                let name = format!("bench{instances}-{i}");
+                let path = write_central(dir.path(), &name, port, &pg.url());
+                let text = std::fs::read_to_string(&path).unwrap()
+                    + &format!("group = \"bench{instances}\"\nhold_ms = 500\n");
+                std::fs::write(
+                    &path,
+                    text.replace("hold_ms = 3000\n", "")
+                        .replace("batch_max = 200\n", ""),
+                )
+                .unwrap();
+                path
+            })
+            .collect();
+        // Sessions first, so that the broker queues the frames for them.
+        for c in &configs {
+            let mut d = start_central(c);
+            wait_for!("subscription", 20, d.log().contains("$share/"));
+            d.terminate().await;
+        }
+        store.truncate().await.unwrap();
+        let (sent, telegrams) = publish_frames(port, frames).await;
+        let started = Instant::now();
+        let running: Vec<Daemon> = configs.iter().map(|c| start_central(c)).collect();
+        let mut first = None;
+        wait_for!("all telegrams stored", 60, {
+            let n = store.count_readings().await.unwrap();
+            if n > 0 && first.is_none() {
+                first = Some(Instant::now());
+            }
+            n >= telegrams as i64
+        });
+        let busy = first.map_or(started.elapsed(), |f| f.elapsed());
+        let rate = sent as f64 / busy.as_secs_f64();
+        println!(
+            "MEASURE central instances={instances} frames={sent} telegrams={telegrams} seconds={:.2} frames_per_s={rate:.0}",
+            busy.as_secs_f64()
+        );
+        per_instances.push(rate);
+        drop(running);
+    }
+    println!(
+        "MEASURE central speedup_2_over_1={:.2}",
+        per_instances[1] / per_instances[0]
+    );
+}

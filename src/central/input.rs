@@ -71,8 +71,11 @@ fn options(cfg: &InputConfig) -> MqttOptions {
 }
 
 impl Input {
-    /// Connects (retrying in the background) and forwards frames to `tx`.
-    pub fn start(cfg: &InputConfig, tx: mpsc::Sender<InputEvent>) -> Input {
+    /// Connects (retrying in the background) and forwards frames to `tx`. Unbounded: the
+    /// event loop must never wait for the decoder, or the acknowledgements the decoder
+    /// queues (which the event loop sends) would wait for it in turn. The broker bounds
+    /// what is in flight (receive maximum).
+    pub fn start(cfg: &InputConfig, tx: mpsc::UnboundedSender<InputEvent>) -> Input {
         let cap = usize::from(cfg.receive_maximum) * 2 + 16;
         let (client, eventloop) = AsyncClient::new(options(cfg), cap);
         let task = tokio::spawn(poll(eventloop, client.clone(), cfg.clone(), tx));
@@ -109,7 +112,7 @@ async fn poll(
     mut eventloop: EventLoop,
     client: AsyncClient,
     cfg: InputConfig,
-    tx: mpsc::Sender<InputEvent>,
+    tx: mpsc::UnboundedSender<InputEvent>,
 ) {
     let mut connection = 0u64;
     let mut backoff = cfg.mqtt.reconnect_min;
@@ -128,7 +131,7 @@ async fn poll(
                 if let Err(e) = client.try_subscribe(cfg.filter(), QoS::AtLeastOnce) {
                     tracing::error!("central: cannot subscribe: {e}");
                 }
-                if tx.send(InputEvent::Connected(connection)).await.is_err() {
+                if tx.send(InputEvent::Connected(connection)).is_err() {
                     return;
                 }
             }
@@ -137,7 +140,7 @@ async fn poll(
                     publish,
                     connection,
                 };
-                if tx.send(InputEvent::Frame(Box::new(d))).await.is_err() {
+                if tx.send(InputEvent::Frame(Box::new(d))).is_err() {
                     return;
                 }
             }

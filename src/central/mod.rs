@@ -268,7 +268,7 @@ pub async fn run(
         &section,
         &mqtt_cfg.topic_prefix,
     );
-    let (tx, mut rx) = mpsc::channel(usize::from(section.receive_maximum) + 64);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let mut input = Input::start(
         &InputConfig {
             mqtt: mqtt_cfg.clone(),
@@ -322,7 +322,7 @@ async fn main_loop(
     d: &mut Decoding,
     store: &mut PgStore,
     input: &mut Input,
-    rx: &mut mpsc::Receiver<InputEvent>,
+    rx: &mut mpsc::UnboundedReceiver<InputEvent>,
     stop: &mut watch::Receiver<bool>,
     batch_max: usize,
     window_ms: i64,

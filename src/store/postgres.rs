@@ -275,6 +275,14 @@ impl PgStore {
         Ok(row.get(0))
     }
 
+    /// Empties the tables (benchmarks between runs).
+    pub async fn truncate(&self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute("TRUNCATE readings, daily")
+            .await
+            .map_err(self.err())
+    }
+
     /// Every stored telegram: (meter, access number, receivers best first).
     pub async fn receivers(&self) -> Result<Vec<(String, i32, Vec<String>)>, StoreError> {
         let rows = self
