@@ -1201,6 +1201,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gateway_mode_and_store_url() {
+        let load =
+            |extra: &str| Config::from_str_named(&format!("[gateway]\nid = \"g\"\n{extra}"), "t");
+        let c = load("").unwrap();
+        assert_eq!(
+            (c.gateway.mode.decode, c.gateway.mode.forward),
+            (true, false)
+        );
+        let c = load("mode = \"forward\"\n").unwrap();
+        assert_eq!(
+            (c.gateway.mode.decode, c.gateway.mode.forward),
+            (false, true)
+        );
+        let c = load("mode = [\"decode\", \"forward\"]\n").unwrap();
+        assert_eq!(
+            (c.gateway.mode.decode, c.gateway.mode.forward),
+            (true, true)
+        );
+        assert!(load("mode = \"relay\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("relay"));
+        assert!(load("mode = []\n").is_err());
+        let c = load("[store]\nurl = \"sqlite:///srv/r.sqlite\"\n").unwrap();
+        assert_eq!(c.store.unwrap().path, PathBuf::from("/srv/r.sqlite"));
+        let c =
+            load("[store]\nurl = \"postgres://db/wmbus\"\n[central]\ngroup = \"g2\"\n").unwrap();
+        assert_eq!(c.central.unwrap().group, "g2");
+        assert!(load("[store]\nurl = \"mysql://db\"\n").is_err());
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         let t = "a = 1\nbb = 2\n  cé = 3\n";
         assert_eq!(line_col(t, 0), (1, 1));

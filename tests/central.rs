@@ -377,7 +377,7 @@ async fn bench_central() {
         let started = Instant::now();
         let running: Vec<Daemon> = configs.iter().map(|c| start_central(c)).collect();
         let mut first = None;
-        wait_for!("all telegrams stored", 60, {
+        wait_for!("all telegrams stored", 300, {
             let n = store.count_readings().await.unwrap();
             if n > 0 && first.is_none() {
                 first = Some(Instant::now());
