@@ -175,9 +175,12 @@ fn check_store(rows: &BTreeMap<(String, i32), Vec<Vec<String>>>, ks: std::ops::R
     }
 }
 
-/// Published readings: (meter, litres) -> [(topic, receivers)].
-fn published(sub: &Subscriber) -> BTreeMap<(String, u32), Vec<(String, Vec<String>)>> {
-    let mut out: BTreeMap<(String, u32), Vec<(String, Vec<String>)>> = BTreeMap::new();
+/// (meter, litres) -> [(topic, receivers)].
+type Published = BTreeMap<(String, u32), Vec<(String, Vec<String>)>>;
+
+/// Published readings by meter and litres.
+fn published(sub: &Subscriber) -> Published {
+    let mut out = Published::new();
     for msg in sub.on("wmbus/") {
         let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
         let meter = v["meter"]["id"].as_str().unwrap().to_owned();
