@@ -241,6 +241,62 @@ pub struct GatewayConfig {
     pub key_file: Option<PathBuf>,
     /// Where extra driver definitions are read from.
     pub drivers_dir: DriversDir,
+    /// `mode`: decode here, forward raw frames for central decoding, or both.
+    pub mode: GatewayMode,
+}
+
+/// What a gateway does with each received frame (`[gateway] mode`): `"decode"` (the
+/// default), `"forward"` (raw frames on `<prefix>/<gateway>/raw`, no keys needed), or both
+/// as a list, `["decode", "forward"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayMode {
+    pub decode: bool,
+    pub forward: bool,
+}
+
+impl Default for GatewayMode {
+    fn default() -> Self {
+        GatewayMode {
+            decode: true,
+            forward: false,
+        }
+    }
+}
+
+/// `mode` as written: one name or a list of names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMode {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawMode {
+    fn resolve(self) -> Result<GatewayMode, String> {
+        let names = match self {
+            RawMode::One(n) => vec![n],
+            RawMode::Many(v) => v,
+        };
+        let mut mode = GatewayMode {
+            decode: false,
+            forward: false,
+        };
+        for n in &names {
+            match n.as_str() {
+                "decode" => mode.decode = true,
+                "forward" => mode.forward = true,
+                other => {
+                    return Err(format!(
+                        "gateway: mode '{other}' is not one of \"decode\", \"forward\""
+                    ))
+                }
+            }
+        }
+        if !mode.decode && !mode.forward {
+            return Err("gateway: mode needs \"decode\", \"forward\" or both".into());
+        }
+        Ok(mode)
+    }
 }
 
 /// The directory of driver definitions added to the built-in ones.
@@ -646,6 +702,8 @@ pub struct Config {
     pub billing: BillingSection,
     /// From `[[meter]]` and the key file, merged; ids unique.
     pub meters: Vec<MeterConfig>,
+    /// `[central]`: settings of `wmbusd central`.
+    pub central: Option<crate::central::CentralSection>,
 }
 
 // ---- raw, as parsed -------------------------------------------------------------------------
@@ -672,6 +730,8 @@ struct RawConfig {
     billing: BillingSection,
     #[serde(default)]
     meter: Vec<RawMeter>,
+    #[serde(default)]
+    central: Option<crate::central::CentralSection>,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +742,8 @@ struct RawGateway {
     key_file: Option<PathBuf>,
     #[serde(default)]
     drivers_dir: Option<PathBuf>,
+    #[serde(default)]
+    mode: Option<RawMode>,
 }
 
 #[derive(Deserialize)]
@@ -808,6 +870,15 @@ fn section_problems(raw: &RawConfig) -> Vec<String> {
         unplaced.push(e);
     }
     if let Some(store) = &raw.store {
+        if let Some(url) = store
+            .url
+            .as_deref()
+            .filter(|u| !u.starts_with("sqlite://") && !u.starts_with("postgres"))
+        {
+            unplaced.push(format!(
+                "store: url '{url}' is neither sqlite:// nor postgres://"
+            ));
+        }
         if store.resolution_minutes == 0 || store.batch_max == 0 {
             unplaced.push("store: resolution_minutes and batch_max must be above zero".into());
         }
@@ -945,7 +1016,7 @@ impl Config {
     }
 
     fn parse(text: &str, name: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-        let raw: RawConfig = parse_toml(text, name)?;
+        let mut raw: RawConfig = parse_toml(text, name)?;
         let mut errors = Vec::new();
         // Problems without a position: all collected, so one run reports every one.
         let mut unplaced = section_problems(&raw);
@@ -1060,6 +1131,22 @@ impl Config {
 
         let buses = crate::bus::config::validate(raw.bus, name, text, &mut errors);
 
+        if let Some(store) = &mut raw.store {
+            if let Some(path) = store
+                .url
+                .as_deref()
+                .and_then(|u| u.strip_prefix("sqlite://"))
+            {
+                store.path = PathBuf::from(path);
+            }
+        }
+        let mode = match raw.gateway.mode {
+            Some(m) => m.resolve().unwrap_or_else(|e| {
+                unplaced.push(e);
+                GatewayMode::default()
+            }),
+            None => GatewayMode::default(),
+        };
         let (mut meters, meter_errors) = parse_meters(raw.meter, name, text, KeySource::Config);
         errors.extend(meter_errors);
 
@@ -1100,6 +1187,7 @@ impl Config {
                 id: gateway_id,
                 key_file,
                 drivers_dir,
+                mode,
             },
             radios,
             buses,
@@ -1110,6 +1198,7 @@ impl Config {
             store: raw.store,
             billing: raw.billing,
             meters: meters.into_iter().map(|p| p.meter).collect(),
+            central: raw.central,
         })
     }
 
@@ -1210,6 +1299,38 @@ fn merge_key_file(meters: &mut Vec<ParsedMeter>, path: &Path) -> Result<(), Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_mode_and_store_url() {
+        let load =
+            |extra: &str| Config::from_str_named(&format!("[gateway]\nid = \"g\"\n{extra}"), "t");
+        let c = load("").unwrap();
+        assert_eq!(
+            (c.gateway.mode.decode, c.gateway.mode.forward),
+            (true, false)
+        );
+        let c = load("mode = \"forward\"\n").unwrap();
+        assert_eq!(
+            (c.gateway.mode.decode, c.gateway.mode.forward),
+            (false, true)
+        );
+        let c = load("mode = [\"decode\", \"forward\"]\n").unwrap();
+        assert_eq!(
+            (c.gateway.mode.decode, c.gateway.mode.forward),
+            (true, true)
+        );
+        assert!(load("mode = \"relay\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("relay"));
+        assert!(load("mode = []\n").is_err());
+        let c = load("[store]\nurl = \"sqlite:///srv/r.sqlite\"\n").unwrap();
+        assert_eq!(c.store.unwrap().path, PathBuf::from("/srv/r.sqlite"));
+        let c =
+            load("[store]\nurl = \"postgres://db/wmbus\"\n[central]\ngroup = \"g2\"\n").unwrap();
+        assert_eq!(c.central.unwrap().group, "g2");
+        assert!(load("[store]\nurl = \"mysql://db\"\n").is_err());
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -14,6 +14,8 @@
 pub mod billing;
 pub mod bus;
 #[cfg(feature = "daemon")]
+pub mod central;
+#[cfg(feature = "daemon")]
 pub mod cli;
 #[cfg(feature = "daemon")]
 pub mod config;

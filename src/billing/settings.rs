@@ -12,6 +12,9 @@ use serde::Deserialize;
 pub struct StoreSection {
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// `sqlite:///path` (same as `path`) or `postgres://…` (the central decoders' store).
+    #[serde(default)]
+    pub url: Option<String>,
     /// A meter's last reading of each slot of this many minutes is kept (plus every
     /// reading whose status or alarm flags changed).
     #[serde(default = "default_resolution")]
@@ -45,6 +48,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             path: default_store_path(),
+            url: None,
             resolution_minutes: default_resolution(),
             keep_readings_days: default_keep_readings(),
             keep_daily_days: default_keep_daily(),

@@ -1,6 +1,7 @@
 //! The `wmbusd` command line: a thin layer over the library.
 
 mod bus;
+mod central;
 mod check_config;
 mod csv;
 mod decode;
@@ -67,6 +68,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Import an administration system's meter list (names, apartments, media, keys).
     Meters(meters::MetersArgs),
+    /// Central decoding: raw frames of forwarding gateways (MQTT 5 shared subscription)
+    /// into PostgreSQL and readings on MQTT.
+    Central(central::CentralArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -85,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Bus(args) => bus::run(args),
         Command::Report(args) => report::run(args),
         Command::Meters(args) => meters::run(args),
+        Command::Central(args) => central::run(args),
     }
 }
 

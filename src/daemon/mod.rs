@@ -193,7 +193,10 @@ struct Sinks {
     spool: Option<SpoolHandle>,
     stdout: bool,
     topics: Topics,
+    /// `publish_raw` or `[gateway] mode` with `"forward"`: raw frames on `<prefix>/<gw>/raw`.
     publish_raw: bool,
+    /// `[gateway] mode` with `"decode"` (the default); without it frames are only forwarded.
+    decode: bool,
 }
 
 /// The running daemon: state owned by the main loop, one method per event. Further frame
@@ -329,7 +332,9 @@ impl Daemon {
                 spool,
                 stdout: opts.stdout,
                 topics: Topics::new(mqtt_cfg.as_ref(), &gateway),
-                publish_raw: mqtt_cfg.as_ref().is_some_and(|c| c.publish_raw),
+                publish_raw: mqtt_cfg.as_ref().is_some_and(|c| c.publish_raw)
+                    || config.gateway.mode.forward,
+                decode: config.gateway.mode.decode,
             },
             retained,
             mqtt_task,
@@ -540,6 +545,11 @@ impl Daemon {
 
     async fn on_frame(&mut self, frame: &RadioFrame) {
         self.summary.frames += 1;
+        if !self.sinks.decode {
+            // Forward only: no keys here; the central decoders dedupe and decode.
+            self.spool_raw(frame).await;
+            return;
+        }
         self.billing.frame(frame);
         let outcome = self
             .pipeline
@@ -675,20 +685,14 @@ impl Daemon {
         let Some(writer) = &self.sinks.writer else {
             return;
         };
-        let raw = serde_json::json!({
-            "hex": hex::encode_upper(&frame.bytes),
-            // What the receiver said about the DLL CRCs, so that a central decoder does
-            // not have to guess either.
-            "crc": frame.crc.as_str(),
-            "rssi_dbm": frame.rssi_dbm,
-            "link_mode": frame.link_mode.map(|m| m.as_str()),
-            "received_at": frame.received_at.map(crate::timefmt::rfc3339),
-        });
+        // What the receiver said about the DLL CRCs travels along, so that a central
+        // decoder does not have to guess either.
+        let raw = crate::central::raw::RawFrameMsg::of(frame, &self.sinks.topics.gateway);
         let topic = mqtt::topic_raw(&self.sinks.topics.prefix, &self.sinks.topics.gateway);
         writer
             .submit(Accepted {
                 topic,
-                payload: raw.to_string().into_bytes(),
+                payload: raw.to_json(),
                 echo: None,
             })
             .await;

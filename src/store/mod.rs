@@ -7,6 +7,7 @@
 //! transactions, so the async loop never waits on disk; readers (`wmbusd report`) open
 //! their own connection, which WAL lets run beside the writer.
 
+pub mod postgres;
 pub mod report;
 pub mod sink;
 pub mod writer;
@@ -39,6 +40,13 @@ pub enum StoreError {
     WriterGone(PathBuf),
     #[error("billing: {0}")]
     Period(#[from] crate::billing::PeriodError),
+    /// PostgreSQL (`[store] url = "postgres://…"`); `url` has its password removed.
+    #[error("store {url}: {source}")]
+    Pg {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
 }
 
 /// Schema version 1. Times: `t` columns are Unix seconds (UTC), `*_at` columns RFC 3339

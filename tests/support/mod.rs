@@ -4,5 +4,6 @@
 pub mod billing;
 pub mod daemon;
 pub mod mosquitto;
+pub mod postgres;
 pub mod subscriber;
 pub mod telegrams;

@@ -1,0 +1,424 @@
+//! `wmbusd central`: decoding for many gateways that forward raw frames.
+//!
+//! ```text
+//! gateways (mode = "forward") ──<prefix>/<gw>/raw, QoS 1──▶ broker (MQTT 5)
+//!   ──$share/<group>/<prefix>/+/raw──▶ central 1..N: decode (keys, drivers) ──batch──▶
+//!   PostgreSQL (one row per telegram, receivers merged) ──outbox──▶ spool ──▶ broker
+//!   (<prefix>/<best gateway>/meter/<id>, or <topic>/<id>)
+//! ```
+//!
+//! A raw frame is acknowledged to the broker only after the batch holding it is committed:
+//! at-least-once at the transport, once in the store (see [`crate::store::postgres`]).
+//! Readings are published from the store after `hold_ms`, so that the copies of a telegram
+//! other gateways forwarded (to any instance) are merged into its `receivers` first.
+
+pub mod input;
+mod outbox;
+pub mod raw;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::billing::{Calendar, Facts, Medium};
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::mqtt::{self, MqttState, RetainedPublisher};
+use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
+use crate::reading::Reading;
+use crate::spool::{Spool, SpoolHandle};
+use crate::store::postgres::{PgReading, PgStore};
+
+use input::{Delivery, Input, InputConfig, InputEvent};
+
+/// `[central]` of the configuration (all optional).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralSection {
+    /// Shared subscription group: instances of one group split the frames.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Readings go to `<topic>/<meter id>` instead of `<prefix>/<best gateway>/meter/<id>`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Copies of one telegram (same meter and access number) at most this far apart are
+    /// one telegram.
+    #[serde(default = "default_window")]
+    pub dedupe_window_secs: u64,
+    /// A reading is published this long after it was stored, once the other gateways'
+    /// copies had time to arrive.
+    #[serde(default = "default_hold")]
+    pub hold_ms: u64,
+    /// Frames per store transaction, at most.
+    #[serde(default = "default_batch")]
+    pub batch_max: usize,
+    /// Frames the broker may have in flight to this instance (MQTT 5 receive maximum).
+    #[serde(default = "default_receive_max")]
+    pub receive_maximum: u16,
+    /// How long the broker keeps this instance's session (and its unacknowledged
+    /// frames) after it went away.
+    #[serde(default = "default_session_expiry")]
+    pub session_expiry_secs: u32,
+}
+
+fn default_group() -> String {
+    "wmbusd".into()
+}
+fn default_window() -> u64 {
+    30
+}
+fn default_hold() -> u64 {
+    2000
+}
+fn default_batch() -> usize {
+    1000
+}
+fn default_receive_max() -> u16 {
+    2000
+}
+fn default_session_expiry() -> u32 {
+    3600
+}
+
+impl Default for CentralSection {
+    fn default() -> Self {
+        CentralSection {
+            group: default_group(),
+            topic: None,
+            dedupe_window_secs: default_window(),
+            hold_ms: default_hold(),
+            batch_max: default_batch(),
+            receive_maximum: default_receive_max(),
+            session_expiry_secs: default_session_expiry(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    #[error("central: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("central: spool: {0}")]
+    Spool(#[from] crate::spool::SpoolError),
+    #[error("central: signals: {0}")]
+    Signal(std::io::Error),
+}
+
+/// What an instance did, for the log and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CentralSummary {
+    pub frames: u64,
+    pub failed: u64,
+    pub inserted: u64,
+    pub merged: u64,
+    pub published: u64,
+}
+
+/// One frame waiting for its batch's commit.
+struct Pending {
+    delivery: Box<Delivery>,
+    reading: Option<PgReading>,
+}
+
+/// The decoding side: everything the main loop owns.
+struct Decoding {
+    decoder: Decoder,
+    pipeline: Pipeline,
+    calendar: Calendar,
+    prefix: String,
+    summary: CentralSummary,
+}
+
+impl Decoding {
+    /// Decodes one forwarded frame; `None` when it yields no reading (counted, logged).
+    fn frame(&mut self, d: &Delivery) -> Option<PgReading> {
+        self.summary.frames += 1;
+        let topic = String::from_utf8_lossy(&d.publish.topic);
+        let Some(gateway) = raw::gateway_of_topic(&self.prefix, &topic) else {
+            self.summary.failed += 1;
+            tracing::warn!("central: frame on unexpected topic {topic}: ignored");
+            return None;
+        };
+        let frame =
+            match raw::RawFrameMsg::parse(&d.publish.payload).and_then(|m| m.to_frame(gateway)) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.summary.failed += 1;
+                    tracing::warn!("central: {topic}: {e}");
+                    return None;
+                }
+            };
+        match self
+            .pipeline
+            .process(&mut self.decoder, &frame, Instant::now())
+        {
+            Outcome::Reading(reading) => self.row(&reading, &frame, gateway),
+            Outcome::Failed(err) => {
+                self.summary.failed += 1;
+                let meter = err.meter.as_deref().unwrap_or("?");
+                tracing::warn!(
+                    "meter {meter} via {gateway}: {} ({})",
+                    err.kind.label(),
+                    err.message
+                );
+                None
+            }
+            Outcome::Duplicate | Outcome::Filtered { .. } => None,
+        }
+    }
+
+    fn row(
+        &self,
+        reading: &Reading,
+        frame: &crate::frame::RadioFrame,
+        gateway: &str,
+    ) -> Option<PgReading> {
+        let at = frame.received_at.unwrap_or_else(SystemTime::now);
+        let t_ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut json = Vec::with_capacity(1024);
+        if let Err(e) = reading.write_json(&mut json) {
+            tracing::error!(
+                "reading of meter {} not serialisable: {e}",
+                reading.meter.id
+            );
+            return None;
+        }
+        let medium = Medium::from_device_type(&reading.meter.device_type);
+        let facts = Facts::of(reading, medium);
+        let day = jiff::Timestamp::from_millisecond(t_ms)
+            .map(|t| self.calendar.local_date(t).to_string())
+            .unwrap_or_default();
+        Some(PgReading {
+            meter_id: reading.meter.id.clone(),
+            access_number: reading.access_number.map_or(-1, i32::from),
+            t_ms,
+            received_at: crate::timefmt::rfc3339(at),
+            day,
+            gateway: gateway.to_owned(),
+            rssi_dbm: frame.rssi_dbm,
+            reading: String::from_utf8(json).ok()?,
+            registers: crate::store::registers_json(&facts.registers),
+        })
+    }
+}
+
+/// Runs one central instance until SIGTERM/SIGINT (or until `stop` says so, in tests).
+pub async fn run(
+    config: Config,
+    mut stop: watch::Receiver<bool>,
+) -> Result<CentralSummary, CentralError> {
+    let section = config.central.clone().unwrap_or_default();
+    let url = config
+        .store
+        .as_ref()
+        .and_then(|s| s.url.clone())
+        .filter(|u| u.starts_with("postgres"))
+        .ok_or_else(|| {
+            CentralError::Setup(
+                "needs [store] url = \"postgres://…\" (the shared store of all instances)".into(),
+            )
+        })?;
+    let mqtt_cfg = config
+        .mqtt_config()?
+        .ok_or_else(|| CentralError::Setup("needs an [mqtt] section (the broker)".into()))?;
+    let mut store = PgStore::connect(&url).await?;
+    let outbox_store = PgStore::connect(&url).await?;
+    let mut decoding = Decoding {
+        decoder: Decoder::with_drivers(
+            crate::daemon::key_store(&config)?,
+            crate::daemon::driver_set(&config)?,
+        ),
+        pipeline: Pipeline::new(PipelineConfig {
+            // Copies are merged in the store, across instances, not dropped here.
+            dedupe_window: Duration::ZERO,
+            only_configured: config.pipeline.only_configured_meters,
+            meters: config
+                .meters
+                .iter()
+                .map(|m| (m.id.clone(), m.name.clone()))
+                .collect(),
+            // Copies from several gateways carry the same counter and instances see
+            // different shares of the stream: the store's merge judges them, not a
+            // per-instance counter (zero turns the check off).
+            replay: crate::replay::Rule {
+                reset_after: Duration::ZERO,
+            },
+        }),
+        calendar: Calendar::new(&config.billing).map_err(|e| CentralError::Setup(e.to_string()))?,
+        prefix: mqtt_cfg.topic_prefix.clone(),
+        summary: CentralSummary::default(),
+    };
+    let spool = SpoolHandle::new(Spool::open(config.spool.to_spool_config())?);
+    let (stop_tx, stop_rx) = watch::channel(mqtt::Stop::Running);
+    let (state_tx, _state_rx) = watch::channel(MqttState::default());
+    let publisher = tokio::spawn(mqtt::run(
+        mqtt_cfg.clone(),
+        spool.clone(),
+        RetainedPublisher::new(),
+        stop_rx,
+        state_tx,
+    ));
+    let outbox = outbox::Outbox::start(
+        outbox_store,
+        spool.clone(),
+        &section,
+        &mqtt_cfg.topic_prefix,
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut input = Input::start(
+        &InputConfig {
+            mqtt: mqtt_cfg.clone(),
+            group: section.group.clone(),
+            receive_maximum: section.receive_maximum,
+            session_expiry_secs: section.session_expiry_secs,
+        },
+        tx,
+    );
+    tracing::info!(
+        "wmbusd {} central {}: group {}, store {}",
+        env!("CARGO_PKG_VERSION"),
+        config.gateway.id,
+        section.group,
+        crate::store::postgres::redact(&url)
+    );
+    let window_ms =
+        i64::try_from(section.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let result = main_loop(
+        &mut decoding,
+        &mut store,
+        &mut input,
+        &mut rx,
+        &mut stop,
+        section.batch_max.max(1),
+        window_ms,
+    )
+    .await;
+    input.stop().await;
+    let published = outbox.stop().await;
+    decoding.summary.published = published;
+    stop_tx.send_replace(mqtt::Stop::drain_for(Some(Duration::from_secs(
+        config.spool.shutdown_drain_secs,
+    ))));
+    let _ = publisher.await;
+    let s = decoding.summary;
+    tracing::info!(
+        "central stopped: {} frame(s), {} telegram(s) stored, {} copies merged, {} failed, {} published",
+        s.frames,
+        s.inserted,
+        s.merged,
+        s.failed,
+        s.published
+    );
+    result.map(|()| s)
+}
+
+/// Takes frames, decodes them into batches, commits each batch and then acknowledges
+/// its frames. A batch that cannot be stored is retried (frames stay unacknowledged).
+async fn main_loop(
+    d: &mut Decoding,
+    store: &mut PgStore,
+    input: &mut Input,
+    rx: &mut mpsc::UnboundedReceiver<InputEvent>,
+    stop: &mut watch::Receiver<bool>,
+    batch_max: usize,
+    window_ms: i64,
+) -> Result<(), CentralError> {
+    let mut sigterm = signal(SignalKind::terminate()).map_err(CentralError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(CentralError::Signal)?;
+    let mut batch: Vec<Pending> = Vec::with_capacity(batch_max);
+    let mut stats = Instant::now();
+    let mut last = d.summary;
+    loop {
+        let flush_now = batch.len() >= batch_max;
+        if !flush_now {
+            let event = tokio::select! {
+                ev = rx.recv() => ev,
+                // Whatever arrived is stored within 20 ms.
+                _ = tokio::time::sleep(Duration::from_millis(20)), if !batch.is_empty() => None,
+                _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                _ = stop.changed() => break,
+            };
+            match event {
+                Some(InputEvent::Frame(delivery)) => {
+                    let reading = d.frame(&delivery);
+                    batch.push(Pending { delivery, reading });
+                    continue;
+                }
+                Some(InputEvent::Connected(n)) => {
+                    input.set_connection(n);
+                    continue;
+                }
+                None if batch.is_empty() => break,
+                None => {}
+            }
+        }
+        commit(d, store, input, &mut batch, window_ms, stop).await;
+        if stats.elapsed() >= Duration::from_secs(10) {
+            log_rate(&last, &d.summary, stats.elapsed());
+            last = d.summary;
+            stats = Instant::now();
+        }
+    }
+    // Frames already taken are stored (and acknowledged) before the instance stops.
+    commit(d, store, input, &mut batch, window_ms, stop).await;
+    Ok(())
+}
+
+async fn commit(
+    d: &mut Decoding,
+    store: &mut PgStore,
+    input: &Input,
+    batch: &mut Vec<Pending>,
+    window_ms: i64,
+    stop: &watch::Receiver<bool>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let rows: Vec<PgReading> = batch.iter().filter_map(|p| p.reading.clone()).collect();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match store.insert_batch(&rows, window_ms).await {
+            Ok(outcome) => {
+                d.summary.inserted += outcome.inserted as u64;
+                d.summary.merged += outcome.merged as u64;
+                break;
+            }
+            Err(e) if *stop.borrow() => {
+                tracing::error!("central: {e}; {} frame(s) left to the broker", batch.len());
+                batch.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::error!("central: {e}; retrying in {} ms", wait.as_millis());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    for p in batch.drain(..) {
+        input.ack(&p.delivery).await;
+    }
+}
+
+fn log_rate(last: &CentralSummary, now: &CentralSummary, over: Duration) {
+    let secs = over.as_secs_f64().max(0.001);
+    tracing::info!(
+        "central: {:.0} frame(s)/s, {} stored, {} merged, {} failed",
+        (now.frames - last.frames) as f64 / secs,
+        now.inserted,
+        now.merged,
+        now.failed
+    );
+}
