@@ -368,8 +368,8 @@ fn damaged_length(raw: &[u8], l: u8) -> Option<Error> {
     for format in [FrameFormat::A, FrameFormat::B] {
         // The closed form first: building 510 layouts cost 30% of the daemon's CPU per
         // CRC-less replayed frame.
-        for candidate in (0..=u8::MAX)
-            .filter(|&c| c != l && on_air_len(format, c) == Some(raw.len()))
+        for candidate in
+            (0..=u8::MAX).filter(|&c| c != l && on_air_len(format, c) == Some(raw.len()))
         {
             let Some(layout) = Layout::new(format, candidate) else {
                 continue;
