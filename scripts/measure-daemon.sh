@@ -14,6 +14,7 @@
 #   scripts/measure-daemon.sh
 #   WMBUSD_BENCH_TELEGRAMS=20000 WMBUSD_BENCH_FSYNC=interval scripts/measure-daemon.sh
 #   WMBUSD_BENCH_METER_COUNTS="10" scripts/measure-daemon.sh
+#   WMBUSD_BENCH_STORE=1 scripts/measure-daemon.sh      # with the SQLite reading store
 #
 # Needs mosquitto (PATH or /usr/sbin). Prints one line starting with MEASURE per run.
 set -eu

@@ -1,6 +1,7 @@
 //! KeyStore: which AES-128 key belongs to which meter.
 //!
-//! Keys are expanded once when inserted. Their bytes never appear in `Debug` or `Display`
+//! A key keeps its 16 bytes and is expanded when used (a few dozen ns with AES-NI): an
+//! expanded AES cipher takes about 1.6 kB, 16 MB for 10,000 configured meters. Their bytes never appear in `Debug` or `Display`
 //! output or in error messages; what is printed instead is a fingerprint (key check value):
 //! the first four bytes of AES_k(0^16), enough to tell keys apart in logs.
 
@@ -23,10 +24,9 @@ pub enum KeyError {
     MeterId { chars: usize },
 }
 
-/// One AES-128 key: the expanded cipher plus the raw bytes (needed e.g. to program a dongle).
+/// One AES-128 key: the raw bytes (expanded on use; needed raw e.g. to program a dongle).
 #[derive(Clone)]
 pub struct Key {
-    cipher: Aes128,
     raw: [u8; 16],
     check_value: [u8; 4],
 }
@@ -37,7 +37,6 @@ impl Key {
         let block = crypto::encrypt_block(&cipher, &[0u8; 16]);
         let check_value = [block[0], block[1], block[2], block[3]];
         Key {
-            cipher,
             raw: *raw,
             check_value,
         }
@@ -55,9 +54,9 @@ impl Key {
         Ok(Key::new(&raw))
     }
 
-    /// The expanded cipher, for [`crate::crypto`] functions.
-    pub fn cipher(&self) -> &Aes128 {
-        &self.cipher
+    /// The expanded cipher, for [`crate::crypto`] functions (expanded on each call).
+    pub fn cipher(&self) -> Aes128 {
+        crypto::expand_key(&self.raw)
     }
 
     /// The raw key bytes. Only for handing the key to hardware; never print them.

@@ -86,7 +86,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 //
 // WMBUSD_BENCH_METERS (configured meters, default 10), WMBUSD_BENCH_TELEGRAMS (default
 // 50000), WMBUSD_BENCH_FSYNC ("always" or "interval"), WMBUSD_BENCH_LATENCY_TELEGRAMS
-// (default 100).
+// (default 100), WMBUSD_BENCH_STORE=1 (with the reading store).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run scripts/measure-daemon.sh"]
@@ -95,9 +95,17 @@ async fn bench_daemon() {
     let n: u32 = env_or("WMBUSD_BENCH_TELEGRAMS", 50_000);
     let latency_n: u32 = env_or("WMBUSD_BENCH_LATENCY_TELEGRAMS", 100);
     let fsync: String = env_or("WMBUSD_BENCH_FSYNC", "always".to_owned());
-    let spool_extra = format!("fsync = \"{fsync}\"\nfsync_interval_ms = 1000");
-    let broker = Mosquitto::start();
+    let store = std::env::var("WMBUSD_BENCH_STORE").is_ok_and(|v| v == "1");
     let dir = tempfile::tempdir().unwrap();
+    let mut spool_extra = format!("fsync = \"{fsync}\"\nfsync_interval_ms = 1000");
+    if store {
+        // The section follows the spool's keys in config_text.
+        spool_extra.push_str(&format!(
+            "\n\n[store]\npath = \"{}\"",
+            dir.path().join("readings.sqlite").display()
+        ));
+    }
+    let broker = Mosquitto::start();
     let sub = Subscriber::start_qos(
         broker.port,
         "bench-sub",
@@ -224,7 +232,7 @@ async fn bench_daemon() {
         .max()
         .unwrap_or(0);
     println!(
-        "MEASURE meters={meters} fsync={fsync} telegrams={n} rate={:.0}/s cpu_us_per_telegram={:.1} \
+        "MEASURE meters={meters} fsync={fsync} store={store} telegrams={n} rate={:.0}/s cpu_us_per_telegram={:.1} \
          latency_ms_p50={:.2} latency_ms_p99={:.2} start_secs={start_secs:.2} rss_idle_kb={rss_idle} \
          rss_load_peak_kb={rss_peak} rss_after_kb={rss_after} largest_message_bytes={largest}",
         n as f64 / span.max(1e-6),

@@ -306,7 +306,6 @@ impl Daemon {
         let billing = crate::store::sink::Billing::start(
             &config,
             crate::store::sink::Outputs {
-                spool: spool.clone(),
                 retained: retained.clone(),
                 prefix: mqtt_cfg
                     .as_ref()
@@ -619,11 +618,11 @@ impl Daemon {
 
     /// A reading for the sinks. Spool first: a reading on stdout is already durable, so
     /// whoever watches stdout never sees a reading that a crash right afterwards could lose
-    /// (the writer echoes it after its batch is committed).
+    /// (the writer echoes it after its batch is committed). The store is not awaited: the
+    /// spool batch of the reading waits for the store's commit of it (group commit).
     async fn on_reading(&mut self, reading: &Reading) {
         self.summary.readings += 1;
-        // Store first: a spooled reading is already committed to the store.
-        self.billing.reading(reading).await;
+        let stored = self.billing.reading(reading).await;
         let policy = self
             .policies
             .get(&reading.meter.id)
@@ -635,44 +634,12 @@ impl Daemon {
         {
             self.summary.held_back += 1;
             tracing::trace!("meter {}: unchanged reading held back", reading.meter.id);
-            return;
+        } else if let Some(json) = self.reading_json(reading) {
+            self.deliver(&reading.meter.id, json, stored.committed)
+                .await;
         }
-        let json = match self.payload {
-            PayloadFormat::Compact => publish::compact_json(reading),
-            PayloadFormat::Full => {
-                // The direct writer: byte-identical to serde_json (tested), several times faster.
-                let mut json = Vec::with_capacity(1024);
-                if let Err(e) = reading.write_json(&mut json) {
-                    tracing::error!(
-                        "reading of meter {} not serialisable: {e}",
-                        reading.meter.id
-                    );
-                    return;
-                }
-                json
-            }
-        };
-        let topics = &self.sinks.topics;
-        match &self.sinks.writer {
-            Some(writer) => {
-                let topic = mqtt::topic_meter(&topics.prefix, &topics.gateway, &reading.meter.id);
-                let echo = self.sinks.stdout.then(|| json.clone());
-                writer
-                    .submit(Accepted {
-                        topic,
-                        payload: json,
-                        echo,
-                    })
-                    .await;
-            }
-            None if self.sinks.stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = out
-                    .write_all(&json)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .and_then(|_| out.flush());
-            }
-            None => {}
+        for (topic, payload) in stored.alarms {
+            self.submit(topic, payload).await;
         }
         tracing::debug!(
             "meter {}: reading with {} record(s)",
@@ -681,21 +648,82 @@ impl Daemon {
         );
     }
 
+    fn reading_json(&self, reading: &Reading) -> Option<Vec<u8>> {
+        match self.payload {
+            PayloadFormat::Compact => Some(publish::compact_json(reading)),
+            PayloadFormat::Full => {
+                // The direct writer: byte-identical to serde_json (tested), several times faster.
+                let mut json = Vec::with_capacity(1024);
+                match reading.write_json(&mut json) {
+                    Ok(()) => Some(json),
+                    Err(e) => {
+                        tracing::error!(
+                            "reading of meter {} not serialisable: {e}",
+                            reading.meter.id
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// To the spool writer (after the store's commit of the reading), else to stdout.
+    async fn deliver(
+        &self,
+        meter_id: &str,
+        json: Vec<u8>,
+        committed: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) {
+        let topics = &self.sinks.topics;
+        match &self.sinks.writer {
+            Some(writer) => {
+                let topic = mqtt::topic_meter(&topics.prefix, &topics.gateway, meter_id);
+                let echo = self.sinks.stdout.then(|| json.clone());
+                let record = Accepted {
+                    topic,
+                    payload: json,
+                    echo,
+                };
+                writer.submit_after(record, committed).await;
+            }
+            None if self.sinks.stdout => {
+                if let Some(done) = committed {
+                    // No spool: printed means stored.
+                    let _ = done.await;
+                }
+                let mut out = std::io::stdout().lock();
+                let _ = out
+                    .write_all(&json)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .and_then(|_| out.flush());
+            }
+            None => {}
+        }
+    }
+
+    /// A message without echo through the spool writer (QoS 1, kept across outages).
+    async fn submit(&self, topic: String, payload: Vec<u8>) {
+        if let Some(writer) = &self.sinks.writer {
+            writer
+                .submit(Accepted {
+                    topic,
+                    payload,
+                    echo: None,
+                })
+                .await;
+        }
+    }
+
     async fn spool_raw(&self, frame: &RadioFrame) {
-        let Some(writer) = &self.sinks.writer else {
+        if self.sinks.writer.is_none() {
             return;
-        };
+        }
         // What the receiver said about the DLL CRCs travels along, so that a central
         // decoder does not have to guess either.
         let raw = crate::central::raw::RawFrameMsg::of(frame, &self.sinks.topics.gateway);
         let topic = mqtt::topic_raw(&self.sinks.topics.prefix, &self.sinks.topics.gateway);
-        writer
-            .submit(Accepted {
-                topic,
-                payload: raw.to_json(),
-                echo: None,
-            })
-            .await;
+        self.submit(topic, raw.to_json()).await;
     }
 
     /// Once a second: learned formats, and at their intervals alarms, health and state.
@@ -744,18 +772,8 @@ impl Daemon {
             .evaluate(&self.pipeline.meters(), self.billing.now());
         for change in changes {
             change.log();
-            if let Some(writer) = &self.sinks.writer {
-                let topic =
-                    mqtt::topic_alarm(&self.sinks.topics.prefix, &self.sinks.topics.gateway);
-                let payload = change.to_json().into_bytes();
-                writer
-                    .submit(Accepted {
-                        topic,
-                        payload,
-                        echo: None,
-                    })
-                    .await;
-            }
+            let topic = mqtt::topic_alarm(&self.sinks.topics.prefix, &self.sinks.topics.gateway);
+            self.submit(topic, change.to_json().into_bytes()).await;
         }
     }
 

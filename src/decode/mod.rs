@@ -348,7 +348,7 @@ impl Decoder {
                     return Err(no_key(&link.id_string(), "ELL AES-CTR").at(crc_at));
                 };
                 if let Some(encrypted) = buf.get_mut(crc_at..) {
-                    crypto::ctr_apply(key.cipher(), &ell.ctr_iv(link), encrypted);
+                    crypto::ctr_apply(&key.cipher(), &ell.ctr_iv(link), encrypted);
                 }
                 if !crc_ok(buf) {
                     return Err(DecodeError::new(
@@ -604,11 +604,11 @@ impl Decoder {
                         Err(no_key(&meter_id(), "security mode 5").at(data_start))
                     };
                 };
-                if already_plain && !first_block_verifies(key.cipher(), &iv, encrypted) {
+                if already_plain && !first_block_verifies(&key.cipher(), &iv, encrypted) {
                     // Plaintext replay of a mode-5 telegram: the key does not apply.
                     return Ok(SecurityOutcome::NONE);
                 }
-                decrypt_verified(key.cipher(), &iv, encrypted, meter, data_start)
+                decrypt_verified(&key.cipher(), &iv, encrypted, meter, data_start)
             }
             SecurityMode::Mode7 => {
                 let len = usize::from(header.config.encrypted_blocks()) * crypto::BLOCK_LEN;
@@ -648,7 +648,7 @@ impl Decoder {
                     };
                 };
                 let kmac = crypto::expand_key(&crypto::kdf_a(
-                    key.cipher(),
+                    &key.cipher(),
                     derivation::MAC_FROM_METER,
                     counter,
                     &meter.id,
@@ -668,7 +668,7 @@ impl Decoder {
                     .at(lower.afl_offset));
                 }
                 let kenc = crypto::expand_key(&crypto::kdf_a(
-                    key.cipher(),
+                    &key.cipher(),
                     derivation::ENC_FROM_METER,
                     counter,
                     &meter.id,
@@ -866,7 +866,7 @@ fn diehl_factory_key(meter: &LongAddress, iv: &[u8; 16], encrypted: &[u8]) -> Op
         return None;
     }
     let key = Key::new(&diehl::OMS_DEFAULT_KEY);
-    first_block_verifies(key.cipher(), iv, encrypted).then_some(key)
+    first_block_verifies(&key.cipher(), iv, encrypted).then_some(key)
 }
 
 fn first_block_verifies(key: &crypto::Aes128, iv: &[u8; 16], encrypted: &[u8]) -> bool {

@@ -6,10 +6,15 @@
 //! durable with one `fdatasync` (policy `always`) before the MQTT task may publish it and
 //! before it is echoed on stdout. Readings that arrive during an fsync form the next batch,
 //! so the cost of an fsync is shared by everything that arrived during the previous one.
+//!
+//! A record may come with a commit it must follow ([`SpoolWriter::submit_after`]: the
+//! reading store's). Its batch waits for that commit before it is written, so a spooled
+//! (acknowledged) reading is always in the store as well, even after a kill -9, while
+//! neither the async loop nor the store waits per reading.
 
 use std::io::Write;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::SpoolHandle;
 
@@ -27,11 +32,18 @@ pub struct Accepted {
     pub echo: Option<Vec<u8>>,
 }
 
+/// A record and the commit elsewhere it must follow.
+#[derive(Debug)]
+struct Queued {
+    record: Accepted,
+    after: Option<oneshot::Receiver<()>>,
+}
+
 /// The sending side; dropping or [`SpoolWriter::close`] ends the thread after it wrote
 /// everything queued.
 #[derive(Debug)]
 pub struct SpoolWriter {
-    tx: Option<mpsc::Sender<Accepted>>,
+    tx: Option<mpsc::Sender<Queued>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -49,8 +61,14 @@ impl SpoolWriter {
 
     /// Queues a record; waits while the queue is full.
     pub async fn submit(&self, record: Accepted) {
+        self.submit_after(record, None).await;
+    }
+
+    /// Queues a record that is written only once `after` resolved (or was dropped: the
+    /// other commit failed, and the record is spooled anyway, as without it).
+    pub async fn submit_after(&self, record: Accepted, after: Option<oneshot::Receiver<()>>) {
         if let Some(tx) = &self.tx {
-            if tx.send(record).await.is_err() {
+            if tx.send(Queued { record, after }).await.is_err() {
                 tracing::error!("spool: writer thread gone; reading not stored");
             }
         }
@@ -65,8 +83,8 @@ impl SpoolWriter {
     }
 }
 
-fn run(spool: SpoolHandle, mut rx: mpsc::Receiver<Accepted>) {
-    let mut batch: Vec<Accepted> = Vec::with_capacity(MAX_BATCH);
+fn run(spool: SpoolHandle, mut rx: mpsc::Receiver<Queued>) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     let mut items: Vec<(String, Vec<u8>)> = Vec::with_capacity(MAX_BATCH);
     let mut echo = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -77,7 +95,12 @@ fn run(spool: SpoolHandle, mut rx: mpsc::Receiver<Accepted>) {
                 Err(_) => break,
             }
         }
-        for r in batch.drain(..) {
+        for q in batch.drain(..) {
+            if let Some(after) = q.after {
+                // The store commits in order: usually only the batch's first wait blocks.
+                let _ = after.blocking_recv();
+            }
+            let r = q.record;
             if let Some(line) = r.echo {
                 echo.extend_from_slice(&line);
                 echo.push(b'\n');

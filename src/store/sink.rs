@@ -3,8 +3,10 @@
 //! behind (its report is then stored, published per meter and exported).
 //!
 //! The daemon calls [`Billing::frame`] for each frame, [`Billing::reading`] for each
-//! reading before it is spooled (so a spooled reading is already committed to the
-//! store), and [`Billing::now`] wherever it needs the time.
+//! reading before it is spooled, and [`Billing::now`] wherever it needs the time. A
+//! reading is queued to the store without waiting; the daemon hands its commit ticket
+//! ([`Stored::committed`]) to the spool writer, whose batch waits for it, so a spooled
+//! reading is already committed to the store (group commit on both sides).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -18,7 +20,6 @@ use crate::config::{Config, MeterConfig};
 use crate::health::{ActiveAlarm, AlarmChange};
 use crate::mqtt::RetainedPublisher;
 use crate::reading::Reading;
-use crate::spool::SpoolHandle;
 
 use super::report::{closed_periods, period_report, store_closes, Context};
 use super::writer::{has_reading_before, StoredReading, Writer};
@@ -29,12 +30,21 @@ pub fn topic_period(prefix: &str, gateway: &str, period: &str, meter_id: &str) -
     format!("{prefix}/{gateway}/period/{period}/{meter_id}")
 }
 
-/// Where published messages go.
+/// Where published messages go (alarms are returned to the daemon for its spool writer).
 pub struct Outputs {
-    pub spool: Option<SpoolHandle>,
     pub retained: RetainedPublisher,
     pub prefix: String,
     pub gateway: String,
+}
+
+/// What became of a reading given to [`Billing::reading`].
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Resolves once the reading is committed to the store; `None` without a store (or
+    /// when it could not be queued). Dropped unresolved when its batch failed.
+    pub committed: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Consumption alarm changes the reading caused: (topic, payload) for the spool.
+    pub alarms: Vec<(String, Vec<u8>)>,
 }
 
 /// Billing state of the running daemon.
@@ -146,9 +156,9 @@ impl Billing {
         (medium, th)
     }
 
-    /// Stores a reading (returns once committed), evaluates consumption alarms and closes
-    /// a period whose deadline is far enough behind.
-    pub async fn reading(&mut self, reading: &Reading) {
+    /// Queues a reading to the store, evaluates consumption alarms and closes a period
+    /// whose deadline is far enough behind.
+    pub async fn reading(&mut self, reading: &Reading) -> Stored {
         let at = reading
             .received_at
             .as_deref()
@@ -173,6 +183,7 @@ impl Billing {
             },
             &since,
         );
+        let mut out = Stored::default();
         if let Some((w, _)) = &self.writer {
             let stored = StoredReading {
                 meter_id: reading.meter.id.clone(),
@@ -184,29 +195,28 @@ impl Billing {
                 values: compact_values(reading),
                 facts,
             };
-            if let Err(e) = w.store(stored).await {
-                tracing::error!("reading of meter {} NOT stored: {e}", reading.meter.id);
+            match w.queue(stored).await {
+                Ok(done) => out.committed = Some(done),
+                Err(e) => tracing::error!("reading of meter {} NOT stored: {e}", reading.meter.id),
             }
         }
         for change in changes {
-            self.publish_alarm(change, t).await;
+            out.alarms.push(self.alarm_message(change, t).await);
         }
         self.maybe_close(t).await;
+        out
     }
 
-    async fn publish_alarm(&self, change: AlarmChange, t: i64) {
+    /// Keeps an alarm change in the store; returns its message for the alarm topic.
+    async fn alarm_message(&self, change: AlarmChange, t: i64) -> (String, Vec<u8>) {
         change.log();
         if let Some((w, _)) = &self.writer {
             if let Err(e) = w.alarm(change.clone(), t).await {
                 tracing::error!("store: alarm of meter {} not kept: {e}", change.meter);
             }
         }
-        if let Some(spool) = &self.outputs.spool {
-            let topic = crate::mqtt::topic_alarm(&self.outputs.prefix, &self.outputs.gateway);
-            if let Err(e) = spool.append(topic, change.to_json().into_bytes()).await {
-                tracing::error!("spool: alarm of meter {} NOT stored: {e}", change.meter);
-            }
-        }
+        let topic = crate::mqtt::topic_alarm(&self.outputs.prefix, &self.outputs.gateway);
+        (topic, change.to_json().into_bytes())
     }
 
     /// Closes the newest period whose end deadline lies `max_gap_hours` before `t`.

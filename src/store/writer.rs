@@ -104,13 +104,20 @@ impl Writer {
 
     /// Stores a reading; resolves once it is committed.
     pub async fn store(&self, r: StoredReading) -> Result<(), StoreError> {
+        let done = self.queue(r).await?;
+        done.await
+            .map_err(|_| StoreError::WriterGone(self.path.clone()))
+    }
+
+    /// Queues a reading (waits only while the queue is full); the receiver resolves once
+    /// its batch is committed and is dropped unresolved when the batch fails.
+    pub async fn queue(&self, r: StoredReading) -> Result<oneshot::Receiver<()>, StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Msg::Reading(Box::new(r), Some(ack)))
             .await
             .map_err(|_| StoreError::WriterGone(self.path.clone()))?;
-        done.await
-            .map_err(|_| StoreError::WriterGone(self.path.clone()))
+        Ok(done)
     }
 
     /// Queues a reading without waiting (bulk loads, benchmarks).

@@ -364,14 +364,18 @@ fn guess(
 /// the input's length: only the L byte is wrong (a damaged L, not a shorter frame
 /// followed by trailing bytes).
 fn damaged_length(raw: &[u8], l: u8) -> Option<Error> {
-    let mut fixed = raw.to_vec();
+    let mut fixed = Vec::new();
     for format in [FrameFormat::A, FrameFormat::B] {
-        for candidate in (0..=u8::MAX).filter(|&c| c != l) {
+        // The closed form first: building 510 layouts cost 30% of the daemon's CPU per
+        // CRC-less replayed frame.
+        for candidate in
+            (0..=u8::MAX).filter(|&c| c != l && on_air_len(format, c) == Some(raw.len()))
+        {
             let Some(layout) = Layout::new(format, candidate) else {
                 continue;
             };
-            if layout.on_air != raw.len() {
-                continue;
+            if fixed.is_empty() {
+                fixed = raw.to_vec();
             }
             *fixed.first_mut()? = candidate;
             if layout.all_blocks_match(&fixed) {
@@ -387,6 +391,23 @@ fn damaged_length(raw: &[u8], l: u8) -> Option<Error> {
         }
     }
     None
+}
+
+/// [`Layout::new`]`(format, l).on_air` without building the layout.
+fn on_air_len(format: FrameFormat, l: u8) -> Option<usize> {
+    let l = usize::from(l);
+    match format {
+        FrameFormat::A => {
+            let rest = l.checked_sub(HEADER_LEN - 1)?;
+            Some(HEADER_LEN + CRC_LEN + rest + rest.div_ceil(A_BLOCK_LEN) * CRC_LEN)
+        }
+        FrameFormat::B => {
+            let total = l + 1;
+            let short = total < HEADER_LEN + CRC_LEN;
+            let no_third_data = total > B_SINGLE_BLOCK_MAX && total <= B_SINGLE_BLOCK_MAX + CRC_LEN;
+            (!short && !no_third_data).then_some(total)
+        }
+    }
 }
 
 fn with_crcs(raw: &[u8], format: FrameFormat, l: u8, out: &mut Vec<u8>) -> Result<Canonical> {
@@ -455,6 +476,19 @@ mod tests {
     fn run(raw: &[u8], state: CrcState) -> Result<(Canonical, Vec<u8>)> {
         let mut out = Vec::new();
         canonicalize(raw, state, false, &mut out).map(|c| (c, out))
+    }
+
+    #[test]
+    fn on_air_len_is_the_layouts() {
+        for format in [FrameFormat::A, FrameFormat::B] {
+            for l in 0..=u8::MAX {
+                assert_eq!(
+                    on_air_len(format, l),
+                    Layout::new(format, l).map(|x| x.on_air),
+                    "{format:?} L={l}"
+                );
+            }
+        }
     }
 
     #[test]

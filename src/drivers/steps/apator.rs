@@ -240,7 +240,7 @@ fn apatorna1_decrypt(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     let l = input.link;
     let address = [l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8]];
     let iv = crypto::mode5_iv(&address, access);
-    crypto::decrypt_cbc_in_place(key.cipher(), &iv, &mut block).map_err(|e| {
+    crypto::decrypt_cbc_in_place(&key.cipher(), &iv, &mut block).map_err(|e| {
         StepError::Invalid {
             step: STEP,
             offset: ENCRYPTED_AT,
