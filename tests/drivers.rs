@@ -438,6 +438,7 @@ fn without_drivers_readings_are_generic_and_compact_frames_wait_for_a_full_frame
 const GENERATED_ONLY: &[&str] = &[
     include_str!("driver_models/generated_only_a_k.txt"),
     include_str!("driver_models/generated_only_l_z.txt"),
+    include_str!("driver_models/generated_only_more.txt"),
 ];
 
 #[test]
