@@ -378,6 +378,26 @@ pub struct MqttSection {
     pub payload: PayloadFormat,
 }
 
+/// `[homeassistant]`: Home Assistant MQTT discovery (see `crate::homeassistant`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAssistantSection {
+    /// Announce the configured meters (default `true` once the section is present).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Home Assistant's `discovery_prefix` (its default is `homeassistant`).
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".to_owned()
+}
+
 /// Form of the published reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -704,6 +724,8 @@ pub struct Config {
     pub meters: Vec<MeterConfig>,
     /// `[central]`: settings of `wmbusd central`.
     pub central: Option<crate::central::CentralSection>,
+    /// `[homeassistant]`: MQTT discovery of the configured meters.
+    pub homeassistant: Option<HomeAssistantSection>,
 }
 
 // ---- raw, as parsed -------------------------------------------------------------------------
@@ -732,6 +754,8 @@ struct RawConfig {
     meter: Vec<RawMeter>,
     #[serde(default)]
     central: Option<crate::central::CentralSection>,
+    #[serde(default)]
+    homeassistant: Option<HomeAssistantSection>,
 }
 
 #[derive(Deserialize)]
@@ -836,6 +860,14 @@ fn check_private(path: &Path) -> Result<(), ConfigError> {
 /// Problems of whole sections (no position to show), every one of them.
 fn section_problems(raw: &RawConfig) -> Vec<String> {
     let mut unplaced: Vec<String> = Vec::new();
+    if let Some(h) = raw.homeassistant.as_ref().filter(|h| h.enabled) {
+        if let Err(e) = validate_topic_part("homeassistant.discovery_prefix", &h.discovery_prefix) {
+            unplaced.push(e);
+        }
+        if raw.mqtt.is_none() {
+            unplaced.push("homeassistant: discovery needs an [mqtt] section".into());
+        }
+    }
     if let Some(m) = &raw.mqtt {
         if let Err(e) = validate_topic_part("mqtt.topic_prefix", &m.topic_prefix) {
             unplaced.push(e);
@@ -1199,6 +1231,7 @@ impl Config {
             billing: raw.billing,
             meters: meters.into_iter().map(|p| p.meter).collect(),
             central: raw.central,
+            homeassistant: raw.homeassistant.filter(|h| h.enabled),
         })
     }
 

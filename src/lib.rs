@@ -28,6 +28,8 @@ pub mod explain;
 pub mod frame;
 pub mod gather;
 pub mod health;
+#[cfg(feature = "daemon")]
+pub mod homeassistant;
 pub mod keys;
 #[cfg(feature = "daemon")]
 pub mod mqtt;

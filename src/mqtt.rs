@@ -624,7 +624,11 @@ impl Conn<'_> {
                 if let Err(reason) = self.fill(now).await {
                     return lost(reason, self.connected);
                 }
-                let drained = nothing_left(self.spool) && self.spooled_inflight == 0;
+                // Retained documents too (health, discovery): a run that ends right after
+                // its input still leaves them on the broker.
+                let drained = nothing_left(self.spool)
+                    && self.spooled_inflight == 0
+                    && self.retained.undelivered() == 0;
                 if now.is_stop() && (drained || now.expired()) {
                     if now.expired() && !drained {
                         tracing::warn!(

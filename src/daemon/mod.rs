@@ -11,6 +11,7 @@
 //! (bounded) for the radio tasks and for the MQTT task, which flushes in-flight readings
 //! and publishes `offline`.
 
+mod discovery;
 pub mod notify;
 mod publish;
 mod state;
@@ -239,6 +240,8 @@ struct Daemon {
     payload: PayloadFormat,
     /// Readings held while copies from other radios are gathered (`[pipeline] gather_ms`).
     gather: crate::gather::Gather,
+    /// Home Assistant discovery (`[homeassistant]`).
+    discovery: Option<discovery::Discovery>,
 }
 
 impl Daemon {
@@ -316,6 +319,12 @@ impl Daemon {
         .await?;
         let (events_tx, events) = mpsc::channel::<RadioEvent>(1024);
         let formats_known = decoder.formats().len();
+        let discovery = discovery::Discovery::start(
+            &config,
+            mqtt_cfg.as_ref(),
+            opts.state_file.as_deref(),
+            retained.clone(),
+        );
         let mut daemon = Daemon {
             notifier,
             decoder,
@@ -358,6 +367,7 @@ impl Daemon {
                 .mqtt
                 .as_ref()
                 .map_or(PayloadFormat::Full, |m| m.payload),
+            discovery,
             opts,
         };
         daemon.start_radios()?;
@@ -635,6 +645,9 @@ impl Daemon {
             self.summary.held_back += 1;
             tracing::trace!("meter {}: unchanged reading held back", reading.meter.id);
         } else if let Some(json) = self.reading_json(reading) {
+            if let Some(d) = &mut self.discovery {
+                d.on_reading(reading);
+            }
             self.deliver(&reading.meter.id, json, stored.committed)
                 .await;
         }
@@ -831,6 +844,9 @@ impl Daemon {
             if let Ok(config) = Config::load(path) {
                 self.policies = publish_policies(&config);
                 self.names = meter_names(&config);
+                if let Some(d) = &mut self.discovery {
+                    d.reload(&config);
+                }
             }
         }
         reload(
