@@ -295,6 +295,29 @@ fn assert_readme_example(csv: &str) {
     );
 }
 
+/// Every period document validates against `schema/period.v1.schema.json`.
+fn assert_periods_match_their_schema(messages: &[support::subscriber::Message]) {
+    let text = std::fs::read_to_string("schema/period.v1.schema.json").unwrap();
+    let schema: Json = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let docs: Vec<Json> = messages
+        .iter()
+        .filter(|m| !m.payload.is_empty())
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    assert!(docs.len() >= MONTH.len(), "{} period documents", docs.len());
+    for doc in &docs {
+        let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "period document: {errors:?}\n{doc}");
+    }
+    let mut broken = docs[0].clone();
+    broken["rows"][0]["check"] = "fine".into();
+    assert!(
+        !validator.is_valid(&broken),
+        "a wrong check verdict validates"
+    );
+}
+
 const MONTHLY: &str = "period = \"monthly\"\ntimezone = \"UTC\"";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,6 +360,7 @@ async fn replayed_month_gives_the_expected_report() {
         .unwrap();
     assert!(doc.retain || !doc.payload.is_empty());
     let doc: Json = serde_json::from_slice(&doc.payload).unwrap();
+    assert_periods_match_their_schema(&sub.on(&format!("{prefix}/period/")));
     assert_eq!(doc["rows"][0]["end_source"], "meter_due_date");
     assert_eq!(doc["period"], "2026-11");
     // The leak: raised once on the alarm topic, and listed in the health document.
