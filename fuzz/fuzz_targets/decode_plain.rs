@@ -7,8 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wmbusd::decode::{peek_meter_id, Decoder};
-use wmbusd::frame::RadioFrame;
+use wmbusd::decode::Decoder;
+use wmbusd::frame::{CrcState, RadioFrame};
+use wmbusd::wire::telegram::Telegram;
 use wmbusd::keys::KeyStore;
 use wmbusd::reading::{JsonWriter, Reading};
 
@@ -22,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let mut writer = JsonWriter::new();
     let mut rest = data;
     while let Some((telegram, tail)) = split::next_telegram(rest) {
-        let _ = peek_meter_id(telegram);
+        let _ = Telegram::parse(telegram, CrcState::Unknown, false, &mut Vec::new()).map(|t| t.meter_id());
         if decoder
             .decode_into(&RadioFrame::new(telegram.to_vec()), &mut reading)
             .is_ok()

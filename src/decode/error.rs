@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::wire::address::Address;
 use crate::wire::{self, Layer};
 
 /// The class of a decode failure. `name()` is the stable string used in JSON, in the
@@ -99,6 +100,14 @@ pub struct DecodeError {
     /// The meter the telegram came from, when the header was readable (8-digit id).
     #[serde(skip)]
     pub meter: Option<String>,
+    /// That meter's whole address (manufacturer, type), from the one parse of the frame.
+    #[serde(skip)]
+    pub address: Option<Address>,
+    /// The layer's own error, when a wire parser failed (its offset relative to the
+    /// slice that layer was given; `offset` above is the frame's).
+    #[serde(skip)]
+    #[source]
+    pub source: Option<wire::Error>,
 }
 
 impl DecodeError {
@@ -109,6 +118,8 @@ impl DecodeError {
             message: message.into(),
             offset: None,
             meter: None,
+            address: None,
+            source: None,
         }
     }
 
@@ -125,6 +136,17 @@ impl DecodeError {
     pub fn for_meter(mut self, meter: Option<&str>) -> Self {
         if self.meter.is_none() {
             self.meter = meter.map(str::to_owned);
+        }
+        self
+    }
+
+    /// Names the meter by its address (and its id, unless one is named already).
+    pub fn for_address(mut self, address: Option<Address>) -> Self {
+        if self.address.is_none() {
+            self.address = address;
+        }
+        if self.meter.is_none() {
+            self.meter = address.map(|a| a.id_string());
         }
         self
     }
@@ -149,6 +171,8 @@ impl DecodeError {
             message: format!("{} at byte {offset}", e.kind),
             offset: Some(offset),
             meter: None,
+            address: None,
+            source: Some(e),
         }
     }
 }
