@@ -176,3 +176,44 @@ impl DecodeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire error stays the source, its layer and offset intact; the message says
+    /// where in the frame.
+    #[test]
+    fn wire_errors_are_kept_as_the_source() {
+        let wire = wire::Error::truncated(Layer::Tpl, 3, 2);
+        let e = DecodeError::from_wire(wire.clone(), 10);
+        assert_eq!(
+            (e.layer, e.kind, e.offset),
+            (Layer::Tpl, FailureKind::Truncated, Some(13))
+        );
+        let source = std::error::Error::source(&e).expect("source");
+        assert_eq!(source.to_string(), wire.to_string());
+        assert_eq!(e.source.as_ref(), Some(&wire));
+        assert!(e.to_string().ends_with("at byte 13"), "{e}");
+        assert!(std::error::Error::source(&DecodeError::input("x")).is_none());
+    }
+
+    #[test]
+    fn an_address_names_the_meter_unless_one_is_named() {
+        let address = Address {
+            id: [0x78, 0x56, 0x34, 0x12],
+            manufacturer: 0x1593,
+            version: 1,
+            device_type: 7,
+        };
+        let e = DecodeError::input("x").for_address(Some(address));
+        assert_eq!(
+            (e.meter.as_deref(), e.address),
+            (Some("12345678"), Some(address))
+        );
+        let named = DecodeError::input("x")
+            .for_meter(Some("87654321"))
+            .for_address(Some(address));
+        assert_eq!(named.meter.as_deref(), Some("87654321"));
+    }
+}

@@ -445,11 +445,11 @@ fn id_text(id: &[u8; 4]) -> String {
 
 /// Appends the meter id as [`id_text`] writes it.
 fn push_id_text(s: &mut String, id: &[u8; 4]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     s.reserve(8);
     for &b in id.iter().rev() {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+        for nibble in [b >> 4, b & 0x0F] {
+            s.extend(char::from_digit(u32::from(nibble), 16));
+        }
     }
 }
 
