@@ -71,13 +71,12 @@ impl Decoder {
             payload_verified: false,
         };
         // Vendor steps seed on C, M, A: a wired frame's are its C-field and the meter.
-        let [m0, m1, i0, i1, i2, i3, v, t] = meter.address_bytes();
         let layer = super::Transport {
             tpl,
             start: 0,
             data: used,
             meter,
-            link: [telegram.control, m0, m1, i0, i1, i2, i3, v, t],
+            link: crate::wire::link::control_and_address(telegram.control, &meter),
         };
         self.transport(frame, buf, &layer, &lower, reading)
             .map_err(|e| shift(e).for_meter(Some(&meter.id_string())))?;

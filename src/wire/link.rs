@@ -111,9 +111,14 @@ impl LinkHeader {
 
     /// C, M and A as transmitted (the header without L), as vendor scramblers seed on them.
     pub fn control_and_address(&self) -> [u8; 9] {
-        let [m0, m1, i0, i1, i2, i3, v, t] = self.address.address_bytes();
-        [self.control, m0, m1, i0, i1, i2, i3, v, t]
+        control_and_address(self.control, &self.address)
     }
+}
+
+/// C-field and address in link-header order: the 9 bytes after L.
+pub fn control_and_address(control: u8, address: &Address) -> [u8; 9] {
+    let [m0, m1, i0, i1, i2, i3, v, t] = address.address_bytes();
+    [control, m0, m1, i0, i1, i2, i3, v, t]
 }
 
 /// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
