@@ -1,6 +1,6 @@
 //! Whole decoder, no keys: any bytes must give Ok or Err, never a panic, the direct
 //! JSON writer must agree with serde_json on every reading, and a driver's fields
-//! filled through the decoder's remembered layouts must equal a fresh search.
+//! the decoder filled from the frame must equal a fresh search of the reading.
 //!
 //! Input: one or more telegrams back to back (see `split.rs`), decoded in order by one
 //! decoder. Encrypted telegrams take the "already-decrypted replay" path or fail cleanly.
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(driver) = driver.filter(|d| !d.runs_step()) {
                 let mut searched = reading.clone();
                 driver.apply(&mut searched);
-                assert_eq!(searched.fields, reading.fields, "remembered picks differ");
+                assert_eq!(searched.fields, reading.fields, "driver fields differ");
             }
         }
         rest = tail;
