@@ -9,9 +9,9 @@
 use libfuzzer_sys::fuzz_target;
 use wmbusd::decode::Decoder;
 use wmbusd::frame::{CrcState, RadioFrame};
-use wmbusd::wire::telegram::Telegram;
 use wmbusd::keys::KeyStore;
 use wmbusd::reading::{JsonWriter, Reading};
+use wmbusd::wire::telegram::Telegram;
 
 #[path = "split.rs"]
 mod split;
@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let mut writer = JsonWriter::new();
     let mut rest = data;
     while let Some((telegram, tail)) = split::next_telegram(rest) {
-        let _ = Telegram::parse(telegram, CrcState::Unknown, false, &mut Vec::new()).map(|t| t.meter_id());
+        let _ = Telegram::parse(telegram, CrcState::Unknown, false, &mut Vec::new())
+            .map(|t| t.meter_id());
         if decoder
             .decode_into(&RadioFrame::new(telegram.to_vec()), &mut reading)
             .is_ok()
@@ -36,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(direct, via_serde, "JsonWriter differs from serde_json");
             // Without a named step (which needs the frame) the driver can run again on
             // the reading alone, matching its rules record by record.
-            let driver = reading.driver.as_deref().and_then(|n| decoder.drivers().get(n));
+            let driver = reading
+                .driver
+                .as_deref()
+                .and_then(|n| decoder.drivers().get(n));
             if let Some(driver) = driver.filter(|d| !d.runs_step()) {
                 let mut searched = reading.clone();
                 driver.apply(&mut searched);
