@@ -321,8 +321,8 @@ impl<'a> Walk<'a> {
             return;
         };
         self.meter = Some(MeterRef {
-            manufacturer: header.manufacturer,
-            id: header.id,
+            manufacturer: header.address.manufacturer,
+            id: header.address.id,
         });
         let follow = usize::from(header.length);
         self.push(
@@ -339,27 +339,27 @@ impl<'a> Walk<'a> {
             "C-field",
             control_name(header.control).into(),
         );
-        let m = header.manufacturer();
+        let m = header.address.manufacturer();
         self.push(
             Section::Link,
             2,
             2,
             "M-field",
-            format!("manufacturer {m} (0x{:04X})", header.manufacturer),
+            format!("manufacturer {m} (0x{:04X})", header.address.manufacturer),
         );
         self.push(
             Section::Link,
             4,
             4,
             "A: id",
-            format!("meter id {}", header.id_string()),
+            format!("meter id {}", header.address.id_string()),
         );
         self.push(
             Section::Link,
             8,
             1,
             "A: version",
-            format!("version {}", header.version),
+            format!("version {}", header.address.version),
         );
         self.push(
             Section::Link,
@@ -368,8 +368,8 @@ impl<'a> Walk<'a> {
             "A: device type",
             format!(
                 "{} (0x{:02X})",
-                device_type::name(m, header.device_type),
-                header.device_type
+                device_type::name(m, header.address.device_type),
+                header.address.device_type
             ),
         );
         if self.failed_at(Layer::Link) {
@@ -504,7 +504,7 @@ impl<'a> Walk<'a> {
             return None;
         }
         let how = if decrypted {
-            let fp = self.key_fingerprint_for(link.manufacturer, link.id);
+            let fp = self.key_fingerprint_for(link.address.manufacturer, link.address.id);
             format!("verifies after AES-CTR decryption with {fp}")
         } else {
             "verifies".to_owned()

@@ -157,27 +157,14 @@ pub fn parse_hex_into(text: &str, out: &mut Vec<u8>) -> Result<(), HexError> {
     Ok(())
 }
 
-/// Nibble value of every byte, `NOT_HEX` for non-digits: one load per character
-/// instead of three range tests.
-const NOT_HEX: u8 = 0xFF;
-const NIBBLES: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut c = 0;
-    while c < 256 {
-        table[c] = match c as u8 {
-            d @ b'0'..=b'9' => d - b'0',
-            d @ b'a'..=b'f' => d - b'a' + 10,
-            d @ b'A'..=b'F' => d - b'A' + 10,
-            _ => NOT_HEX,
-        };
-        c += 1;
-    }
-    table
-};
-
 /// The value of one hex digit (either case); `None` for any other byte.
 pub(crate) fn hex_nibble(c: u8) -> Option<u8> {
-    Some(NIBBLES[usize::from(c)]).filter(|&n| n != NOT_HEX)
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// Decodes `digits` into `out` when it is nothing but an even, non-zero number of hex

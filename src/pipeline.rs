@@ -10,20 +10,21 @@ use serde::Serialize;
 
 use crate::decode::{DecodeError, Decoder, FailureKind};
 use crate::frame::RadioFrame;
+use crate::reading::Reading;
+use crate::wire::address::Address;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
-use crate::reading::Reading;
-use crate::wire::tpl::LongAddress;
 
 /// What became of one received frame.
 #[derive(Debug)]
 pub enum Outcome {
     /// A new reading for a meter that passes the filter.
     Reading(Box<Reading>),
-    /// The same frame was heard again inside the dedupe window (repeater, C+T receiver).
-    Duplicate,
+    /// The same frame was heard again inside the dedupe window (repeater, C+T receiver);
+    /// `meter` as its headers name it.
+    Duplicate { meter: Option<String> },
     /// Decoded or not, the meter is not configured and only configured meters are wanted.
     Filtered { meter: Option<String> },
     /// The frame did not decode.
@@ -201,7 +202,7 @@ impl MeterStats {
     /// Manufacturer and device type from the link header of a frame that did not decode,
     /// so that a meter with a missing key still shows who made it and what it measures.
     /// A decoded reading's values (which may come from a long TPL header) take precedence.
-    fn note_identity(&mut self, address: Option<LongAddress>) {
+    fn note_identity(&mut self, address: Option<Address>) {
         if self.manufacturer.is_some() {
             return;
         }
@@ -212,16 +213,6 @@ impl MeterStats {
         self.manufacturer = Some(m.code().unwrap_or_else(|| format!("{:04X}", m.raw())));
         self.device_type =
             Some(crate::wire::device_type::name(m, address.device_type).into_owned());
-    }
-}
-
-/// The meter a frame that failed to decode names: the decoder's parsed telegram when
-/// the frame got that far (read once, not parsed again here), else the raw link header of
-/// a frame that failed its checks.
-fn failed_address(decoder: &Decoder, frame: &RadioFrame) -> Option<LongAddress> {
-    match decoder.last_telegram() {
-        Some(t) => t.address,
-        None => crate::wire::telegram::peek_address(&frame.bytes, frame.crc),
     }
 }
 
@@ -288,89 +279,111 @@ impl Pipeline {
         self.config = config;
     }
 
+    /// One received frame: read once ([`Decoder::read`]), then dedupe, decode, filter
+    /// and count, every stage on that one parse.
     pub fn process(&mut self, decoder: &mut Decoder, frame: &RadioFrame, now: Instant) -> Outcome {
         self.totals.frames += 1;
         self.replay_repeated = false;
         let at = frame.received_at.unwrap_or_else(SystemTime::now);
+        let read = decoder.read(frame);
         if self.dedupe.is_duplicate(&frame.bytes, now) {
-            self.totals.duplicates += 1;
-            if let Some(id) = crate::decode::peek_frame_meter(&frame.bytes, frame.crc) {
-                if let Some(stats) = self.meters.get_mut(&id) {
-                    stats.duplicates += 1;
+            let meter = match read {
+                Ok(received) => {
+                    let id = received.meter_id();
+                    decoder.recycle(received);
+                    id
                 }
-            }
-            return Outcome::Duplicate;
+                Err(e) => e.meter,
+            };
+            self.count_duplicate(meter.as_deref());
+            return Outcome::Duplicate { meter };
         }
-        match decoder.decode(frame) {
-            Ok(reading) => {
-                let id = reading.meter.id.clone();
-                let configured = self.config.meters.contains_key(&id);
+        let mut reading = Reading::default();
+        match read.and_then(|received| decoder.decode_received(received, &mut reading)) {
+            Ok(()) => self.decoded(decoder, frame, at, reading),
+            Err(err) => self.failed(frame, at, err),
+        }
+    }
+
+    fn count_duplicate(&mut self, meter: Option<&str>) {
+        self.totals.duplicates += 1;
+        if let Some(stats) = meter.and_then(|id| self.meters.get_mut(id)) {
+            stats.duplicates += 1;
+        }
+    }
+
+    /// A decoded reading: counted, filtered, judged for replay.
+    fn decoded(
+        &mut self,
+        decoder: &Decoder,
+        frame: &RadioFrame,
+        at: SystemTime,
+        reading: Reading,
+    ) -> Outcome {
+        let id = reading.meter.id.clone();
+        let configured = self.config.meters.contains_key(&id);
+        let stats = self.meters.entry(id.clone()).or_default();
+        mark_changed(stats, &mut self.changed, &id);
+        stats.heard_at(at, frame);
+        stats.manufacturer = Some(reading.meter.manufacturer.clone());
+        stats.device_type = Some(reading.meter.device_type.clone());
+        stats.status_flags = reading.status.flags.iter().map(|f| f.to_string()).collect();
+        stats.error_flags = current_error_flags(&reading);
+        if self.config.only_configured && !configured {
+            self.totals.filtered += 1;
+            stats.last_outcome = Some("not_configured".into());
+            return Outcome::Filtered { meter: Some(id) };
+        }
+        let counter = decoder.last_verified_counter();
+        if let Some(err) = replay_check(stats, &id, counter, &reading, at, self.config.replay) {
+            self.replay_repeated = std::mem::replace(&mut stats.replay_logged, true);
+            count_failure(stats, &mut self.totals, err.kind);
+            return Outcome::Failed(err);
+        }
+        stats.replay_logged = false;
+        stats.decoded += 1;
+        stats.last_outcome = Some("ok".into());
+        self.totals.readings += 1;
+        Outcome::Reading(Box::new(reading))
+    }
+
+    /// A frame that did not decode, counted against the meter its one parse named.
+    fn failed(&mut self, frame: &RadioFrame, at: SystemTime, err: DecodeError) -> Outcome {
+        let meter = err.meter.clone();
+        let configured = meter
+            .as_ref()
+            .is_some_and(|id| self.config.meters.contains_key(id));
+        if self.config.only_configured && !configured {
+            // Someone else's meter we cannot or need not read: count, stay quiet.
+            self.totals.filtered += 1;
+            if let Some(id) = &meter {
                 let stats = self.meters.entry(id.clone()).or_default();
-                mark_changed(stats, &mut self.changed, &id);
+                mark_changed(stats, &mut self.changed, id);
                 stats.heard_at(at, frame);
-                stats.manufacturer = Some(reading.meter.manufacturer.clone());
-                stats.device_type = Some(reading.meter.device_type.clone());
-                stats.status_flags = reading.status.flags.iter().map(|f| f.to_string()).collect();
-                stats.error_flags = current_error_flags(&reading);
-                if self.config.only_configured && !configured {
-                    self.totals.filtered += 1;
-                    stats.last_outcome = Some("not_configured".into());
-                    return Outcome::Filtered { meter: Some(id) };
-                }
-                let counter = decoder.last_verified_counter();
-                if let Some(err) =
-                    replay_check(stats, &id, counter, &reading, at, self.config.replay)
-                {
-                    self.replay_repeated = std::mem::replace(&mut stats.replay_logged, true);
-                    count_failure(stats, &mut self.totals, err.kind);
-                    return Outcome::Failed(err);
-                }
-                stats.replay_logged = false;
-                stats.decoded += 1;
-                stats.last_outcome = Some("ok".into());
-                self.totals.readings += 1;
-                Outcome::Reading(Box::new(reading))
+                stats.note_identity(err.address);
+                stats.last_outcome = Some("not_configured".into());
             }
-            Err(err) => {
-                // The decoder names the meter from its one parse of the frame.
-                let meter = err.meter.clone();
-                let address = failed_address(decoder, frame);
-                let configured = meter
-                    .as_ref()
-                    .is_some_and(|id| self.config.meters.contains_key(id));
-                if self.config.only_configured && !configured {
-                    // Someone else's meter we cannot or need not read: count, stay quiet.
-                    self.totals.filtered += 1;
-                    if let Some(id) = &meter {
-                        let stats = self.meters.entry(id.clone()).or_default();
-                        mark_changed(stats, &mut self.changed, id);
-                        stats.heard_at(at, frame);
-                        stats.note_identity(address);
-                        stats.last_outcome = Some("not_configured".into());
-                    }
-                    return Outcome::Filtered { meter };
-                }
-                let kind = err.kind.name().to_owned();
-                *self.totals.failed.entry(kind.clone()).or_default() += 1;
-                if err.kind == FailureKind::ControlFrame {
-                    // Link traffic (SND_NKE, ACK, requests): named and counted, not a
-                    // failure of the meter.
-                    if let Some(stats) = meter.as_ref().and_then(|id| self.meters.get_mut(id)) {
-                        stats.control_frames += 1;
-                    }
-                    return Outcome::Failed(err.for_meter(meter.as_deref()));
-                }
-                if let Some(id) = &meter {
-                    let stats = self.meters.entry(id.clone()).or_default();
-                    mark_changed(stats, &mut self.changed, id);
-                    stats.heard_at(at, frame);
-                    stats.note_identity(address);
-                    *stats.failed.entry(kind.clone()).or_default() += 1;
-                    stats.last_outcome = Some(kind);
-                }
-                Outcome::Failed(err.for_meter(meter.as_deref()))
-            }
+            return Outcome::Filtered { meter };
         }
+        let kind = err.kind.name().to_owned();
+        *self.totals.failed.entry(kind.clone()).or_default() += 1;
+        if err.kind == FailureKind::ControlFrame {
+            // Link traffic (SND_NKE, ACK, requests): named and counted, not a
+            // failure of the meter.
+            if let Some(stats) = meter.as_ref().and_then(|id| self.meters.get_mut(id)) {
+                stats.control_frames += 1;
+            }
+            return Outcome::Failed(err);
+        }
+        if let Some(id) = &meter {
+            let stats = self.meters.entry(id.clone()).or_default();
+            mark_changed(stats, &mut self.changed, id);
+            stats.heard_at(at, frame);
+            stats.note_identity(err.address);
+            *stats.failed.entry(kind.clone()).or_default() += 1;
+            stats.last_outcome = Some(kind);
+        }
+        Outcome::Failed(err)
     }
 
     pub fn totals(&self) -> &Totals {

@@ -242,10 +242,12 @@ fn link_header(control: u8) -> LinkHeader {
     LinkHeader {
         length: 0,
         control,
-        manufacturer: 0x1593,
-        id: [0x78, 0x56, 0x34, 0x12],
-        version: 0x33,
-        device_type: 0x07,
+        address: wmbusd::wire::address::Address {
+            manufacturer: 0x1593,
+            id: [0x78, 0x56, 0x34, 0x12],
+            version: 0x33,
+            device_type: 0x07,
+        },
     }
 }
 

@@ -138,7 +138,7 @@ fn copies_in_the_dedupe_window_are_duplicates_and_plaintext_is_not_judged() {
     ));
     assert!(matches!(
         pipeline.process(&mut decoder, &frame(first, 1), now),
-        Outcome::Duplicate
+        Outcome::Duplicate { .. }
     ));
     let plain = support::telegrams::synthetic(93_000_002, 5, 1);
     for secs in [0, 16] {

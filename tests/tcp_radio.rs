@@ -186,7 +186,14 @@ async fn readings_over_tcp_survive_the_server_going_away() {
         .skip(3)
         .take(2)
         .map(|f| {
-            let id = wmbusd::decode::peek_frame_meter(f, wmbusd::frame::CrcState::Checked(None));
+            let frame = wmbusd::frame::RadioFrame {
+                crc: wmbusd::frame::CrcState::Checked(None),
+                ..wmbusd::frame::RadioFrame::new(f.clone())
+            };
+            let mut decoder = wmbusd::decode::Decoder::new(wmbusd::keys::KeyStore::new());
+            let id = decoder
+                .read(&frame)
+                .map_or_else(|e| e.meter, |r| r.meter_id());
             ids.iter()
                 .find(|i| Some(*i) == id.as_ref())
                 .map_or("lost", |_| "delivered")

@@ -1,16 +1,17 @@
 //! Whole decoder, no keys: any bytes must give Ok or Err, never a panic, the direct
 //! JSON writer must agree with serde_json on every reading, and a driver's fields
-//! filled through the decoder's remembered layouts must equal a fresh search.
+//! the decoder filled from the frame must equal a fresh search of the reading.
 //!
 //! Input: one or more telegrams back to back (see `split.rs`), decoded in order by one
 //! decoder. Encrypted telegrams take the "already-decrypted replay" path or fail cleanly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wmbusd::decode::{peek_meter_id, Decoder};
-use wmbusd::frame::RadioFrame;
+use wmbusd::decode::Decoder;
+use wmbusd::frame::{CrcState, RadioFrame};
 use wmbusd::keys::KeyStore;
 use wmbusd::reading::{JsonWriter, Reading};
+use wmbusd::wire::telegram::Telegram;
 
 #[path = "split.rs"]
 mod split;
@@ -22,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let mut writer = JsonWriter::new();
     let mut rest = data;
     while let Some((telegram, tail)) = split::next_telegram(rest) {
-        let _ = peek_meter_id(telegram);
+        let _ = Telegram::parse(telegram, CrcState::Unknown, false, &mut Vec::new())
+            .map(|t| t.meter_id());
         if decoder
             .decode_into(&RadioFrame::new(telegram.to_vec()), &mut reading)
             .is_ok()
@@ -35,11 +37,14 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(direct, via_serde, "JsonWriter differs from serde_json");
             // Without a named step (which needs the frame) the driver can run again on
             // the reading alone, matching its rules record by record.
-            let driver = reading.driver.as_deref().and_then(|n| decoder.drivers().get(n));
+            let driver = reading
+                .driver
+                .as_deref()
+                .and_then(|n| decoder.drivers().get(n));
             if let Some(driver) = driver.filter(|d| !d.runs_step()) {
                 let mut searched = reading.clone();
                 driver.apply(&mut searched);
-                assert_eq!(searched.fields, reading.fields, "remembered picks differ");
+                assert_eq!(searched.fields, reading.fields, "driver fields differ");
             }
         }
         rest = tail;

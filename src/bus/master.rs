@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use super::search::{Probe, Search};
+use crate::wire::address::Address;
 use crate::wire::mbus::{
     self, MbusLongFrame, MbusShortFrame, SecondaryAddress, WiredFrame, ADDRESS_SELECTED,
 };
-use crate::wire::tpl::LongAddress;
 
 /// Which meter to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,7 +138,7 @@ pub struct Found {
     /// The primary address it answered at (scan) or its A-field (search).
     pub primary: u8,
     /// Its identity from the long TPL header of its first RSP_UD.
-    pub address: LongAddress,
+    pub address: Address,
     /// That first RSP_UD.
     pub frame: Vec<u8>,
 }

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::radio::sim::Pty;
+use crate::wire::address::Address;
 use crate::wire::mbus::{
     self, MbusLongFrame, SecondaryAddress, WiredFrame, ADDRESS_BROADCAST, ADDRESS_BROADCAST_REPLY,
     ADDRESS_SELECTED, CI_SELECT, SINGLE_ACK,
 };
-use crate::wire::tpl::LongAddress;
 
 /// What a slave answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 pub struct SimSlave {
     pub primary: Option<u8>,
-    pub address: LongAddress,
+    pub address: Address,
     pub telegrams: Vec<SimTelegram>,
     pub fault: Fault,
     selected: bool,
@@ -60,7 +60,7 @@ pub struct SimSlave {
 
 impl SimSlave {
     /// A slave sending `telegrams` (record bytes each) from a long header with `address`.
-    pub fn new(primary: Option<u8>, address: LongAddress, telegrams: Vec<Vec<u8>>) -> Self {
+    pub fn new(primary: Option<u8>, address: Address, telegrams: Vec<Vec<u8>>) -> Self {
         Self::with(
             primary,
             address,
@@ -80,7 +80,7 @@ impl SimSlave {
         ))
     }
 
-    fn with(primary: Option<u8>, address: LongAddress, telegrams: Vec<SimTelegram>) -> Self {
+    fn with(primary: Option<u8>, address: Address, telegrams: Vec<SimTelegram>) -> Self {
         SimSlave {
             primary,
             address,
@@ -334,7 +334,7 @@ impl super::Transport for SimTransport {
 
 /// A long header identity for test slaves: id (8 digits), manufacturer code, version,
 /// medium.
-pub fn identity(id: u32, manufacturer: &str, version: u8, medium: u8) -> Option<LongAddress> {
+pub fn identity(id: u32, manufacturer: &str, version: u8, medium: u8) -> Option<Address> {
     let digits = SecondaryAddress::from_id(id)?;
     let mut bytes = Vec::new();
     SecondaryAddress {
@@ -344,5 +344,5 @@ pub fn identity(id: u32, manufacturer: &str, version: u8, medium: u8) -> Option<
         ..digits
     }
     .emit(&mut bytes);
-    LongAddress::parse(&bytes).ok().map(|(a, _)| a)
+    Address::parse(&bytes).ok().map(|(a, _)| a)
 }

@@ -171,7 +171,7 @@ impl Decoding {
                 );
                 None
             }
-            Outcome::Duplicate | Outcome::Filtered { .. } => None,
+            Outcome::Duplicate { .. } | Outcome::Filtered { .. } => None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::config::{Config, RadioDriver};
-use crate::decode::{peek_frame_meter, Decoder, FailureKind};
+use crate::decode::{Decoder, FailureKind};
 use crate::radio::{self, DriverKind, RadioEvent, RadioSpec, RadioState};
 
 /// sysexits EX_CONFIG: the configuration is not usable.
@@ -296,7 +296,7 @@ fn listen(
                     Some(RadioEvent::Frame(frame)) => {
                         let (id, outcome) = match decoder.decode(&frame) {
                             Ok(r) => (Some(r.meter.id), None),
-                            Err(e) => (e.meter.clone().or_else(|| peek_frame_meter(&frame.bytes, frame.crc)), Some(e.kind)),
+                            Err(e) => (e.meter.clone(), Some(e.kind)),
                         };
                         let Some(id) = id else { continue };
                         let entry = heard.entry(id).or_default();

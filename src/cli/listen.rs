@@ -468,7 +468,7 @@ impl Listener {
             Outcome::Reading(r) => Some(r.meter.id.clone()),
             Outcome::Failed(e) => e.meter.clone(),
             Outcome::Filtered { meter } => meter.clone(),
-            Outcome::Duplicate => crate::decode::peek_frame_meter(&frame.bytes, frame.crc),
+            Outcome::Duplicate { meter } => meter.clone(),
         };
         let stats = meter.as_deref().and_then(|id| self.pipeline.meter(id));
         let (manufacturer, device_type) = match outcome {
@@ -495,7 +495,7 @@ impl Listener {
                 "not configured".to_owned(),
                 Some("meter is not in the configuration".to_owned()),
             ),
-            Outcome::Duplicate => (
+            Outcome::Duplicate { .. } => (
                 "duplicate",
                 None,
                 stats.map_or_else(|| "-".to_owned(), |s| self.state(s)),

@@ -570,7 +570,7 @@ impl Daemon {
             self.formats_known = self.decoder.formats().len();
             self.formats_dirty = true;
         }
-        if self.sinks.publish_raw && !matches!(outcome, Outcome::Duplicate) {
+        if self.sinks.publish_raw && !matches!(outcome, Outcome::Duplicate { .. }) {
             self.spool_raw(frame).await;
         }
         match outcome {
@@ -589,10 +589,10 @@ impl Daemon {
                     tracing::warn!("meter {meter}: {} ({}{at})", err.kind.label(), err.message);
                 }
             }
-            Outcome::Duplicate if self.gather.heard_again(frame) => {
+            Outcome::Duplicate { .. } if self.gather.heard_again(frame) => {
                 tracing::trace!("copy of a held telegram: receiver added");
             }
-            Outcome::Duplicate => tracing::trace!("duplicate frame dropped"),
+            Outcome::Duplicate { .. } => tracing::trace!("duplicate frame dropped"),
             Outcome::Filtered { meter } => {
                 tracing::debug!(
                     "meter {} not configured: ignored",

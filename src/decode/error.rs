@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::wire::address::Address;
 use crate::wire::{self, Layer};
 
 /// The class of a decode failure. `name()` is the stable string used in JSON, in the
@@ -99,6 +100,14 @@ pub struct DecodeError {
     /// The meter the telegram came from, when the header was readable (8-digit id).
     #[serde(skip)]
     pub meter: Option<String>,
+    /// That meter's whole address (manufacturer, type), from the one parse of the frame.
+    #[serde(skip)]
+    pub address: Option<Address>,
+    /// The layer's own error, when a wire parser failed (its offset relative to the
+    /// slice that layer was given; `offset` above is the frame's).
+    #[serde(skip)]
+    #[source]
+    pub source: Option<wire::Error>,
 }
 
 impl DecodeError {
@@ -109,6 +118,8 @@ impl DecodeError {
             message: message.into(),
             offset: None,
             meter: None,
+            address: None,
+            source: None,
         }
     }
 
@@ -125,6 +136,17 @@ impl DecodeError {
     pub fn for_meter(mut self, meter: Option<&str>) -> Self {
         if self.meter.is_none() {
             self.meter = meter.map(str::to_owned);
+        }
+        self
+    }
+
+    /// Names the meter by its address (and its id, unless one is named already).
+    pub fn for_address(mut self, address: Option<Address>) -> Self {
+        if self.address.is_none() {
+            self.address = address;
+        }
+        if self.meter.is_none() {
+            self.meter = address.map(|a| a.id_string());
         }
         self
     }
@@ -149,6 +171,49 @@ impl DecodeError {
             message: format!("{} at byte {offset}", e.kind),
             offset: Some(offset),
             meter: None,
+            address: None,
+            source: Some(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire error stays the source, its layer and offset intact; the message says
+    /// where in the frame.
+    #[test]
+    fn wire_errors_are_kept_as_the_source() {
+        let wire = wire::Error::truncated(Layer::Tpl, 3, 2);
+        let e = DecodeError::from_wire(wire.clone(), 10);
+        assert_eq!(
+            (e.layer, e.kind, e.offset),
+            (Layer::Tpl, FailureKind::Truncated, Some(13))
+        );
+        let source = std::error::Error::source(&e).expect("source");
+        assert_eq!(source.to_string(), wire.to_string());
+        assert_eq!(e.source.as_ref(), Some(&wire));
+        assert!(e.to_string().ends_with("at byte 13"), "{e}");
+        assert!(std::error::Error::source(&DecodeError::input("x")).is_none());
+    }
+
+    #[test]
+    fn an_address_names_the_meter_unless_one_is_named() {
+        let address = Address {
+            id: [0x78, 0x56, 0x34, 0x12],
+            manufacturer: 0x1593,
+            version: 1,
+            device_type: 7,
+        };
+        let e = DecodeError::input("x").for_address(Some(address));
+        assert_eq!(
+            (e.meter.as_deref(), e.address),
+            (Some("12345678"), Some(address))
+        );
+        let named = DecodeError::input("x")
+            .for_meter(Some("87654321"))
+            .for_address(Some(address));
+        assert_eq!(named.meter.as_deref(), Some("87654321"));
     }
 }

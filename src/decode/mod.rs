@@ -8,31 +8,29 @@
 mod error;
 mod formats;
 mod profiles;
+mod received;
+mod security;
+mod transport;
 mod wired;
 
 pub use error::{DecodeError, FailureKind};
 pub use formats::{FormatCache, MeterKey, SavedFormat};
+pub use received::Received;
 
-use crate::crypto::{self, derivation};
-use crate::drivers::steps::{bmeters, diehl};
-use crate::drivers::{DriverSet, FrameContext, LayoutMemo, SelectionMemo};
-use crate::frame::{CrcState, RadioFrame};
-use crate::keys::{Key, KeyStore};
+use crate::drivers::DriverSet;
+use crate::frame::RadioFrame;
+use crate::keys::KeyStore;
 use crate::reading::{
     empty_with_capacity, upper_hex, Reading, Record, Security, Status, Unparsed, SCHEMA_VERSION,
 };
+use crate::wire::address::Address;
 use crate::wire::afl::{AflRepr, CI_AFL};
-use crate::wire::compact::{format_signature, CompactFormat, CompactRepr, FormatFrameRepr};
-use crate::wire::ell::{self, EllEncryption, EllRepr};
+use crate::wire::ell;
 use crate::wire::link::LinkHeader;
-use crate::wire::telegram::{
-    peek_address, proprietary_address, tpl_address, Telegram, REAL_DATA_CI_AT,
-};
-use crate::wire::tpl::{self, KdfSelection, LongAddress, SecurityMode, TplRepr};
+use crate::wire::telegram::{proprietary_address, tpl_address, Telegram};
+use crate::wire::tpl::{self, TplRepr};
 use crate::wire::{apl, device_type, Layer};
-
-/// Two idle fillers open every correctly decrypted mode 5/7 payload.
-const VERIFICATION: [u8; 2] = [0x2F, 0x2F];
+use transport::Transport;
 
 /// What [`Decoder::decode_traced`] saw besides the result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,14 +58,6 @@ pub struct Decoder {
     /// Records of the reading being refilled, set aside by `base_reading` and
     /// refilled in place by `fill_records`.
     spare_records: Vec<Record>,
-    /// The parsed-record vector of the last telegram, emptied, for the next one.
-    apl_records: Vec<apl::DataRecord<'static>>,
-    /// Record headers parsed before, by their bytes (meters repeat their layout).
-    headers: apl::HeaderMemo,
-    /// The records the drivers' fields took, per record layout (same reason).
-    layouts: LayoutMemo,
-    /// The driver each meter model selected.
-    selections: SelectionMemo,
     /// The parsed telegram of the frame being (or last) decoded.
     last: Option<Telegram>,
     /// `Some` while `decode_traced` runs: the canonical bytes before decryption.
@@ -120,10 +110,6 @@ impl Decoder {
             drivers,
             buf: Vec::with_capacity(256),
             spare_records: Vec::new(),
-            apl_records: Vec::new(),
-            headers: apl::HeaderMemo::new(),
-            layouts: LayoutMemo::new(),
-            selections: SelectionMemo::new(),
             last: None,
             received: None,
             verified_counter: None,
@@ -175,35 +161,84 @@ impl Decoder {
         frame: &RadioFrame,
         reading: &mut Reading,
     ) -> Result<(), DecodeError> {
-        // Built in place: a `Reading` is several hundred bytes, and moving it through
-        // the layers' return values showed in profiles.
-        let mut buf = std::mem::take(&mut self.buf);
-        self.last = None;
-        self.verified_counter = None;
-        let result = self.decode_in(frame, &mut buf, reading);
-        self.buf = buf;
-        match result {
-            Ok(()) => {
-                if let Some(telegram) = &self.last {
-                    set_diagnostics(reading, telegram);
-                }
-                Ok(())
-            }
+        match self.read(frame) {
+            Ok(received) => self.decode_received(received, reading),
             Err(e) => {
-                // The reading is emptied; its records (unless already set aside by
-                // `base_reading`) are kept for the next telegram.
-                let records = std::mem::take(reading).records;
-                if !records.is_empty() {
-                    self.spare_records = records;
-                }
-                let meter = self.last.as_ref().and_then(Telegram::meter_id);
-                Err(e.for_meter(meter.as_deref()))
+                self.discard(reading);
+                Err(e)
             }
         }
     }
 
+    /// Reads a received frame once ([`Telegram::parse`]: CRCs, L-field bounds, wired
+    /// frame checks, headers) into the [`Received`] every later stage takes. A frame
+    /// that fails its checks gives the error, naming the meter when its header could
+    /// be read.
+    pub fn read<'f>(&mut self, frame: &'f RadioFrame) -> Result<Received<'f>, DecodeError> {
+        self.last = None;
+        let mut bytes = std::mem::take(&mut self.buf);
+        match Telegram::parse(&frame.bytes, frame.crc, frame.lenient_length, &mut bytes) {
+            Ok(telegram) => Ok(Received {
+                frame,
+                telegram,
+                bytes,
+            }),
+            Err(rejected) => {
+                self.buf = bytes;
+                Err(DecodeError::from_wire(rejected.error, 0).for_address(rejected.address))
+            }
+        }
+    }
+
+    /// Decodes a frame [`Decoder::read`] read, into `reading` as [`Decoder::decode_into`]
+    /// does; decryption works on the canonical bytes in place.
+    pub fn decode_received(
+        &mut self,
+        received: Received<'_>,
+        reading: &mut Reading,
+    ) -> Result<(), DecodeError> {
+        // Built in place: a `Reading` is several hundred bytes, and moving it through
+        // the layers' return values showed in profiles.
+        let Received {
+            frame,
+            telegram,
+            mut bytes,
+        } = received;
+        self.last = Some(telegram);
+        self.verified_counter = None;
+        if let Some(copy) = self.received.as_mut() {
+            copy.clone_from(&bytes);
+        }
+        let result = self.decode_telegram(frame, &telegram, &mut bytes, reading);
+        self.buf = bytes;
+        match result {
+            Ok(()) => {
+                set_diagnostics(reading, &telegram);
+                Ok(())
+            }
+            Err(e) => {
+                self.discard(reading);
+                Err(e.for_address(telegram.address))
+            }
+        }
+    }
+
+    /// Takes back the buffer of a frame read but not decoded (a duplicate).
+    pub fn recycle(&mut self, received: Received<'_>) {
+        self.buf = received.bytes;
+    }
+
+    /// Empties `reading` after a failure; its records (unless already set aside by
+    /// `base_reading`) are kept for the next telegram.
+    fn discard(&mut self, reading: &mut Reading) {
+        let records = std::mem::take(reading).records;
+        if !records.is_empty() {
+            self.spare_records = records;
+        }
+    }
+
     /// The parsed telegram of the last frame decoded, when its link layer was readable
-    /// (CRCs, L-field bounds, headers): what `--explain`, dedupe and health read.
+    /// (CRCs, L-field bounds, headers): what `--explain` reads.
     pub fn last_telegram(&self) -> Option<&Telegram> {
         self.last.as_ref()
     }
@@ -232,22 +267,14 @@ impl Decoder {
         (result, trace)
     }
 
-    fn decode_in(
+    /// The layers after the link header of a frame read once.
+    fn decode_telegram(
         &mut self,
         frame: &RadioFrame,
-        buf: &mut Vec<u8>,
+        telegram: &Telegram,
+        buf: &mut [u8],
         reading: &mut Reading,
     ) -> Result<(), DecodeError> {
-        // Normalised once: CRCs, L-field bounds, wired frame checks, headers.
-        let telegram = Telegram::parse(&frame.bytes, frame.crc, frame.lenient_length, buf)
-            .map_err(|e| {
-                let meter = peek_address(&frame.bytes, frame.crc).map(|a| a.id_string());
-                DecodeError::from_wire(e, 0).for_meter(meter.as_deref())
-            })?;
-        self.last = Some(telegram);
-        if let Some(received) = self.received.as_mut() {
-            received.clone_from(buf);
-        }
         if let Some(name) = telegram.control_frame() {
             return Err(DecodeError::new(
                 Layer::Link,
@@ -258,7 +285,7 @@ impl Decoder {
             .for_meter(telegram.meter_id().as_deref()));
         }
         if telegram.is_wired() {
-            return self.decode_wired(frame, &telegram, buf, reading);
+            return self.decode_wired(frame, telegram, buf, reading);
         }
         let Some(link) = telegram.link else {
             return Err(DecodeError::new(
@@ -267,8 +294,6 @@ impl Decoder {
                 "no link header",
             ));
         };
-        let mut pos = link.buffer_len();
-
         let mut lower = Lower {
             ell: SecurityOutcome::NONE,
             ell_access_number: None,
@@ -276,11 +301,49 @@ impl Decoder {
             afl_offset: 0,
             payload_verified: telegram.dll.crc_verified,
         };
+        let pos = self.lower_layers(buf, &link, &mut lower)?;
+        let Some(&ci) = buf.get(pos) else {
+            // A link header alone (e.g. ACC_NR access telegrams) carries no data.
+            self.base_reading(frame, &link.address, reading);
+            reading.access_number = lower.ell_access_number;
+            set_security(&mut reading.security, 0, SecurityOutcome::NONE);
+            return Ok(());
+        };
+        if tpl::is_manufacturer_specific(ci) {
+            let meter = proprietary_address(&link, ci);
+            self.base_reading(frame, &meter, reading);
+            reading.access_number = lower.ell_access_number;
+            set_security(&mut reading.security, 0, lower.ell);
+            reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
+            let link = link.control_and_address();
+            self.apply_driver(reading, &link, tail(buf, pos + 1), ci, &meter);
+            return Ok(());
+        }
+        let (tpl, used) =
+            TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
+        let meter = tpl_address(&link, &tpl, pos);
+        let layer = Transport {
+            tpl,
+            start: pos,
+            data: pos + used,
+            meter,
+            link: link.control_and_address(),
+        };
+        self.transport(frame, buf, &layer, &lower, reading)
+            .map_err(|e| e.for_meter(Some(&meter.id_string())))
+    }
 
-        if let Some(&ci) = buf.get(pos) {
-            if ell::is_ell_ci(ci) {
-                pos = self.open_ell(buf, pos, &link, &mut lower)?;
-            }
+    /// The ELL and the AFL after the link header, as far as present: returns where the
+    /// next layer starts, the ELL's payload decrypted in place.
+    fn lower_layers(
+        &self,
+        buf: &mut [u8],
+        link: &LinkHeader,
+        lower: &mut Lower,
+    ) -> Result<usize, DecodeError> {
+        let mut pos = link.buffer_len();
+        if buf.get(pos).is_some_and(|&ci| ell::is_ell_ci(ci)) {
+            pos = self.open_ell(buf, pos, link, lower)?;
         }
         if buf.get(pos) == Some(&CI_AFL) {
             let (afl, used) =
@@ -297,437 +360,13 @@ impl Decoder {
             lower.afl_offset = pos;
             pos += used;
         }
-
-        let Some(&ci) = buf.get(pos) else {
-            // A link header alone (e.g. ACC_NR access telegrams) carries no data.
-            self.header_only_reading(frame, &link, lower.ell_access_number, reading);
-            return Ok(());
-        };
-        if tpl::is_manufacturer_specific(ci) {
-            let meter = proprietary_address(&link, ci);
-            self.base_reading(frame, &meter, reading);
-            reading.access_number = lower.ell_access_number;
-            set_security(&mut reading.security, 0, lower.ell);
-            reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
-            self.apply_driver(reading, buf, pos + 1, ci, &meter);
-            return Ok(());
-        }
-        let (tpl, used) =
-            TplRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
-        let meter = tpl_address(&link, &tpl, pos);
-        self.transport(frame, buf, pos, pos + used, &tpl, &meter, &lower, reading)
-            .map_err(|e| e.for_meter(Some(&meter.id_string())))
-    }
-
-    /// Parses the ELL at `pos`, decrypts what follows when it is encrypted, and returns
-    /// the position of the next layer.
-    fn open_ell(
-        &self,
-        buf: &mut [u8],
-        pos: usize,
-        link: &LinkHeader,
-        lower: &mut Lower,
-    ) -> Result<usize, DecodeError> {
-        let (ell, used) =
-            EllRepr::parse(tail(buf, pos)).map_err(|e| DecodeError::from_wire(e, pos))?;
-        lower.ell_access_number = Some(ell.access_number);
-        let Some(rel) = ell.encrypted_offset() else {
-            return Ok(pos + used);
-        };
-        let crc_at = pos + rel;
-        let crc_ok = |buf: &[u8]| ell::check_payload_crc(tail(buf, crc_at), crc_at).is_ok();
-        match ell.encryption() {
-            EllEncryption::None => {
-                ell::check_payload_crc(tail(buf, crc_at), crc_at)
-                    .map_err(|e| DecodeError::from_wire(e, 0))?;
-            }
-            // The CRC already verifies: a receiver upstream decrypted this frame.
-            EllEncryption::AesCtr if crc_ok(buf) => {}
-            EllEncryption::AesCtr => {
-                let Some(key) = self.keys.lookup(link.manufacturer, &link.id) else {
-                    return Err(no_key(&link.id_string(), "ELL AES-CTR").at(crc_at));
-                };
-                if let Some(encrypted) = buf.get_mut(crc_at..) {
-                    crypto::ctr_apply(&key.cipher(), &ell.ctr_iv(link), encrypted);
-                }
-                if !crc_ok(buf) {
-                    return Err(DecodeError::new(
-                        Layer::Security,
-                        FailureKind::WrongKey,
-                        format!(
-                            "ELL payload CRC does not verify after AES-CTR decryption: wrong key for meter {}",
-                            link.id_string()
-                        ),
-                    )
-                    .at(crc_at));
-                }
-                lower.ell = SecurityOutcome {
-                    decrypted: true,
-                    verified_by: Some("ell_crc"),
-                };
-            }
-            EllEncryption::Reserved(bits) => {
-                return Err(DecodeError::new(
-                    Layer::Ell,
-                    FailureKind::Unsupported,
-                    format!("reserved ELL encryption method {bits}"),
-                )
-                .at(pos + rel - 1));
-            }
-        }
-        // Every branch that gets here verified the payload CRC.
-        lower.payload_verified = true;
-        Ok(crc_at + 2)
-    }
-
-    /// Everything from the TPL header on: security, then records or compact frame.
-    #[allow(clippy::too_many_arguments)]
-    fn transport(
-        &mut self,
-        frame: &RadioFrame,
-        buf: &mut [u8],
-        tpl_start: usize,
-        data_start: usize,
-        tpl: &TplRepr,
-        meter: &LongAddress,
-        lower: &Lower,
-        reading: &mut Reading,
-    ) -> Result<(), DecodeError> {
-        let mode = tpl.security_mode();
-        let outcome = match self.open_diehl_real_data(buf, tpl_start, data_start, tpl, meter) {
-            Some(opened) => opened?,
-            None => self.unlock(buf, tpl_start, data_start, tpl, meter, lower)?,
-        };
-        if outcome.verified_by == Some("mac") {
-            self.verified_counter = tpl
-                .header
-                .and_then(|h| h.message_counter)
-                .or_else(|| lower.afl.as_ref().and_then(|a| a.message_counter));
-        }
-        let security = if outcome.decrypted || mode != SecurityMode::None {
-            outcome
-        } else {
-            lower.ell
-        };
-
-        self.base_reading(frame, meter, reading);
-        reading.access_number = tpl.access_number().or(lower.ell_access_number);
-        if let Some(status) = tpl.status() {
-            reading.status = status_json(status.0);
-        }
-        set_security(&mut reading.security, mode.number(), security);
-
-        let key = meter_key(meter);
-        let data = tail(buf, data_start);
-        match tpl.ci {
-            0x79 | 0x7B | 0x73 => {
-                // After mode 5/7 decryption the compact body follows the 2F 2F check bytes.
-                let skip = if security.decrypted || mode != SecurityMode::None {
-                    data.iter().take_while(|&&b| b == apl::IDLE_FILLER).count()
-                } else {
-                    0
-                };
-                let data_start = data_start + skip;
-                let data = tail(data, skip);
-                let compact =
-                    CompactRepr::parse(data).map_err(|e| DecodeError::from_wire(e, data_start))?;
-                let Some(format) = self.formats.lookup(&key, compact.signature) else {
-                    return Err(DecodeError::new(
-                        Layer::Compact,
-                        FailureKind::UnknownCompactFormat,
-                        format!(
-                            "compact frame with format signature {:04X} that no full frame of meter {} has shown yet",
-                            compact.signature,
-                            meter.id_string()
-                        ),
-                    )
-                    .at(data_start));
-                };
-                let full = if lower.payload_verified || security.verified_by == Some("mac") {
-                    format.expand_covered(&compact).map(|(full, _)| full)
-                } else {
-                    format.expand_verified(&compact)
-                }
-                .map_err(|e| DecodeError::from_wire(e, data_start))?;
-                fill_records(
-                    reading,
-                    &apl::parse_lenient(&full),
-                    data_start,
-                    &mut self.spare_records,
-                );
-            }
-            0x69..=0x6B => {
-                let ff = FormatFrameRepr::parse(data)
-                    .map_err(|e| DecodeError::from_wire(e, data_start))?;
-                let format = ff
-                    .format()
-                    .map_err(|e| DecodeError::from_wire(e, data_start))?;
-                self.formats.learn(key, ff.signature, format);
-            }
-            // Transport layer without application data.
-            0x8A | 0x8B => {}
-            // A vendor payload behind a claimed security mode: kept whole for its driver.
-            _ if is_vendor_payload(meter, tpl) => {
-                reading.manufacturer_data = Some(upper_hex(data));
-            }
-            _ => {
-                let spare = apl::recycle(std::mem::take(&mut self.apl_records));
-                let parsed = apl::parse_lenient_in(data, spare, Some(&mut self.headers));
-                let signature = format_signature(&parsed.records);
-                if !parsed.records.is_empty() && !self.formats.knows(&key, signature) {
-                    self.formats.learn(
-                        key,
-                        signature,
-                        CompactFormat::from_records(&parsed.records),
-                    );
-                }
-                fill_records(reading, &parsed, data_start, &mut self.spare_records);
-                self.apl_records = apl::recycle(parsed.records);
-            }
-        }
-        self.apply_driver(reading, buf, data_start, tpl.ci, meter);
-        Ok(())
-    }
-
-    /// Runs the driver matching the meter and CI. A failed named step leaves its fields
-    /// out; the reading says why in `driver_error`.
-    fn apply_driver(
-        &mut self,
-        reading: &mut Reading,
-        buf: &[u8],
-        apl_start: usize,
-        ci: u8,
-        meter: &LongAddress,
-    ) {
-        let Some(driver) = self
-            .drivers
-            .select_remembered(&mut self.selections, meter, ci)
-        else {
-            return;
-        };
-        // C, M, A as transmitted; the frame was parsed past them already.
-        let Some(link) = buf.get(1..10).and_then(|b| <&[u8; 9]>::try_from(b).ok()) else {
-            return;
-        };
-        // Only a named step reads the key (vendor encryption): no lookup otherwise.
-        let key = if driver.runs_step() {
-            self.keys.lookup(meter.manufacturer, &meter.id)
-        } else {
-            None
-        };
-        let frame = FrameContext {
-            ci,
-            link,
-            key,
-            apl: tail(buf, apl_start),
-        };
-        if let Err(e) = driver.apply_frame(reading, &frame, Some(&mut self.layouts)) {
-            reading.driver_error = Some(e.to_string());
-        }
-    }
-
-    /// Diehl "real data" (CFG bit 12 on a Diehl meter's short-header radio frame, see
-    /// [`diehl::open_real_data`]): the payload is LFSR-scrambled, not encrypted, and the
-    /// CFG high byte that reads as a reserved mode is its checksum. `None` for every
-    /// other frame; the descrambled payload in place, or an error naming the check.
-    fn open_diehl_real_data(
-        &self,
-        buf: &mut [u8],
-        tpl_start: usize,
-        data_start: usize,
-        tpl: &TplRepr,
-        meter: &LongAddress,
-    ) -> Option<Result<SecurityOutcome, DecodeError>> {
-        // Radio frames only: C, M, A sit before the TPL.
-        let link: [u8; 9] = buf.get(1..10)?.try_into().ok()?;
-        let header: [u8; 5] = buf.get(tpl_start..tpl_start + 5)?.try_into().ok()?;
-        let config = tpl.header?.config.0;
-        let letters = meter.manufacturer().letters();
-        if tpl_start != REAL_DATA_CI_AT || !diehl::is_real_data(letters, link[0], tpl.ci, config) {
-            return None;
-        }
-        let key = self.keys.lookup(meter.manufacturer, &meter.id);
-        let payload = buf.get_mut(data_start..)?;
-        if diehl::open_real_data(&link, header, key, payload) {
-            return Some(Ok(SecurityOutcome {
-                decrypted: true,
-                verified_by: Some("diehl_checksum"),
-            }));
-        }
-        Some(Err(DecodeError::new(
-            Layer::Security,
-            FailureKind::WrongKey,
-            format!(
-                "Diehl real-data payload of meter {}: neither its key nor Diehl's factory keys give the checksum in the CFG byte",
-                meter.id_string()
-            ),
-        )
-        .at(data_start)))
-    }
-
-    /// Decrypts and verifies the TPL payload in place according to the security mode.
-    fn unlock(
-        &self,
-        buf: &mut [u8],
-        tpl_start: usize,
-        data_start: usize,
-        tpl: &TplRepr,
-        meter: &LongAddress,
-        lower: &Lower,
-    ) -> Result<SecurityOutcome, DecodeError> {
-        let mode = tpl.security_mode();
-        let Some(header) = tpl.header else {
-            return Ok(SecurityOutcome::NONE);
-        };
-        let available = buf.len().saturating_sub(data_start);
-        let already_plain = tail(buf, data_start).starts_with(&VERIFICATION);
-        // Only error messages need the id as text; build it there, not per telegram.
-        let meter_id = || meter.id_string();
-        match mode {
-            SecurityMode::None => Ok(SecurityOutcome::NONE),
-            SecurityMode::Mode5 => {
-                let announced = usize::from(header.config.encrypted_blocks()) * crypto::BLOCK_LEN;
-                // N = 0 with mode 5: everything that remains, in whole blocks.
-                let len = if announced == 0 {
-                    available / crypto::BLOCK_LEN * crypto::BLOCK_LEN
-                } else {
-                    announced
-                };
-                let encrypted = encrypted_region(buf, data_start, len)?;
-                let iv = crypto::mode5_iv(&meter.address_bytes(), header.access_number);
-                let own = self.keys.lookup(meter.manufacturer, &meter.id);
-                let factory = own.is_none().then(|| diehl_factory_key(meter, &iv, encrypted));
-                let Some(key) = own.or(factory.as_ref().and_then(Option::as_ref)) else {
-                    return if already_plain {
-                        Ok(SecurityOutcome::NONE)
-                    } else {
-                        Err(no_key(&meter_id(), "security mode 5").at(data_start))
-                    };
-                };
-                if already_plain && !first_block_verifies(&key.cipher(), &iv, encrypted) {
-                    // Plaintext replay of a mode-5 telegram: the key does not apply.
-                    return Ok(SecurityOutcome::NONE);
-                }
-                decrypt_verified(&key.cipher(), &iv, encrypted, meter, data_start)
-            }
-            SecurityMode::Mode7 => {
-                let len = usize::from(header.config.encrypted_blocks()) * crypto::BLOCK_LEN;
-                encrypted_region(buf, data_start, len)?;
-                let Some(key) = self.keys.lookup(meter.manufacturer, &meter.id) else {
-                    return if already_plain {
-                        Ok(SecurityOutcome::NONE)
-                    } else {
-                        Err(no_key(&meter_id(), "security mode 7").at(data_start))
-                    };
-                };
-                if let Some(ext) = header.mode7_extension() {
-                    if ext.kdf() != KdfSelection::KdfA {
-                        return Err(DecodeError::new(
-                            Layer::Security,
-                            FailureKind::Unsupported,
-                            "mode 7 key derivation other than KDF-A",
-                        )
-                        .at(tpl_start + 5));
-                    }
-                }
-                let afl = lower.afl.as_ref();
-                let mac = afl.and_then(|a| a.mac);
-                let counter = header
-                    .message_counter
-                    .or_else(|| afl.and_then(|a| a.message_counter));
-                let (Some(afl), Some(mac), Some(counter)) = (afl, mac, counter) else {
-                    return if already_plain {
-                        Ok(SecurityOutcome::NONE)
-                    } else {
-                        Err(DecodeError::new(
-                            Layer::Afl,
-                            FailureKind::Invalid,
-                            "mode 7 telegram without AFL message counter and MAC",
-                        )
-                        .at(tpl_start))
-                    };
-                };
-                let kmac = crypto::expand_key(&crypto::kdf_a(
-                    &key.cipher(),
-                    derivation::MAC_FROM_METER,
-                    counter,
-                    &meter.id,
-                ));
-                let mut input = afl.mac_input_prefix();
-                input.extend_from_slice(tail(buf, tpl_start));
-                if !crypto::mac_matches(&crypto::afl_mac(&kmac, &input), mac.as_slice()) {
-                    if already_plain {
-                        // Decrypted upstream: the MAC was over the ciphertext.
-                        return Ok(SecurityOutcome::NONE);
-                    }
-                    return Err(DecodeError::new(
-                        Layer::Security,
-                        FailureKind::MacFailure,
-                        format!("AFL MAC does not verify: wrong key for meter {} (or corrupted telegram)", meter_id()),
-                    )
-                    .at(lower.afl_offset));
-                }
-                let kenc = crypto::expand_key(&crypto::kdf_a(
-                    &key.cipher(),
-                    derivation::ENC_FROM_METER,
-                    counter,
-                    &meter.id,
-                ));
-                let encrypted = encrypted_region(buf, data_start, len)?;
-                let mut outcome = decrypt_verified(&kenc, &[0u8; 16], encrypted, meter, data_start)?;
-                outcome.verified_by = Some("mac");
-                Ok(outcome)
-            }
-            SecurityMode::Mode13 => Err(DecodeError::new(
-                Layer::Security,
-                FailureKind::Unsupported,
-                "security mode 13 (TLS) needs a bidirectional session; a receiver cannot decrypt it",
-            )
-            .at(tpl_start + 4)),
-            SecurityMode::Other(n) => {
-                if is_vendor_payload(meter, tpl)
-                    && bmeters::descramble_rfmtx1(header.access_number, tail_mut(buf, data_start))
-                {
-                    // A vendor payload, not records: its driver reads it.
-                    return Ok(SecurityOutcome {
-                        decrypted: true,
-                        verified_by: None,
-                    });
-                }
-                if already_plain || reads_as_plain_records(tail(buf, data_start)) {
-                    return Ok(SecurityOutcome::NONE);
-                }
-                let what = match n {
-                    2 | 3 => "DES, deprecated",
-                    1 | 15 => "manufacturer specific",
-                    _ => "reserved or not implemented",
-                };
-                Err(DecodeError::new(
-                    Layer::Security,
-                    FailureKind::Unsupported,
-                    format!("security mode {n} ({what}) is not supported"),
-                )
-                .at(tpl_start + 4))
-            }
-        }
-    }
-
-    fn header_only_reading(
-        &mut self,
-        frame: &RadioFrame,
-        link: &LinkHeader,
-        acc: Option<u8>,
-        reading: &mut Reading,
-    ) {
-        self.base_reading(frame, &LongAddress::from_link(link), reading);
-        reading.access_number = acc;
-        set_security(&mut reading.security, 0, SecurityOutcome::NONE);
+        Ok(pos)
     }
 
     /// The reading's header fields, written over the previous contents of `reading`
     /// (reusing its strings); its records are set aside for `fill_records`. `security`
     /// is left to the caller, which always sets it (keeping the `verified_by` buffer).
-    fn base_reading(&mut self, frame: &RadioFrame, meter: &LongAddress, reading: &mut Reading) {
+    fn base_reading(&mut self, frame: &RadioFrame, meter: &Address, reading: &mut Reading) {
         let manufacturer = meter.manufacturer();
         reading.schema = SCHEMA_VERSION;
         let m = &mut reading.meter;
@@ -761,29 +400,12 @@ impl Decoder {
         }
         reading.manufacturer_data = None;
         reading.unparsed = None;
-        // Moved, not dropped: the next driver is most often the same.
-        self.layouts.keep_driver(reading.driver.take());
+        reading.driver = None;
         reading.driver_error = None;
         reading.fields.clear();
         reading.report = None;
         reading.diagnostics = None;
         reading.receivers.clear();
-    }
-}
-
-/// The meter id of a frame, read from its parsed [`Telegram`] without decrypting or
-/// decoding (for counters of duplicates and of frames that fail early): the id a
-/// successful decode names, or the header's id when the frame fails its checks.
-pub fn peek_meter_id(bytes: &[u8]) -> Option<String> {
-    peek_frame_meter(bytes, CrcState::Unknown)
-}
-
-/// [`peek_meter_id`] for a frame whose receiver said what it delivered.
-pub fn peek_frame_meter(bytes: &[u8], crc: CrcState) -> Option<String> {
-    let mut scratch = Vec::new();
-    match Telegram::parse(bytes, crc, false, &mut scratch) {
-        Ok(t) => t.meter_id(),
-        Err(_) => peek_address(bytes, crc).map(|a| a.id_string()),
     }
 }
 
@@ -812,116 +434,6 @@ fn tail(buf: &[u8], from: usize) -> &[u8] {
     buf.get(from..).unwrap_or_default()
 }
 
-fn encrypted_region(buf: &mut [u8], start: usize, len: usize) -> Result<&mut [u8], DecodeError> {
-    let have = buf.len();
-    buf.get_mut(start..start + len).ok_or_else(|| {
-        DecodeError::new(
-            Layer::Security,
-            FailureKind::Truncated,
-            format!(
-                "configuration field announces {len} encrypted bytes, only {} present",
-                have.saturating_sub(start)
-            ),
-        )
-        .at(have)
-    })
-}
-
-/// True for a frame whose payload is a vendor layout rather than records although its
-/// CI announces records (B Meters RFM-TX1, see [`bmeters`]).
-fn is_vendor_payload(meter: &LongAddress, tpl: &TplRepr) -> bool {
-    let letters = meter.manufacturer().letters();
-    tpl.header
-        .is_some_and(|h| bmeters::is_rfmtx1(letters, meter.version, meter.device_type, h.config.0))
-}
-
-/// True for a payload that reads as data records to its last byte: at least two
-/// records, every one of a defined meaning, no manufacturer-specific part. Some meters
-/// claim a reserved or vendor security mode in the configuration field and send their
-/// records in the clear, without the 2F 2F a decrypted payload starts with; ciphertext
-/// almost never parses so, since every DIF and VIF must be valid and the lengths add up
-/// to the byte.
-fn reads_as_plain_records(data: &[u8]) -> bool {
-    let Ok(parsed) = apl::parse(data) else {
-        return false;
-    };
-    parsed.manufacturer_data.is_none()
-        && parsed.records.len() >= 2
-        && parsed.records.iter().all(|r| {
-            // Zero bytes read as records without data: never in a meter's own payload.
-            r.dib.data_field != apl::DataField::NoData
-                && r.vib.record_error().is_none()
-                && !r
-                    .vib
-                    .meaning(r.dib.data_field)
-                    .quantity
-                    .starts_with("reserved")
-        })
-}
-
-/// Diehl's published factory key for OMS mode 5 ([`diehl::OMS_DEFAULT_KEY`]), for a
-/// Diehl meter without a configured key, when it opens the first block.
-fn diehl_factory_key(meter: &LongAddress, iv: &[u8; 16], encrypted: &[u8]) -> Option<Key> {
-    if !diehl::is_diehl(meter.manufacturer().letters()) {
-        return None;
-    }
-    let key = Key::new(&diehl::OMS_DEFAULT_KEY);
-    first_block_verifies(&key.cipher(), iv, encrypted).then_some(key)
-}
-
-fn first_block_verifies(key: &crypto::Aes128, iv: &[u8; 16], encrypted: &[u8]) -> bool {
-    let Some(first) = encrypted.first_chunk::<16>() else {
-        return false;
-    };
-    let mut block = *first;
-    crypto::decrypt_cbc_in_place(key, iv, &mut block).is_ok() && block.starts_with(&VERIFICATION)
-}
-
-fn decrypt_verified(
-    key: &crypto::Aes128,
-    iv: &[u8; 16],
-    encrypted: &mut [u8],
-    meter: &LongAddress,
-    at: usize,
-) -> Result<SecurityOutcome, DecodeError> {
-    crypto::decrypt_cbc_in_place(key, iv, encrypted).map_err(|e| DecodeError::from_wire(e, at))?;
-    if encrypted.is_empty() {
-        return Ok(SecurityOutcome::NONE);
-    }
-    if !encrypted.starts_with(&VERIFICATION) {
-        return Err(DecodeError::new(
-            Layer::Security,
-            FailureKind::WrongKey,
-            format!(
-                "decrypted payload does not start with 2F 2F: wrong key for meter {}",
-                meter.id_string()
-            ),
-        )
-        .at(at));
-    }
-    Ok(SecurityOutcome {
-        decrypted: true,
-        verified_by: Some("2f2f"),
-    })
-}
-
-fn no_key(meter: &str, what: &str) -> DecodeError {
-    DecodeError::new(
-        Layer::Security,
-        FailureKind::NoKey,
-        format!("encrypted ({what}) and no key is configured for meter {meter}"),
-    )
-}
-
-fn meter_key(meter: &LongAddress) -> MeterKey {
-    MeterKey {
-        manufacturer: meter.manufacturer,
-        id: meter.id,
-        version: meter.version,
-        device_type: meter.device_type,
-    }
-}
-
 /// The meter id as `link::id_string` prints it (BCD digits, most significant byte
 /// first; non-BCD nibbles as lowercase hex), without going through `format!`.
 #[cfg(test)]
@@ -933,11 +445,11 @@ fn id_text(id: &[u8; 4]) -> String {
 
 /// Appends the meter id as [`id_text`] writes it.
 fn push_id_text(s: &mut String, id: &[u8; 4]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     s.reserve(8);
     for &b in id.iter().rev() {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+        for nibble in [b >> 4, b & 0x0F] {
+            s.extend(char::from_digit(u32::from(nibble), 16));
+        }
     }
 }
 
@@ -1014,12 +526,17 @@ fn status_json(byte: u8) -> Status {
 mod tests {
     use super::*;
 
-    /// The id read without decoding is the decoded reading's id, Diehl IZAR frames
+    /// The meter id of the one parse of a frame ([`Telegram::meter_id`], as dedupe and
+    /// the failure counters name it) is the decoded reading's id, Diehl IZAR frames
     /// included, with and without link-layer CRCs.
     #[test]
-    fn peeked_meter_id_is_the_decoded_one_across_the_corpus() {
-        use crate::frame::parse_hex;
+    fn telegram_meter_id_is_the_decoded_one_across_the_corpus() {
+        use crate::frame::{parse_hex, CrcState};
 
+        let header_id = |bytes: &[u8]| {
+            Telegram::parse(bytes, CrcState::Unknown, false, &mut Vec::new())
+                .map_or_else(|r| r.address.map(|a| a.id_string()), |t| t.meter_id())
+        };
         let corpus = include_str!("../../tests/data/wmbusmeters-public.jsonl");
         let mut decoder = Decoder::new(KeyStore::new());
         let mut compared = 0;
@@ -1034,11 +551,7 @@ mod tests {
                     None => continue,
                 },
             };
-            assert_eq!(
-                peek_meter_id(&bytes).as_deref(),
-                Some(id.as_str()),
-                "{line}"
-            );
+            assert_eq!(header_id(&bytes).as_deref(), Some(id.as_str()), "{line}");
             // The same frame with format-A CRCs names the same meter.
             let mut canonical = Vec::new();
             let dll =
@@ -1048,7 +561,7 @@ mod tests {
             if let (false, Ok(_), Ok(with_crcs)) =
                 (crate::wire::mbus::looks_wired(&bytes), dll, with_crcs)
             {
-                assert_eq!(peek_meter_id(&with_crcs).as_deref(), Some(id.as_str()));
+                assert_eq!(header_id(&with_crcs).as_deref(), Some(id.as_str()));
             }
             compared += 1;
         }

@@ -7,9 +7,10 @@ use super::{fill_records, set_security, status_json, DecodeError, Decoder, Failu
 use super::{SecurityOutcome, Telegram};
 use crate::frame::RadioFrame;
 use crate::reading::{Reading, Report, CLAIMED_MODE_PLAINTEXT};
+use crate::wire::address::Address;
 use crate::wire::apl;
 use crate::wire::telegram::WIRED_CI_AT;
-use crate::wire::tpl::{ConfigField, LongAddress, SecurityMode, TplRepr};
+use crate::wire::tpl::{ConfigField, SecurityMode, TplRepr};
 use crate::wire::Layer;
 
 /// Bytes of the fixed data structure after its CI: ID 4, ACC, STS, medium/unit 2,
@@ -69,7 +70,15 @@ impl Decoder {
             // The long frame's checksum is an 8-bit sum: not a CRC.
             payload_verified: false,
         };
-        self.transport(frame, buf, 0, used, &tpl, &meter, &lower, reading)
+        // Vendor steps seed on C, M, A: a wired frame's are its C-field and the meter.
+        let layer = super::Transport {
+            tpl,
+            start: 0,
+            data: used,
+            meter,
+            link: crate::wire::link::control_and_address(telegram.control, &meter),
+        };
+        self.transport(frame, buf, &layer, &lower, reading)
             .map_err(|e| shift(e).for_meter(Some(&meter.id_string())))?;
         if claimed_plaintext {
             let diagnostics = reading.diagnostics.get_or_insert_with(Default::default);
@@ -85,7 +94,7 @@ impl Decoder {
     /// records to its end is plaintext too (a signature that happens to look like mode
     /// 5); with a key it must decrypt and verify. Clears the field when it is not one;
     /// true when it claimed mode 5 or 7 and the data is read as plaintext.
-    fn wired_plaintext(&self, tpl: &mut TplRepr, data: Option<&[u8]>, meter: &LongAddress) -> bool {
+    fn wired_plaintext(&self, tpl: &mut TplRepr, data: Option<&[u8]>, meter: &Address) -> bool {
         let data = data.unwrap_or_default();
         let Some(header) = tpl.header.as_mut() else {
             return false;
@@ -178,7 +187,7 @@ impl Decoder {
         }
         let [i0, i1, i2, i3, access, status, unit1, unit2, ..] = f;
         let medium = ((unit1 & 0xC0) >> 6) | ((unit2 & 0xC0) >> 4);
-        let meter = LongAddress {
+        let meter = Address {
             id: [i0, i1, i2, i3],
             manufacturer: 0,
             version: 0,
@@ -214,10 +223,10 @@ impl Decoder {
 
 /// A wired meter without a long header is named by its primary address (as BCD digits,
 /// e.g. address 5 is meter "00000005").
-fn primary_address_meter(telegram: &Telegram) -> LongAddress {
+fn primary_address_meter(telegram: &Telegram) -> Address {
     let a = telegram.wired_address.unwrap_or_default();
     let bcd = |n: u8| ((n / 10 % 10) << 4) | (n % 10);
-    LongAddress {
+    Address {
         id: [bcd(a), a / 100, 0, 0],
         manufacturer: 0,
         version: 0,

@@ -134,12 +134,7 @@ impl LayoutMemo {
         LayoutMemo::default()
     }
 
-    /// Sets aside the driver name of a reading about to be refilled.
-    pub(crate) fn keep_driver(&mut self, name: Option<Arc<str>>) {
-        self.driver = name;
-    }
-
-    /// `name`, taken back from [`LayoutMemo::keep_driver`] when it is the same.
+    /// `name`, taken back from the memo when it is the same.
     pub(super) fn driver(&mut self, name: &Arc<str>) -> Arc<str> {
         match self.driver.take() {
             Some(kept) if Arc::ptr_eq(&kept, name) => kept,

@@ -68,9 +68,9 @@ pub use steps::StepError;
 use crate::decode::FormatCache;
 use crate::keys::Key;
 use crate::reading::Reading;
+use crate::wire::address::Address;
 use crate::wire::compact::CompactFormat;
 use crate::wire::manufacturer::Manufacturer;
-use crate::wire::tpl::LongAddress;
 
 /// The definitions compiled into the binary: (file name, text), every `*.toml` of the
 /// repository's `drivers/` directory (see `build.rs`).
@@ -313,7 +313,7 @@ impl SelectionMemo {
     }
 
     /// The model key of a meter and CI; never 0.
-    fn key(meter: &LongAddress, ci: u8) -> u64 {
+    fn key(meter: &Address, ci: u8) -> u64 {
         1 << 40
             | u64::from(meter.manufacturer().masked()) << 24
             | u64::from(meter.version) << 16
@@ -442,7 +442,7 @@ impl DriverSet {
 
     /// The first driver that applies to the meter's frames with this CI, looked up
     /// through the manufacturer index.
-    pub fn select_address(&self, meter: &LongAddress, ci: u8) -> Option<&Driver> {
+    pub fn select_address(&self, meter: &Address, ci: u8) -> Option<&Driver> {
         self.select_index(meter, ci)
             .and_then(|i| self.drivers.get(i))
             .map(|d| &**d)
@@ -454,7 +454,7 @@ impl DriverSet {
     pub fn select_remembered(
         &self,
         memo: &mut SelectionMemo,
-        meter: &LongAddress,
+        meter: &Address,
         ci: u8,
     ) -> Option<&Driver> {
         if self.drivers.is_empty() {
@@ -473,7 +473,7 @@ impl DriverSet {
         index.and_then(|i| self.drivers.get(i)).map(|d| &**d)
     }
 
-    fn select_index(&self, meter: &LongAddress, ci: u8) -> Option<usize> {
+    fn select_index(&self, meter: &Address, ci: u8) -> Option<usize> {
         let manufacturer = meter.manufacturer().masked();
         let first = self
             .by_manufacturer

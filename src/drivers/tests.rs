@@ -519,7 +519,7 @@ fn remembered_selection_follows_the_set() {
         let set = if round % 2 == 0 { &builtin } else { &replaced };
         for &(manufacturer, version, device_type) in &models {
             for ci in [0x7A, 0x8D] {
-                let meter = LongAddress {
+                let meter = Address {
                     id: [0x78, 0x56, 0x34, 0x12],
                     manufacturer,
                     version,
@@ -532,7 +532,7 @@ fn remembered_selection_follows_the_set() {
             }
         }
     }
-    let kamstrup = LongAddress {
+    let kamstrup = Address {
         id: [0x78, 0x56, 0x34, 0x12],
         manufacturer: Manufacturer::from_code("KAM").unwrap().raw(),
         version: 0x1B,

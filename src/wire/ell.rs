@@ -217,7 +217,7 @@ impl EllRepr {
     /// receiver address should be used instead is unverified).
     pub fn ctr_iv(&self, link: &LinkHeader) -> [u8; 16] {
         let mut iv = [0u8; 16];
-        iv[..8].copy_from_slice(&link.address_bytes());
+        iv[..8].copy_from_slice(&link.address.address_bytes());
         iv[8] = self.communication_control & !CC_MUTABLE_BITS;
         iv[9..13].copy_from_slice(&self.session_number.unwrap_or(0).to_le_bytes());
         iv

@@ -5,8 +5,8 @@
 //! `L == len - 1`. [`super::dll::canonicalize`] turns whatever a receiver delivered into
 //! that form, once.
 
+pub use super::address::Address;
 use super::crc::crc16_en13757;
-use super::manufacturer::Manufacturer;
 use super::{Error, ErrorKind, Layer, Result};
 
 /// Bytes of the DLL header: L, C, M[2], ID[4], version, device type.
@@ -44,18 +44,35 @@ pub mod control {
     pub const RSP_UD: u8 = 0x08;
 }
 
-/// The DLL header of a canonical frame (§1.3). `id` is kept in on-air order (LE BCD).
+/// Byte offsets of the link header's fields (§1.3).
+pub mod field {
+    use core::ops::Range;
+    pub const LENGTH: usize = 0;
+    pub const CONTROL: usize = 1;
+    /// M, ID, version, device type: [`super::Address`] in link-header order.
+    pub const ADDRESS: Range<usize> = 2..10;
+}
+
+std::thread_local! {
+    /// Link headers parsed on this thread (see [`parses_on_this_thread`]).
+    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many link headers [`LinkHeader::parse`] read on the calling thread so far: a
+/// test drives a frame from radio to reading and checks the header was read once.
+/// One thread-local increment per parse, so it is always compiled.
+pub fn parses_on_this_thread() -> u64 {
+    PARSES.with(std::cell::Cell::get)
+}
+
+/// The DLL header of a canonical frame (§1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkHeader {
     /// L-field: bytes after L. In a canonical frame this excludes all CRCs.
     pub length: u8,
     pub control: u8,
-    /// M-field as received (bit 15 kept).
-    pub manufacturer: u16,
-    /// Identification number in on-air order: ID 12345678 is `[0x78, 0x56, 0x34, 0x12]`.
-    pub id: [u8; 4],
-    pub version: u8,
-    pub device_type: u8,
+    /// M and A: the sending device (a meter, or a repeater's own address).
+    pub address: Address,
 }
 
 impl LinkHeader {
@@ -64,6 +81,7 @@ impl LinkHeader {
     /// Does not compare L with the slice length: that is [`normalize`]'s job, and a header
     /// alone (e.g. from a log line) is still worth reading.
     pub fn parse(bytes: &[u8]) -> Result<(LinkHeader, usize)> {
+        PARSES.with(|n| n.set(n.get() + 1));
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
             return Err(Error::truncated(
                 Layer::Link,
@@ -75,10 +93,7 @@ impl LinkHeader {
         let header = LinkHeader {
             length,
             control,
-            manufacturer: u16::from_le_bytes([m0, m1]),
-            id: [i0, i1, i2, i3],
-            version,
-            device_type,
+            address: Address::from_link_bytes([m0, m1, i0, i1, i2, i3, version, device_type]),
         };
         Ok((header, HEADER_LEN))
     }
@@ -87,32 +102,23 @@ impl LinkHeader {
     pub fn emit(&self, out: &mut Vec<u8>) {
         out.push(self.length);
         out.push(self.control);
-        out.extend_from_slice(&self.manufacturer.to_le_bytes());
-        out.extend_from_slice(&self.id);
-        out.push(self.version);
-        out.push(self.device_type);
+        self.address.emit_link(out);
     }
 
     pub const fn buffer_len(&self) -> usize {
         HEADER_LEN
     }
 
-    pub fn manufacturer(&self) -> Manufacturer {
-        Manufacturer(self.manufacturer)
+    /// C, M and A as transmitted (the header without L), as vendor scramblers seed on them.
+    pub fn control_and_address(&self) -> [u8; 9] {
+        control_and_address(self.control, &self.address)
     }
+}
 
-    /// The meter ID as printed everywhere: on-air bytes reversed, as hex digits ("12345678").
-    pub fn id_string(&self) -> String {
-        id_string(&self.id)
-    }
-
-    /// M and A (ID, version, device type) in on-air order: the first 8 bytes of the mode-5
-    /// and ELL-CTR IVs (§1.3).
-    pub fn address_bytes(&self) -> [u8; 8] {
-        let [m0, m1] = self.manufacturer.to_le_bytes();
-        let [i0, i1, i2, i3] = self.id;
-        [m0, m1, i0, i1, i2, i3, self.version, self.device_type]
-    }
+/// C-field and address in link-header order: the 9 bytes after L.
+pub fn control_and_address(control: u8, address: &Address) -> [u8; 9] {
+    let [m0, m1, i0, i1, i2, i3, v, t] = address.address_bytes();
+    [control, m0, m1, i0, i1, i2, i3, v, t]
 }
 
 /// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
@@ -425,12 +431,12 @@ mod tests {
         assert_eq!(used, 10);
         assert_eq!(h.length, 0x2E);
         assert_eq!(h.control, control::SND_NR);
-        assert_eq!(h.manufacturer().to_string(), "ELS");
-        assert_eq!(h.id_string(), "12345678");
-        assert_eq!(h.version, 0x33);
-        assert_eq!(h.device_type, 0x03);
+        assert_eq!(h.address.manufacturer().to_string(), "ELS");
+        assert_eq!(h.address.id_string(), "12345678");
+        assert_eq!(h.address.version, 0x33);
+        assert_eq!(h.address.device_type, 0x03);
         assert_eq!(
-            h.address_bytes(),
+            h.address.address_bytes(),
             [0x93, 0x15, 0x78, 0x56, 0x34, 0x12, 0x33, 0x03]
         );
         let mut out = Vec::new();

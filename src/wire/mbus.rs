@@ -406,7 +406,7 @@ impl SecondaryAddress {
     }
 
     /// The identity of a long TPL header, as an exact (wildcard-free) address.
-    pub fn from_long_address(address: &super::tpl::LongAddress) -> SecondaryAddress {
+    pub fn from_long_address(address: &super::address::Address) -> SecondaryAddress {
         let mut digits = [0u8; 8];
         // On the wire the least significant digit pair comes first.
         for (i, byte) in address.id.iter().rev().enumerate() {
@@ -696,7 +696,7 @@ mod tests {
 #[cfg(test)]
 mod master_frame_tests {
     use super::*;
-    use crate::wire::tpl::LongAddress;
+    use crate::wire::address::Address;
     use crate::wire::ErrorKind;
     use proptest::prelude::*;
 
@@ -747,7 +747,7 @@ mod master_frame_tests {
         exact.emit(&mut out);
         assert_eq!(out, [0x78, 0x56, 0x34, 0x12, 0x2D, 0x2C, 0x1B, 0x16]);
         assert_eq!(SecondaryAddress::parse(&out).unwrap(), exact);
-        let from_header = SecondaryAddress::from_long_address(&LongAddress {
+        let from_header = SecondaryAddress::from_long_address(&Address {
             id: [0x78, 0x56, 0x34, 0x12],
             manufacturer: 0x2C2D,
             version: 0x1B,

@@ -6,6 +6,7 @@
 
 mod error;
 
+pub mod address;
 pub mod afl;
 pub mod apl;
 pub mod compact;

@@ -6,14 +6,23 @@
 //! plaintext: the ELL, the AFL and the TPL, whose addresses name the meter. Dedupe,
 //! decoding, drivers, health and `--explain` read this instead of re-slicing bytes.
 
+use super::address::Address;
 use super::afl::{AflRepr, CI_AFL};
 use super::dll::{self, Canonical, CrcState};
 use super::ell::{self, EllEncryption, EllRepr};
 use super::link::{self, LinkHeader};
 use super::manufacturer::diehl;
 use super::mbus::{self, MbusLongFrame, WiredFrame};
-use super::tpl::{self, LongAddress, TplRepr};
-use super::Result;
+use super::tpl::{self, TplRepr};
+use super::{Error, Result};
+
+/// A frame [`Telegram::parse`] refused: the layer's error, and the meter the header
+/// names when its bytes were there to read (a CRC failure is counted against it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub error: Error,
+    pub address: Option<Address>,
+}
 
 /// Which kind of frame the bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +71,7 @@ pub struct Telegram {
     pub tpl_at: Option<usize>,
     /// The meter as a decoded reading names it, from the plaintext headers: the TPL
     /// long header, a proprietary frame's address, or the DLL address.
-    pub address: Option<LongAddress>,
+    pub address: Option<Address>,
     /// Length of the canonical bytes.
     pub len: usize,
 }
@@ -72,18 +81,30 @@ impl Telegram {
     /// `L + 1` bytes; wired long frame: from the CI to before the checksum) are written
     /// into `out`. `state` is what the receiver said about CRCs; only
     /// [`CrcState::Unknown`] (hex typed by a person) may be a wired frame.
+    ///
+    /// The link header is read once either way: from the canonical bytes, or, when the
+    /// frame fails its checks, from the received bytes for [`Rejected::address`].
     pub fn parse(
         raw: &[u8],
         state: CrcState,
         lenient: bool,
         out: &mut Vec<u8>,
-    ) -> Result<Telegram> {
+    ) -> core::result::Result<Telegram, Rejected> {
         out.clear();
         if state.is_guessed() && mbus::looks_wired(raw) {
-            return Self::parse_wired(raw, out);
+            return Self::parse_wired(raw, out).map_err(|error| Rejected {
+                error,
+                address: wired_long_address(raw),
+            });
         }
-        let dll = dll::canonicalize(raw, state, lenient, out)?;
-        let (header, pos) = LinkHeader::parse(out)?;
+        let dll = dll::canonicalize(raw, state, lenient, out).map_err(|error| Rejected {
+            error,
+            address: LinkHeader::parse(raw).ok().map(|(h, _)| h.address),
+        })?;
+        let (header, pos) = LinkHeader::parse(out).map_err(|error| Rejected {
+            error,
+            address: None,
+        })?;
         let mut t = Telegram::empty(FrameKind::Wireless, dll, header.control);
         t.link = Some(header);
         t.ci_at = out.get(pos).map(|_| pos);
@@ -143,7 +164,7 @@ impl Telegram {
     /// ELL and an AFL to the TPL, whose long header (or a proprietary frame's address)
     /// names the meter; the DLL address where a header is encrypted or bad.
     fn follow_layers(&mut self, frame: &[u8], link: &LinkHeader, mut pos: usize) {
-        let standard = LongAddress::from_link(link);
+        let standard = link.address;
         self.address = Some(standard);
         if frame.get(pos).is_some_and(|&ci| ell::is_ell_ci(ci)) {
             self.ell_at = Some(pos);
@@ -199,9 +220,9 @@ impl Telegram {
 }
 
 /// The meter a wired long frame names in its long TPL header, if it has one.
-fn wired_address(long: &MbusLongFrame<'_>) -> Option<LongAddress> {
+fn wired_address(long: &MbusLongFrame<'_>) -> Option<Address> {
     match tpl::header_kind(long.ci) {
-        Some(tpl::HeaderKind::Long) => LongAddress::parse(long.data).ok().map(|(a, _)| a),
+        Some(tpl::HeaderKind::Long) => Address::parse(long.data).ok().map(|(a, _)| a),
         _ => None,
     }
 }
@@ -210,17 +231,17 @@ fn wired_address(long: &MbusLongFrame<'_>) -> Option<LongAddress> {
 /// HYD; CI 0xA0..0xA7) send the A field as version, device type, then the four
 /// identification bytes — the meter's printed number is those four bytes, where a
 /// standard A field has them first.
-pub fn proprietary_address(link: &LinkHeader, ci: u8) -> LongAddress {
-    let standard = LongAddress::from_link(link);
+pub fn proprietary_address(link: &LinkHeader, ci: u8) -> Address {
+    let standard = link.address;
     let letters = standard.manufacturer().letters();
     let diehl = matches!(letters, Some(l) if &l == b"DME" || &l == b"HYD");
     if !(diehl && (0xA0..=0xA7).contains(&ci)) {
         return standard;
     }
     // Link parsing read A as id[0..4], version, type; on air it is V, T, id[0..4].
-    let [v, t, i0, i1] = link.id;
-    LongAddress {
-        id: [i0, i1, link.version, link.device_type],
+    let [v, t, i0, i1] = standard.id;
+    Address {
+        id: [i0, i1, standard.version, standard.device_type],
         version: v,
         device_type: t,
         ..standard
@@ -234,8 +255,8 @@ pub const REAL_DATA_CI_AT: usize = 10;
 
 /// The meter address of a frame whose TPL (at `tpl_at`) is `tpl`: its long header's, or
 /// the link layer's — read version-first for Diehl "real data".
-pub fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> LongAddress {
-    let standard = LongAddress::from_link(link);
+pub fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> Address {
+    let standard = link.address;
     let letters = standard.manufacturer().letters();
     let real_data = tpl_at == REAL_DATA_CI_AT
         && tpl
@@ -244,10 +265,10 @@ pub fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> LongAddre
     if !real_data {
         return tpl.meter_address(link);
     }
-    let [i0, i1, i2, i3] = link.id;
+    let [i0, i1, i2, i3] = standard.id;
     let (id, version, device_type) =
-        diehl::swapped_address([i0, i1, i2, i3, link.version, link.device_type]);
-    LongAddress {
+        diehl::swapped_address([i0, i1, i2, i3, standard.version, standard.device_type]);
+    Address {
         id,
         version,
         device_type,
@@ -255,19 +276,14 @@ pub fn tpl_address(link: &LinkHeader, tpl: &TplRepr, tpl_at: usize) -> LongAddre
     }
 }
 
-/// The meter a frame that failed [`Telegram::parse`] comes from, when its header bytes
-/// are there to read (a CRC failure is counted against the meter it names).
-pub fn peek_address(raw: &[u8], state: CrcState) -> Option<LongAddress> {
-    if state.is_guessed() && mbus::looks_wired(raw) {
-        if raw.get(WIRED_CI_AT).copied().and_then(tpl::header_kind) != Some(tpl::HeaderKind::Long) {
-            return None;
-        }
-        return LongAddress::parse(raw.get(WIRED_CI_AT + 1..)?)
-            .ok()
-            .map(|(a, _)| a);
+/// The meter a wired long frame that failed its checks names in its long TPL header.
+fn wired_long_address(raw: &[u8]) -> Option<Address> {
+    if raw.get(WIRED_CI_AT).copied().and_then(tpl::header_kind) != Some(tpl::HeaderKind::Long) {
+        return None;
     }
-    let (header, _) = LinkHeader::parse(raw).ok()?;
-    Some(LongAddress::from_link(&header))
+    Address::parse(raw.get(WIRED_CI_AT + 1..)?)
+        .ok()
+        .map(|(a, _)| a)
 }
 
 /// The name of a C-field that carries no meter data (EN 13757-2/-4 function codes),
@@ -320,10 +336,12 @@ mod tests {
         LinkHeader {
             length: 0,
             control,
-            manufacturer: 0x1593,
-            id: [0x78, 0x56, 0x34, 0x12],
-            version: 0x33,
-            device_type: 0x03,
+            address: Address {
+                manufacturer: 0x1593,
+                id: [0x78, 0x56, 0x34, 0x12],
+                version: 0x33,
+                device_type: 0x03,
+            },
         }
         .emit(&mut out);
         out.extend_from_slice(&[
@@ -400,6 +418,7 @@ mod tests {
         assert!(matches!(
             Telegram::parse(&bad, CrcState::Unknown, false, &mut out)
                 .unwrap_err()
+                .error
                 .kind,
             super::super::ErrorKind::Checksum { .. }
         ));

@@ -6,8 +6,8 @@
 //! long:  CI ID[4] M[2] VER TYPE ACC STS CF[2] [CF-ext …]
 //! ```
 
-use super::link::{id_string, LinkHeader, Reader};
-use super::manufacturer::Manufacturer;
+use super::address::Address;
+use super::link::{LinkHeader, Reader};
 use super::{Error, Layer, Result};
 
 /// Size of the TPL header that follows a CI.
@@ -219,68 +219,6 @@ impl Status {
     }
 }
 
-/// Meter identity: from a long TPL header (sent ID, M, version, type) or from the DLL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LongAddress {
-    /// On-air order (LE BCD).
-    pub id: [u8; 4],
-    /// As received, bit 15 kept.
-    pub manufacturer: u16,
-    pub version: u8,
-    pub device_type: u8,
-}
-
-impl LongAddress {
-    pub const LEN: usize = 8;
-
-    /// Parses the 8 address bytes of a long TPL header (ID first, then M).
-    pub fn parse(data: &[u8]) -> Result<(LongAddress, usize)> {
-        let mut r = Reader::new(data, Layer::Tpl);
-        let addr = LongAddress {
-            id: r.array()?,
-            manufacturer: r.u16_le()?,
-            version: r.u8()?,
-            device_type: r.u8()?,
-        };
-        Ok((addr, Self::LEN))
-    }
-
-    /// Appends the address in long-header order (ID, M, version, type).
-    pub fn emit(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id);
-        out.extend_from_slice(&self.manufacturer.to_le_bytes());
-        out.push(self.version);
-        out.push(self.device_type);
-    }
-
-    /// The identity of the DLL header.
-    pub fn from_link(link: &LinkHeader) -> LongAddress {
-        LongAddress {
-            id: link.id,
-            manufacturer: link.manufacturer,
-            version: link.version,
-            device_type: link.device_type,
-        }
-    }
-
-    pub fn manufacturer(&self) -> Manufacturer {
-        Manufacturer(self.manufacturer)
-    }
-
-    /// "12345678".
-    pub fn id_string(&self) -> String {
-        id_string(&self.id)
-    }
-
-    /// M ‖ ID ‖ version ‖ type in DLL order, as the mode-5 IV needs it even when the long
-    /// header sent ID before M (§3.1).
-    pub fn address_bytes(&self) -> [u8; 8] {
-        let [m0, m1] = self.manufacturer.to_le_bytes();
-        let [i0, i1, i2, i3] = self.id;
-        [m0, m1, i0, i1, i2, i3, self.version, self.device_type]
-    }
-}
-
 /// ACC, STS, CF and what follows CF, present for short and long headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TplHeader {
@@ -316,7 +254,7 @@ impl TplHeader {
 pub struct TplRepr {
     pub ci: u8,
     /// Meter identity of a long header.
-    pub long_address: Option<LongAddress>,
+    pub long_address: Option<Address>,
     /// `None` for CIs without TPL header (0x78, 0x79, …).
     pub header: Option<TplHeader>,
 }
@@ -358,12 +296,7 @@ impl TplRepr {
     fn parse_body(ci: u8, kind: HeaderKind, rest: &[u8]) -> Result<(TplRepr, usize)> {
         let mut r = Reader::new(rest, Layer::Tpl);
         let long_address = if kind == HeaderKind::Long {
-            Some(LongAddress {
-                id: r.array()?,
-                manufacturer: r.u16_le()?,
-                version: r.u8()?,
-                device_type: r.u8()?,
-            })
+            Some(Address::read_long(&mut r)?)
         } else {
             None
         };
@@ -410,7 +343,7 @@ impl TplRepr {
     }
 
     pub fn buffer_len(&self) -> usize {
-        1 + self.long_address.map_or(0, |_| LongAddress::LEN)
+        1 + self.long_address.map_or(0, |_| Address::LEN)
             + self.header.map_or(0, |h| h.buffer_len())
     }
 
@@ -464,9 +397,8 @@ impl TplRepr {
 
     /// The meter whose key, IV and KDF apply: the long-header identity if present, else
     /// the DLL identity (§3.1).
-    pub fn meter_address(&self, link: &LinkHeader) -> LongAddress {
-        self.long_address
-            .unwrap_or_else(|| LongAddress::from_link(link))
+    pub fn meter_address(&self, link: &LinkHeader) -> Address {
+        self.long_address.unwrap_or(link.address)
     }
 }
 
@@ -549,7 +481,7 @@ mod tests {
         let mut out = Vec::new();
         tpl.emit(&mut out);
         assert_eq!(out, data[..13]);
-        assert_eq!(LongAddress::parse(&data[1..]).unwrap(), (addr, 8));
+        assert_eq!(Address::parse(&data[1..]).unwrap(), (addr, 8));
     }
 
     #[test]
@@ -616,7 +548,7 @@ mod tests {
         let (short, _) = TplRepr::parse(&[0x7A, 0, 0, 0, 0]).unwrap();
         assert_eq!(
             short.meter_address(&link).address_bytes(),
-            link.address_bytes()
+            link.address.address_bytes()
         );
         let tpl = [
             0x72, 0x78, 0x56, 0x34, 0x12, 0x93, 0x15, 0x33, 0x03, 0x75, 0x00, 0x00, 0x00,

@@ -55,12 +55,14 @@ pub fn frame_bytes(m: Meter, status: u8, records: &[RecordRepr], vendor: Option<
     let header = LinkHeader {
         length: u8::try_from(9 + body.len()).expect("telegram under 256 bytes"),
         control: 0x44,
-        manufacturer: Manufacturer::from_code(m.manufacturer)
-            .expect("manufacturer code")
-            .0,
-        id: [0x78, 0x56, 0x34, 0x12],
-        version: m.version,
-        device_type: m.device_type,
+        address: wmbusd::wire::address::Address {
+            manufacturer: Manufacturer::from_code(m.manufacturer)
+                .expect("manufacturer code")
+                .0,
+            id: [0x78, 0x56, 0x34, 0x12],
+            version: m.version,
+            device_type: m.device_type,
+        },
     };
     let mut frame = Vec::new();
     header.emit(&mut frame);

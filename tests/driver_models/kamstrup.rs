@@ -388,12 +388,14 @@ fn multical21_frame(ci: u8, apl: &[u8]) -> Vec<u8> {
     let header = wmbusd::wire::link::LinkHeader {
         length: u8::try_from(10 + apl.len()).expect("short frame"),
         control: 0x44,
-        manufacturer: wmbusd::wire::manufacturer::Manufacturer::from_code("KAM")
-            .expect("code")
-            .0,
-        id: [0x78, 0x56, 0x34, 0x12],
-        version: 0x1B,
-        device_type: 0x16,
+        address: wmbusd::wire::address::Address {
+            manufacturer: wmbusd::wire::manufacturer::Manufacturer::from_code("KAM")
+                .expect("code")
+                .0,
+            id: [0x78, 0x56, 0x34, 0x12],
+            version: 0x1B,
+            device_type: 0x16,
+        },
     };
     let mut frame = Vec::new();
     header.emit(&mut frame);

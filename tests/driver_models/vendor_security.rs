@@ -41,10 +41,12 @@ fn link(manufacturer: &str, body_len: usize, swapped: bool) -> Vec<u8> {
     let header = LinkHeader {
         length: u8::try_from(9 + body_len).expect("short"),
         control: 0x44,
-        manufacturer: Manufacturer::from_code(manufacturer).expect("code").0,
-        id,
-        version,
-        device_type,
+        address: wmbusd::wire::address::Address {
+            manufacturer: Manufacturer::from_code(manufacturer).expect("code").0,
+            id,
+            version,
+            device_type,
+        },
     };
     let mut out = Vec::new();
     header.emit(&mut out);
@@ -78,7 +80,15 @@ fn diehl_real_data_opens_with_either_factory_key() {
         // header-only reader the counters use.
         assert_eq!(reading.meter.id, "12345678");
         assert_eq!(
-            wmbusd::decode::peek_meter_id(&frame).as_deref(),
+            wmbusd::wire::telegram::Telegram::parse(
+                &frame,
+                wmbusd::frame::CrcState::Unknown,
+                false,
+                &mut Vec::new()
+            )
+            .expect("parses")
+            .meter_id()
+            .as_deref(),
             Some("12345678")
         );
         assert_eq!(reading.meter.version, VERSION);

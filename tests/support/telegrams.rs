@@ -69,10 +69,12 @@ fn with_link_header(sender: &Sender, body: &[u8]) -> Vec<u8> {
     let header = LinkHeader {
         length: u8::try_from(9 + body.len()).expect("short telegram"),
         control: 0x44,
-        manufacturer,
-        id: id_bytes(sender.id),
-        version: sender.version,
-        device_type: sender.device_type,
+        address: wmbusd::wire::address::Address {
+            manufacturer,
+            id: id_bytes(sender.id),
+            version: sender.version,
+            device_type: sender.device_type,
+        },
     };
     let mut frame = Vec::new();
     header.emit(&mut frame);

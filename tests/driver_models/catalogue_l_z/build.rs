@@ -38,12 +38,14 @@ pub fn link_header(meter: &Meter, body_len: usize) -> Vec<u8> {
     let header = LinkHeader {
         length: u8::try_from(9 + body_len).expect("telegram fits one L-field"),
         control: 0x44,
-        manufacturer: Manufacturer::from_code(meter.manufacturer)
-            .expect("manufacturer code")
-            .0,
-        id: id_bytes(meter.id),
-        version: meter.version,
-        device_type: meter.device_type,
+        address: wmbusd::wire::address::Address {
+            manufacturer: Manufacturer::from_code(meter.manufacturer)
+                .expect("manufacturer code")
+                .0,
+            id: id_bytes(meter.id),
+            version: meter.version,
+            device_type: meter.device_type,
+        },
     };
     let mut frame = Vec::new();
     header.emit(&mut frame);
