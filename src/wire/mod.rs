@@ -7,6 +7,7 @@
 mod error;
 
 pub mod afl;
+pub mod annotate;
 pub mod apl;
 pub mod compact;
 pub mod crc;
