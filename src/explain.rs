@@ -20,13 +20,13 @@ use crate::wire::annotate::Annotation;
 use crate::wire::ell::{self, EllEncryption, EllRepr};
 use crate::wire::link::LinkHeader;
 use crate::wire::mbus::{self, MbusLongFrame};
-use crate::wire::telegram::Telegram;
-use crate::wire::tpl::{self, SecurityMode, TplRepr};
+use crate::wire::tpl::{self, TplRepr};
 use crate::wire::Layer;
 
 mod apl;
 mod diagnosis;
 mod render;
+mod security;
 
 use render::{plural, spaced_hex};
 #[cfg(test)]
@@ -166,38 +166,6 @@ struct Walk<'a> {
     spans: Vec<Span>,
 }
 
-/// One line per thing the frame's checks noticed: CRCs removed, trailing bytes, an
-/// L-field rewritten on request.
-fn frame_notes(t: &Telegram) -> Vec<String> {
-    let mut notes = Vec::new();
-    if let Some(format) = t.dll.format {
-        notes.push(format!(
-            "link-layer CRCs of frame format {format:?} checked and removed; \
-             offsets below count without them"
-        ));
-    }
-    if t.dll.trailing > 0 {
-        let l = t.link.map_or(0, |h| h.length);
-        let what = if t.is_wired() {
-            "the wired frame's stop byte".to_owned()
-        } else {
-            format!("the frame's end (L-field 0x{l:02X})")
-        };
-        let n = t.dll.trailing;
-        notes.push(format!(
-            "{n} byte{} after {what}: not part of the frame, not decoded",
-            plural(n)
-        ));
-    }
-    if let Some(l) = t.dll.original_length {
-        notes.push(format!(
-            "lenient length: the L-field said 0x{l:02X} but {} bytes follow; read whole as asked (--lenient-length)",
-            t.len.saturating_sub(1)
-        ));
-    }
-    notes
-}
-
 impl<'a> Walk<'a> {
     fn new(raw: &[u8], trace: &Trace, error: Option<&'a DecodeError>, keys: &'a KeyStore) -> Self {
         let wired = trace.base > 0;
@@ -206,7 +174,11 @@ impl<'a> Walk<'a> {
             (Some(_), false) => trace.received.clone(),
             _ => raw.to_vec(),
         };
-        let notes = trace.telegram.as_ref().map(frame_notes).unwrap_or_default();
+        let notes = trace
+            .telegram
+            .as_ref()
+            .map(diagnosis::frame_notes)
+            .unwrap_or_default();
         let mut plain = received.clone();
         let working = trace.base..trace.base + trace.working.len();
         if let Some(dst) = plain.get_mut(working) {
@@ -472,60 +444,6 @@ impl<'a> Walk<'a> {
         } else if self.security(&repr, data_start) {
             self.application(ci, data_start, reading);
         }
-    }
-
-    /// Explains the encrypted region; false when it stays ciphertext.
-    fn security(&mut self, repr: &TplRepr, data_start: usize) -> bool {
-        let mode = repr.security_mode();
-        let Some(header) = repr.header else {
-            return true;
-        };
-        let available = self.end.saturating_sub(data_start);
-        let blocks = usize::from(header.config.encrypted_blocks());
-        let len = match mode {
-            SecurityMode::None => return true,
-            SecurityMode::Mode5 if blocks == 0 => available / 16 * 16,
-            _ => blocks * 16,
-        };
-        let len = len.min(available);
-        let what = match mode {
-            SecurityMode::Mode5 => "security mode 5: AES-128-CBC, IV from address and ACC",
-            SecurityMode::Mode7 => "security mode 7: AES-128-CBC, zero IV, keys derived by KDF-A",
-            _ => "a security mode this decoder does not decrypt",
-        };
-        if self.security_failed() {
-            let meaning = format!("{what}; not decrypted");
-            self.push_from(
-                Section::Security,
-                data_start,
-                len,
-                "ciphertext",
-                meaning,
-                true,
-            );
-            let why = "after the encrypted region, not read";
-            self.unused(Section::Security, data_start + len, why, true);
-            return false;
-        }
-        let region = data_start..data_start + len;
-        let state = if self.plain.get(region.clone()) != self.received.get(region) {
-            let fp = match self.meter {
-                Some(m) => self.key_fingerprint_for(m.manufacturer, m.id),
-                None => "the configured key".to_owned(),
-            };
-            let check = if mode == SecurityMode::Mode7 {
-                "AFL MAC and 2F 2F check"
-            } else {
-                "2F 2F check"
-            };
-            format!("{len} bytes decrypted with {fp}, verified by the {check}")
-        } else {
-            format!("{len} bytes, already plaintext (decrypted upstream)")
-        };
-        // A zero-length span: the decrypted bytes themselves are shown record by record.
-        let meaning = format!("{what}; {state}; shown decrypted below");
-        self.push(Section::Security, data_start, 0, "encryption", meaning);
-        true
     }
 }
 

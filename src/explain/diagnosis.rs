@@ -1,9 +1,10 @@
 //! What failed and what to do: the sentence after `diagnosis:`, and the replay verdict of
 //! `--last-counter` / `--state-file`.
 
-use super::{Explanation, MeterRef, Outcome};
+use super::{plural, Explanation, MeterRef, Outcome};
 use crate::decode::{DecodeError, Decoder, FailureKind};
 use crate::wire::link;
+use crate::wire::telegram::Telegram;
 use crate::wire::Layer;
 
 /// A sentence naming the failure class exactly as [`FailureKind::label`] does, and what
@@ -101,4 +102,36 @@ impl Explanation {
         last.accept(counter, None, now);
         book.meters.insert(id, last);
     }
+}
+
+/// One line per thing the frame's checks noticed: CRCs removed, trailing bytes, an
+/// L-field rewritten on request.
+pub(super) fn frame_notes(t: &Telegram) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(format) = t.dll.format {
+        notes.push(format!(
+            "link-layer CRCs of frame format {format:?} checked and removed; \
+             offsets below count without them"
+        ));
+    }
+    if t.dll.trailing > 0 {
+        let l = t.link.map_or(0, |h| h.length);
+        let what = if t.is_wired() {
+            "the wired frame's stop byte".to_owned()
+        } else {
+            format!("the frame's end (L-field 0x{l:02X})")
+        };
+        let n = t.dll.trailing;
+        notes.push(format!(
+            "{n} byte{} after {what}: not part of the frame, not decoded",
+            plural(n)
+        ));
+    }
+    if let Some(l) = t.dll.original_length {
+        notes.push(format!(
+            "lenient length: the L-field said 0x{l:02X} but {} bytes follow; read whole as asked (--lenient-length)",
+            t.len.saturating_sub(1)
+        ));
+    }
+    notes
 }
