@@ -182,13 +182,13 @@ impl AflRepr {
             return Err(Error::invalid(Layer::Afl, 0, "AFL CI"));
         }
         let afll = usize::from(head.u8()?);
-        let total = 2 + afll;
+        let total = field::AFLL.end + afll;
         let Some(body) = data.get(..total) else {
             return Err(Error::truncated(Layer::Afl, data.len(), total - data.len()));
         };
         // Fields must fit within AFLL: read from a reader that ends there.
         let mut r = Reader::new(body, Layer::Afl);
-        r.take(2)?;
+        r.take(field::FCL.start)?;
         let fcl = FragmentControl(r.u16_le()?);
         let message_control = if fcl.mcl_present() {
             Some(MessageControl(r.u8()?))
@@ -241,11 +241,12 @@ impl AflRepr {
 
     /// Bytes the emitted AFL occupies, CI and AFLL included.
     pub fn buffer_len(&self) -> usize {
-        4 + self.message_control.map_or(0, |_| 1)
-            + self.key_info.map_or(0, |_| 2)
-            + self.message_counter.map_or(0, |_| 4)
+        field::FCL.end
+            + self.message_control.map_or(0, |_| field::MCL_LEN)
+            + self.key_info.map_or(0, |_| field::KI_LEN)
+            + self.message_counter.map_or(0, |_| field::MCR_LEN)
             + self.mac.map_or(0, |m| m.as_slice().len())
-            + self.message_length.map_or(0, |_| 2)
+            + self.message_length.map_or(0, |_| field::ML_LEN)
     }
 
     /// Appends the AFL. FCL presence bits are set from the fields that are `Some`, so the
@@ -259,7 +260,7 @@ impl AflRepr {
             | flag(self.mac.is_some(), 10)
             | flag(self.key_info.is_some(), 9);
         out.push(CI_AFL);
-        out.push((self.buffer_len() - 2).min(255) as u8);
+        out.push((self.buffer_len() - field::AFLL.end).min(255) as u8);
         out.extend_from_slice(&fcl.to_le_bytes());
         if let Some(mcl) = self.message_control {
             out.push(mcl.0);
@@ -299,6 +300,95 @@ impl AflRepr {
             if let Some(ml) = self.message_length {
                 out.extend_from_slice(&ml.to_le_bytes());
             }
+        }
+        out
+    }
+}
+
+/// Where the fixed AFL fields sit, from the CI (§4.4); MCL, KI, MCR, MAC and ML follow
+/// FCL in that order, each only when FCL says so.
+pub mod field {
+    use crate::wire::annotate::Field;
+
+    pub const CI: Field = 0..1;
+    pub const AFLL: Field = 1..2;
+    pub const FCL: Field = 2..4;
+    pub const MCL_LEN: usize = 1;
+    pub const KI_LEN: usize = 2;
+    pub const MCR_LEN: usize = 4;
+    pub const ML_LEN: usize = 2;
+}
+
+impl AflRepr {
+    /// The AFL's fields, labelled, for an AFL at frame offset `base` that took `consumed`
+    /// bytes (2 + AFLL: bytes inside AFLL after the known fields are marked unused).
+    pub fn annotate(&self, base: usize, consumed: usize) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let fc = self.fragment_control;
+        let more = if fc.more_fragments() {
+            ", more follow"
+        } else {
+            ", last"
+        };
+        let fcl = format!(
+            "fragment control 0x{:04X}: fragment {}{more}",
+            fc.0,
+            fc.fragment_id()
+        );
+        let mut out = vec![
+            Annotation::at(base, field::CI, "CI", "0x90: AFL"),
+            Annotation::at(
+                base,
+                field::AFLL,
+                "AFLL",
+                format!("{} AFL bytes follow", consumed.saturating_sub(2)),
+            ),
+            Annotation::at(base, field::FCL, "FCL", fcl),
+        ];
+        let mut at = base + field::FCL.end;
+        let mut push = |len: usize, label: &'static str, value: String| {
+            out.push(Annotation::span(at, len, label, value));
+            at += len;
+        };
+        if let Some(mcl) = self.message_control {
+            push(
+                field::MCL_LEN,
+                "MCL",
+                format!("message control 0x{:02X}: {:?}", mcl.0, mcl.auth_type()),
+            );
+        }
+        if let Some(ki) = self.key_info {
+            let (version, id) = (ki.key_version(), ki.key_id());
+            push(
+                field::KI_LEN,
+                "KI",
+                format!("key information: key version {version}, key id {id}"),
+            );
+        }
+        if let Some(mcr) = self.message_counter {
+            push(
+                field::MCR_LEN,
+                "MCR",
+                format!("message counter {mcr} (feeds the mode-7 key derivation)"),
+            );
+        }
+        if let Some(mac) = self.mac {
+            let len = mac.as_slice().len();
+            push(len, "MAC", format!("AES-CMAC over the TPL, {len} bytes"));
+        }
+        if let Some(ml) = self.message_length {
+            push(field::ML_LEN, "ML", format!("message length {ml}"));
+        }
+        // The fields above end where an emitted AFL would.
+        let (end, known) = (base + consumed, base + self.buffer_len());
+        if end > known {
+            let len = end - known;
+            let s = if len == 1 { "" } else { "s" };
+            push(
+                len,
+                "unused",
+                format!("unused: {len} byte{s} inside AFLL, not described"),
+            );
         }
         out
     }

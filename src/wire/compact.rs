@@ -207,7 +207,7 @@ pub struct CompactRepr<'a> {
 }
 
 impl<'a> CompactRepr<'a> {
-    pub const HEADER_LEN: usize = 4;
+    pub const HEADER_LEN: usize = field::FULL_CRC.end;
 
     pub fn parse(apl: &'a [u8]) -> Result<Self> {
         match apl {
@@ -241,7 +241,7 @@ pub struct FormatFrameRepr<'a> {
 
 impl<'a> FormatFrameRepr<'a> {
     /// Bytes after the length byte belonging to the format: the signature.
-    const SIGNATURE_LEN: usize = 2;
+    const SIGNATURE_LEN: usize = field::FORMAT_SIGNATURE.end - field::FORMAT_SIGNATURE.start;
 
     pub fn parse(apl: &'a [u8]) -> Result<Self> {
         let (&length, rest) = apl
@@ -254,9 +254,11 @@ impl<'a> FormatFrameRepr<'a> {
         let body = rest
             .get(..length)
             .ok_or_else(|| Error::truncated(Layer::Compact, apl.len(), length - rest.len()))?;
-        let (sig, headers) = body.split_at(Self::SIGNATURE_LEN);
+        let Some((sig, headers)) = body.split_first_chunk::<2>() else {
+            return Err(Error::invalid(Layer::Compact, 0, "format frame length"));
+        };
         Ok(FormatFrameRepr {
-            signature: u16::from_le_bytes([sig[0], sig[1]]),
+            signature: u16::from_le_bytes(*sig),
             headers,
         })
     }
@@ -301,6 +303,76 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         hex::decode(text.as_ref()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where the compact-frame and format-frame fields sit, from the first APL byte.
+pub mod field {
+    use crate::wire::annotate::Field;
+
+    /// Compact frame: signature, full-frame CRC, then the records' data.
+    pub const SIGNATURE: Field = 0..2;
+    pub const FULL_CRC: Field = 2..4;
+    /// Format frame: length, signature, then the DIF/VIF list.
+    pub const FORMAT_LENGTH: Field = 0..1;
+    pub const FORMAT_SIGNATURE: Field = 1..3;
+}
+
+impl CompactRepr<'_> {
+    /// Signature, full CRC and record data, labelled, from frame offset `base`.
+    pub fn annotate(&self, base: usize) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let (signature, full_crc, n) = (self.signature, self.full_crc, self.data.len());
+        vec![
+            Annotation::at(
+                base,
+                field::SIGNATURE,
+                "signature",
+                format!(
+                    "format signature 0x{signature:04X} (CRC of the full frame's DIF/VIF list)"
+                ),
+            ),
+            Annotation::at(
+                base,
+                field::FULL_CRC,
+                "full CRC",
+                format!("CRC 0x{full_crc:04X} of the full frame's record area"),
+            ),
+            Annotation::span(
+                base + field::FULL_CRC.end,
+                n,
+                "record data",
+                format!("{n} bytes of record data"),
+            ),
+        ]
+    }
+}
+
+impl FormatFrameRepr<'_> {
+    /// Length, signature and DIF/VIF list, labelled, from frame offset `base`.
+    pub fn annotate(&self, base: usize) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let n = self.headers.len();
+        vec![
+            Annotation::at(
+                base,
+                field::FORMAT_LENGTH,
+                "length",
+                format!("{} bytes follow", n + 2),
+            ),
+            Annotation::at(
+                base,
+                field::FORMAT_SIGNATURE,
+                "signature",
+                format!("format signature 0x{:04X}", self.signature),
+            ),
+            Annotation::span(
+                base + field::FORMAT_SIGNATURE.end,
+                n,
+                "DIF/VIF list",
+                "record headers of the format (learned for later compact frames)",
+            ),
+        ]
     }
 }
 

@@ -5,54 +5,13 @@
 //! * CRC-16/X-25 (poly 0x1021 reflected, init 0xFFFF, xorout 0xFFFF): the iM871A HCI
 //!   framing (§6.1); kept here so the radio codecs do not grow their own copy.
 //!
-//! Both are table driven (one lookup per byte); the tables are built at compile time.
+//! Both come from the `crc` crate's catalogue (CRC_16_EN_13757 and CRC_16_IBM_SDLC, the
+//! catalogue's name for X-25); only the single-bit syndrome search below is our own.
 
-const EN13757_POLY: u16 = 0x3D65;
-/// 0x1021 bit-reversed, for the LSB-first (reflected) X-25 register.
-const X25_POLY_REFLECTED: u16 = 0x8408;
+use crc::{Crc, CRC_16_EN_13757, CRC_16_IBM_SDLC};
 
-const EN13757_TABLE: [u16; 256] = build_msb_first_table(EN13757_POLY);
-const X25_TABLE: [u16; 256] = build_lsb_first_table(X25_POLY_REFLECTED);
-
-const fn build_msb_first_table(poly: u16) -> [u16; 256] {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ poly
-            } else {
-                crc << 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-const fn build_lsb_first_table(poly: u16) -> [u16; 256] {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u16;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ poly
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
+static EN13757: Crc<u16> = Crc::<u16>::new(&CRC_16_EN_13757);
+static X25: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_SDLC);
 
 /// Longest codeword (data and CRC) searched by [`en13757_single_bit_errors`]: a
 /// format-B block of 128 bytes.
@@ -64,24 +23,16 @@ pub const SINGLE_BIT_MAX_LEN: usize = 128;
 /// several candidate positions 151 bits apart.
 pub const SYNDROME_PERIOD: usize = 151;
 
-/// `SYNDROMES[j]` = x^j mod the EN 13757 polynomial: the syndrome (computed CRC XOR stored
+/// x^j mod the EN 13757 polynomial for j = 0, 1, …: the syndrome (computed CRC XOR stored
 /// CRC) of one flipped bit `j` bits from the end of a codeword (j < 16: in the CRC itself).
-const SYNDROMES: [u16; SINGLE_BIT_MAX_LEN * 8] = build_syndromes();
-
-const fn build_syndromes() -> [u16; SINGLE_BIT_MAX_LEN * 8] {
-    let mut table = [0u16; SINGLE_BIT_MAX_LEN * 8];
-    let mut r: u16 = 1;
-    let mut j = 0;
-    while j < table.len() {
-        table[j] = r;
-        r = if r & 0x8000 != 0 {
-            (r << 1) ^ EN13757_POLY
+fn syndromes() -> impl Iterator<Item = u16> {
+    std::iter::successors(Some(1u16), |&r| {
+        Some(if r & 0x8000 != 0 {
+            (r << 1) ^ CRC_16_EN_13757.poly
         } else {
             r << 1
-        };
-        j += 1;
-    }
-    table
+        })
+    })
 }
 
 /// Every position where one flipped bit explains `syndrome` (computed CRC XOR stored CRC)
@@ -94,20 +45,19 @@ pub fn en13757_single_bit_errors(syndrome: u16, len: usize) -> impl Iterator<Ite
     } else {
         len * 8
     };
-    SYNDROMES
-        .get(..bits)
-        .unwrap_or_default()
-        .iter()
+    let found: Vec<(usize, u8)> = syndromes()
+        .take(bits)
         .enumerate()
-        .rev()
-        .filter(move |&(_, &s)| s == syndrome)
-        .map(move |(j, _)| (len - 1 - j / 8, (j % 8) as u8))
+        .filter(|&(_, s)| s == syndrome)
+        .map(|(j, _)| (len - 1 - j / 8, (j % 8) as u8))
+        .collect();
+    found.into_iter().rev()
 }
 
 /// CRC-16/EN-13757 of `data`. DLL block CRCs are sent big-endian, the ELL payload CRC and
 /// compact-frame CRCs little-endian; this returns the value, callers pick the byte order.
 pub fn crc16_en13757(data: &[u8]) -> u16 {
-    Crc16En13757::new().update(data).finish()
+    EN13757.checksum(data)
 }
 
 /// CRC-16/EN-13757 over data that arrives in pieces (e.g. the headers of every record of
@@ -122,22 +72,20 @@ impl Crc16En13757 {
 
     #[must_use]
     pub fn update(self, data: &[u8]) -> Self {
-        Crc16En13757(data.iter().fold(self.0, |crc, &b| {
-            (crc << 8) ^ EN13757_TABLE[usize::from((crc >> 8) as u8 ^ b)]
-        }))
+        // Unreflected with zero init: the register is the finalized value before xorout.
+        let mut digest = EN13757.digest_with_initial(self.0);
+        digest.update(data);
+        Crc16En13757(digest.finalize() ^ CRC_16_EN_13757.xorout)
     }
 
     pub fn finish(self) -> u16 {
-        self.0 ^ 0xFFFF
+        self.0 ^ CRC_16_EN_13757.xorout
     }
 }
 
 /// CRC-16/X-25 of `data` (iM871A HCI messages append it least significant byte first).
 pub fn crc16_x25(data: &[u8]) -> u16 {
-    let crc = data.iter().fold(0xFFFFu16, |crc, &b| {
-        (crc >> 8) ^ X25_TABLE[usize::from(crc as u8 ^ b)]
-    });
-    crc ^ 0xFFFF
+    X25.checksum(data)
 }
 
 #[cfg(test)]
@@ -145,7 +93,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Bit-at-a-time form exactly as written in protocol.md §1.2, as an oracle for the table.
+    /// Bit-at-a-time form exactly as written in protocol.md §1.2, as an oracle for the crate.
     fn en13757_bitwise(data: &[u8]) -> u16 {
         let mut crc: u16 = 0;
         for &b in data {
@@ -195,6 +143,8 @@ mod tests {
     fn single_bit_syndromes_repeat_every_151_bits() {
         // Distinct within one period (so unique in an 18-byte format-A block), then
         // repeating: a 128-byte block has up to 7 candidates per syndrome.
+        #[allow(non_snake_case)]
+        let SYNDROMES: Vec<u16> = syndromes().take(SINGLE_BIT_MAX_LEN * 8).collect();
         let period = &SYNDROMES[..SYNDROME_PERIOD];
         let distinct: std::collections::HashSet<u16> = period.iter().copied().collect();
         assert_eq!(distinct.len(), SYNDROME_PERIOD);
@@ -258,7 +208,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn en13757_table_matches_bitwise(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn en13757_crate_matches_bitwise(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(crc16_en13757(&data), en13757_bitwise(&data));
         }
     }

@@ -155,7 +155,17 @@ impl EllRepr {
     }
 
     const fn len_for(receiver: bool, session: bool) -> usize {
-        3 + if receiver { 8 } else { 0 } + if session { 6 } else { 0 }
+        let fixed = if receiver {
+            field::A2.end
+        } else {
+            field::ACC.end
+        };
+        fixed
+            + if session {
+                field::SN_LEN + field::PAYLOAD_CRC_LEN
+            } else {
+                0
+            }
     }
 
     /// Bytes this ELL occupies, CI and PayloadCRC included.
@@ -204,7 +214,7 @@ impl EllRepr {
     /// number. The CRC covers everything after itself to the end of the frame.
     pub const fn encrypted_offset(&self) -> Option<usize> {
         if self.session_number.is_some() {
-            Some(self.buffer_len() - 2)
+            Some(self.buffer_len() - field::PAYLOAD_CRC_LEN)
         } else {
             None
         }
@@ -245,6 +255,107 @@ pub fn check_payload_crc(payload: &[u8], base: usize) -> Result<&[u8]> {
             base,
             ErrorKind::Crc { stored, computed },
         ))
+    }
+}
+
+/// Where the ELL fields sit, from the CI (§2.1). M2/A2 only with a receiver address; the
+/// session number and PayloadCRC follow the fields before them.
+pub mod field {
+    use crate::wire::annotate::Field;
+
+    pub const CI: Field = 0..1;
+    pub const CC: Field = 1..2;
+    pub const ACC: Field = 2..3;
+    pub const M2: Field = 3..5;
+    pub const A2: Field = 5..11;
+    pub const SN_LEN: usize = 4;
+    pub const PAYLOAD_CRC_LEN: usize = 2;
+
+    /// The session number, after ACC or after A2.
+    pub const fn session(receiver: bool) -> Field {
+        let at = if receiver { A2.end } else { ACC.end };
+        at..at + SN_LEN
+    }
+}
+
+impl EllRepr {
+    /// The ELL's fields, labelled, for an ELL starting at frame offset `base`. The
+    /// PayloadCRC is named only: whether it verifies is the reader's verdict.
+    pub fn annotate(&self, base: usize) -> Vec<super::annotate::Annotation> {
+        use super::annotate::{flags, Annotation};
+        let variant = match self.ci {
+            CI_ELL_I => "ELL I (short)",
+            CI_ELL_II => "ELL II (with session number)",
+            CI_ELL_III => "ELL III (with receiver address)",
+            _ => "ELL IV (receiver address and session number)",
+        };
+        let cc = self.communication_control();
+        let cc_flags = flags(
+            &[
+                (cc.bidirectional(), "bidirectional"),
+                (cc.response_delay(), "response delay"),
+                (cc.synchronized(), "synchronized"),
+                (cc.hop_count(), "hop count"),
+                (cc.priority(), "priority"),
+                (cc.accessibility(), "accessible"),
+                (cc.repeated_access(), "repeated access"),
+                (cc.extended_delay(), "extended delay"),
+            ],
+            "no flags",
+        );
+        let mut out = vec![
+            Annotation::at(
+                base,
+                field::CI,
+                "CI",
+                format!("0x{:02X}: {variant}", self.ci),
+            ),
+            Annotation::at(
+                base,
+                field::CC,
+                "CC",
+                format!("communication control: {cc_flags}"),
+            ),
+            Annotation::at(
+                base,
+                field::ACC,
+                "ACC",
+                format!("access number {}", self.access_number),
+            ),
+        ];
+        if let Some((m2, _)) = self.receiver {
+            let m2 = super::manufacturer::Manufacturer(m2);
+            out.push(Annotation::at(
+                base,
+                field::M2,
+                "M2",
+                format!("receiver manufacturer {m2}"),
+            ));
+            out.push(Annotation::at(base, field::A2, "A2", "receiver address"));
+        }
+        if let Some(sn) = self.session() {
+            let enc = match sn.encryption() {
+                EllEncryption::None => "not encrypted".to_owned(),
+                EllEncryption::AesCtr => "AES-128-CTR encrypted".to_owned(),
+                EllEncryption::Reserved(b) => format!("reserved encryption {b}"),
+            };
+            let sn_field = field::session(self.receiver.is_some());
+            let crc_at = sn_field.end;
+            let (session, minutes) = (sn.session(), sn.minutes());
+            out.push(Annotation::at(
+                base,
+                sn_field,
+                "SN",
+                format!("session {session}, {minutes} minutes, {enc}"),
+            ));
+            out.push(Annotation::at(
+                base,
+                crc_at..crc_at + field::PAYLOAD_CRC_LEN,
+                "PayloadCRC",
+                "payload CRC",
+            ));
+        }
+        out
     }
 }
 

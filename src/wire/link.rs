@@ -10,7 +10,7 @@ use super::crc::crc16_en13757;
 use super::{Error, ErrorKind, Layer, Result};
 
 /// Bytes of the DLL header: L, C, M[2], ID[4], version, device type.
-pub const HEADER_LEN: usize = 10;
+pub const HEADER_LEN: usize = field::DEVICE_TYPE.end;
 
 /// Format A: data bytes per block after the 10-byte first block.
 const A_BLOCK_LEN: usize = 16;
@@ -42,15 +42,18 @@ pub mod control {
     pub const ACC_DMD: u8 = 0x48;
     /// RSP_UD: response with user data (also sent by radio adapters).
     pub const RSP_UD: u8 = 0x08;
-}
 
-/// Byte offsets of the link header's fields (§1.3).
-pub mod field {
-    use core::ops::Range;
-    pub const LENGTH: usize = 0;
-    pub const CONTROL: usize = 1;
-    /// M, ID, version, device type: [`super::Address`] in link-header order.
-    pub const ADDRESS: Range<usize> = 2..10;
+    /// The control field in words, for `--explain`.
+    pub fn name(c: u8) -> &'static str {
+        match c {
+            SND_NR => "0x44 SND_NR: spontaneous meter data",
+            SND_IR => "0x46 SND_IR: installation telegram",
+            ACC_NR => "0x47 ACC_NR: access opportunity, no data",
+            ACC_DMD => "0x48 ACC_DMD: access demand",
+            RSP_UD => "0x08 RSP_UD: response with user data",
+            _ => "other control field",
+        }
+    }
 }
 
 std::thread_local! {
@@ -380,6 +383,62 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn u32_le(&mut self) -> Result<u32> {
         self.run(4, nom::number::complete::le_u32)
+    }
+}
+
+/// Where each field of the 10-byte header sits (§1.3).
+pub mod field {
+    use crate::wire::annotate::Field;
+
+    pub const LENGTH: Field = 0..1;
+    pub const CONTROL: Field = 1..2;
+    pub const MANUFACTURER: Field = 2..4;
+    pub const ID: Field = 4..8;
+    pub const VERSION: Field = 8..9;
+    pub const DEVICE_TYPE: Field = 9..10;
+    /// M, ID, version, device type: [`super::Address`] in link-header order.
+    pub const ADDRESS: Field = 2..10;
+}
+
+impl LinkHeader {
+    /// The header's fields, labelled, at frame offset 0.
+    pub fn annotate(&self) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let m = self.address.manufacturer();
+        let kind = super::device_type::name(m, self.address.device_type);
+        vec![
+            Annotation::at(
+                0,
+                field::LENGTH,
+                "L-field",
+                format!("{} bytes follow (CRCs excluded)", self.length),
+            ),
+            Annotation::at(0, field::CONTROL, "C-field", control::name(self.control)),
+            Annotation::at(
+                0,
+                field::MANUFACTURER,
+                "M-field",
+                format!("manufacturer {m} (0x{:04X})", self.address.manufacturer),
+            ),
+            Annotation::at(
+                0,
+                field::ID,
+                "A: id",
+                format!("meter id {}", self.address.id_string()),
+            ),
+            Annotation::at(
+                0,
+                field::VERSION,
+                "A: version",
+                format!("version {}", self.address.version),
+            ),
+            Annotation::at(
+                0,
+                field::DEVICE_TYPE,
+                "A: device type",
+                format!("{kind} (0x{:02X})", self.address.device_type),
+            ),
+        ]
     }
 }
 

@@ -9,6 +9,8 @@ use super::{Error, ErrorKind, Layer, Result};
 
 pub const START: u8 = 0x68;
 pub const STOP: u8 = 0x16;
+/// The L-counted part (C, A, CI, data) starts after 68 L L 68.
+const BODY_AT: usize = field::CONTROL.start;
 /// Bytes around the L-counted part: 68 L L 68 before, CS 16 after.
 const OVERHEAD: usize = 6;
 /// C, A and CI are always present.
@@ -34,16 +36,19 @@ impl<'a> MbusLongFrame<'a> {
             return Err(Error::truncated(Layer::Link, bytes.len(), 4 - bytes.len()));
         };
         if s1 != START {
-            return Err(damaged(0, "start byte is not 68"));
+            return Err(damaged(field::START1.start, "start byte is not 68"));
         }
         if l1 != l2 {
-            return Err(damaged(2, "the two L-fields differ"));
+            return Err(damaged(field::LENGTHS.end - 1, "the two L-fields differ"));
         }
         if s2 != START {
-            return Err(damaged(3, "second start byte is not 68"));
+            return Err(damaged(field::START2.start, "second start byte is not 68"));
         }
         if l1 < MIN_L {
-            return Err(damaged(1, "L-field below 3 (no room for C, A, CI)"));
+            return Err(damaged(
+                field::LENGTHS.start,
+                "L-field below 3 (no room for C, A, CI)",
+            ));
         }
         let l = usize::from(l1);
         let total = l + OVERHEAD;
@@ -57,19 +62,21 @@ impl<'a> MbusLongFrame<'a> {
                 ),
             ));
         };
-        let (Some(body), Some(&checksum), Some(&stop)) =
-            (frame.get(4..4 + l), frame.get(4 + l), frame.get(5 + l))
-        else {
+        let (Some(body), Some(&checksum), Some(&stop)) = (
+            frame.get(BODY_AT..BODY_AT + l),
+            frame.get(BODY_AT + l),
+            frame.get(BODY_AT + 1 + l),
+        ) else {
             return Err(Error::truncated(Layer::Link, bytes.len(), 1));
         };
         if stop != STOP {
-            return Err(damaged(5 + l, "no stop byte"));
+            return Err(damaged(BODY_AT + 1 + l, "no stop byte"));
         }
         let computed = checksum_of(body);
         if computed != checksum {
             return Err(Error::new(
                 Layer::Link,
-                4 + l,
+                BODY_AT + l,
                 ErrorKind::Checksum {
                     stored: checksum,
                     computed,
@@ -115,9 +122,9 @@ impl<'a> MbusLongFrame<'a> {
         // CI sits at frame offset 6, data begins at 7.
         TplRepr::parse_with_ci(self.ci, self.data).map_err(|e| {
             if e.offset == 0 && matches!(e.kind, super::ErrorKind::Unsupported(_)) {
-                e.shift(6)
+                e.shift(field::CI.start)
             } else {
-                e.shift(7)
+                e.shift(field::CI.end)
             }
         })
     }
@@ -349,11 +356,6 @@ pub struct SecondaryAddress {
     pub medium: u8,
 }
 
-/// Offsets inside the 8 bytes of a secondary address.
-const SEC_ID_AT: usize = 0;
-const SEC_MAN_AT: usize = 4;
-const SEC_VERSION_AT: usize = 6;
-const SEC_MEDIUM_AT: usize = 7;
 /// Length of a secondary address.
 pub const SECONDARY_LEN: usize = 8;
 /// The wildcard nibble.
@@ -457,25 +459,30 @@ impl SecondaryAddress {
                 SECONDARY_LEN - bytes.len(),
             ));
         };
+        // id (LE BCD), manufacturer (LE), version, medium.
+        let [i0, i1, i2, i3, m0, m1, version, medium] = *raw;
         let mut digits = [0u8; 8];
-        for i in 0..4 {
-            let byte = raw[SEC_ID_AT + 3 - i];
-            for (j, nibble) in [byte >> 4, byte & 0x0F].into_iter().enumerate() {
+        // Reading order: the last on-air id byte holds the most significant digits.
+        for ((at, byte), pair) in [(3, i3), (2, i2), (1, i1), (0, i0)]
+            .into_iter()
+            .zip(digits.chunks_exact_mut(2))
+        {
+            for (nibble, slot) in [byte >> 4, byte & 0x0F].into_iter().zip(pair) {
                 if nibble > 9 && nibble != WILDCARD {
                     return Err(Error::invalid(
                         Layer::Link,
-                        SEC_ID_AT + 3 - i,
+                        at,
                         "secondary address digit (not BCD or F)",
                     ));
                 }
-                digits[2 * i + j] = nibble;
+                *slot = nibble;
             }
         }
         Ok(SecondaryAddress {
             digits,
-            manufacturer: u16::from_le_bytes([raw[SEC_MAN_AT], raw[SEC_MAN_AT + 1]]),
-            version: raw[SEC_VERSION_AT],
-            medium: raw[SEC_MEDIUM_AT],
+            manufacturer: u16::from_le_bytes([m0, m1]),
+            version,
+            medium,
         })
     }
 
@@ -549,6 +556,53 @@ pub fn more_records_follow(frame: &MbusLongFrame<'_>) -> bool {
     };
     let records = frame.data.get(header_len..).unwrap_or_default();
     super::apl::parse_lenient(records).more_records_follow
+}
+
+/// Where the long-frame fields sit (EN 13757-2 §5): the checksum and stop byte follow the
+/// L counted bytes.
+pub mod field {
+    use crate::wire::annotate::Field;
+
+    pub const START1: Field = 0..1;
+    pub const LENGTHS: Field = 1..3;
+    pub const START2: Field = 3..4;
+    pub const CONTROL: Field = 4..5;
+    pub const ADDRESS: Field = 5..6;
+    pub const CI: Field = 6..7;
+}
+
+impl MbusLongFrame<'_> {
+    /// The frame's own fields, labelled: start, L L, start, C, A, then checksum and stop.
+    /// The CI and what follows belong to the transport layer.
+    pub fn annotate(&self) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let l = self.buffer_len() - OVERHEAD;
+        let cs = field::CONTROL.start + l;
+        vec![
+            Annotation::at(0, field::START1, "start", "long frame start (68)"),
+            Annotation::at(
+                0,
+                field::LENGTHS,
+                "L L",
+                format!("{l} bytes from the C-field to the last data byte"),
+            ),
+            Annotation::at(0, field::START2, "start", "second start byte"),
+            Annotation::at(
+                0,
+                field::CONTROL,
+                "C-field",
+                format!("0x{:02X}", self.control),
+            ),
+            Annotation::at(
+                0,
+                field::ADDRESS,
+                "A-field",
+                format!("primary address {}", self.address),
+            ),
+            Annotation::span(cs, 1, "checksum", "sum of C..data, mod 256"),
+            Annotation::span(cs + 1, 1, "stop", "end of frame (16)"),
+        ]
+    }
 }
 
 #[cfg(test)]

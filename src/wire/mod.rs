@@ -8,6 +8,7 @@ mod error;
 
 pub mod address;
 pub mod afl;
+pub mod annotate;
 pub mod apl;
 pub mod compact;
 pub mod crc;

@@ -243,9 +243,10 @@ impl TplHeader {
     }
 
     fn buffer_len(&self) -> usize {
-        4 + self.config_ext.map_or(0, |_| 1)
-            + self.message_counter.map_or(0, |_| 4)
-            + self.key_version.map_or(0, |_| 1)
+        field::CF.end
+            + self.config_ext.map_or(0, |_| field::CF_EXT_LEN)
+            + self.message_counter.map_or(0, |_| field::MCR_LEN)
+            + self.key_version.map_or(0, |_| field::KEY_VERSION_LEN)
     }
 }
 
@@ -399,6 +400,167 @@ impl TplRepr {
     /// the DLL identity (§3.1).
     pub fn meter_address(&self, link: &LinkHeader) -> Address {
         self.long_address.unwrap_or(link.address)
+    }
+}
+
+/// Where the TPL fields sit (§3.1): the long header's address after the CI, then ACC, STS
+/// and CF; CF extension, message counter and key version follow CF when present.
+pub mod field {
+    use crate::wire::annotate::Field;
+
+    pub const CI: Field = 0..1;
+    /// In a long header, from the byte after the CI.
+    pub mod address {
+        use crate::wire::annotate::Field;
+
+        pub const ID: Field = 0..4;
+        pub const MANUFACTURER: Field = 4..6;
+        pub const VERSION: Field = 6..7;
+        pub const DEVICE_TYPE: Field = 7..8;
+    }
+    /// From the first byte after the CI and any long-header address.
+    pub const ACC: Field = 0..1;
+    pub const STS: Field = 1..2;
+    pub const CF: Field = 2..4;
+    pub const CF_EXT_LEN: usize = 1;
+    pub const MCR_LEN: usize = 4;
+    pub const KEY_VERSION_LEN: usize = 1;
+}
+
+/// What follows a CI in words.
+pub fn payload_name(ci: u8) -> &'static str {
+    match ci {
+        0x79 | 0x7B | 0x73 => "compact frame follows",
+        0x69..=0x6B => "format frame follows",
+        0x8A | 0x8B => "no application data",
+        _ => "data records follow",
+    }
+}
+
+/// A long header's address fields, labelled, for an address at frame offset `base`.
+fn annotate_address(address: &Address, base: usize) -> Vec<super::annotate::Annotation> {
+    use super::annotate::Annotation;
+    use field::address as f;
+    let a = address;
+    let m = a.manufacturer();
+    let kind = super::device_type::name(m, a.device_type);
+    vec![
+        Annotation::at(base, f::ID, "id", format!("meter id {}", a.id_string())),
+        Annotation::at(base, f::MANUFACTURER, "M", format!("manufacturer {m}")),
+        Annotation::at(
+            base,
+            f::VERSION,
+            "version",
+            format!("version {}", a.version),
+        ),
+        Annotation::at(
+            base,
+            f::DEVICE_TYPE,
+            "device type",
+            format!("{kind} (0x{:02X})", a.device_type),
+        ),
+    ]
+}
+
+impl TplHeader {
+    /// ACC, STS, CF and the optional fields after CF, from frame offset `base`.
+    pub fn annotate(&self, base: usize) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let s = self.status;
+        let app = match s.application_status() {
+            ApplicationStatus::NoError => "no error",
+            ApplicationStatus::Busy => "application busy",
+            ApplicationStatus::Error => "application error",
+            ApplicationStatus::Abnormal => "abnormal condition / alarm",
+        };
+        let flags = super::annotate::flags(
+            &[
+                (s.power_low(), "power low"),
+                (s.permanent_error(), "permanent error"),
+                (s.temporary_error(), "temporary error"),
+            ],
+            "",
+        );
+        let sep = if flags.is_empty() { "" } else { ", " };
+        let cf = self.config;
+        let mode = cf.security_mode();
+        let blocks = match mode {
+            SecurityMode::Mode5 | SecurityMode::Mode7 => {
+                format!(", {} encrypted blocks", cf.encrypted_blocks())
+            }
+            _ => String::new(),
+        };
+        let cf_text = format!(
+            "configuration 0x{:04X}: security mode {}{blocks}",
+            cf.0,
+            mode.number()
+        );
+        let mut out = vec![
+            Annotation::at(
+                base,
+                field::ACC,
+                "ACC",
+                format!("access number {}", self.access_number),
+            ),
+            Annotation::at(
+                base,
+                field::STS,
+                "STS",
+                format!("status: {app}{sep}{flags}"),
+            ),
+            Annotation::at(base, field::CF, "CF", cf_text),
+        ];
+        let mut at = base + field::CF.end;
+        let mut push = |len: usize, label: &'static str, value: String| {
+            out.push(Annotation::span(at, len, label, value));
+            at += len;
+        };
+        if let Some(ext) = self.config_ext {
+            push(
+                field::CF_EXT_LEN,
+                "CF ext",
+                format!("configuration extension 0x{ext:02X}"),
+            );
+        }
+        if let Some(mc) = self.message_counter {
+            push(field::MCR_LEN, "MCR", format!("message counter {mc}"));
+        }
+        if let Some(kv) = self.key_version {
+            push(
+                field::KEY_VERSION_LEN,
+                "key version",
+                format!("key version {kv}"),
+            );
+        }
+        out
+    }
+}
+
+impl TplRepr {
+    /// CI and header fields, labelled, for a TPL whose CI sits at frame offset `base`.
+    pub fn annotate(&self, base: usize) -> Vec<super::annotate::Annotation> {
+        use super::annotate::Annotation;
+        let kind = match self.kind() {
+            HeaderKind::None => "no TPL header",
+            HeaderKind::Short => "short TPL header",
+            HeaderKind::Long => "long TPL header",
+        };
+        let ci = self.ci;
+        let mut out = vec![Annotation::at(
+            base,
+            field::CI,
+            "CI",
+            format!("0x{ci:02X}: {kind}, {}", payload_name(ci)),
+        )];
+        let mut at = base + field::CI.end;
+        if let Some(long) = self.long_address {
+            out.extend(annotate_address(&long, at));
+            at += Address::LEN;
+        }
+        if let Some(h) = self.header {
+            out.extend(h.annotate(at));
+        }
+        out
     }
 }
 

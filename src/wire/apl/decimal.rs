@@ -370,15 +370,28 @@ impl Decimal {
 const NUMBER_CHUNK: usize = 32;
 
 /// 10^0 ..= 10^19, every power of ten a `u64` holds.
-const U64_POW10: [u64; 20] = {
-    let mut table = [1u64; 20];
-    let mut i = 1;
-    while i < table.len() {
-        table[i] = table[i - 1] * 10;
-        i += 1;
-    }
-    table
-};
+const U64_POW10: [u64; 20] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+    10_000_000_000_000_000,
+    100_000_000_000_000_000,
+    1_000_000_000_000_000_000,
+    10_000_000_000_000_000_000,
+];
 
 /// The JSON text of `m`·10^`exponent` at the start of `chunk` when it is one
 /// [`Decimal::write_json_exact`] prints, and its length. 64-bit arithmetic only.
@@ -443,23 +456,13 @@ fn digit_count(v: u64) -> usize {
     guess + 1 + U64_POW10.get(guess + 1).map_or(0, |&p| usize::from(v >= p))
 }
 
-/// "00", "01", … "99": two digits per division.
-const DIGIT_PAIRS: [[u8; 2]; 100] = {
-    let mut table = [[0u8; 2]; 100];
-    let mut i = 0;
-    while i < 100 {
-        table[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
-        i += 1;
-    }
-    table
-};
-
 /// The decimal digits of `v` right-aligned in `slots`, zero-padded on the left.
 fn fill_digits(slots: &mut [u8], mut v: u64) {
     let mut rest = slots;
     while let [head @ .., tens, ones] = rest {
-        let [t, o] = DIGIT_PAIRS[(v % 100) as usize];
-        (*tens, *ones) = (t, o);
+        // Two digits per division.
+        let pair = (v % 100) as u8;
+        (*tens, *ones) = (b'0' + pair / 10, b'0' + pair % 10);
         v /= 100;
         rest = head;
     }

@@ -666,5 +666,66 @@ fn encode_bcd(value: i64, bytes: usize) -> Option<Vec<u8>> {
     )
 }
 
+impl DataRecord<'_> {
+    /// DIB, VIB, LVAR and data of the record, labelled, for an APL starting at frame offset
+    /// `base`. VIB and data carry the wire-level meaning; a reader with the decoded value
+    /// (unit chosen, qualifiers, record errors) may word them more fully.
+    pub fn annotate(&self, base: usize) -> Vec<crate::wire::annotate::Annotation> {
+        use crate::wire::annotate::Annotation;
+        use std::fmt::Write as _;
+        let at = base + self.offset;
+        let dib_len = 1 + usize::from(self.dib.difes);
+        let vib_len = self.header.len().saturating_sub(dib_len);
+        let mut dib = format!(
+            "{}, {}",
+            data_field_text(self.dib.data_field),
+            self.dib.function.as_str()
+        );
+        for (n, name) in [
+            (self.dib.storage, "storage"),
+            (u64::from(self.dib.tariff), "tariff"),
+            (u64::from(self.dib.subunit), "subunit"),
+        ] {
+            if n != 0 {
+                let _ = write!(dib, ", {name} {n}");
+            }
+        }
+        let mut out = vec![
+            Annotation::span(at, dib_len, "DIF", dib),
+            Annotation::span(at + dib_len, vib_len, "VIF", self.quantity),
+        ];
+        let mut data_at = at + self.header.len();
+        if let Some(lvar) = self.lvar {
+            out.push(Annotation::span(
+                data_at,
+                1,
+                "LVAR",
+                format!("0x{lvar:02X}: {} data bytes follow", self.data.len()),
+            ));
+            data_at += 1;
+        }
+        if !self.data.is_empty() {
+            out.push(Annotation::span(
+                data_at,
+                self.data.len(),
+                "data",
+                format!("{} data bytes", self.data.len()),
+            ));
+        }
+        out
+    }
+}
+
+fn data_field_text(field: DataField) -> String {
+    match field {
+        DataField::NoData => "no data".to_owned(),
+        DataField::Integer(n) => format!("{n}-byte integer"),
+        DataField::Real32 => "32-bit real".to_owned(),
+        DataField::Selection => "selection for readout".to_owned(),
+        DataField::Bcd(n) => format!("{}-digit BCD", u16::from(n) * 2),
+        DataField::Variable => "variable length (LVAR)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests;
