@@ -28,7 +28,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,46 +36,14 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
+mod central;
+
+pub use self::central::CentralSection;
+
 use crate::billing::settings::{BillingSection, StoreSection, Thresholds};
 use crate::frame::LinkMode;
 use crate::mqtt::{MqttConfig, TlsConfig};
 use crate::spool::{FsyncPolicy, SpoolConfig};
-
-/// A configuration problem at a position in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    pub file: String,
-    /// 1-based.
-    pub line: usize,
-    /// 1-based, in characters.
-    pub column: usize,
-    pub message: String,
-}
-
-impl Located {
-    /// A problem of a whole section (line 0: no position to show).
-    fn unplaced(file: &str, message: String) -> Located {
-        Located {
-            file: file.to_string(),
-            line: 0,
-            column: 0,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for Located {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
-        }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -110,39 +77,8 @@ impl ConfigError {
     }
 }
 
-pub use crate::textpos::line_col;
-
-pub(crate) fn locate(
-    file: &str,
-    text: &str,
-    span: Range<usize>,
-    message: impl Into<String>,
-) -> Located {
-    let (line, column) = line_col(text, span.start);
-    Located {
-        file: file.to_string(),
-        line,
-        column,
-        message: message.into(),
-    }
-}
-
-/// [`locate`] through a line index (one look-up per meter stays cheap with 10,000 meters).
-fn locate_in(
-    index: &crate::textpos::LineIndex,
-    file: &str,
-    text: &str,
-    span: Range<usize>,
-    message: impl Into<String>,
-) -> Located {
-    let (line, column) = index.line_col(text, span.start);
-    Located {
-        file: file.to_string(),
-        line,
-        column,
-        message: message.into(),
-    }
-}
+pub use crate::textpos::{line_col, Located};
+use crate::textpos::{locate, locate_in};
 
 /// A 128-bit AES meter key. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -703,7 +639,7 @@ pub struct Config {
     /// From `[[meter]]` and the key file, merged; ids unique.
     pub meters: Vec<MeterConfig>,
     /// `[central]`: settings of `wmbusd central`.
-    pub central: Option<crate::central::CentralSection>,
+    pub central: Option<CentralSection>,
 }
 
 // ---- raw, as parsed -------------------------------------------------------------------------
@@ -731,7 +667,7 @@ struct RawConfig {
     #[serde(default)]
     meter: Vec<RawMeter>,
     #[serde(default)]
-    central: Option<crate::central::CentralSection>,
+    central: Option<CentralSection>,
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::master::{Target, Timing};
-use crate::config::{locate, Located};
+use crate::textpos::{locate, Located};
 use crate::wire::mbus::{SecondaryAddress, MAX_PRIMARY};
 
 /// Baud rates EN 13757-2 defines.
