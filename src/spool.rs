@@ -191,6 +191,8 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SpoolError
 }
 
 /// CRC-32 as in zlib/Ethernet (reflected polynomial 0xEDB88320), table built at compile time.
+// Const evaluation: an index out of range fails the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
 const CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -215,9 +217,9 @@ const CRC_TABLE: [u32; 256] = {
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in data {
-        let idx = ((crc ^ u32::from(b)) & 0xFF) as usize;
-        // idx < 256 by the mask above
-        crc = CRC_TABLE[idx] ^ (crc >> 8);
+        let idx = usize::from((crc as u8) ^ b);
+        // idx < 256 = the table's length: `get` never misses.
+        crc = CRC_TABLE.get(idx).copied().unwrap_or_default() ^ (crc >> 8);
     }
     !crc
 }
@@ -383,8 +385,9 @@ fn le32(b: &[u8], at: usize) -> u32 {
 /// The body length of a valid header at the start of `buf` (marker, header CRC, plausible
 /// length), else why not.
 fn header_len(buf: &[u8]) -> Result<usize, RecordError> {
-    let header = buf
+    let header: &[u8; RECORD_HEADER] = buf
         .get(..RECORD_HEADER)
+        .and_then(|h| h.try_into().ok())
         .ok_or_else(|| RecordError::Header(format!("short header ({} bytes)", buf.len())))?;
     if header[..4] != RECORD_MAGIC {
         return Err(RecordError::Header("no record marker".into()));
@@ -655,6 +658,9 @@ fn read_ack_log(path: &Path) -> Result<AckLog, SpoolError> {
     }
     let mut log = AckLog::default();
     for chunk in data.chunks_exact(ACK_RECORD) {
+        let Ok(chunk) = <&[u8; ACK_RECORD]>::try_from(chunk) else {
+            break;
+        };
         let mut crc_bytes = [0u8; 4];
         crc_bytes.copy_from_slice(&chunk[9..13]);
         if crc32(&chunk[..9]) != u32::from_le_bytes(crc_bytes) {
@@ -1586,7 +1592,7 @@ impl SpoolHandle {
                 durable = 0;
             }
         }
-        self.note_outcome(&valid[durable..], error.as_ref());
+        self.note_outcome(valid.get(durable..).unwrap_or_default(), error.as_ref());
         self.notify.notify_one();
         durable
     }
