@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -803,7 +804,7 @@ fn section_problems(raw: &RawConfig) -> Vec<String> {
     }
 
     if let Err(e) = raw.billing.validate() {
-        unplaced.push(e);
+        unplaced.push(e.to_string());
     }
     if let Some(store) = &raw.store {
         if let Some(url) = store
@@ -870,37 +871,29 @@ fn parse_meters(
             continue;
         }
         seen.insert(id.clone(), id_at.clone());
-        let (key, key_at) = match &m.key {
-            None => (None, None),
-            Some(k) => match MeterKey::from_hex(k.get_ref().expose()) {
-                Ok(key) => (Some(key), Some(locate_in(&index, name, text, k.span(), ""))),
-                Err(msg) => {
-                    errors.push(locate_in(
-                        &index,
-                        name,
-                        text,
-                        k.span(),
-                        format!("meter {id}: {msg}"),
-                    ));
-                    continue;
-                }
-            },
+        let at = |span: Range<usize>, msg: String| locate_in(&index, name, text, span, msg);
+        let key = m.key.as_ref().map(|k| {
+            MeterKey::from_hex(k.get_ref().expose())
+                .map(|key| (key, at(k.span(), String::new())))
+                .map_err(|msg| at(k.span(), format!("meter {id}: {msg}")))
+        });
+        let (key, key_at) = match key.transpose() {
+            Ok(found) => found.unzip(),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
         };
-        let publish = match &m.publish {
-            None => PublishPolicy::Every,
-            Some(p) => match PublishPolicy::parse(p.get_ref()) {
-                Ok(policy) => policy,
-                Err(msg) => {
-                    errors.push(locate_in(
-                        &index,
-                        name,
-                        text,
-                        p.span(),
-                        format!("meter {id}: {msg}"),
-                    ));
-                    continue;
-                }
-            },
+        let publish = m.publish.as_ref().map_or(Ok(PublishPolicy::Every), |p| {
+            PublishPolicy::parse(p.get_ref())
+                .map_err(|msg| at(p.span(), format!("meter {id}: {msg}")))
+        });
+        let publish = match publish {
+            Ok(policy) => policy,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
         };
         out.push(ParsedMeter {
             meter: MeterConfig {
