@@ -10,6 +10,15 @@
 //! slot's row with each later reading of the slot, so the file is the one that every-minute
 //! traffic leaves behind, generated 15 times faster. `WMBUSD_BENCH_METERS`,
 //! `WMBUSD_BENCH_DAYS`, `WMBUSD_BENCH_TELEGRAMS` change the sizes.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -37,46 +37,14 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
+mod central;
+
+pub use self::central::CentralSection;
+
 use crate::billing::settings::{BillingSection, StoreSection, Thresholds};
 use crate::frame::LinkMode;
 use crate::mqtt::{MqttConfig, TlsConfig};
 use crate::spool::{FsyncPolicy, SpoolConfig};
-
-/// A configuration problem at a position in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    pub file: String,
-    /// 1-based.
-    pub line: usize,
-    /// 1-based, in characters.
-    pub column: usize,
-    pub message: String,
-}
-
-impl Located {
-    /// A problem of a whole section (line 0: no position to show).
-    fn unplaced(file: &str, message: String) -> Located {
-        Located {
-            file: file.to_string(),
-            line: 0,
-            column: 0,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for Located {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
-        }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -110,39 +78,8 @@ impl ConfigError {
     }
 }
 
-pub use crate::textpos::line_col;
-
-pub(crate) fn locate(
-    file: &str,
-    text: &str,
-    span: Range<usize>,
-    message: impl Into<String>,
-) -> Located {
-    let (line, column) = line_col(text, span.start);
-    Located {
-        file: file.to_string(),
-        line,
-        column,
-        message: message.into(),
-    }
-}
-
-/// [`locate`] through a line index (one look-up per meter stays cheap with 10,000 meters).
-fn locate_in(
-    index: &crate::textpos::LineIndex,
-    file: &str,
-    text: &str,
-    span: Range<usize>,
-    message: impl Into<String>,
-) -> Located {
-    let (line, column) = index.line_col(text, span.start);
-    Located {
-        file: file.to_string(),
-        line,
-        column,
-        message: message.into(),
-    }
-}
+pub use crate::textpos::{line_col, Located};
+use crate::textpos::{locate, locate_in};
 
 /// A 128-bit AES meter key. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -723,7 +660,7 @@ pub struct Config {
     /// From `[[meter]]` and the key file, merged; ids unique.
     pub meters: Vec<MeterConfig>,
     /// `[central]`: settings of `wmbusd central`.
-    pub central: Option<crate::central::CentralSection>,
+    pub central: Option<CentralSection>,
     /// `[homeassistant]`: MQTT discovery of the configured meters.
     pub homeassistant: Option<HomeAssistantSection>,
 }
@@ -753,7 +690,7 @@ struct RawConfig {
     #[serde(default)]
     meter: Vec<RawMeter>,
     #[serde(default)]
-    central: Option<crate::central::CentralSection>,
+    central: Option<CentralSection>,
     #[serde(default)]
     homeassistant: Option<HomeAssistantSection>,
 }
@@ -899,7 +836,7 @@ fn section_problems(raw: &RawConfig) -> Vec<String> {
     }
 
     if let Err(e) = raw.billing.validate() {
-        unplaced.push(e);
+        unplaced.push(e.to_string());
     }
     if let Some(store) = &raw.store {
         if let Some(url) = store
@@ -966,37 +903,29 @@ fn parse_meters(
             continue;
         }
         seen.insert(id.clone(), id_at.clone());
-        let (key, key_at) = match &m.key {
-            None => (None, None),
-            Some(k) => match MeterKey::from_hex(k.get_ref().expose()) {
-                Ok(key) => (Some(key), Some(locate_in(&index, name, text, k.span(), ""))),
-                Err(msg) => {
-                    errors.push(locate_in(
-                        &index,
-                        name,
-                        text,
-                        k.span(),
-                        format!("meter {id}: {msg}"),
-                    ));
-                    continue;
-                }
-            },
+        let at = |span: Range<usize>, msg: String| locate_in(&index, name, text, span, msg);
+        let key = m.key.as_ref().map(|k| {
+            MeterKey::from_hex(k.get_ref().expose())
+                .map(|key| (key, at(k.span(), String::new())))
+                .map_err(|msg| at(k.span(), format!("meter {id}: {msg}")))
+        });
+        let (key, key_at) = match key.transpose() {
+            Ok(found) => found.unzip(),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
         };
-        let publish = match &m.publish {
-            None => PublishPolicy::Every,
-            Some(p) => match PublishPolicy::parse(p.get_ref()) {
-                Ok(policy) => policy,
-                Err(msg) => {
-                    errors.push(locate_in(
-                        &index,
-                        name,
-                        text,
-                        p.span(),
-                        format!("meter {id}: {msg}"),
-                    ));
-                    continue;
-                }
-            },
+        let publish = m.publish.as_ref().map_or(Ok(PublishPolicy::Every), |p| {
+            PublishPolicy::parse(p.get_ref())
+                .map_err(|msg| at(p.span(), format!("meter {id}: {msg}")))
+        });
+        let publish = match publish {
+            Ok(policy) => policy,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
         };
         out.push(ParsedMeter {
             meter: MeterConfig {
@@ -1054,173 +983,49 @@ impl Config {
         let mut unplaced = section_problems(&raw);
 
         let gateway_id = raw.gateway.id.get_ref().clone();
-        if let Err(msg) = validate_topic_part("gateway id", &gateway_id).and_then(|_| {
-            if gateway_id.contains('/') {
-                Err(format!("gateway id '{gateway_id}' must not contain '/'"))
-            } else {
-                Ok(())
-            }
-        }) {
+        if let Err(msg) = validate_gateway_id(&gateway_id) {
             errors.push(locate(name, text, raw.gateway.id.span(), msg));
         }
-
-        let mut radios = Vec::new();
-        for r in raw.radio {
-            let Some(driver) = RadioDriver::parse(r.driver.get_ref()) else {
-                errors.push(locate(
-                    name,
-                    text,
-                    r.driver.span(),
-                    format!(
-                        "unknown radio driver '{}', expected one of {}",
-                        r.driver.get_ref().escape_default(),
-                        RadioDriver::NAMES.join(", ")
-                    ),
-                ));
-                continue;
-            };
-            let mut modes = Vec::new();
-            for m in &r.modes {
-                match LinkMode::parse(m.get_ref()) {
-                    // No supported dongle receives N-mode (169 MHz); accepting it would
-                    // start a radio that can never hear anything.
-                    Some(LinkMode::N1) => errors.push(locate(
-                        name,
-                        text,
-                        m.span(),
-                        "link mode N1 (169 MHz) is not received by any supported radio; \
-                         use S1, T1, C1 or C1+T1",
-                    )),
-                    Some(mode) => modes.push(mode),
-                    None => errors.push(locate(
-                        name,
-                        text,
-                        m.span(),
-                        format!(
-                            "unknown link mode '{}', expected one of S1, T1, C1, C1+T1",
-                            m.get_ref().escape_default()
-                        ),
-                    )),
-                }
-            }
-            let tcp = r.device.as_deref().is_some_and(|d| d.starts_with("tcp://"));
-            if tcp
-                && matches!(
-                    driver,
-                    RadioDriver::Auto | RadioDriver::Replay | RadioDriver::RtlWmbus
-                )
-            {
-                errors.push(locate(
-                    name,
-                    text,
-                    r.driver.span(),
-                    format!(
-                        "a tcp:// device needs the dongle's driver (im871a, amb8465 or cul), not '{}'",
-                        driver.as_str()
-                    ),
-                ));
-            }
-            if r.device.is_none() && driver != RadioDriver::Auto {
-                errors.push(locate(
-                    name,
-                    text,
-                    r.driver.span(),
-                    format!("radio driver '{}' needs a 'device'", driver.as_str()),
-                ));
-            }
-            if let Some(b) = &r.baud {
-                if *b.get_ref() == 0 {
-                    errors.push(locate(name, text, b.span(), "baud must be above zero"));
-                }
-            }
-            let clock_recorded = match r.clock.as_ref().map(|c| c.get_ref().as_str()) {
-                None | Some("wall") => false,
-                Some("recorded") if driver == RadioDriver::Replay => true,
-                Some(other) => {
-                    let message = if other == "recorded" {
-                        "clock = \"recorded\" needs driver = \"replay\"".to_owned()
-                    } else {
-                        format!(
-                            "unknown clock '{}', expected \"wall\" or \"recorded\"",
-                            other.escape_default()
-                        )
-                    };
-                    let span = r.clock.as_ref().map_or(0..0, |c| c.span());
-                    errors.push(locate(name, text, span, message));
-                    false
-                }
-            };
-            radios.push(RadioConfig {
-                driver,
-                device: r.device,
-                modes,
-                baud: r.baud.map(|b| b.into_inner()),
-                watchdog_secs: r.watchdog_secs,
-                replay_interval_ms: r.replay_interval_ms,
-                clock_recorded,
-            });
-        }
-
-        let buses = crate::bus::config::validate(raw.bus, name, text, &mut errors);
-
+        let radios = std::mem::take(&mut raw.radio)
+            .into_iter()
+            .filter_map(|r| parse_radio(r, name, text, &mut errors))
+            .collect();
+        let buses =
+            crate::bus::config::validate(std::mem::take(&mut raw.bus), name, text, &mut errors);
         if let Some(store) = &mut raw.store {
-            if let Some(path) = store
-                .url
-                .as_deref()
-                .and_then(|u| u.strip_prefix("sqlite://"))
-            {
-                store.path = PathBuf::from(path);
-            }
+            store_path_from_url(store);
         }
-        let mode = match raw.gateway.mode {
+        let mode = match raw.gateway.mode.take() {
             Some(m) => m.resolve().unwrap_or_else(|e| {
                 unplaced.push(e);
                 GatewayMode::default()
             }),
             None => GatewayMode::default(),
         };
-        let (mut meters, meter_errors) = parse_meters(raw.meter, name, text, KeySource::Config);
-        errors.extend(meter_errors);
-
-        if errors.is_empty() && unplaced.len() == 1 {
-            let message = unplaced.remove(0);
-            return Err(ConfigError::Invalid {
-                file: name.to_string(),
-                message,
-            });
-        }
-        errors.extend(
-            unplaced
-                .into_iter()
-                .map(|message| Located::unplaced(name, message)),
+        let (mut meters, meter_errors) = parse_meters(
+            std::mem::take(&mut raw.meter),
+            name,
+            text,
+            KeySource::Config,
         );
-        match errors.len() {
-            0 => {}
-            1 => return Err(ConfigError::At(errors.remove(0))),
-            _ => return Err(ConfigError::Many(errors)),
-        }
+        errors.extend(meter_errors);
+        all_problems(name, errors, unplaced)?;
 
-        let key_file = raw.gateway.key_file.map(|p| match base {
+        let key_file = raw.gateway.key_file.take().map(|p| match base {
             Some(b) if p.is_relative() => b.join(p),
             _ => p,
         });
         if let Some(path) = &key_file {
             merge_key_file(&mut meters, path)?;
         }
-        let drivers_dir = match (raw.gateway.drivers_dir, base) {
-            (Some(p), Some(b)) if p.is_relative() => DriversDir::Configured(b.join(p)),
-            (Some(p), _) => DriversDir::Configured(p),
-            (None, Some(b)) => DriversDir::Default(b.join("drivers.d")),
-            (None, None) => DriversDir::None,
+        let gateway = GatewayConfig {
+            id: gateway_id,
+            key_file,
+            drivers_dir: drivers_dir(raw.gateway.drivers_dir.take(), base),
+            mode,
         };
-
         Ok(Config {
-            gateway: GatewayConfig {
-                id: gateway_id,
-                key_file,
-                drivers_dir,
-                mode,
-            },
+            gateway,
             radios,
             buses,
             mqtt: raw.mqtt,
@@ -1250,6 +1055,170 @@ impl Config {
             .map(|m| m.to_mqtt_config(&self.gateway.id))
             .transpose()
     }
+}
+
+fn validate_gateway_id(id: &str) -> Result<(), String> {
+    validate_topic_part("gateway id", id)?;
+    if id.contains('/') {
+        return Err(format!("gateway id '{id}' must not contain '/'"));
+    }
+    Ok(())
+}
+
+/// `url = "sqlite://PATH"` names the store's file.
+fn store_path_from_url(store: &mut StoreSection) {
+    if let Some(path) = store
+        .url
+        .as_deref()
+        .and_then(|u| u.strip_prefix("sqlite://"))
+    {
+        store.path = PathBuf::from(path);
+    }
+}
+
+/// `drivers_dir` as configured (relative to the main file), else `drivers.d` beside it.
+fn drivers_dir(configured: Option<PathBuf>, base: Option<&Path>) -> DriversDir {
+    match (configured, base) {
+        (Some(p), Some(b)) if p.is_relative() => DriversDir::Configured(b.join(p)),
+        (Some(p), _) => DriversDir::Configured(p),
+        (None, Some(b)) => DriversDir::Default(b.join("drivers.d")),
+        (None, None) => DriversDir::None,
+    }
+}
+
+/// Every problem found, as one error; a single problem without a position stays `Invalid`.
+fn all_problems(
+    name: &str,
+    mut errors: Vec<Located>,
+    mut unplaced: Vec<String>,
+) -> Result<(), ConfigError> {
+    if errors.is_empty() && unplaced.len() == 1 {
+        if let Some(message) = unplaced.pop() {
+            return Err(ConfigError::Invalid {
+                file: name.to_string(),
+                message,
+            });
+        }
+    }
+    errors.extend(
+        unplaced
+            .into_iter()
+            .map(|message| Located::unplaced(name, message)),
+    );
+    errors_or((), errors)
+}
+
+/// One `[[radio]]` table; `None` when its driver is unknown. Problems go to `errors`.
+fn parse_radio(
+    r: RawRadio,
+    name: &str,
+    text: &str,
+    errors: &mut Vec<Located>,
+) -> Option<RadioConfig> {
+    let Some(driver) = RadioDriver::parse(r.driver.get_ref()) else {
+        errors.push(locate(
+            name,
+            text,
+            r.driver.span(),
+            format!(
+                "unknown radio driver '{}', expected one of {}",
+                r.driver.get_ref().escape_default(),
+                RadioDriver::NAMES.join(", ")
+            ),
+        ));
+        return None;
+    };
+    let modes = parse_modes(&r.modes, name, text, errors);
+    let driver_at = |message: String| locate(name, text, r.driver.span(), message);
+    let tcp = r.device.as_deref().is_some_and(|d| d.starts_with("tcp://"));
+    if tcp
+        && matches!(
+            driver,
+            RadioDriver::Auto | RadioDriver::Replay | RadioDriver::RtlWmbus
+        )
+    {
+        errors.push(driver_at(format!(
+            "a tcp:// device needs the dongle's driver (im871a, amb8465 or cul), not '{}'",
+            driver.as_str()
+        )));
+    }
+    if r.device.is_none() && driver != RadioDriver::Auto {
+        errors.push(driver_at(format!(
+            "radio driver '{}' needs a 'device'",
+            driver.as_str()
+        )));
+    }
+    if let Some(b) = r.baud.as_ref().filter(|b| *b.get_ref() == 0) {
+        errors.push(locate(name, text, b.span(), "baud must be above zero"));
+    }
+    let clock_recorded = parse_clock(r.clock.as_ref(), driver, name, text, errors);
+    Some(RadioConfig {
+        driver,
+        device: r.device,
+        modes,
+        baud: r.baud.map(|b| b.into_inner()),
+        watchdog_secs: r.watchdog_secs,
+        replay_interval_ms: r.replay_interval_ms,
+        clock_recorded,
+    })
+}
+
+/// A radio's `modes`; N1 and unknown names are problems.
+fn parse_modes(
+    modes: &[Spanned<String>],
+    name: &str,
+    text: &str,
+    errors: &mut Vec<Located>,
+) -> Vec<LinkMode> {
+    let mut out = Vec::new();
+    for m in modes {
+        match LinkMode::parse(m.get_ref()) {
+            // No supported dongle receives N-mode (169 MHz); accepting it would
+            // start a radio that can never hear anything.
+            Some(LinkMode::N1) => errors.push(locate(
+                name,
+                text,
+                m.span(),
+                "link mode N1 (169 MHz) is not received by any supported radio; \
+                 use S1, T1, C1 or C1+T1",
+            )),
+            Some(mode) => out.push(mode),
+            None => errors.push(locate(
+                name,
+                text,
+                m.span(),
+                format!(
+                    "unknown link mode '{}', expected one of S1, T1, C1, C1+T1",
+                    m.get_ref().escape_default()
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// `clock`: `"wall"` (default) or `"recorded"` (replay only); true for recorded.
+fn parse_clock(
+    clock: Option<&Spanned<String>>,
+    driver: RadioDriver,
+    name: &str,
+    text: &str,
+    errors: &mut Vec<Located>,
+) -> bool {
+    let Some(clock) = clock else {
+        return false;
+    };
+    let message = match clock.get_ref().as_str() {
+        "wall" => return false,
+        "recorded" if driver == RadioDriver::Replay => return true,
+        "recorded" => "clock = \"recorded\" needs driver = \"replay\"".to_owned(),
+        other => format!(
+            "unknown clock '{}', expected \"wall\" or \"recorded\"",
+            other.escape_default()
+        ),
+    };
+    errors.push(locate(name, text, clock.span(), message));
+    false
 }
 
 /// Parses a key file's text (`[[key]]` tables): every entry with its key, or every problem

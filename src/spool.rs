@@ -191,6 +191,8 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SpoolError
 }
 
 /// CRC-32 as in zlib/Ethernet (reflected polynomial 0xEDB88320), table built at compile time.
+// Const evaluation: an index out of range fails the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
 const CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut i = 0;
@@ -215,9 +217,9 @@ const CRC_TABLE: [u32; 256] = {
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in data {
-        let idx = ((crc ^ u32::from(b)) & 0xFF) as usize;
-        // idx < 256 by the mask above
-        crc = CRC_TABLE[idx] ^ (crc >> 8);
+        let idx = usize::from((crc as u8) ^ b);
+        // idx < 256 = the table's length: `get` never misses.
+        crc = CRC_TABLE.get(idx).copied().unwrap_or_default() ^ (crc >> 8);
     }
     !crc
 }
@@ -383,8 +385,9 @@ fn le32(b: &[u8], at: usize) -> u32 {
 /// The body length of a valid header at the start of `buf` (marker, header CRC, plausible
 /// length), else why not.
 fn header_len(buf: &[u8]) -> Result<usize, RecordError> {
-    let header = buf
+    let header: &[u8; RECORD_HEADER] = buf
         .get(..RECORD_HEADER)
+        .and_then(|h| h.try_into().ok())
         .ok_or_else(|| RecordError::Header(format!("short header ({} bytes)", buf.len())))?;
     if header[..4] != RECORD_MAGIC {
         return Err(RecordError::Header("no record marker".into()));
@@ -655,6 +658,9 @@ fn read_ack_log(path: &Path) -> Result<AckLog, SpoolError> {
     }
     let mut log = AckLog::default();
     for chunk in data.chunks_exact(ACK_RECORD) {
+        let Ok(chunk) = <&[u8; ACK_RECORD]>::try_from(chunk) else {
+            break;
+        };
         let mut crc_bytes = [0u8; 4];
         crc_bytes.copy_from_slice(&chunk[9..13]);
         if crc32(&chunk[..9]) != u32::from_le_bytes(crc_bytes) {
@@ -693,6 +699,67 @@ struct Staged {
     item: usize,
 }
 
+/// The segments of `dir` in order, each scanned and recovered (see [`Spool::open`]).
+fn recover_segments(dir: &Path, stats: &mut SpoolStats) -> Result<VecDeque<Segment>, SpoolError> {
+    let mut bases = Vec::new();
+    for dirent in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let dirent = dirent.map_err(io_err("list", dir))?;
+        if let Some(base) = dirent.file_name().to_str().and_then(parse_segment_name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    let mut segments = VecDeque::new();
+    let mut min_seq = 0u64;
+    for base in bases {
+        let path = dir.join(segment_name(base));
+        let scan = scan_segment(&path, min_seq.max(base))?;
+        recover_segment(dir, &path, &scan, stats)?;
+        if let Some(last) = scan.entries.last() {
+            min_seq = last.seq.saturating_add(1);
+        }
+        segments.push_back(Segment {
+            base,
+            path,
+            bytes: scan.valid_len,
+            entries: scan.entries,
+            legacy: scan.legacy,
+        });
+    }
+    Ok(segments)
+}
+
+/// A new, empty segment starting at `base` (its name made durable in the directory).
+fn new_segment(dir: &Path, base: u64) -> Result<Segment, SpoolError> {
+    let path = dir.join(segment_name(base));
+    File::create(&path).map_err(io_err("create", &path))?;
+    fsync_dir(dir)?;
+    Ok(Segment {
+        base,
+        path,
+        bytes: 0,
+        entries: Vec::new(),
+        legacy: false,
+    })
+}
+
+/// The ack log for appending, cut to its `valid_len` sound bytes.
+fn open_ack_log(path: &Path, valid_len: u64) -> Result<File, SpoolError> {
+    let ack_log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    // Drop a torn ack record so new ones stay 13-byte aligned.
+    let ack_len = ack_log.metadata().map_err(io_err("stat", path))?.len();
+    if ack_len != valid_len {
+        ack_log
+            .set_len(valid_len)
+            .map_err(io_err("truncate", path))?;
+    }
+    Ok(ack_log)
+}
+
 impl Spool {
     /// Opens (creating if needed) the spool in `cfg.dir`, recovering from a crash: torn tails
     /// are truncated, damaged records in the middle quarantined and skipped, fully
@@ -702,36 +769,10 @@ impl Spool {
         fs::create_dir_all(&cfg.dir).map_err(io_err("create directory", &cfg.dir))?;
         let lock = lock_dir(&cfg.dir)?;
 
-        let mut bases = Vec::new();
-        for dirent in fs::read_dir(&cfg.dir).map_err(io_err("list", &cfg.dir))? {
-            let dirent = dirent.map_err(io_err("list", &cfg.dir))?;
-            if let Some(base) = dirent.file_name().to_str().and_then(parse_segment_name) {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-
         let ack_path = cfg.dir.join(ACK_LOG);
         let acks = read_ack_log(&ack_path)?;
         let mut stats = SpoolStats::default();
-        let mut segments = VecDeque::new();
-        let mut min_seq = 0u64;
-        for base in bases {
-            let path = cfg.dir.join(segment_name(base));
-            let scan = scan_segment(&path, min_seq.max(base))?;
-            recover_segment(&cfg.dir, &path, &scan, &mut stats)?;
-            if let Some(last) = scan.entries.last() {
-                min_seq = last.seq.saturating_add(1);
-            }
-            segments.push_back(Segment {
-                base,
-                path,
-                bytes: scan.valid_len,
-                entries: scan.entries,
-                legacy: scan.legacy,
-            });
-        }
-
+        let mut segments = recover_segments(&cfg.dir, &mut stats)?;
         let last_seen = segments
             .iter()
             .filter_map(|s| s.last_seq().map(|q| q.saturating_add(1)))
@@ -753,16 +794,7 @@ impl Spool {
             other => {
                 // A legacy segment is kept as a closed one; new records start a new segment.
                 segments.extend(other);
-                let path = cfg.dir.join(segment_name(next_seq));
-                File::create(&path).map_err(io_err("create", &path))?;
-                fsync_dir(&cfg.dir)?;
-                Segment {
-                    base: next_seq,
-                    path,
-                    bytes: 0,
-                    entries: Vec::new(),
-                    legacy: false,
-                }
+                new_segment(&cfg.dir, next_seq)?
             }
         };
         let active = OpenOptions::new()
@@ -770,19 +802,7 @@ impl Spool {
             .open(&active_seg.path)
             .map_err(io_err("open", &active_seg.path))?;
 
-        let ack_log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&ack_path)
-            .map_err(io_err("open", &ack_path))?;
-        // Drop a torn ack record so new ones stay 13-byte aligned.
-        let ack_len = ack_log.metadata().map_err(io_err("stat", &ack_path))?.len();
-        if ack_len != acks.valid_len {
-            ack_log
-                .set_len(acks.valid_len)
-                .map_err(io_err("truncate", &ack_path))?;
-        }
-
+        let ack_log = open_ack_log(&ack_path, acks.valid_len)?;
         let mut spool = Spool {
             cfg,
             closed: segments,
@@ -1586,7 +1606,7 @@ impl SpoolHandle {
                 durable = 0;
             }
         }
-        self.note_outcome(&valid[durable..], error.as_ref());
+        self.note_outcome(valid.get(durable..).unwrap_or_default(), error.as_ref());
         self.notify.notify_one();
         durable
     }

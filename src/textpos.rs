@@ -1,5 +1,7 @@
 //! Positions in configuration and definition files, for `file:line:column` errors.
 
+use std::ops::Range;
+
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -43,6 +45,70 @@ impl LineIndex {
             .unwrap_or(0);
         let column = text.get(start..offset).unwrap_or_default().chars().count() + 1;
         (line, column)
+    }
+}
+
+/// A problem at a position in a configuration or definition file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl Located {
+    /// A problem of a whole section (line 0: no position to show).
+    pub fn unplaced(file: &str, message: String) -> Located {
+        Located {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// The problem `message` at byte `span.start` of `text` (the file `file`).
+pub fn locate(file: &str, text: &str, span: Range<usize>, message: impl Into<String>) -> Located {
+    let (line, column) = line_col(text, span.start);
+    Located {
+        file: file.to_string(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// [`locate`] through a line index (one look-up per meter stays cheap with 10,000 meters).
+pub fn locate_in(
+    index: &LineIndex,
+    file: &str,
+    text: &str,
+    span: Range<usize>,
+    message: impl Into<String>,
+) -> Located {
+    let (line, column) = index.line_col(text, span.start);
+    Located {
+        file: file.to_string(),
+        line,
+        column,
+        message: message.into(),
     }
 }
 

@@ -4,6 +4,15 @@
 //! reason, exit status 1 and nothing written; the imported names and media then in the
 //! report of a month replayed through the daemon.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

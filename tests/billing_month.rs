@@ -4,6 +4,15 @@
 //! independently of the billing code. A kill -9 in the middle of a replay must leave a
 //! sound store that holds every reading the broker received, and unchanged closes.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

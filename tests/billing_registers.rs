@@ -4,6 +4,15 @@
 //! close value, consumption and the period's maximum power checked against values
 //! converted and interpolated here.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

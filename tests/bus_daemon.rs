@@ -2,6 +2,15 @@
 //! both on real pseudo terminals, publishing to a real mosquitto: both kinds of readings
 //! reach MQTT and the health document, and a dead slave is `missing` there.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

@@ -5,6 +5,15 @@
 //! Timing: the pty does not slow bytes down, so tests run at 38400 baud (330 bit times =
 //! 8.6 ms + 50 ms). The 2400-baud scan figure is the ignored `scan_250_addresses_at_2400`.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,15 @@
 //! frames through an MQTT 5 shared subscription on a real mosquitto and store them in a
 //! real PostgreSQL. Every telegram is stored once with the right receivers and published
 //! once; killing one instance mid-stream loses nothing.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

@@ -1,4 +1,13 @@
 //! `wmbusd decode` as a user runs it: arguments, stdin, exit status, error lines, keys.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

@@ -7,6 +7,15 @@
 //!   conversion; separately for wired M-Bus long frames.
 //!
 //! Run with `cargo test --test conformance -- --nocapture` to see the report.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::collections::BTreeMap;
 

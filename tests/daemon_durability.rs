@@ -7,6 +7,15 @@
 //! (the broker took it, which is when the spool may forget it). With the reading store on,
 //! each of those must also be in the store, whose file must pass `PRAGMA integrity_check`.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

@@ -3,6 +3,15 @@
 //!
 //! `bench_daemon` is `#[ignore]`d: it is the benchmark behind `scripts/measure-daemon.sh`.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

@@ -1,5 +1,14 @@
 //! The worked vectors of the protocol reference, decoded end to end through the public
 //! decoder, and every failure class produced on purpose.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use wmbusd::decode::{Decoder, FailureKind};
 use wmbusd::frame::{parse_hex, RadioFrame};

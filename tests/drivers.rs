@@ -1,5 +1,14 @@
 //! Manufacturer drivers: built-in definitions load, their fields equal the reference
 //! decoder's values on real corpus telegrams, and drop-in definitions work from the CLI.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

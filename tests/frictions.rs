@@ -1,5 +1,14 @@
 //! The frictions of issue 17 as a new user meets them, one test each: logs, the systemd
 //! unit, key file modes, check-config, keys import, `decode -`, options and defaults.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

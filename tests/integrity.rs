@@ -2,6 +2,15 @@
 //! built in format A and B with correct CRCs decodes to the records of its CRC-less form;
 //! one flipped bit in any CRC-protected block is an error, never a reading; bytes after
 //! the frame's end are reported, never parsed; damaged wired frames are errors.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use proptest::prelude::*;
 use wmbusd::decode::{Decoder, FailureKind};

@@ -2,6 +2,15 @@
 //! (JSON lines and the live table on a real terminal), `wmbusd probe`, and the daemon's
 //! meter alarms on a real mosquitto broker.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

@@ -2,6 +2,15 @@
 //! initialisation, exact canonical frames and RSSI, garbage and truncated frames,
 //! unplug and replug under a stable path, and probing.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,6 +2,15 @@
 //! replayed one (old message counter) rejected as `replay` by the pipeline, the daemon
 //! (real mosquitto, state across restarts), `listen` and `decode --explain`.
 #![cfg(feature = "daemon")]
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

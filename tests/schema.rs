@@ -3,6 +3,15 @@
 //! the full and the compact payload, with raw frames on. Every schema is closed
 //! (`additionalProperties: false`), so a payload that changes without its schema fails
 //! here; a deliberately broken payload must fail too.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

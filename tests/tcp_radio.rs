@@ -2,6 +2,15 @@
 //! ser2net or an Ethernet-serial converter puts it on the network. The server is the
 //! project's dongle simulator on a pseudo-terminal, bridged to a TCP port. The daemon's
 //! radio state goes `running` -> `reopening` while the server is gone -> `running`.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

@@ -222,11 +222,13 @@ fn leak(track: &Track, n: u32, flag: bool) -> Option<Option<String>> {
         return None;
     }
     let recent: Vec<&(i64, f64)> = track.hours.iter().rev().take(n + 1).collect();
-    let consecutive = recent.windows(2).all(|w| w[0].0 == w[1].0 + 1);
+    // (newer, older) pairs of neighbouring hours.
+    let pairs = || recent.iter().zip(recent.iter().skip(1));
+    let consecutive = pairs().all(|(newer, older)| newer.0 == older.0 + 1);
     if !consecutive {
         return None;
     }
-    let always = recent.windows(2).all(|w| w[0].1 > w[1].1);
+    let always = pairs().all(|(newer, older)| newer.1 > older.1);
     Some(always.then(|| format!("consumption in each of the last {n} hours")))
 }
 
@@ -237,10 +239,12 @@ fn overuse(track: &Track, factor: f64) -> Option<Option<String>> {
     if days.len() < 3 {
         return None;
     }
+    // Consumption of each day whose day before is known: (day, its reading − the last).
     let used: Vec<(i64, f64)> = days
-        .windows(2)
-        .filter(|w| w[1].0 == w[0].0 + 1)
-        .map(|w| (w[1].0, w[1].1 - w[0].1))
+        .iter()
+        .zip(days.iter().skip(1))
+        .filter(|(before, day)| day.0 == before.0 + 1)
+        .map(|(before, day)| (day.0, day.1 - before.1))
         .collect();
     let today = days.last()?.0;
     let (last_day, last_use) = *used.iter().rev().find(|(d, _)| *d < today)?;

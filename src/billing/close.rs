@@ -236,10 +236,13 @@ pub fn median(values: &[f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
+    let upper = v.get(n / 2).copied().unwrap_or_default();
     if n % 2 == 1 {
-        v[n / 2]
+        upper
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        // n is even and not zero: n / 2 - 1 is the lower middle.
+        let lower = v.get(n / 2 - 1).copied().unwrap_or(upper);
+        (lower + upper) / 2.0
     }
 }
 

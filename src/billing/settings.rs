@@ -166,39 +166,58 @@ impl Default for BillingSection {
     }
 }
 
+/// Why `[billing]` or a set of alarm thresholds is unusable (the configuration places it).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("billing: first_month {0} must be 1..12")]
+    FirstMonth(u32),
+    #[error("billing: deadline_day {0} must be 1..28 (every month has it)")]
+    DeadlineDay(u32),
+    #[error("billing: timezone {0:?} is not a known IANA time zone (e.g. \"Europe/Oslo\")")]
+    Timezone(String),
+    #[error("billing: max_gap_hours must be above zero")]
+    MaxGap,
+    #[error("billing: min_coverage must be between 0 and 1")]
+    MinCoverage,
+    #[error("billing: max_factor must be above 1")]
+    MaxFactor,
+    #[error("billing.alarms.{medium}: {source}")]
+    MediumAlarms {
+        medium: String,
+        #[source]
+        source: Box<SettingsError>,
+    },
+    /// A threshold (`leak_hours`, `burst_m3h`, ...) that must be above zero.
+    #[error("{0} must be above zero")]
+    NotPositive(&'static str),
+}
+
 impl BillingSection {
     /// Why the section is unusable, if it is.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         if !(1..=12).contains(&self.first_month) {
-            return Err(format!(
-                "billing: first_month {} must be 1..12",
-                self.first_month
-            ));
+            return Err(SettingsError::FirstMonth(self.first_month));
         }
         if !(1..=28).contains(&self.deadline_day) {
-            return Err(format!(
-                "billing: deadline_day {} must be 1..28 (every month has it)",
-                self.deadline_day
-            ));
+            return Err(SettingsError::DeadlineDay(self.deadline_day));
         }
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
-            return Err(format!(
-                "billing: timezone {:?} is not a known IANA time zone (e.g. \"Europe/Oslo\")",
-                self.timezone
-            ));
+            return Err(SettingsError::Timezone(self.timezone.clone()));
         }
         if !(self.max_gap_hours.is_finite() && self.max_gap_hours > 0.0) {
-            return Err("billing: max_gap_hours must be above zero".into());
+            return Err(SettingsError::MaxGap);
         }
         if !(0.0..=1.0).contains(&self.min_coverage) {
-            return Err("billing: min_coverage must be between 0 and 1".into());
+            return Err(SettingsError::MinCoverage);
         }
         if !(self.max_factor.is_finite() && self.max_factor > 1.0) {
-            return Err("billing: max_factor must be above 1".into());
+            return Err(SettingsError::MaxFactor);
         }
         for (medium, t) in &self.alarms {
-            t.validate()
-                .map_err(|e| format!("billing.alarms.{medium}: {e}"))?;
+            t.validate().map_err(|e| SettingsError::MediumAlarms {
+                medium: medium.to_string(),
+                source: Box::new(e),
+            })?;
         }
         Ok(())
     }
@@ -240,13 +259,13 @@ impl Thresholds {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = |name: &str, v: Option<f64>| match v {
-            Some(v) if !(v.is_finite() && v > 0.0) => Err(format!("{name} must be above zero")),
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let positive = |name: &'static str, v: Option<f64>| match v {
+            Some(v) if !(v.is_finite() && v > 0.0) => Err(SettingsError::NotPositive(name)),
             _ => Ok(()),
         };
         if self.leak_hours == Some(0) {
-            return Err("leak_hours must be above zero".into());
+            return Err(SettingsError::NotPositive("leak_hours"));
         }
         positive("burst_m3h", self.burst_m3h)?;
         positive("stopped_days", self.stopped_days)?;

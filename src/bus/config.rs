@@ -18,7 +18,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::master::{Target, Timing};
-use crate::config::{locate, Located};
+use crate::textpos::{locate, Located};
 use crate::wire::mbus::{SecondaryAddress, MAX_PRIMARY};
 
 /// Baud rates EN 13757-2 defines.
@@ -113,6 +113,22 @@ pub fn validate(
     buses
 }
 
+/// The `meters` of a bus, each once.
+fn parse_meters(
+    listed: &[Spanned<toml::Value>],
+    err: &mut impl FnMut(std::ops::Range<usize>, String),
+) -> Vec<Target> {
+    let mut meters = Vec::new();
+    for m in listed {
+        match parse_meter(m.get_ref()) {
+            Ok(t) if meters.contains(&t) => err(m.span(), format!("{t} is listed twice")),
+            Ok(t) => meters.push(t),
+            Err(e) => err(m.span(), e),
+        }
+    }
+    meters
+}
+
 /// One `[[bus]]` table; `taken` are the buses before it (names must differ).
 fn validate_one(
     index: usize,
@@ -156,14 +172,7 @@ fn validate_one(
             default_interval
         }),
     };
-    let mut meters = Vec::new();
-    for m in &bus.meters {
-        match parse_meter(m.get_ref()) {
-            Ok(t) if meters.contains(&t) => err(m.span(), format!("{t} is listed twice")),
-            Ok(t) => meters.push(t),
-            Err(e) => err(m.span(), e),
-        }
-    }
+    let meters = parse_meters(&bus.meters, err);
     let missing_after = bus.missing_after.as_ref().map_or(3, |m| *m.get_ref());
     if let Some(m) = bus.missing_after.as_ref().filter(|m| *m.get_ref() == 0) {
         err(m.span(), "missing_after must be at least 1".to_owned());

@@ -519,7 +519,8 @@ pub fn describe(bytes: &[u8]) -> String {
     }
 }
 
-#[cfg(all(test, feature = "daemon"))]
+#[cfg(test)]
+#[cfg(feature = "daemon")]
 mod tests {
     use super::*;
     use crate::bus::sim::{identity, Fault, SimBus, SimSlave, SimTransport};

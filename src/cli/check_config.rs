@@ -84,41 +84,54 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
                     eprintln!("{l}");
                 }
             }
-            let n = located.len().max(1);
-            eprintln!(
-                "{}: {n} problem{} found; the daemon would not start",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            );
-            return ExitCode::from(EXIT_CONFIG);
+            return would_not_start(&path, located.len().max(1));
         }
     };
     let mut problems = 0usize;
-    let mqtt = match config.mqtt_config() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            problems += 1;
-            None
-        }
+    let mut report = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        problems += 1;
     };
-    let keys = match crate::daemon::key_store(&config) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            eprintln!("error: {e}");
-            problems += 1;
-            None
-        }
-    };
-    let drivers = match crate::daemon::driver_set(&config) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("error: {e}");
-            problems += 1;
-            None
-        }
-    };
+    let mqtt = config.mqtt_config().unwrap_or_else(|e| {
+        report(&e);
+        None
+    });
+    let keys = crate::daemon::key_store(&config)
+        .map_err(|e| report(&e))
+        .ok();
+    let drivers = crate::daemon::driver_set(&config)
+        .map_err(|e| report(&e))
+        .ok();
+    let warnings = radio_warnings(&config);
+    if problems > 0 {
+        return would_not_start(&path, problems);
+    }
+    println!("{}: ok", path.display());
+    print_summary(
+        &config,
+        mqtt.as_ref(),
+        drivers.as_ref().map_or(0, |d| d.len()),
+    );
+    if warnings > 0 {
+        println!("  warnings    {warnings}");
+    }
+    match (args.listen, keys, drivers) {
+        (Some(duration), Some(keys), Some(drivers)) => listen(&config, keys, drivers, duration),
+        _ => ExitCode::SUCCESS,
+    }
+}
 
+fn would_not_start(path: &Path, problems: usize) -> ExitCode {
+    eprintln!(
+        "{}: {problems} problem{} found; the daemon would not start",
+        path.display(),
+        if problems == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// Prints the warnings about the radios (and an empty configuration); how many.
+fn radio_warnings(config: &Config) -> usize {
     let mut warnings = 0usize;
     for (i, r) in config.radios.iter().enumerate() {
         if let Some(warning) = radio_warning(r.driver, r.device.as_deref()) {
@@ -134,17 +147,11 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
         eprintln!("warning: no [[radio]] or [[bus]] configured: the daemon would hear nothing");
         warnings += 1;
     }
-    if problems > 0 {
-        eprintln!(
-            "{}: {problems} problem{} found; the daemon would not start",
-            path.display(),
-            if problems == 1 { "" } else { "s" }
-        );
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    warnings
+}
 
-    let with_keys = config.meters.iter().filter(|m| m.key.is_some()).count();
-    println!("{}: ok", path.display());
+/// What the daemon would run with, one line per part.
+fn print_summary(config: &Config, mqtt: Option<&crate::mqtt::MqttConfig>, n_drivers: usize) {
     println!("  gateway     {}", config.gateway.id);
     for (i, r) in config.radios.iter().enumerate() {
         println!(
@@ -168,27 +175,19 @@ pub fn run(args: CheckConfigArgs) -> ExitCode {
         Some(p) => println!("  key file    {} (private)", p.display()),
         None => println!("  key file    none"),
     }
-    let n_drivers = drivers.as_ref().map_or(0, |d| d.len());
     match config.gateway.drivers_dir.to_load() {
         Some(dir) => println!("  drivers     {n_drivers} (built-in + {})", dir.display()),
         None => println!("  drivers     {n_drivers} (built-in)"),
     }
-    match &mqtt {
+    match mqtt {
         Some(m) => println!("  mqtt        {}:{}", m.host, m.port),
         None => println!("  mqtt        none (readings go to stdout)"),
     }
+    let with_keys = config.meters.iter().filter(|m| m.key.is_some()).count();
     println!(
         "  meters      {} ({with_keys} with a key)",
         config.meters.len()
     );
-    if warnings > 0 {
-        println!("  warnings    {warnings}");
-    }
-
-    match (args.listen, keys, drivers) {
-        (Some(duration), Some(keys), Some(drivers)) => listen(&config, keys, drivers, duration),
-        _ => ExitCode::SUCCESS,
-    }
 }
 
 /// Why a radio's device looks unusable right now, if it does.
@@ -241,15 +240,44 @@ fn listen(
     drivers: crate::drivers::DriverSet,
     duration: Duration,
 ) -> ExitCode {
+    let specs = match radio_specs(config) {
+        Ok(specs) => specs,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_LISTEN);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wmbusd check-config: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_LISTEN);
+        }
+    };
+    let mut tally = Tally {
+        decoder: Decoder::with_drivers(keys, drivers),
+        heard: BTreeMap::new(),
+        bad: 0,
+        ready: 0,
+        last_lost: BTreeMap::new(),
+    };
+    println!("listening for {:.1} s ...", duration.as_secs_f64());
+    runtime.block_on(tally.listen(specs, duration));
+    tally.report(config)
+}
+
+/// The configured radios as sessions for a short listen (no reopen loop).
+fn radio_specs(config: &Config) -> Result<Vec<RadioSpec>, String> {
     let mut specs = Vec::new();
     for (i, r) in config.radios.iter().enumerate() {
-        let driver: DriverKind = match r.driver.as_str().parse() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("radio {}: {e}", i + 1);
-                return ExitCode::from(EXIT_LISTEN);
-            }
-        };
+        let driver: DriverKind = r
+            .driver
+            .as_str()
+            .parse()
+            .map_err(|e| format!("radio {}: {e}", i + 1))?;
         specs.push(RadioSpec {
             driver,
             device: r.device.clone().unwrap_or_default(),
@@ -262,23 +290,21 @@ fn listen(
             recorded_clock: false,
         });
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wmbusd check-config: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_LISTEN);
-        }
-    };
-    let mut decoder = Decoder::with_drivers(keys, drivers);
-    let mut heard: BTreeMap<String, Heard> = BTreeMap::new();
-    let mut bad = 0usize;
-    let mut ready = 0usize;
-    let mut last_lost: BTreeMap<String, String> = BTreeMap::new();
-    println!("listening for {:.1} s ...", duration.as_secs_f64());
-    runtime.block_on(async {
+    Ok(specs)
+}
+
+/// What `--listen` heard.
+struct Tally {
+    decoder: Decoder,
+    heard: BTreeMap<String, Heard>,
+    bad: usize,
+    ready: usize,
+    /// The last loss reported per radio (a missing device is retried; say so once).
+    last_lost: BTreeMap<String, String>,
+}
+
+impl Tally {
+    async fn listen(&mut self, specs: Vec<RadioSpec>, duration: Duration) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(256);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
@@ -293,36 +319,7 @@ fn listen(
                 _ = &mut deadline => break,
                 event = rx.recv() => match event {
                     None => break,
-                    Some(RadioEvent::Frame(frame)) => {
-                        let (id, outcome) = match decoder.decode(&frame) {
-                            Ok(r) => (Some(r.meter.id), None),
-                            Err(e) => (e.meter.clone(), Some(e.kind)),
-                        };
-                        let Some(id) = id else { continue };
-                        let entry = heard.entry(id).or_default();
-                        entry.frames += 1;
-                        match outcome {
-                            None => entry.ok += 1,
-                            Some(kind) => *entry.failures.entry(kind).or_default() += 1,
-                        }
-                    }
-                    Some(RadioEvent::Bad { .. }) => bad += 1,
-                    Some(RadioEvent::State { source, state }) => match state {
-                        RadioState::Ready { dongle } => {
-                            ready += 1;
-                            println!("{source}: ready ({dongle})");
-                        }
-                        // A missing device is retried; say so once.
-                        RadioState::Lost { reason } => {
-                            if last_lost.get(&source) != Some(&reason) {
-                                println!("{source}: lost ({reason})");
-                                last_lost.insert(source, reason);
-                            }
-                        }
-                        RadioState::Failed { reason } => println!("{source}: failed ({reason})"),
-                        RadioState::Opening => {}
-                    },
-                    Some(RadioEvent::ReplayFinished) => {}
+                    Some(event) => self.event(event),
                 },
             }
         }
@@ -330,63 +327,110 @@ fn listen(
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
-    });
+    }
 
-    let name_width = config
-        .meters
-        .iter()
-        .map(|m| m.name.as_deref().unwrap_or("-").chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    println!(
-        "{:<8}  {:<name_width$}  {:<9}  {:>6}  {:>4}  RESULT",
-        "METER", "NAME", "KEY", "HEARD", "OK"
-    );
-    let mut verdicts = KeyVerdicts::default();
-    for m in &config.meters {
-        let h = heard.remove(&m.id).unwrap_or_default();
-        if m.key.is_some() && h.frames > 0 {
-            verdicts.keyed_heard += 1;
-            verdicts.keyed_ok += usize::from(h.ok > 0);
+    fn event(&mut self, event: RadioEvent) {
+        match event {
+            RadioEvent::Frame(frame) => {
+                let (id, outcome) = match self.decoder.decode(&frame) {
+                    Ok(r) => (Some(r.meter.id), None),
+                    Err(e) => (e.meter.clone(), Some(e.kind)),
+                };
+                let Some(id) = id else { return };
+                let entry = self.heard.entry(id).or_default();
+                entry.frames += 1;
+                match outcome {
+                    None => entry.ok += 1,
+                    Some(kind) => *entry.failures.entry(kind).or_default() += 1,
+                }
+            }
+            RadioEvent::Bad { .. } => self.bad += 1,
+            RadioEvent::State { source, state } => self.state(source, state),
+            RadioEvent::ReplayFinished => {}
         }
-        let fp = m
-            .key
-            .as_ref()
-            .map(|k| crate::keys::Key::new(k.as_bytes()).fingerprint())
-            .unwrap_or_else(|| "-".to_owned());
+    }
+
+    fn state(&mut self, source: String, state: RadioState) {
+        match state {
+            RadioState::Ready { dongle } => {
+                self.ready += 1;
+                println!("{source}: ready ({dongle})");
+            }
+            RadioState::Lost { reason } => {
+                if self.last_lost.get(&source) != Some(&reason) {
+                    println!("{source}: lost ({reason})");
+                    self.last_lost.insert(source, reason);
+                }
+            }
+            RadioState::Failed { reason } => println!("{source}: failed ({reason})"),
+            RadioState::Opening => {}
+        }
+    }
+
+    /// The table of configured meters, then the exit status.
+    fn report(mut self, config: &Config) -> ExitCode {
+        let verdicts = self.meter_table(config);
+        if !self.heard.is_empty() {
+            let frames: usize = self.heard.values().map(|h| h.frames).sum();
+            println!(
+                "{} other meter{} heard ({frames} telegrams), not configured",
+                self.heard.len(),
+                if self.heard.len() == 1 { "" } else { "s" }
+            );
+        }
+        if self.bad > 0 {
+            println!("{} unusable receptions from the radios", self.bad);
+        }
+        if self.ready == 0 {
+            eprintln!("no radio became ready: nothing could be heard");
+            return ExitCode::from(EXIT_LISTEN);
+        }
+        if verdicts.keyed_heard > 0 && verdicts.keyed_ok == 0 {
+            eprintln!(
+                "none of the {} heard meter(s) with a key decoded: every key is wrong",
+                verdicts.keyed_heard
+            );
+            return ExitCode::from(EXIT_KEYS_WRONG);
+        }
+        ExitCode::SUCCESS
+    }
+
+    /// One line per configured meter (taken out of `heard`).
+    fn meter_table(&mut self, config: &Config) -> KeyVerdicts {
+        let name_width = config
+            .meters
+            .iter()
+            .map(|m| m.name.as_deref().unwrap_or("-").chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         println!(
-            "{:<8}  {:<name_width$}  {fp:<9}  {:>6}  {:>4}  {}",
-            m.id,
-            m.name.as_deref().unwrap_or("-"),
-            h.frames,
-            h.ok,
-            h.verdict()
+            "{:<8}  {:<name_width$}  {:<9}  {:>6}  {:>4}  RESULT",
+            "METER", "NAME", "KEY", "HEARD", "OK"
         );
+        let mut verdicts = KeyVerdicts::default();
+        for m in &config.meters {
+            let h = self.heard.remove(&m.id).unwrap_or_default();
+            if m.key.is_some() && h.frames > 0 {
+                verdicts.keyed_heard += 1;
+                verdicts.keyed_ok += usize::from(h.ok > 0);
+            }
+            let fp = m
+                .key
+                .as_ref()
+                .map(|k| crate::keys::Key::new(k.as_bytes()).fingerprint())
+                .unwrap_or_else(|| "-".to_owned());
+            println!(
+                "{:<8}  {:<name_width$}  {fp:<9}  {:>6}  {:>4}  {}",
+                m.id,
+                m.name.as_deref().unwrap_or("-"),
+                h.frames,
+                h.ok,
+                h.verdict()
+            );
+        }
+        verdicts
     }
-    if !heard.is_empty() {
-        let frames: usize = heard.values().map(|h| h.frames).sum();
-        println!(
-            "{} other meter{} heard ({frames} telegrams), not configured",
-            heard.len(),
-            if heard.len() == 1 { "" } else { "s" }
-        );
-    }
-    if bad > 0 {
-        println!("{bad} unusable receptions from the radios");
-    }
-    if ready == 0 {
-        eprintln!("no radio became ready: nothing could be heard");
-        return ExitCode::from(EXIT_LISTEN);
-    }
-    if verdicts.keyed_heard > 0 && verdicts.keyed_ok == 0 {
-        eprintln!(
-            "none of the {} heard meter(s) with a key decoded: every key is wrong",
-            verdicts.keyed_heard
-        );
-        return ExitCode::from(EXIT_KEYS_WRONG);
-    }
-    ExitCode::SUCCESS
 }
 
 /// Keyed meters heard and decoded, for the exit status of `--listen`.

@@ -294,6 +294,80 @@ struct RowError {
     reason: String,
 }
 
+/// Where the fields of a row are; `header`: the first line names the columns.
+struct Layout {
+    sep: char,
+    id: usize,
+    key: usize,
+    manufacturer: Option<usize>,
+    name: Option<usize>,
+    header: bool,
+}
+
+impl Layout {
+    /// Column positions from a header line, or id, key, manufacturer, name when the first
+    /// line names none.
+    fn of_first_line(line: usize, first: &str) -> Result<Layout, RowError> {
+        let sep = detect_separator(first);
+        let first_fields = split_csv(first, sep).map_err(|reason| RowError {
+            line,
+            reason: reason.to_owned(),
+        })?;
+        let named: Vec<Option<Column>> = first_fields.iter().map(|f| column_of(f)).collect();
+        let header = named.iter().any(Option::is_some);
+        let columns = if header {
+            named
+        } else {
+            let positional = [Column::Id, Column::Key, Column::Manufacturer, Column::Name];
+            (0..first_fields.len())
+                .map(|i| positional.get(i).copied())
+                .collect()
+        };
+        let find = |c: Column| columns.iter().position(|x| *x == Some(c));
+        let (Some(id), Some(key)) = (find(Column::Id), find(Column::Key)) else {
+            return Err(RowError {
+                line,
+                reason: "header names no id column (id, meter, serial, address, ...) or no key \
+                         column (key, aes, aes_key, ...)"
+                    .to_owned(),
+            });
+        };
+        Ok(Layout {
+            sep,
+            id,
+            key,
+            manufacturer: find(Column::Manufacturer),
+            name: find(Column::Name),
+            header,
+        })
+    }
+
+    /// One data row as an entry, or why not.
+    fn entry(&self, line: usize, text: &str) -> Result<Entry, RowError> {
+        let fields = split_csv(text, self.sep).map_err(|reason| RowError {
+            line,
+            reason: reason.to_owned(),
+        })?;
+        let get = |col: Option<usize>| col.and_then(|c| fields.get(c)).map_or("", String::as_str);
+        let id = parse_csv_id(get(Some(self.id))).map_err(|reason| RowError { line, reason })?;
+        let of_meter = |reason: String| RowError {
+            line,
+            reason: format!("meter {id}: {reason}"),
+        };
+        let key = parse_csv_key(get(Some(self.key))).map_err(of_meter)?;
+        let manufacturer = parse_manufacturer(get(self.manufacturer)).map_err(of_meter)?;
+        let name = Some(get(self.name))
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        Ok(Entry {
+            id,
+            key,
+            manufacturer,
+            name,
+        })
+    }
+}
+
 /// Parses the CSV text into entries, or every problem found.
 fn parse_csv(text: &str) -> Result<Vec<Entry>, Vec<RowError>> {
     let mut lines = numbered_lines(text);
@@ -303,103 +377,38 @@ fn parse_csv(text: &str) -> Result<Vec<Entry>, Vec<RowError>> {
             reason: "the file holds no rows".to_owned(),
         }]);
     };
-    let sep = detect_separator(first);
-    let mut errors = Vec::new();
-    let first_fields = match split_csv(first, sep) {
-        Ok(f) => f,
-        Err(reason) => {
-            return Err(vec![RowError {
-                line: first_no,
-                reason: reason.to_owned(),
-            }])
-        }
-    };
-    let named: Vec<Option<Column>> = first_fields.iter().map(|f| column_of(f)).collect();
-    let (columns, header) = if named.iter().any(Option::is_some) {
-        (named, true)
-    } else {
-        let positional = [Column::Id, Column::Key, Column::Manufacturer, Column::Name];
-        let cols = (0..first_fields.len())
-            .map(|i| positional.get(i).copied())
-            .collect();
-        (cols, false)
-    };
-    let find = |c: Column| columns.iter().position(|x| *x == Some(c));
-    let (Some(id_col), Some(key_col)) = (find(Column::Id), find(Column::Key)) else {
-        return Err(vec![RowError {
-            line: first_no,
-            reason: "header names no id column (id, meter, serial, address, ...) or no key \
-                     column (key, aes, aes_key, ...)"
-                .to_owned(),
-        }]);
-    };
-    let mfct_col = find(Column::Manufacturer);
-    let name_col = find(Column::Name);
-
+    let layout = Layout::of_first_line(first_no, first).map_err(|e| vec![e])?;
     let rows = std::iter::once((first_no, first))
-        .filter(|_| !header)
+        .filter(|_| !layout.header)
         .chain(lines);
+    let mut errors = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (line, text) in rows {
-        let fields = match split_csv(text, sep) {
-            Ok(f) => f,
-            Err(reason) => {
-                errors.push(RowError {
-                    line,
-                    reason: reason.to_owned(),
-                });
+        let entry = match layout.entry(line, text) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(e);
                 continue;
             }
         };
-        let get = |col: Option<usize>| col.and_then(|c| fields.get(c)).map(String::as_str);
-        let id = match parse_csv_id(get(Some(id_col)).unwrap_or("")) {
-            Ok(id) => id,
-            Err(reason) => {
-                errors.push(RowError { line, reason });
-                continue;
-            }
-        };
-        let key = match parse_csv_key(get(Some(key_col)).unwrap_or("")) {
-            Ok(k) => k,
-            Err(reason) => {
-                errors.push(RowError {
-                    line,
-                    reason: format!("meter {id}: {reason}"),
-                });
-                continue;
-            }
-        };
-        let manufacturer = match parse_manufacturer(get(mfct_col).unwrap_or("")) {
-            Ok(m) => m,
-            Err(reason) => {
-                errors.push(RowError {
-                    line,
-                    reason: format!("meter {id}: {reason}"),
-                });
-                continue;
-            }
-        };
-        let name = get(name_col).filter(|n| !n.is_empty()).map(str::to_owned);
-        if let Some(&first_line) = seen.get(&id) {
-            let same = entries.iter().any(|e| e.id == id && e.key == key);
+        if let Some(&first_line) = seen.get(&entry.id) {
+            let same = entries
+                .iter()
+                .any(|e| e.id == entry.id && e.key == entry.key);
             if !same {
                 errors.push(RowError {
                     line,
                     reason: format!(
-                        "meter {id} appears again (first at line {first_line}) with a different key"
+                        "meter {} appears again (first at line {first_line}) with a different key",
+                        entry.id
                     ),
                 });
             }
             continue;
         }
-        seen.insert(id.clone(), line);
-        entries.push(Entry {
-            id,
-            key,
-            manufacturer,
-            name,
-        });
+        seen.insert(entry.id.clone(), line);
+        entries.push(entry);
     }
     if errors.is_empty() {
         Ok(entries)
@@ -469,88 +478,35 @@ pub(super) fn merge_into_key_file(
             return ExitCode::from(EXIT_REJECTED);
         }
     };
-
-    let mut added = Vec::new();
-    let mut replaced = 0usize;
-    let mut unchanged = 0usize;
-    let mut conflicts = 0usize;
-    for entry in imported {
-        match existing.iter_mut().find(|e| e.id == entry.id) {
-            Some(old) if old.key == entry.key => unchanged += 1,
-            Some(old) if replace => {
-                println!(
-                    "replace {}: key fp {} -> {}",
-                    entry.id,
-                    old.key.fingerprint(),
-                    entry.key.fingerprint()
-                );
-                old.key = entry.key;
-                if entry.manufacturer.is_some() {
-                    old.manufacturer = entry.manufacturer;
-                }
-                if entry.name.is_some() {
-                    old.name = entry.name;
-                }
-                replaced += 1;
-            }
-            Some(old) => {
-                eprintln!(
-                    "{}: meter {} already has a different key (fp {}; the CSV's is fp {}); \
-                     use --replace to overwrite it",
-                    key_file.display(),
-                    entry.id,
-                    old.key.fingerprint(),
-                    entry.key.fingerprint()
-                );
-                conflicts += 1;
-            }
-            None => added.push(entry),
-        }
-    }
-    if conflicts > 0 {
-        eprintln!("wmbusd keys import: {conflicts} conflicting key(s); nothing written");
+    let merge = Merge::of(&mut existing, imported, replace, key_file);
+    if merge.conflicts > 0 {
+        eprintln!(
+            "wmbusd keys import: {} conflicting key(s); nothing written",
+            merge.conflicts
+        );
         return ExitCode::from(EXIT_REJECTED);
     }
-    if added.is_empty() && replaced == 0 {
+    let refused_mode = existing_meta
+        .as_ref()
+        .map(|m| m.permissions().mode() & 0o7777)
+        .filter(|&mode| secrets_mode_refused(mode));
+    if merge.added.is_empty() && merge.replaced == 0 {
         println!(
-            "{}: nothing new ({unchanged} key(s) already present)",
-            key_file.display()
+            "{}: nothing new ({} key(s) already present)",
+            key_file.display(),
+            merge.unchanged
         );
-        if let Some(m) =
-            existing_meta.filter(|m| secrets_mode_refused(m.permissions().mode() & 0o7777))
-        {
+        if let Some(mode) = refused_mode {
             eprintln!(
-                "warning: {}: mode {:04o} is not owner-only; the daemon refuses \
+                "warning: {}: mode {mode:04o} is not owner-only; the daemon refuses \
                  it; run `chmod 600 {}`",
                 key_file.display(),
-                m.permissions().mode() & 0o7777,
                 key_file.display()
             );
         }
         return ExitCode::SUCCESS;
     }
-
-    let text = if replaced == 0 {
-        // Appending keeps the comments and layout of the existing file.
-        let mut t = existing_text;
-        if !t.is_empty() && !t.ends_with('\n') {
-            t.push('\n');
-        }
-        for e in &added {
-            if !t.is_empty() {
-                t.push('\n');
-            }
-            t.push_str(&entry_toml(e));
-        }
-        t
-    } else {
-        let mut t = String::from("# wmbusd key file (written by `wmbusd keys import`).\n");
-        for e in existing.iter().chain(added.iter()) {
-            t.push('\n');
-            t.push_str(&entry_toml(e));
-        }
-        t
-    };
+    let text = merge.file_text(existing_text, &existing);
     let owner = existing_meta.as_ref().map(|m| {
         use std::os::unix::fs::MetadataExt;
         (m.uid(), m.gid())
@@ -559,26 +515,110 @@ pub(super) fn merge_into_key_file(
         eprintln!("wmbusd keys import: {}: {e}", key_file.display());
         return ExitCode::from(EXIT_IO);
     }
-    for e in &added {
-        println!("add {}: key fp {}", e.id, e.key.fingerprint());
-    }
-    println!(
-        "{}: {} added, {replaced} replaced, {unchanged} unchanged (mode 0600)",
-        key_file.display(),
-        added.len()
-    );
-    match existing_meta {
-        Some(m) if secrets_mode_refused(m.permissions().mode() & 0o7777) => println!(
-            "note: the key file was mode {:04o} (refused by the daemon); it is 0600 now",
-            m.permissions().mode() & 0o7777
+    merge.report(key_file);
+    match (&existing_meta, refused_mode) {
+        (Some(_), Some(mode)) => println!(
+            "note: the key file was mode {mode:04o} (refused by the daemon); it is 0600 now"
         ),
-        Some(_) => {}
-        None => println!(
+        (Some(_), None) => {}
+        (None, _) => println!(
             "note: new file owned by the current user; if the daemon runs as another user, \
              `chown` it to that user"
         ),
     }
     ExitCode::SUCCESS
+}
+
+/// What importing keys into an existing key file changes.
+struct Merge {
+    added: Vec<Entry>,
+    replaced: usize,
+    unchanged: usize,
+    conflicts: usize,
+}
+
+impl Merge {
+    /// Applies `imported` to `existing` (replacing keys only with `replace`); a conflict is
+    /// reported on stderr and counted.
+    fn of(existing: &mut [Entry], imported: Vec<Entry>, replace: bool, key_file: &Path) -> Merge {
+        let mut merge = Merge {
+            added: Vec::new(),
+            replaced: 0,
+            unchanged: 0,
+            conflicts: 0,
+        };
+        for entry in imported {
+            match existing.iter_mut().find(|e| e.id == entry.id) {
+                Some(old) if old.key == entry.key => merge.unchanged += 1,
+                Some(old) if replace => {
+                    println!(
+                        "replace {}: key fp {} -> {}",
+                        entry.id,
+                        old.key.fingerprint(),
+                        entry.key.fingerprint()
+                    );
+                    old.key = entry.key;
+                    if entry.manufacturer.is_some() {
+                        old.manufacturer = entry.manufacturer;
+                    }
+                    if entry.name.is_some() {
+                        old.name = entry.name;
+                    }
+                    merge.replaced += 1;
+                }
+                Some(old) => {
+                    eprintln!(
+                        "{}: meter {} already has a different key (fp {}; the CSV's is fp {}); \
+                         use --replace to overwrite it",
+                        key_file.display(),
+                        entry.id,
+                        old.key.fingerprint(),
+                        entry.key.fingerprint()
+                    );
+                    merge.conflicts += 1;
+                }
+                None => merge.added.push(entry),
+            }
+        }
+        merge
+    }
+
+    /// The new key file: appended to when nothing was replaced (keeping the comments and
+    /// layout of the existing file), else written anew.
+    fn file_text(&self, existing_text: String, existing: &[Entry]) -> String {
+        if self.replaced == 0 {
+            let mut t = existing_text;
+            if !t.is_empty() && !t.ends_with('\n') {
+                t.push('\n');
+            }
+            for e in &self.added {
+                if !t.is_empty() {
+                    t.push('\n');
+                }
+                t.push_str(&entry_toml(e));
+            }
+            return t;
+        }
+        let mut t = String::from("# wmbusd key file (written by `wmbusd keys import`).\n");
+        for e in existing.iter().chain(self.added.iter()) {
+            t.push('\n');
+            t.push_str(&entry_toml(e));
+        }
+        t
+    }
+
+    fn report(&self, key_file: &Path) {
+        for e in &self.added {
+            println!("add {}: key fp {}", e.id, e.key.fingerprint());
+        }
+        println!(
+            "{}: {} added, {} replaced, {} unchanged (mode 0600)",
+            key_file.display(),
+            self.added.len(),
+            self.replaced,
+            self.unchanged
+        );
+    }
 }
 
 // ---- list -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+use super::table::format_table;
 use crate::config::Config;
 use crate::decode::{Decoder, FailureKind};
 use crate::frame::{LinkMode, RadioFrame};
@@ -192,8 +193,8 @@ async fn radio_spec(args: &ListenArgs, config: Option<&Config>) -> Result<RadioS
                 "--device is required for --driver {driver} (or use --config, or --driver auto)"
             ));
         }
-        let ports = super::probe::system_ports(Path::new("/dev/serial/by-id"));
-        let found = super::probe::probe_ports(ports, Duration::from_secs(1))
+        let ports = crate::radio::ports::system_ports(Path::new("/dev/serial/by-id"));
+        let found = crate::radio::ports::probe_ports(ports, Duration::from_secs(1))
             .await
             .into_iter()
             .find_map(|r| {
@@ -590,32 +591,6 @@ fn format_interval(secs: f64) -> String {
     } else {
         format!("{:.1}h", secs / 3600.0)
     }
-}
-
-/// Left-aligned columns separated by two spaces, header first.
-pub(crate) fn format_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for row in std::iter::once(header).chain(rows.iter()) {
-        for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(header).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths.iter()).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            if i + 1 < N {
-                line.extend(std::iter::repeat(' ').take(w.saturating_sub(cell.chars().count())));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod meters;
 mod probe;
 mod report;
 mod run;
+mod table;
 
 use std::process::ExitCode;
 

@@ -22,6 +22,8 @@ pub mod replay;
 pub mod rtlwmbus;
 
 #[cfg(feature = "daemon")]
+pub mod ports;
+#[cfg(feature = "daemon")]
 pub mod session;
 #[cfg(feature = "daemon")]
 pub mod sim;

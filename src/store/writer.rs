@@ -307,7 +307,6 @@ impl WriterState {
         }
         let slot = r.t.div_euclid(self.resolution_s.max(1));
         let flags = r.facts.flags.join(",");
-        let registers = super::registers_json(&r.facts.registers);
         let ts = jiff::Timestamp::from_second(r.t).unwrap_or_default();
         let day = self.calendar.local_date(ts).to_string();
         let drift = r
@@ -315,124 +314,52 @@ impl WriterState {
             .meter_time
             .as_deref()
             .and_then(|m| meter_drift(&self.calendar, m, ts));
+        let conn = &self.conn;
         let mem = self.mem.entry(r.meter_id.clone()).or_default();
         let changed = mem.flags != flags && (mem.known || !flags.is_empty());
         if !mem.known {
-            self.conn.prepare_cached("INSERT INTO meters (meter_id, manufacturer, device_type, first_seen, last_seen)
+            conn.prepare_cached(
+                "INSERT INTO meters (meter_id, manufacturer, device_type, first_seen, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT(meter_id) DO UPDATE SET manufacturer = excluded.manufacturer,
                    device_type = excluded.device_type, last_seen = excluded.last_seen,
-                   first_seen = COALESCE(meters.first_seen, excluded.first_seen)")?
-            .execute(params![r.meter_id, r.manufacturer, r.device_type, r.received_at])?;
+                   first_seen = COALESCE(meters.first_seen, excluded.first_seen)",
+            )?
+            .execute(params![
+                r.meter_id,
+                r.manufacturer,
+                r.device_type,
+                r.received_at
+            ])?;
         }
         if mem.day != day {
             if mem.known {
-                self.conn
-                    .prepare_cached("UPDATE meters SET last_seen = ?2 WHERE meter_id = ?1")?
+                conn.prepare_cached("UPDATE meters SET last_seen = ?2 WHERE meter_id = ?1")?
                     .execute(params![r.meter_id, r.received_at])?;
             }
-            mem.day = day.clone();
-            mem.day_flags.clear();
-            mem.day_max_power = None;
-            mem.day_readings = 0;
-            mem.day_drift = None;
-            mem.day_decreases.clear();
+            mem.new_day(day.clone());
         }
-        for &(reg, v) in &r.facts.registers {
-            let before = mem
-                .registers
-                .iter()
-                .find(|(g, _)| *g == reg)
-                .map(|(_, v)| *v);
-            if reg.is_counter() && before.is_some_and(|b| v < b) {
-                mem.day_decreases.insert(reg.as_str().to_owned());
-            }
-            if reg == Register::MaxPower {
-                mem.day_max_power = Some(mem.day_max_power.map_or(v, |m| m.max(v)));
-            }
-        }
-        mem.day_flags.extend(r.facts.flags.iter().cloned());
-        mem.day_readings += 1;
-        if let Some(d) = drift {
-            mem.day_drift = Some(mem.day_drift.map_or(d, |m| m.max(d)));
-        }
-        if !changed && mem.replaceable && mem.slot == slot && mem.rowid.is_some() {
-            self.conn
-                .prepare_cached(
-                    "UPDATE readings SET t = ?2, received_at = ?3, status = ?4, flags = ?5,
-                   error_flags = ?6, meter_time = ?7, registers = ?8, \"values\" = ?9
-                 WHERE rowid = ?1",
-                )?
-                .execute(params![
-                    mem.rowid,
-                    r.t,
-                    r.received_at,
-                    r.status,
-                    flags,
-                    r.facts.error_flags as i64,
-                    r.facts.meter_time,
-                    registers,
-                    r.values
-                ])?;
-        } else {
-            self.conn.prepare_cached("INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
-                   meter_time, registers, \"values\", flags_changed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?
-            .execute(params![
-                    r.meter_id,
-                    r.t,
-                    r.received_at,
-                    slot,
-                    r.status,
-                    flags,
-                    r.facts.error_flags as i64,
-                    r.facts.meter_time,
-                    registers,
-                    r.values,
-                    i64::from(changed)
-                ])?;
-            mem.rowid = Some(self.conn.last_insert_rowid());
-            mem.replaceable = !changed;
-            mem.slot = slot;
-        }
+        mem.note_day(r, drift);
+        write_slot(conn, mem, r, slot, &flags, changed)?;
         mem.flags = flags;
         mem.known = true;
         mem.last_t = r.t;
         if !r.facts.registers.is_empty() {
             mem.registers = r.facts.registers.clone();
         }
-        let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO daily (meter_id, day, t, received_at, registers, max_power,
-               readings, flags, max_drift_s, decreases)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        write_daily(conn, mem, r, &day)?;
+        for d in &r.facts.due {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO due_values (meter_id, register, date, value, heard_t)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 r.meter_id,
-                day,
-                r.t,
-                r.received_at,
-                super::registers_json(&mem.registers),
-                mem.day_max_power,
-                mem.day_readings,
-                join(&mem.day_flags),
-                mem.day_drift,
-                join(&mem.day_decreases)
+                d.register.as_str(),
+                d.date,
+                d.value,
+                r.t
             ])?;
-        for d in &r.facts.due {
-            self.conn
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO due_values (meter_id, register, date, value, heard_t)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    r.meter_id,
-                    d.register.as_str(),
-                    d.date,
-                    d.value,
-                    r.t
-                ])?;
         }
         Ok(())
     }
@@ -508,6 +435,123 @@ pub fn parse_registers(text: &str) -> Vec<(Register, f64)> {
     map.iter()
         .filter_map(|(k, v)| Some((Register::parse(k)?, v.as_f64()?)))
         .collect()
+}
+
+impl MeterMem {
+    /// The first reading of `day`: the day's figures start again.
+    fn new_day(&mut self, day: String) {
+        self.day = day;
+        self.day_flags.clear();
+        self.day_max_power = None;
+        self.day_readings = 0;
+        self.day_drift = None;
+        self.day_decreases.clear();
+    }
+
+    /// Adds a reading to its day's figures (decreasing counters, maximum power, flags,
+    /// clock drift); before `registers` takes the reading's registers.
+    fn note_day(&mut self, r: &StoredReading, drift: Option<i64>) {
+        for &(reg, v) in &r.facts.registers {
+            let before = self
+                .registers
+                .iter()
+                .find(|(g, _)| *g == reg)
+                .map(|(_, v)| *v);
+            if reg.is_counter() && before.is_some_and(|b| v < b) {
+                self.day_decreases.insert(reg.as_str().to_owned());
+            }
+            if reg == Register::MaxPower {
+                self.day_max_power = Some(self.day_max_power.map_or(v, |m| m.max(v)));
+            }
+        }
+        self.day_flags.extend(r.facts.flags.iter().cloned());
+        self.day_readings += 1;
+        if let Some(d) = drift {
+            self.day_drift = Some(self.day_drift.map_or(d, |m| m.max(d)));
+        }
+    }
+}
+
+/// The reading's row: the slot's row replaced while nothing changed within the slot, else a
+/// new row.
+fn write_slot(
+    conn: &Connection,
+    mem: &mut MeterMem,
+    r: &StoredReading,
+    slot: i64,
+    flags: &str,
+    changed: bool,
+) -> rusqlite::Result<()> {
+    let registers = super::registers_json(&r.facts.registers);
+    if !changed && mem.replaceable && mem.slot == slot && mem.rowid.is_some() {
+        conn.prepare_cached(
+            "UPDATE readings SET t = ?2, received_at = ?3, status = ?4, flags = ?5,
+                   error_flags = ?6, meter_time = ?7, registers = ?8, \"values\" = ?9
+                 WHERE rowid = ?1",
+        )?
+        .execute(params![
+            mem.rowid,
+            r.t,
+            r.received_at,
+            r.status,
+            flags,
+            r.facts.error_flags as i64,
+            r.facts.meter_time,
+            registers,
+            r.values
+        ])?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO readings (meter_id, t, received_at, slot, status, flags, error_flags,
+                   meter_time, registers, \"values\", flags_changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        r.meter_id,
+        r.t,
+        r.received_at,
+        slot,
+        r.status,
+        flags,
+        r.facts.error_flags as i64,
+        r.facts.meter_time,
+        registers,
+        r.values,
+        i64::from(changed)
+    ])?;
+    mem.rowid = Some(conn.last_insert_rowid());
+    mem.replaceable = !changed;
+    mem.slot = slot;
+    Ok(())
+}
+
+/// The meter's snapshot of `day` (its newest registers and the day's figures).
+fn write_daily(
+    conn: &Connection,
+    mem: &MeterMem,
+    r: &StoredReading,
+    day: &str,
+) -> rusqlite::Result<()> {
+    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO daily (meter_id, day, t, received_at, registers, max_power,
+               readings, flags, max_drift_s, decreases)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        r.meter_id,
+        day,
+        r.t,
+        r.received_at,
+        super::registers_json(&mem.registers),
+        mem.day_max_power,
+        mem.day_readings,
+        join(&mem.day_flags),
+        mem.day_drift,
+        join(&mem.day_decreases)
+    ])?;
+    Ok(())
 }
 
 /// Whether the store has a reading older than `t` (a period before it was set up has
