@@ -6,12 +6,11 @@
 //! path serves the daemon, `wmbusd decode` and the tests.
 
 mod error;
-mod formats;
 mod profiles;
 mod wired;
 
+pub use crate::formats::{FormatCache, MeterKey, SavedFormat};
 pub use error::{DecodeError, FailureKind};
-pub use formats::{FormatCache, MeterKey, SavedFormat};
 
 use crate::crypto::{self, derivation};
 use crate::drivers::steps::{bmeters, diehl};
@@ -309,7 +308,8 @@ impl Decoder {
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
-            self.apply_driver(reading, buf, pos + 1, ci, &meter);
+            let vendor = vendor_only(Some(tail(buf, pos)));
+            self.apply_driver(reading, buf, pos + 1, ci, &meter, &vendor);
             return Ok(());
         }
         let (tpl, used) =
@@ -449,12 +449,9 @@ impl Decoder {
                     format.expand_verified(&compact)
                 }
                 .map_err(|e| DecodeError::from_wire(e, data_start))?;
-                fill_records(
-                    reading,
-                    &apl::parse_lenient(&full),
-                    data_start,
-                    &mut self.spare_records,
-                );
+                let parsed = apl::parse_lenient(&full);
+                fill_records(reading, &parsed, data_start, &mut self.spare_records);
+                self.apply_driver(reading, buf, data_start, tpl.ci, meter, &parsed);
             }
             0x69..=0x6B => {
                 let ff = FormatFrameRepr::parse(data)
@@ -463,12 +460,17 @@ impl Decoder {
                     .format()
                     .map_err(|e| DecodeError::from_wire(e, data_start))?;
                 self.formats.learn(key, ff.signature, format);
+                self.apply_driver(reading, buf, data_start, tpl.ci, meter, &vendor_only(None));
             }
             // Transport layer without application data.
-            0x8A | 0x8B => {}
+            0x8A | 0x8B => {
+                self.apply_driver(reading, buf, data_start, tpl.ci, meter, &vendor_only(None));
+            }
             // A vendor payload behind a claimed security mode: kept whole for its driver.
             _ if is_vendor_payload(meter, tpl) => {
                 reading.manufacturer_data = Some(upper_hex(data));
+                let vendor = vendor_only(Some(data));
+                self.apply_driver(reading, buf, data_start, tpl.ci, meter, &vendor);
             }
             _ => {
                 let spare = apl::recycle(std::mem::take(&mut self.apl_records));
@@ -482,15 +484,16 @@ impl Decoder {
                     );
                 }
                 fill_records(reading, &parsed, data_start, &mut self.spare_records);
+                self.apply_driver(reading, buf, data_start, tpl.ci, meter, &parsed);
                 self.apl_records = apl::recycle(parsed.records);
             }
         }
-        self.apply_driver(reading, buf, data_start, tpl.ci, meter);
         Ok(())
     }
 
-    /// Runs the driver matching the meter and CI. A failed named step leaves its fields
-    /// out; the reading says why in `driver_error`.
+    /// Runs the driver matching the meter and CI on the records and vendor bytes of
+    /// `parsed`. A failed named step leaves its fields out; the reading says why in
+    /// `driver_error`.
     fn apply_driver(
         &mut self,
         reading: &mut Reading,
@@ -498,6 +501,7 @@ impl Decoder {
         apl_start: usize,
         ci: u8,
         meter: &LongAddress,
+        parsed: &apl::Apl<'_>,
     ) {
         let Some(driver) = self
             .drivers
@@ -506,7 +510,7 @@ impl Decoder {
             return;
         };
         // C, M, A as transmitted; the frame was parsed past them already.
-        let Some(link) = buf.get(1..10).and_then(|b| <&[u8; 9]>::try_from(b).ok()) else {
+        let Some(link) = buf.get(1..10).and_then(|b| <[u8; 9]>::try_from(b).ok()) else {
             return;
         };
         // Only a named step reads the key (vendor encryption): no lookup otherwise.
@@ -520,6 +524,8 @@ impl Decoder {
             link,
             key,
             apl: tail(buf, apl_start),
+            records: &parsed.records,
+            manufacturer_data: parsed.manufacturer_data,
         };
         if let Err(e) = driver.apply_frame(reading, &frame, Some(&mut self.layouts)) {
             reading.driver_error = Some(e.to_string());
@@ -938,6 +944,17 @@ fn push_id_text(s: &mut String, id: &[u8; 4]) {
     for &b in id.iter().rev() {
         s.push(char::from(DIGITS[usize::from(b >> 4)]));
         s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+    }
+}
+
+/// No records, only vendor bytes (if any): what a driver reads of a payload that is
+/// not data records.
+fn vendor_only(manufacturer_data: Option<&[u8]>) -> apl::Apl<'_> {
+    apl::Apl {
+        records: Vec::new(),
+        manufacturer_data,
+        more_records_follow: false,
+        unparsed: None,
     }
 }
 
