@@ -218,9 +218,7 @@ impl Rules {
         let mut vendor_text = Vec::new();
         let vendor = match (frame, manufacturer_data.as_deref()) {
             (Some(frame), _) => frame.manufacturer_data,
-            (None, Some(hex)) if self.reads_vendor_bytes => {
-                unhex(hex, &mut [], &mut vendor_text).map(|v| &*v)
-            }
+            (None, Some(hex)) if self.reads_vendor_bytes => unhex(hex, &mut [], &mut vendor_text),
             (None, _) => None,
         };
         let (name, picks) = match memo {
