@@ -25,6 +25,7 @@ pub mod daemon;
 pub mod decode;
 pub mod drivers;
 pub mod explain;
+pub mod formats;
 pub mod frame;
 pub mod gather;
 pub mod health;

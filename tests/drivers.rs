@@ -492,3 +492,43 @@ fn every_builtin_driver_has_a_corpus_telegram() {
         "built-in drivers without a corpus telegram confirming one of their fields: {uncovered:?}"
     );
 }
+
+/// A driver reads vendor bytes and record data from the frame as the decoder parsed it;
+/// applied to the reading alone (as read back from JSON) it reads the same bytes from
+/// the reading's hex texts. Both give the same fields for every corpus telegram whose
+/// driver reads bytes (steps need the frame, so those drivers are left out); the
+/// corpus has many such telegrams reading vendor records.
+#[test]
+fn fields_from_the_frame_equal_fields_from_the_reading_alone() {
+    let set = DriverSet::builtin();
+    let mut vendor_records = 0;
+    for (e, decoded) in decoded_wireless_corpus() {
+        let Some(driver) = decoded.driver.as_deref().and_then(|name| set.get(name)) else {
+            continue;
+        };
+        let reads_bytes = !driver.definition.bytes.is_empty();
+        if driver.runs_step() || !reads_bytes {
+            continue;
+        }
+        let mut alone = decoded.clone();
+        alone.fields.clear();
+        alone.driver = None;
+        driver.apply(&mut alone);
+        assert_eq!(
+            alone.fields, decoded.fields,
+            "{} {}",
+            e["driver"], e["meter_id"]
+        );
+        let sources = driver.field_sources(&decoded);
+        if sources
+            .iter()
+            .any(|(_, s)| s.contains(" data bytes ") && s.starts_with("record"))
+        {
+            vendor_records += 1;
+        }
+    }
+    assert!(
+        vendor_records > 5,
+        "{vendor_records} telegrams with vendor record fields"
+    );
+}

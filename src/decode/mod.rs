@@ -6,15 +6,14 @@
 //! path serves the daemon, `wmbusd decode` and the tests.
 
 mod error;
-mod formats;
 mod profiles;
 mod received;
 mod security;
 mod transport;
 mod wired;
 
+pub use crate::formats::{FormatCache, MeterKey, SavedFormat};
 pub use error::{DecodeError, FailureKind};
-pub use formats::{FormatCache, MeterKey, SavedFormat};
 pub use received::Received;
 
 use crate::drivers::DriverSet;
@@ -315,8 +314,9 @@ impl Decoder {
             reading.access_number = lower.ell_access_number;
             set_security(&mut reading.security, 0, lower.ell);
             reading.manufacturer_data = Some(upper_hex(tail(buf, pos)));
+            let vendor = vendor_only(Some(tail(buf, pos)));
             let link = link.control_and_address();
-            self.apply_driver(reading, &link, tail(buf, pos + 1), ci, &meter);
+            self.run_driver(reading, &link, tail(buf, pos + 1), ci, &meter, &vendor);
             return Ok(());
         }
         let (tpl, used) =
@@ -450,6 +450,17 @@ fn push_id_text(s: &mut String, id: &[u8; 4]) {
         for nibble in [b >> 4, b & 0x0F] {
             s.extend(char::from_digit(u32::from(nibble), 16));
         }
+    }
+}
+
+/// No records, only vendor bytes (if any): what a driver reads of a payload that is
+/// not data records.
+fn vendor_only(manufacturer_data: Option<&[u8]>) -> apl::Apl<'_> {
+    apl::Apl {
+        records: Vec::new(),
+        manufacturer_data,
+        more_records_follow: false,
+        unparsed: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::security::is_vendor_payload;
 use super::{fill_records, set_security, status_json, tail, DecodeError, Decoder, FailureKind};
-use super::{Lower, MeterKey};
+use super::{vendor_only, Lower, MeterKey};
 use crate::frame::RadioFrame;
 use crate::reading::{upper_hex, Reading};
 use crate::wire::address::Address;
@@ -58,15 +58,7 @@ impl Decoder {
         set_security(&mut reading.security, mode.number(), security);
         let verified = lower.payload_verified || security.verified_by == Some("mac");
         let encrypted = security.decrypted || mode != SecurityMode::None;
-        self.payload(buf, layer, encrypted, verified, reading)?;
-        self.apply_driver(
-            reading,
-            &layer.link,
-            tail(buf, layer.data),
-            tpl.ci,
-            &layer.meter,
-        );
-        Ok(())
+        self.payload(buf, layer, encrypted, verified, reading)
     }
 
     /// The application data by the TPL's CI. `encrypted`: it was (or claims to be)
@@ -89,19 +81,24 @@ impl Decoder {
                 } else {
                     0
                 };
-                self.compact(tail(data, skip), layer.data + skip, &key, verified, reading)?;
+                let full = self.compact(tail(data, skip), layer.data + skip, &key, verified)?;
+                let parsed = apl::parse_lenient(&full);
+                fill_records(reading, &parsed, layer.data + skip, &mut self.spare_records);
+                self.apply_driver(reading, layer, buf, &parsed);
             }
             0x69..=0x6B => {
                 let at = layer.data;
                 let ff = FormatFrameRepr::parse(data).map_err(|e| DecodeError::from_wire(e, at))?;
                 let format = ff.format().map_err(|e| DecodeError::from_wire(e, at))?;
                 self.formats.learn(key, ff.signature, format);
+                self.apply_driver(reading, layer, buf, &vendor_only(None));
             }
             // Transport layer without application data.
-            0x8A | 0x8B => {}
+            0x8A | 0x8B => self.apply_driver(reading, layer, buf, &vendor_only(None)),
             // A vendor payload behind a claimed security mode: kept whole for its driver.
             _ if is_vendor_payload(&layer.meter, &layer.tpl) => {
                 reading.manufacturer_data = Some(upper_hex(data));
+                self.apply_driver(reading, layer, buf, &vendor_only(Some(data)));
             }
             _ => {
                 let parsed = apl::parse_lenient(data);
@@ -114,20 +111,21 @@ impl Decoder {
                     );
                 }
                 fill_records(reading, &parsed, layer.data, &mut self.spare_records);
+                self.apply_driver(reading, layer, buf, &parsed);
             }
         }
         Ok(())
     }
 
-    /// A compact frame at `at`, expanded by the format a full frame of the meter showed.
+    /// A compact frame at `at`, expanded by the format a full frame of the meter showed
+    /// into the data records it abbreviates.
     fn compact(
         &mut self,
         data: &[u8],
         at: usize,
         key: &MeterKey,
         verified: bool,
-        reading: &mut Reading,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<Vec<u8>, DecodeError> {
         let compact = CompactRepr::parse(data).map_err(|e| DecodeError::from_wire(e, at))?;
         let Some(format) = self.formats.lookup(key, compact.signature) else {
             return Err(DecodeError::new(
@@ -141,30 +139,43 @@ impl Decoder {
             )
             .at(at));
         };
-        let full = if verified {
+        if verified {
             format.expand_covered(&compact).map(|(full, _)| full)
         } else {
             format.expand_verified(&compact)
         }
-        .map_err(|e| DecodeError::from_wire(e, at))?;
-        fill_records(
-            reading,
-            &apl::parse_lenient(&full),
-            at,
-            &mut self.spare_records,
-        );
-        Ok(())
+        .map_err(|e| DecodeError::from_wire(e, at))
     }
 
-    /// Runs the driver matching the meter and CI on the application bytes `apl`. A
-    /// failed named step leaves its fields out; the reading says why in `driver_error`.
-    pub(super) fn apply_driver(
+    fn apply_driver(
+        &mut self,
+        reading: &mut Reading,
+        layer: &Transport,
+        buf: &[u8],
+        parsed: &apl::Apl<'_>,
+    ) {
+        let apl = tail(buf, layer.data);
+        self.run_driver(
+            reading,
+            &layer.link,
+            apl,
+            layer.tpl.ci,
+            &layer.meter,
+            parsed,
+        );
+    }
+
+    /// Runs the driver matching the meter and CI on the application bytes `apl`, its
+    /// records and vendor bytes `parsed`. A failed named step leaves its fields out; the
+    /// reading says why in `driver_error`.
+    pub(super) fn run_driver(
         &mut self,
         reading: &mut Reading,
         link: &[u8; 9],
         apl: &[u8],
         ci: u8,
         meter: &Address,
+        parsed: &apl::Apl<'_>,
     ) {
         let Some(driver) = self.drivers.select_address(meter, ci) else {
             return;
@@ -175,7 +186,14 @@ impl Decoder {
         } else {
             None
         };
-        let frame = crate::drivers::FrameContext { ci, link, key, apl };
+        let frame = crate::drivers::FrameContext {
+            ci,
+            link: *link,
+            key,
+            apl,
+            records: &parsed.records,
+            manufacturer_data: parsed.manufacturer_data,
+        };
         if let Err(e) = driver.apply_frame(reading, &frame, None) {
             reading.driver_error = Some(e.to_string());
         }

@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
-use super::layout::{next_rules_id, FieldPick, LayoutMemo, Picks};
+use super::layout::{next_rules_id, LayoutMemo, Picks};
 use super::model::{
-    field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source,
+    field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source, StepDef,
 };
+use super::pick::{Factor, FieldPick};
 use super::steps::{self, Step, StepError, StepInput};
 use super::FrameContext;
 use crate::frame::hex_nibble;
 use crate::reading::{Decimal, FieldNames, Fill, Function, Reading, Record, Value};
-use crate::wire::apl;
+use crate::wire::apl::{self, DataRecord};
 
 /// A field taken from a generic record.
 #[derive(Debug, Clone)]
@@ -86,11 +87,27 @@ impl FieldRules {
         }
     }
 }
-
+/// The named step and where its input comes from.
 #[derive(Debug, Clone)]
 struct StepRule {
     step: &'static Step,
-    source: Source,
+    input: Input,
+}
+
+/// A record header byte rules or the step read: as text, the way the reading's records
+/// show it, and as the bytes a frame's records carry.
+#[derive(Debug, Clone)]
+struct RecordHeader {
+    text: String,
+    bytes: Box<[u8]>,
+}
+
+impl RecordHeader {
+    /// `text` is uppercase hex made by [`Source::parse`] from bytes, so it decodes.
+    fn new(text: String) -> RecordHeader {
+        let bytes = hex::decode(&text).unwrap_or_default().into();
+        RecordHeader { text, bytes }
+    }
 }
 
 /// A validated definition in the form applied per telegram.
@@ -104,8 +121,8 @@ pub(super) struct Rules {
     names: FieldNames,
     /// Per name of `names`, in that order: its record rule and its byte rule.
     fields: Vec<FieldRules>,
-    /// The distinct record headers byte rules read (`Input::Record`).
-    record_headers: Vec<String>,
+    /// The distinct record headers byte rules and the step read (`Input::Record`).
+    record_headers: Vec<RecordHeader>,
     step: Option<StepRule>,
     /// Some byte rule or the step reads `manufacturer_data`.
     reads_vendor_bytes: bool,
@@ -120,53 +137,20 @@ impl Rules {
             .iter()
             .map(|(name, def)| record_rule(name, def.get_ref()))
             .collect::<Result<_, _>>()?;
-        let mut record_headers: Vec<String> = Vec::new();
+        let mut record_headers = Vec::new();
         let bytes: Vec<ByteRule> = definition
             .bytes
             .iter()
-            .map(|(name, def)| {
-                let def: &BytesDef = def.get_ref();
-                let input = match def.parsed_source()? {
-                    Source::ManufacturerData => Input::ManufacturerData,
-                    Source::Step => Input::Step,
-                    Source::Apl => Input::Apl,
-                    Source::Record(header) => {
-                        match record_headers.iter().position(|h| *h == header) {
-                            Some(i) => Input::Record(i),
-                            None => {
-                                record_headers.push(header);
-                                Input::Record(record_headers.len() - 1)
-                            }
-                        }
-                    }
-                };
-                let scale = def.parsed_scale()?;
-                Ok(ByteRule {
-                    name: name.clone(),
-                    input,
-                    offset: def.offset,
-                    length: def.length,
-                    encoding: def.encoding,
-                    mask: def.mask,
-                    scale: (scale != Decimal::from_int(1)).then_some(scale),
-                })
-            })
+            .map(|(name, def)| byte_rule(name, def.get_ref(), &mut record_headers))
             .collect::<Result<_, String>>()?;
         let step = match &definition.step {
             None => None,
-            Some(def) => {
-                let def = def.get_ref();
-                Some(StepRule {
-                    step: steps::lookup(&def.name)
-                        .ok_or_else(|| format!("unknown step {:?}", def.name))?,
-                    source: Source::parse(&def.source)?,
-                })
-            }
+            Some(def) => Some(step_rule(def.get_ref(), &mut record_headers)?),
         };
         let reads_vendor_bytes = bytes.iter().any(|b| b.input == Input::ManufacturerData)
             || step
                 .as_ref()
-                .is_some_and(|s: &StepRule| s.source == Source::ManufacturerData);
+                .is_some_and(|s| s.input == Input::ManufacturerData);
         let names = FieldNames::new(
             definition
                 .fields
@@ -205,12 +189,14 @@ impl Rules {
         picks.headers.extend(
             self.record_headers
                 .iter()
-                .map(|h| first_with_header(records, h)),
+                .map(|h| first_with_header(records, &h.text)),
         );
     }
 
-    /// Fills `reading.driver` and `reading.fields`. `frame` is what a step needs of the
-    /// telegram; without it (readings rebuilt from JSON) step fields are left out.
+    /// Fills `reading.driver` and `reading.fields`. `frame` is what the driver reads
+    /// of the telegram beyond the reading: the step's inputs, and the vendor bytes and
+    /// record data as bytes. Without it (readings rebuilt from JSON) step fields are
+    /// left out and bytes are read from the reading's hex texts.
     /// `memo` remembers which records the rules took in each layout; only for readings
     /// the decoder built (see [`LayoutMemo`]).
     pub(super) fn apply(
@@ -226,26 +212,15 @@ impl Rules {
             driver,
             ..
         } = reading;
-        // Decoded once per telegram, for the step and the fields alike, and only for
-        // definitions reading it; on the stack unless unusually long.
-        let mut vendor_stack;
-        let mut vendor_heap = Vec::new();
-        let vendor = match (self.reads_vendor_bytes, manufacturer_data.as_deref()) {
-            (true, Some(hex)) => {
-                // Zeroed here only: most definitions read no vendor bytes.
-                vendor_stack = [0u8; 256];
-                unhex(hex, &mut vendor_stack, &mut vendor_heap)
-            }
-            _ => None,
-        };
-        let (step_output, step_result) = match (&self.step, frame) {
-            (Some(rule), Some(frame)) => match run_step(rule, vendor, records, frame) {
-                Ok(out) => (out, Ok(())),
-                Err(e) => (None, Err(e)),
-            },
-            _ => (None, Ok(())),
-        };
         let records: &[Record] = records;
+        // A reading without its frame has its vendor bytes as hex only; decoded once,
+        // and only for definitions reading them.
+        let mut vendor_text = Vec::new();
+        let vendor = match (frame, manufacturer_data.as_deref()) {
+            (Some(frame), _) => frame.manufacturer_data,
+            (None, Some(hex)) if self.reads_vendor_bytes => unhex(hex, &mut [], &mut vendor_text),
+            (None, _) => None,
+        };
         let (name, picks) = match memo {
             Some(memo) => (
                 memo.driver(&self.driver),
@@ -257,9 +232,13 @@ impl Rules {
             records,
             picks,
             vendor,
-            step_output: step_output.as_deref(),
+            step_output: None,
             apl: frame.map(|f| f.apl),
-            record_data: RecordData::new(),
+            record_data: RecordData::new(frame.map(|f| f.records)),
+        };
+        let step_result = match (&self.step, frame) {
+            (Some(rule), Some(frame)) => self.run_step(rule, frame, &mut sources),
+            _ => Ok(()),
         };
         fields.refill(&self.names, |i, slot| {
             // The usual case of a known layout, kept small: a record's number.
@@ -277,66 +256,58 @@ impl Rules {
         step_result
     }
 
+    /// Runs the step on its input, keeping its output in `sources` for the byte rules
+    /// reading it. No input in this telegram: no output, and no error.
+    fn run_step(
+        &self,
+        rule: &StepRule,
+        frame: &FrameContext<'_>,
+        sources: &mut Sources<'_>,
+    ) -> Result<(), StepError> {
+        let Some(data) = sources.input(rule.input, &self.record_headers) else {
+            return Ok(());
+        };
+        let input = StepInput {
+            ci: frame.ci,
+            link: &frame.link,
+            key: frame.key,
+            data,
+        };
+        let output = (rule.step.run)(&input)?;
+        sources.step_output = Some(output);
+        Ok(())
+    }
+
     /// Fills the slot of field `i` from `sources` (every case but a known layout's
     /// record number, which [`Rules::apply`] copies itself).
     fn fill(&self, i: usize, slot: &mut Value, sources: &mut Sources<'_>) -> Fill {
-        let Sources { records, picks, .. } = *sources;
         let Some(rules) = self.fields.get(i) else {
             return Fill::Absent;
         };
-        let pick = match picks.and_then(|p| p.field(i)) {
+        let records = sources.records;
+        let pick = match sources.picks.and_then(|p| p.field(i)) {
             Some(pick) => pick,
             None => rules.pick(records),
         };
         // A name defined both ways takes the record when the telegram has it.
-        match (pick, &rules.record) {
-            (FieldPick::Absent, _) => return Fill::Absent,
-            (
-                FieldPick::Number { record, factor } | FieldPick::Record { record, factor },
-                Some(rule),
-            ) => {
-                let at = record as usize;
-                match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
-                    None | Some(Fill::Absent) => {}
-                    Some(filled) => return filled,
-                }
+        if let (
+            FieldPick::Number { record, factor } | FieldPick::Record { record, factor },
+            Some(rule),
+        ) = (pick, &rules.record)
+        {
+            let at = record as usize;
+            match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
+                None | Some(Fill::Absent) => {}
+                Some(filled) => return filled,
             }
-            _ => {}
         }
-        let Some(rule) = &rules.bytes else {
+        let Some(rule) = rules.bytes.as_ref().filter(|_| pick != FieldPick::Absent) else {
             return Fill::Absent;
         };
-        let source: &[u8] = match rule.input {
-            Input::ManufacturerData => match sources.vendor {
-                Some(v) => v,
-                None => return Fill::Absent,
-            },
-            Input::Step => match sources.step_output {
-                Some(v) => v,
-                None => return Fill::Absent,
-            },
-            Input::Apl => match sources.apl {
-                Some(apl) => apl,
-                None => return Fill::Absent,
-            },
-            Input::Record(at) => {
-                let first = match picks {
-                    Some(picks) => picks.header(at),
-                    None => self
-                        .record_headers
-                        .get(at)
-                        .and_then(|h| first_with_header(records, h)),
-                };
-                match sources
-                    .record_data
-                    .get(at, first.and_then(|k| records.get(k)))
-                {
-                    Some(data) => data,
-                    None => return Fill::Absent,
-                }
-            }
-        };
-        match rule.extract(source) {
+        match sources
+            .input(rule.input, &self.record_headers)
+            .and_then(|source| rule.extract(source))
+        {
             Some(value) => {
                 *slot = value;
                 Fill::Value
@@ -353,15 +324,38 @@ struct Sources<'a> {
     picks: Option<&'a Picks>,
     /// The manufacturer data as bytes, when the definition reads them.
     vendor: Option<&'a [u8]>,
-    step_output: Option<&'a [u8]>,
+    step_output: Option<Vec<u8>>,
     apl: Option<&'a [u8]>,
-    record_data: RecordData,
+    record_data: RecordData<'a>,
 }
 
-/// The data of the records byte rules read, unhexed once for all the rules reading the
-/// same record: a driver usually takes several fields from one vendor record, and
-/// rules run in name order, so the record last unhexed is kept.
-struct RecordData {
+impl Sources<'_> {
+    /// The bytes `input` names in this telegram, if it has them.
+    fn input(&mut self, input: Input, headers: &[RecordHeader]) -> Option<&[u8]> {
+        match input {
+            Input::ManufacturerData => self.vendor,
+            Input::Step => self.step_output.as_deref(),
+            Input::Apl => self.apl,
+            Input::Record(at) => {
+                let first = match self.picks {
+                    Some(picks) => picks.header(at),
+                    None => first_with_header(self.records, &headers.get(at)?.text),
+                };
+                let record = first.and_then(|k| self.records.get(k));
+                self.record_data.get(at, headers.get(at)?, record)
+            }
+        }
+    }
+}
+
+/// The data of the records byte rules and the step read. From the frame's records
+/// when the reading comes with its frame; else unhexed from the reading's texts, once
+/// for all the rules reading the same record (a driver usually takes several fields
+/// from one vendor record, and rules run in name order, so the record last unhexed is
+/// kept).
+struct RecordData<'a> {
+    /// The frame's records as parsed, in transmission order.
+    wire: Option<&'a [DataRecord<'a>]>,
     /// Which `Rules::record_headers` entry the buffers hold, and the length of its
     /// data (`None`: the telegram has no such record, or its hex is invalid).
     held: Option<(usize, Option<usize>)>,
@@ -369,24 +363,39 @@ struct RecordData {
     heap: Vec<u8>,
 }
 
-impl RecordData {
-    fn new() -> RecordData {
+impl<'a> RecordData<'a> {
+    fn new(wire: Option<&'a [DataRecord<'a>]>) -> RecordData<'a> {
         RecordData {
+            wire,
             held: None,
             stack: [0; 64],
             heap: Vec::new(),
         }
     }
 
-    /// The data of `record`, the first with header `Rules::record_headers[slot]`.
-    fn get(&mut self, slot: usize, record: Option<&Record>) -> Option<&[u8]> {
+    /// The data of `record`, the reading's first record with `header`
+    /// (`Rules::record_headers[slot]`). Only records whose data the reading keeps
+    /// (`raw`: vendor records, records in error) are read, with the frame or without.
+    fn get(
+        &mut self,
+        slot: usize,
+        header: &RecordHeader,
+        record: Option<&Record>,
+    ) -> Option<&[u8]> {
+        let raw = record?.raw.as_deref()?;
+        if let Some(wire) = self.wire {
+            // The reading's records are the frame's in order (expanded profile
+            // records added after theirs carry other headers): the first with the
+            // header is the same record.
+            return wire
+                .iter()
+                .find(|r| *r.header == *header.bytes)
+                .map(|r| r.data);
+        }
         let len = match self.held {
             Some((held, len)) if held == slot => len,
             _ => {
-                let raw = record.and_then(|r| r.raw.as_deref());
-                let len = raw
-                    .and_then(|raw| unhex(raw, &mut self.stack, &mut self.heap))
-                    .map(<[u8]>::len);
+                let len = unhex(raw, &mut self.stack, &mut self.heap).map(<[u8]>::len);
                 self.held = Some((slot, len));
                 len
             }
@@ -415,9 +424,7 @@ fn unhex<'a>(hex: &str, stack: &'a mut [u8], heap: &'a mut Vec<u8>) -> Option<&'
     Some(out)
 }
 
-/// Decodes `hex` (either case) into `out`, which is half as long. A loop over pairs
-/// rather than `hex::decode_to_slice`, whose per-call setup costs more than the few
-/// bytes decoded per telegram.
+/// Decodes `hex` (either case) into `out`, which is half as long.
 fn decode_hex(hex: &[u8], out: &mut [u8]) -> Option<()> {
     if hex.len() != 2 * out.len() {
         return None;
@@ -429,6 +436,50 @@ fn decode_hex(hex: &[u8], out: &mut [u8]) -> Option<()> {
         *byte = hex_nibble(high)? << 4 | hex_nibble(low)?;
     }
     Some(())
+}
+
+/// The byte rule named `name`, its record source added to `headers`.
+fn byte_rule(
+    name: &str,
+    def: &BytesDef,
+    headers: &mut Vec<RecordHeader>,
+) -> Result<ByteRule, String> {
+    let input = input_of(def.parsed_source()?, headers);
+    let scale = def.parsed_scale()?;
+    Ok(ByteRule {
+        name: name.to_owned(),
+        input,
+        offset: def.offset,
+        length: def.length,
+        encoding: def.encoding,
+        mask: def.mask,
+        scale: (scale != Decimal::from_int(1)).then_some(scale),
+    })
+}
+
+/// The step rule of `def`, its record source added to `headers`.
+fn step_rule(def: &StepDef, headers: &mut Vec<RecordHeader>) -> Result<StepRule, String> {
+    Ok(StepRule {
+        step: steps::lookup(&def.name).ok_or_else(|| format!("unknown step {:?}", def.name))?,
+        input: input_of(Source::parse(&def.source)?, headers),
+    })
+}
+
+/// `source` as an [`Input`]; a record header becomes its index in `headers`, added
+/// when new.
+fn input_of(source: Source, headers: &mut Vec<RecordHeader>) -> Input {
+    match source {
+        Source::ManufacturerData => Input::ManufacturerData,
+        Source::Step => Input::Step,
+        Source::Apl => Input::Apl,
+        Source::Record(header) => match headers.iter().position(|h| h.text == header) {
+            Some(i) => Input::Record(i),
+            None => {
+                headers.push(RecordHeader::new(header));
+                Input::Record(headers.len() - 1)
+            }
+        },
+    }
 }
 
 impl Rules {
@@ -457,7 +508,7 @@ impl Rules {
                     Input::ManufacturerData => "manufacturer data".to_owned(),
                     Input::Apl => "application layer".to_owned(),
                     Input::Record(slot) => {
-                        format!("record {} data", self.record_headers.get(slot)?)
+                        format!("record {} data", self.record_headers.get(slot)?.text)
                     }
                     Input::Step => match &self.step {
                         Some(step) => format!("step {} output", step.step.name),
@@ -483,50 +534,9 @@ impl Rules {
     }
 }
 
-/// The data bytes of the first record with this (uppercase hex) header, unhexed into
-/// `stack` (or `heap` when longer).
-fn record_bytes<'a>(
-    records: &[Record],
-    header: &str,
-    stack: &'a mut [u8],
-    heap: &'a mut Vec<u8>,
-) -> Option<&'a [u8]> {
-    let record = records.get(first_with_header(records, header)?)?;
-    unhex(record.raw.as_deref()?, stack, heap)
-}
-
 /// The index of the first record with this (uppercase hex) header.
 fn first_with_header(records: &[Record], header: &str) -> Option<usize> {
     records.iter().position(|r| *r.dif_vif == *header)
-}
-
-fn run_step(
-    rule: &StepRule,
-    vendor: Option<&[u8]>,
-    records: &[Record],
-    frame: &FrameContext<'_>,
-) -> Result<Option<Vec<u8>>, StepError> {
-    let mut record_stack = [0u8; 64];
-    let mut record_heap = Vec::new();
-    let data = match &rule.source {
-        Source::ManufacturerData => vendor,
-        Source::Record(header) => {
-            record_bytes(records, header, &mut record_stack, &mut record_heap)
-        }
-        Source::Apl => Some(frame.apl),
-        // Rejected when the definition was validated.
-        Source::Step => None,
-    };
-    let Some(data) = data else {
-        return Ok(None);
-    };
-    let input = StepInput {
-        ci: frame.ci,
-        link: frame.link,
-        key: frame.key,
-        data,
-    };
-    (rule.step.run)(&input).map(Some)
 }
 
 fn record_rule(name: &str, def: &FieldDef) -> Result<RecordRule, String> {
@@ -664,18 +674,6 @@ impl RecordRule {
             None => Fill::Absent,
         }
     }
-}
-
-/// Which of a record rule's conversion factors a record's unit takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Factor {
-    /// `RecordRule::factors[i]`.
-    At(u8),
-    /// The unit is not one the field converts from: the field is absent.
-    Missing,
-    /// Looked up when taken: the record had no unit when the pick was made (a text
-    /// value), so a later number of the same record is converted the full way.
-    Unknown,
 }
 
 /// `a == b` for the short quantity, unit and header texts compared per record and

@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::extract::Factor;
+use super::pick::FieldPick;
 use crate::reading::Record;
 
 /// Direct-mapped: a gateway hears a few dozen (driver, layout) pairs at most, and a
@@ -55,21 +55,6 @@ pub(super) struct Picks {
     pub(super) fields: Vec<FieldPick>,
     /// Per distinct header byte rules read: the first record with that header.
     pub(super) headers: Vec<Option<usize>>,
-}
-
-/// How a field is filled in one layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FieldPick {
-    /// No record is selected and there is no byte rule: the field is absent.
-    Absent,
-    /// Record `record`'s number as it is (a unit needing no conversion, or a plain
-    /// value), when the record holds a number this time; otherwise as `Record`.
-    Number { record: u32, factor: Factor },
-    /// Record `record` with the factor for its unit, then the byte rule if that
-    /// gives nothing.
-    Record { record: u32, factor: Factor },
-    /// No record is selected: the byte rule.
-    Bytes,
 }
 
 impl Picks {

@@ -53,6 +53,7 @@
 mod extract;
 mod layout;
 mod model;
+mod pick;
 pub mod steps;
 
 use std::collections::BTreeSet;
@@ -65,10 +66,11 @@ pub use model::{BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, 
 
 pub use steps::StepError;
 
-use crate::decode::FormatCache;
+use crate::formats::FormatCache;
 use crate::keys::Key;
 use crate::reading::Reading;
 use crate::wire::address::Address;
+use crate::wire::apl::DataRecord;
 use crate::wire::compact::CompactFormat;
 use crate::wire::manufacturer::Manufacturer;
 
@@ -105,18 +107,25 @@ pub enum LoadError {
     },
 }
 
-/// What a driver's named step needs of the telegram beyond the decoded reading.
+/// What a driver reads of one telegram beyond the decoded reading: header fields, the
+/// application layer, its records as parsed and the vendor bytes. All bytes as the
+/// frame carries them: nothing the reading shows as hex is turned back into bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameContext<'a> {
     /// CI of the layer carrying the data (TPL CI, or the proprietary CI 0xA0..0xB7).
     pub ci: u8,
     /// Link-layer C, M, A fields as transmitted (9 bytes).
-    pub link: &'a [u8; 9],
+    pub link: [u8; 9],
     /// The meter's configured AES key, for vendor encryption.
     pub key: Option<&'a Key>,
     /// The application layer as received (decrypted): the bytes after the TPL header,
     /// or after a proprietary CI. For vendors whose payload is not data records.
     pub apl: &'a [u8],
+    /// The data records as parsed, in transmission order (the reading's records are
+    /// these, with compact profiles expanded after theirs); empty without records.
+    pub records: &'a [DataRecord<'a>],
+    /// The vendor bytes the reading's `manufacturer_data` shows.
+    pub manufacturer_data: Option<&'a [u8]>,
 }
 
 /// One validated driver.
@@ -282,7 +291,7 @@ impl Driver {
     /// Fills `reading.driver` and `reading.fields`, running the named step on `frame`.
     /// A step error leaves that step's fields out and is returned for the reading.
     /// `memo` (the decoder's) remembers which records the fields took per record
-    /// layout; pass one only for readings a [`crate::decode::Decoder`] built.
+    /// layout; pass one only for readings the decoder built.
     pub fn apply_frame(
         &self,
         reading: &mut Reading,

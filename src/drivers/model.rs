@@ -363,98 +363,82 @@ impl Definition {
             check_name(name).map_err(|reason| (def.span(), reason))?;
         }
         if let Some(step) = &self.step {
-            let span = step.span();
-            let def = step.get_ref();
-            if super::steps::lookup(&def.name).is_none() {
-                return Err((
-                    span,
-                    format!(
-                        "unknown step {:?} (known steps: {})",
-                        def.name,
-                        super::steps::names()
-                    ),
-                ));
-            }
-            match Source::parse(&def.source) {
-                Ok(Source::Step) => {
-                    return Err((span, "a step cannot read its own output".into()));
-                }
-                Ok(_) => {}
-                Err(reason) => return Err((span, format!("step: {reason}"))),
-            }
+            check_step(step.get_ref()).map_err(|reason| (step.span(), reason))?;
         }
         for (name, def) in &self.bytes {
             let span = def.span();
             let kind = check_name(name).map_err(|reason| (span.clone(), reason))?;
-            let b = def.get_ref();
-            let source = b
-                .parsed_source()
-                .map_err(|r| (span.clone(), format!("{name}: {r}")))?;
-            if source == Source::Step && self.step.is_none() {
-                return Err((
-                    span,
-                    format!("{name}: source \"step\" needs a [step] section naming one"),
-                ));
-            }
-            b.parsed_scale()
-                .map_err(|r| (span.clone(), format!("{name}: {r}")))?;
-            match b.encoding.date_len() {
-                Some(len) if b.length != len => {
-                    return Err((
-                        span,
-                        format!("{name}: this date encoding is {len} bytes long"),
-                    ));
-                }
-                Some(_) if kind != FieldKind::Date => {
-                    return Err((
-                        span,
-                        format!("{name}: a date encoding needs a name ending _date or _datetime"),
-                    ));
-                }
-                Some(_) if b.scale.is_some() || b.unit.is_some() => {
-                    return Err((span, format!("{name}: dates take no scale or unit")));
-                }
-                Some(_) => {}
-                None if b.length == 0 || b.length > 8 => {
-                    return Err((span, format!("{name}: length {} (1 to 8 bytes)", b.length)));
-                }
-                None if kind == FieldKind::Date => {
-                    return Err((
-                        span,
-                        format!("{name}: a date needs encoding \"date_g\" or \"datetime_f\""),
-                    ));
-                }
-                None => {}
-            }
-            match (b.encoding, b.mask) {
-                (Encoding::Bits, None) | (Encoding::Bits, Some(0)) => {
-                    return Err((span, format!("{name}: encoding \"bits\" needs a mask")));
-                }
-                (Encoding::Bits, Some(_)) | (_, None) => {}
-                (_, Some(_)) => {
-                    return Err((
-                        span,
-                        format!("{name}: mask only applies to encoding \"bits\""),
-                    ));
-                }
-            }
-            match (kind, &b.unit) {
-                (FieldKind::Unit { unit, .. }, Some(u)) if u != unit => {
-                    return Err((
-                        span,
-                        format!("{name}: unit {u:?} contradicts the name, which says {unit:?}"),
-                    ));
-                }
-                (FieldKind::Plain, Some(u)) => {
-                    return Err((
-                        span,
-                        format!("{name}: unit {u:?} given but the name has no unit suffix"),
-                    ));
-                }
-                _ => {}
-            }
+            def.get_ref()
+                .check(kind, self.step.is_some())
+                .map_err(|reason| (span, format!("{name}: {reason}")))?;
         }
         Ok(())
+    }
+}
+
+/// A step that exists, reading something other than its own output.
+fn check_step(def: &StepDef) -> Result<(), String> {
+    if super::steps::lookup(&def.name).is_none() {
+        return Err(format!(
+            "unknown step {:?} (known steps: {})",
+            def.name,
+            super::steps::names()
+        ));
+    }
+    match Source::parse(&def.source) {
+        Ok(Source::Step) => Err("a step cannot read its own output".into()),
+        Ok(_) => Ok(()),
+        Err(reason) => Err(format!("step: {reason}")),
+    }
+}
+
+impl BytesDef {
+    /// Checks a byte rule for a field of `kind`; the reason without the field's name.
+    fn check(&self, kind: FieldKind, has_step: bool) -> Result<(), String> {
+        if self.parsed_source()? == Source::Step && !has_step {
+            return Err("source \"step\" needs a [step] section naming one".into());
+        }
+        self.parsed_scale()?;
+        self.check_length(kind)?;
+        match (self.encoding, self.mask) {
+            (Encoding::Bits, None) | (Encoding::Bits, Some(0)) => {
+                return Err("encoding \"bits\" needs a mask".into());
+            }
+            (Encoding::Bits, Some(_)) | (_, None) => {}
+            (_, Some(_)) => return Err("mask only applies to encoding \"bits\"".into()),
+        }
+        match (kind, &self.unit) {
+            (FieldKind::Unit { unit, .. }, Some(u)) if u != unit => Err(format!(
+                "unit {u:?} contradicts the name, which says {unit:?}"
+            )),
+            (FieldKind::Plain, Some(u)) => {
+                Err(format!("unit {u:?} given but the name has no unit suffix"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The length and encoding agree, and dates are named and encoded as dates.
+    fn check_length(&self, kind: FieldKind) -> Result<(), String> {
+        match self.encoding.date_len() {
+            Some(len) if self.length != len => {
+                Err(format!("this date encoding is {len} bytes long"))
+            }
+            Some(_) if kind != FieldKind::Date => {
+                Err("a date encoding needs a name ending _date or _datetime".into())
+            }
+            Some(_) if self.scale.is_some() || self.unit.is_some() => {
+                Err("dates take no scale or unit".into())
+            }
+            Some(_) => Ok(()),
+            None if self.length == 0 || self.length > 8 => {
+                Err(format!("length {} (1 to 8 bytes)", self.length))
+            }
+            None if kind == FieldKind::Date => {
+                Err("a date needs encoding \"date_g\" or \"datetime_f\"".into())
+            }
+            None => Ok(()),
+        }
     }
 }
 

@@ -297,14 +297,14 @@ fn declared_formats_reach_the_cache() {
     let format = set.get("demo").unwrap().compact_formats()[0].clone();
     let mut cache = FormatCache::new();
     set.declare_formats(&mut cache);
-    let meter = crate::decode::MeterKey {
+    let meter = crate::formats::MeterKey {
         manufacturer: Manufacturer::from_code("KAM").unwrap().raw(),
         id: [1, 2, 3, 4],
         version: 0x1B,
         device_type: 0x16,
     };
     assert_eq!(cache.lookup(&meter, format.signature()), Some(&format));
-    let other = crate::decode::MeterKey {
+    let other = crate::formats::MeterKey {
         version: 0x1C,
         ..meter
     };

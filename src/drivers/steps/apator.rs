@@ -94,8 +94,7 @@ fn div3_rounded(numerator: u64) -> u64 {
 /// The 4-byte counter right after the CI of the apator08 / apator172 frames.
 fn apator_counter(step: &'static str, input: &StepInput<'_>) -> Result<u64, StepError> {
     check_ci(step, input)?;
-    let b = input.bytes(step, 1, 4)?;
-    Ok(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    Ok(u64::from(u32::from_le_bytes(input.array(step, 1)?)))
 }
 
 /// apator08: the counter counts thirds of a litre. Output: the volume in 10⁻⁶ m3 (u64 LE),
@@ -140,10 +139,8 @@ const EITN40_CURRENT_DATE: usize = 1 + 48;
 fn apatoreitn40_dates(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     const STEP: &str = "apatoreitn40_dates";
     check_ci(STEP, input)?;
-    let word = |at: usize| -> Result<u16, StepError> {
-        let b = input.bytes(STEP, at, 2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    };
+    let word =
+        |at: usize| -> Result<u16, StepError> { Ok(u16::from_le_bytes(input.array(STEP, at)?)) };
     let current = packed_date_to_type_g(word(EITN40_CURRENT_DATE)?, 0x7F);
     let season = packed_date_to_type_g(word(EITN40_SEASON_START)?, 0x7F);
     Ok([current, season].concat())
@@ -165,9 +162,9 @@ fn apatoreitn_frame(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     const STEP: &str = "apatoreitn_frame";
     check_ci(STEP, input)?;
     let start = if input.ci == 0xB6 {
-        let header_len = usize::from(input.bytes(STEP, 1, 1)?[0]);
+        let header_len = usize::from(input.byte(STEP, 1)?);
         let marker_at = 2 + header_len;
-        let marker = input.bytes(STEP, marker_at, 1)?[0];
+        let marker = input.byte(STEP, marker_at)?;
         if marker != EITN_BLOCK_MARKER {
             return Err(StepError::Invalid {
                 step: STEP,
@@ -233,10 +230,9 @@ fn apatorna1_decrypt(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
     const ENCRYPTED_AT: usize = 3;
     check_ci(STEP, input)?;
     let key = input.key.ok_or(StepError::NoKey { step: STEP })?;
-    let access = input.bytes(STEP, 1, 1)?[0];
-    let frame_status = input.bytes(STEP, 2, 1)?[0];
-    let mut block = [0u8; crypto::BLOCK_LEN];
-    block.copy_from_slice(input.bytes(STEP, ENCRYPTED_AT, crypto::BLOCK_LEN)?);
+    let access = input.byte(STEP, 1)?;
+    let frame_status = input.byte(STEP, 2)?;
+    let mut block: [u8; crypto::BLOCK_LEN] = input.array(STEP, ENCRYPTED_AT)?;
     let l = input.link;
     let address = [l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8]];
     let iv = crypto::mode5_iv(&address, access);

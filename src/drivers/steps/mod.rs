@@ -54,6 +54,25 @@ impl StepInput<'_> {
         self.link[8]
     }
 
+    /// The input byte at `at`, or a [`StepError::TooShort`].
+    pub fn byte(&self, step: &'static str, at: usize) -> Result<u8, StepError> {
+        Ok(self.array::<1>(step, at)?[0])
+    }
+
+    /// The `N` input bytes from `from` on, or a [`StepError::TooShort`].
+    pub fn array<const N: usize>(
+        &self,
+        step: &'static str,
+        from: usize,
+    ) -> Result<[u8; N], StepError> {
+        let bytes = self.bytes(step, from, N)?;
+        <[u8; N]>::try_from(bytes).map_err(|_| StepError::TooShort {
+            step,
+            len: self.data.len(),
+            need: from.saturating_add(N),
+        })
+    }
+
     /// The input bytes `from..from + len`, or a [`StepError::TooShort`].
     pub fn bytes(&self, step: &'static str, from: usize, len: usize) -> Result<&[u8], StepError> {
         from.checked_add(len)

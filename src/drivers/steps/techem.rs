@@ -273,7 +273,8 @@ pub fn mkradio3a(input: &StepInput<'_>) -> Result<Vec<u8>, StepError> {
         let current = usize::from(date.month);
         for month in 1..=SLOTS {
             let ago = (current + SLOTS - month) % SLOTS;
-            out.extend_from_slice(&months_ago[ago].to_le_bytes());
+            let value = months_ago.get(ago).copied().unwrap_or_default();
+            out.extend_from_slice(&value.to_le_bytes());
         }
         Ok(out)
     })

@@ -4,6 +4,9 @@
 //! abbreviates. Formats are remembered per meter first (safest: the same signature can
 //! stand for different layouts across vendors), then per model (manufacturer, version,
 //! device type) for meters of the same firmware that were not heard in full yet.
+//!
+//! Below both users: the decoder learns formats from full frames, the drivers declare
+//! their models' formats; neither imports the other for it.
 
 use std::collections::HashMap;
 
