@@ -453,6 +453,20 @@ fn push_id_text(s: &mut String, id: &[u8; 4]) {
     }
 }
 
+/// True for a frame whose payload is a vendor layout rather than records although its
+/// CI announces records (B Meters RFM-TX1, see [`bmeters`]).
+pub(super) fn is_vendor_payload(meter: &Address, tpl: &TplRepr) -> bool {
+    let letters = meter.manufacturer().letters();
+    tpl.header.is_some_and(|h| {
+        crate::drivers::steps::bmeters::is_rfmtx1(
+            letters,
+            meter.version,
+            meter.device_type,
+            h.config.0,
+        )
+    })
+}
+
 /// No records, only vendor bytes (if any): what a driver reads of a payload that is
 /// not data records.
 fn vendor_only(manufacturer_data: Option<&[u8]>) -> apl::Apl<'_> {

@@ -2,6 +2,7 @@
 //! AFL MAC for mode 7), Diehl's scrambled "real data" and the vendor and claimed modes.
 //! Each decrypts the canonical bytes in place and says how it verified.
 
+use super::is_vendor_payload;
 use super::transport::Transport;
 use super::{tail, tail_mut, DecodeError, Decoder, FailureKind, Lower, SecurityOutcome};
 use crate::crypto::{self, derivation};
@@ -11,7 +12,7 @@ use crate::wire::address::Address;
 use crate::wire::ell::{self, EllEncryption, EllRepr};
 use crate::wire::link::LinkHeader;
 use crate::wire::telegram::REAL_DATA_CI_AT;
-use crate::wire::tpl::{KdfSelection, SecurityMode, TplHeader, TplRepr};
+use crate::wire::tpl::{KdfSelection, SecurityMode, TplHeader};
 use crate::wire::{apl, Layer};
 
 /// Two idle fillers open every correctly decrypted mode 5/7 payload.
@@ -302,14 +303,6 @@ fn encrypted_region(buf: &mut [u8], start: usize, len: usize) -> Result<&mut [u8
         )
         .at(have)
     })
-}
-
-/// True for a frame whose payload is a vendor layout rather than records although its
-/// CI announces records (B Meters RFM-TX1, see [`bmeters`]).
-pub(super) fn is_vendor_payload(meter: &Address, tpl: &TplRepr) -> bool {
-    let letters = meter.manufacturer().letters();
-    tpl.header
-        .is_some_and(|h| bmeters::is_rfmtx1(letters, meter.version, meter.device_type, h.config.0))
 }
 
 /// True for a payload that reads as data records to its last byte: at least two

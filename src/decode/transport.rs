@@ -1,9 +1,8 @@
 //! The transport layer on: security, then records, a compact frame or a format frame,
 //! then the meter's driver.
 
-use super::security::is_vendor_payload;
 use super::{fill_records, set_security, status_json, tail, DecodeError, Decoder, FailureKind};
-use super::{vendor_only, Lower, MeterKey};
+use super::{is_vendor_payload, vendor_only, Lower, MeterKey};
 use crate::frame::RadioFrame;
 use crate::reading::{upper_hex, Reading};
 use crate::wire::address::Address;

@@ -3,8 +3,8 @@
 //! a long TPL header sends the same four fields as ID, M, version, type. One type for
 //! both, with the byte order chosen at parse and emit.
 
-use super::link::{id_string, Reader};
 use super::manufacturer::Manufacturer;
+use super::reader::Reader;
 use super::{Layer, Result};
 
 /// Byte offsets of the fields, in each of the two orders the address is sent in.
@@ -113,6 +113,13 @@ impl Address {
         let [i0, i1, i2, i3] = self.id;
         [m0, m1, i0, i1, i2, i3, self.version, self.device_type]
     }
+}
+
+/// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
+/// Non-BCD nibbles are kept as lower-case hex digits rather than rejected (§1.3).
+pub fn id_string(id: &[u8; 4]) -> String {
+    let [i0, i1, i2, i3] = *id;
+    format!("{i3:02x}{i2:02x}{i1:02x}{i0:02x}")
 }
 
 #[cfg(test)]

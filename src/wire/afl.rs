@@ -6,7 +6,7 @@
 //! AFLL counts the bytes after itself; which optional fields follow is told by FCL bits, the
 //! MAC length by the authentication type in MCL.
 
-use super::link::Reader;
+use super::reader::Reader;
 use super::{Error, Layer, Result};
 
 pub const CI_AFL: u8 = 0x90;

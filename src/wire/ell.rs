@@ -11,7 +11,8 @@
 //! of the frame is ciphertext; [`EllRepr::encrypted_offset`] names that position.
 
 use super::crc::crc16_en13757;
-use super::link::{LinkHeader, Reader};
+use super::link::LinkHeader;
+use super::reader::Reader;
 use super::{Error, ErrorKind, Layer, Result};
 
 pub const CI_ELL_I: u8 = 0x8C;

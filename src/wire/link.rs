@@ -5,7 +5,7 @@
 //! `L == len - 1`. [`super::dll::canonicalize`] turns whatever a receiver delivered into
 //! that form, once.
 
-pub use super::address::Address;
+pub use super::address::{id_string, Address};
 use super::crc::crc16_en13757;
 use super::{Error, ErrorKind, Layer, Result};
 
@@ -122,13 +122,6 @@ impl LinkHeader {
 pub fn control_and_address(control: u8, address: &Address) -> [u8; 9] {
     let [m0, m1, i0, i1, i2, i3, v, t] = address.address_bytes();
     [control, m0, m1, i0, i1, i2, i3, v, t]
-}
-
-/// Formats an on-air (LE) identification number as the 8 hex digits printed on the meter.
-/// Non-BCD nibbles are kept as lower-case hex digits rather than rejected (§1.3).
-pub fn id_string(id: &[u8; 4]) -> String {
-    let [i0, i1, i2, i3] = *id;
-    format!("{i3:02x}{i2:02x}{i1:02x}{i0:02x}")
 }
 
 fn read_crc_be(raw: &[u8], at: usize) -> Option<u16> {
@@ -314,76 +307,6 @@ pub fn add_crc(canonical: &[u8], format: FrameFormat) -> Result<Vec<u8>> {
 fn push_crc(out: &mut Vec<u8>, start: usize) {
     let crc = crc16_en13757(out.get(start..).unwrap_or_default());
     out.extend_from_slice(&crc.to_be_bytes());
-}
-
-/// Bounds-checked reader over one layer's bytes, shared by the parsers of `wire`: a cursor
-/// that runs nom's `complete` parsers and turns their end-of-input failures into the
-/// layer's `Truncated` error at the offset (relative to the reader's start) where the data
-/// ran out.
-#[derive(Debug, Clone)]
-pub(crate) struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-    layer: Layer,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8], layer: Layer) -> Self {
-        Reader {
-            data,
-            pos: 0,
-            layer,
-        }
-    }
-
-    /// Bytes consumed so far.
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    /// Runs `parser` on the unread bytes; `width` is how many bytes it needs, for the
-    /// error when fewer are left.
-    fn run<T>(
-        &mut self,
-        width: usize,
-        mut parser: impl FnMut(&'a [u8]) -> nom::IResult<&'a [u8], T>,
-    ) -> Result<T> {
-        let rest = self.data.get(self.pos..).unwrap_or_default();
-        match parser(rest) {
-            Ok((remaining, value)) => {
-                self.pos += rest.len() - remaining.len();
-                Ok(value)
-            }
-            Err(_) => Err(Error::truncated(
-                self.layer,
-                self.data.len(),
-                width.saturating_sub(rest.len()).max(1),
-            )),
-        }
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        self.run(n, nom::bytes::complete::take(n))
-    }
-
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let bytes = self.take(N)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(bytes);
-        Ok(out)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8> {
-        self.run(1, nom::number::complete::u8)
-    }
-
-    pub(crate) fn u16_le(&mut self) -> Result<u16> {
-        self.run(2, nom::number::complete::le_u16)
-    }
-
-    pub(crate) fn u32_le(&mut self) -> Result<u32> {
-        self.run(4, nom::number::complete::le_u32)
-    }
 }
 
 /// Where each field of the 10-byte header sits (§1.3).

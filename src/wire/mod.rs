@@ -18,6 +18,7 @@ pub mod ell;
 pub mod link;
 pub mod manufacturer;
 pub mod mbus;
+mod reader;
 pub mod telegram;
 pub mod tpl;
 

@@ -7,7 +7,8 @@
 //! ```
 
 use super::address::Address;
-use super::link::{LinkHeader, Reader};
+use super::link::LinkHeader;
+use super::reader::Reader;
 use super::{Error, Layer, Result};
 
 /// Size of the TPL header that follows a CI.
