@@ -280,10 +280,10 @@ fn listen(
     println!("listening for {:.1} s ...", duration.as_secs_f64());
     runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = crate::shutdown::ShutdownTrigger::new();
         let mut tasks = Vec::new();
         for spec in specs {
-            tasks.push(tokio::spawn(radio::run(spec, tx.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(radio::run(spec, tx.clone(), stop_tx.subscribe())));
         }
         drop(tx);
         let deadline = tokio::time::sleep(duration);
@@ -326,7 +326,7 @@ fn listen(
                 },
             }
         }
-        let _ = stop_tx.send(true);
+        stop_tx.fire();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }

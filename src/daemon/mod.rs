@@ -67,8 +67,6 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("spool: {0}")]
     Spool(#[from] crate::spool::SpoolError),
-    #[error("radio {index}: {message}")]
-    Radio { index: usize, message: String },
     #[error("key of meter {meter}: {message}")]
     Key { meter: String, message: String },
     #[error("signals: {0}")]
@@ -151,13 +149,9 @@ fn pipeline_config(config: &Config) -> PipelineConfig {
     }
 }
 
-fn radio_spec(index: usize, r: &RadioConfig) -> Result<RadioSpec, DaemonError> {
-    let driver: DriverKind = r.driver.as_str().parse().map_err(|e| DaemonError::Radio {
-        index,
-        message: format!("{e}"),
-    })?;
-    Ok(RadioSpec {
-        driver,
+fn radio_spec(r: &RadioConfig) -> RadioSpec {
+    RadioSpec {
+        driver: r.driver,
         device: r.device.clone().unwrap_or_default(),
         modes: r.modes.clone(),
         baud: r.baud,
@@ -165,7 +159,7 @@ fn radio_spec(index: usize, r: &RadioConfig) -> Result<RadioSpec, DaemonError> {
         replay_interval: Duration::from_millis(r.replay_interval_ms.unwrap_or(0)),
         name: String::new(),
         recorded_clock: r.clock_recorded,
-    })
+    }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or, with `exit_after_replay`, until the replay
@@ -390,7 +384,7 @@ impl Daemon {
             return Ok(());
         };
         for (index, r) in self.opts.config.radios.iter().enumerate() {
-            let spec = radio_spec(index, r)?;
+            let spec = radio_spec(r);
             if spec.driver == DriverKind::Replay {
                 self.replay_radios += 1;
             }
@@ -408,11 +402,14 @@ impl Daemon {
             self.radio_tasks.push(tokio::spawn(radio::run(
                 spec,
                 events_tx.clone(),
-                self.trigger.watch(),
+                self.trigger.subscribe(),
             )));
         }
-        let (buses, bus_tasks) =
-            crate::bus::task::spawn_all(&self.opts.config.buses, &events_tx, &self.trigger.watch());
+        let (buses, bus_tasks) = crate::bus::task::spawn_all(
+            &self.opts.config.buses,
+            &events_tx,
+            &self.trigger.subscribe(),
+        );
         self.buses = buses;
         self.radio_tasks.extend(bus_tasks);
         Ok(())

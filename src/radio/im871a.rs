@@ -506,6 +506,118 @@ impl Decoder {
     }
 }
 
+/// The iM871A as a session drives it: its replies, initialisation and probe.
+#[cfg(feature = "daemon")]
+pub(crate) mod dongle {
+    use super::{get_device_info, ping, set_link_mode, Decoder, DeviceInfo, Message};
+    use crate::frame::CrcState;
+    use crate::radio::link::{Dongle, Item, Port, Stop};
+    use crate::radio::{DongleInfo, DriverKind, RadioError};
+
+    const NAME: &str = "iM871A";
+
+    /// The answers the session waits for.
+    pub(crate) enum Reply {
+        Ping,
+        DeviceInfo(DeviceInfo),
+        SetConfig(Option<u8>),
+    }
+
+    impl Dongle for Decoder {
+        type Reply = Reply;
+
+        fn fresh() -> Self {
+            Decoder::new()
+        }
+
+        fn push(&mut self, bytes: &[u8]) {
+            Decoder::push(self, bytes);
+        }
+
+        fn next_item(&mut self) -> Option<Item<Reply>> {
+            loop {
+                return Some(match self.next_message()? {
+                    Ok(Message::DataIndication {
+                        frame, rssi_dbm, ..
+                    }) => Item::Frame {
+                        bytes: frame,
+                        rssi_dbm,
+                        crc: CrcState::Checked(None),
+                    },
+                    Ok(Message::PingRsp) => Item::Reply(Reply::Ping),
+                    Ok(Message::DeviceInfo(i)) => Item::Reply(Reply::DeviceInfo(i)),
+                    Ok(Message::SetConfigRsp { status }) => Item::Reply(Reply::SetConfig(status)),
+                    Ok(other) => {
+                        tracing::debug!(?other, "iM871A message ignored");
+                        continue;
+                    }
+                    Err(e) => Item::Bad(e.to_string()),
+                });
+            }
+        }
+
+        fn flush_stale(&mut self) -> Option<String> {
+            Decoder::flush_stale(self).map(|e| e.to_string())
+        }
+
+        fn liveness_request(&self) -> Vec<u8> {
+            ping().encode().unwrap_or_default()
+        }
+
+        fn probe_request() -> Vec<u8> {
+            get_device_info().encode().unwrap_or_default()
+        }
+
+        fn identify(reply: &Reply) -> Option<DongleInfo> {
+            let Reply::DeviceInfo(i) = reply else {
+                return None;
+            };
+            Some(DongleInfo {
+                driver: DriverKind::Im871a,
+                description: i.description(),
+                id: Some(format!("{:08X}", i.uid)),
+            })
+        }
+
+        /// Ping, device info, link mode.
+        async fn initialise(port: &mut Port<'_, Self>) -> Result<String, Stop> {
+            let mode = port.mode();
+            let req = ping().encode().map_err(RadioError::request(NAME, "ping"))?;
+            port.transact(&req, (NAME, "ping"), |r| {
+                matches!(r, Reply::Ping).then_some(())
+            })
+            .await?;
+            let req = get_device_info()
+                .encode()
+                .map_err(RadioError::request(NAME, "device info"))?;
+            let info = port
+                .transact(&req, (NAME, "device info"), |r| match r {
+                    Reply::DeviceInfo(i) => Some(*i),
+                    _ => None,
+                })
+                .await?;
+            let req = set_link_mode(mode)
+                .and_then(|f| f.encode())
+                .map_err(RadioError::request(NAME, "set link mode"))?;
+            let status = port
+                .transact(&req, (NAME, "set link mode"), |r| match r {
+                    Reply::SetConfig(s) => Some(*s),
+                    _ => None,
+                })
+                .await?;
+            if let Some(status @ 1..) = status {
+                return Err(RadioError::Rejected {
+                    dongle: NAME,
+                    request: format!("link mode {mode}"),
+                    status,
+                }
+                .into());
+            }
+            Ok(info.description())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

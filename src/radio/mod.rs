@@ -22,12 +22,22 @@ pub mod replay;
 pub mod rtlwmbus;
 
 #[cfg(feature = "daemon")]
+mod error;
+#[cfg(feature = "daemon")]
+mod events;
+#[cfg(feature = "daemon")]
+mod link;
+#[cfg(feature = "daemon")]
 pub mod session;
 #[cfg(feature = "daemon")]
 pub mod sim;
 
 #[cfg(feature = "daemon")]
-pub use session::{probe, run, ProbeError, RadioEvent, RadioSpec, RadioState};
+pub use error::{ProbeError, RadioError};
+#[cfg(feature = "daemon")]
+pub use events::{RadioEvent, RadioState};
+#[cfg(feature = "daemon")]
+pub use session::{probe, run, RadioSpec};
 
 use crate::frame::LinkMode;
 
@@ -44,6 +54,23 @@ pub enum DriverKind {
 }
 
 impl DriverKind {
+    /// The names of [`DriverKind::parse`], as configuration files spell them.
+    pub const NAMES: &'static [&'static str] =
+        &["im871a", "amb8465", "cul", "rtlwmbus", "replay", "auto"];
+
+    /// The driver of a configuration file's `driver = "..."` (exact spelling).
+    pub fn parse(s: &str) -> Option<DriverKind> {
+        match s {
+            "im871a" => Some(DriverKind::Im871a),
+            "amb8465" => Some(DriverKind::Amb8465),
+            "cul" => Some(DriverKind::Cul),
+            "rtlwmbus" => Some(DriverKind::RtlWmbus),
+            "replay" => Some(DriverKind::Replay),
+            "auto" => Some(DriverKind::Auto),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DriverKind::Im871a => "im871a",
@@ -80,16 +107,10 @@ pub struct UnknownDriver(pub String);
 impl std::str::FromStr for DriverKind {
     type Err = UnknownDriver;
 
+    /// Command-line spelling: case and surrounding blanks do not matter.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "im871a" => Ok(DriverKind::Im871a),
-            "amb8465" => Ok(DriverKind::Amb8465),
-            "cul" => Ok(DriverKind::Cul),
-            "rtlwmbus" => Ok(DriverKind::RtlWmbus),
-            "replay" => Ok(DriverKind::Replay),
-            "auto" => Ok(DriverKind::Auto),
-            _ => Err(UnknownDriver(s.to_string())),
-        }
+        DriverKind::parse(s.trim().to_ascii_lowercase().as_str())
+            .ok_or_else(|| UnknownDriver(s.to_string()))
     }
 }
 
