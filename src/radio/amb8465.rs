@@ -7,6 +7,7 @@
 //!
 //! RSSI: CC1101 convention used by the module, `raw >= 128 ? (raw - 256) / 2 - 74 : raw / 2 - 74`.
 
+use super::stream::{FrameStream, Framing};
 use super::{check_canonical, DecoderStats, TelegramError};
 use crate::frame::LinkMode;
 
@@ -342,21 +343,44 @@ pub fn data_indication(canonical: &[u8], rssi: Option<u8>) -> Result<AmberFrame,
     Ok(AmberFrame::new(CMD_DATA_IND, payload))
 }
 
+/// The AMB8465's framing for the shared stream scaffold.
+#[derive(Debug)]
+pub(crate) struct Amber;
+
+impl Framing for Amber {
+    type Frame = AmberFrame;
+    type Error = Error;
+    const SOF: u8 = SOF;
+    fn parse(buf: &[u8]) -> Result<(AmberFrame, usize), Error> {
+        AmberFrame::parse(buf)
+    }
+    fn needs(e: &Error) -> Option<usize> {
+        match e {
+            Error::Incomplete { needed } => Some(*needed),
+            _ => None,
+        }
+    }
+    fn garbage(skipped: usize) -> Error {
+        Error::Garbage { skipped }
+    }
+    fn truncated(have: usize, expected: usize) -> Error {
+        Error::Truncated { have, expected }
+    }
+}
+
 /// Incremental decoder over the serial byte stream; resynchronises on garbage.
 #[derive(Debug)]
 pub struct Decoder {
-    buf: Vec<u8>,
+    stream: FrameStream<Amber>,
     rssi_enabled: bool,
-    stats: DecoderStats,
 }
 
 impl Decoder {
     /// `rssi_enabled`: the module's RSSI_Enable parameter (LEN of DATA_IND counts RSSI).
     pub fn new(rssi_enabled: bool) -> Self {
         Decoder {
-            buf: Vec::new(),
+            stream: FrameStream::default(),
             rssi_enabled,
-            stats: DecoderStats::default(),
         }
     }
 
@@ -365,59 +389,33 @@ impl Decoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.stream.push(bytes);
     }
 
     pub fn stats(&self) -> DecoderStats {
-        self.stats
+        self.stream.stats()
     }
 
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.stream.pending()
     }
 
     /// Next well-formed frame, an error describing skipped bytes, or None if more input
     /// is needed. Call until None after every push.
     pub fn next_frame(&mut self) -> Option<Result<AmberFrame, Error>> {
-        super::next_binary_frame(
-            &mut self.buf,
-            &mut self.stats,
-            SOF,
-            AmberFrame::parse,
-            |e| matches!(e, Error::Incomplete { .. }),
-            |skipped| Error::Garbage { skipped },
-        )
+        self.stream.next_frame()
     }
 
     /// Next decoded message (see [`Decoder::next_frame`]).
     pub fn next_message(&mut self) -> Option<Result<Message, Error>> {
-        match self.next_frame()? {
-            Ok(frame) => {
-                let item = Message::from_frame(frame, self.rssi_enabled);
-                if item.is_ok() {
-                    self.stats.messages += 1;
-                } else {
-                    self.stats.bad_frames += 1;
-                }
-                Some(item)
-            }
-            Err(e) => Some(Err(e)),
-        }
+        let rssi = self.rssi_enabled;
+        self.stream
+            .next_message(|frame| Message::from_frame(frame, rssi))
     }
 
     /// The line went idle with a partial frame buffered: give it up as truncated.
     pub fn flush_stale(&mut self) -> Option<Error> {
-        if self.buf.is_empty() {
-            return None;
-        }
-        let have = self.buf.len();
-        let expected = match AmberFrame::parse(&self.buf) {
-            Err(Error::Incomplete { needed }) => have + needed,
-            _ => have,
-        };
-        self.buf.drain(..1);
-        self.stats.bad_frames += 1;
-        Some(Error::Truncated { have, expected })
+        self.stream.flush_stale()
     }
 }
 

@@ -10,6 +10,7 @@
 //! is continuous over the whole byte range; the alternative piecewise formula clamps
 //! at raw 230 and disagrees by a few dB.
 
+use super::stream::{FrameStream, Framing};
 use super::{check_canonical, DecoderStats, TelegramError};
 use crate::frame::LinkMode;
 use crate::wire::crc::crc16_x25;
@@ -433,11 +434,35 @@ pub fn set_link_mode(mode: LinkMode) -> Result<HciFrame, Error> {
     ))
 }
 
+/// The iM871A's framing for the shared stream scaffold.
+#[derive(Debug)]
+pub(crate) struct Hci;
+
+impl Framing for Hci {
+    type Frame = HciFrame;
+    type Error = Error;
+    const SOF: u8 = SOF;
+    fn parse(buf: &[u8]) -> Result<(HciFrame, usize), Error> {
+        HciFrame::parse(buf)
+    }
+    fn needs(e: &Error) -> Option<usize> {
+        match e {
+            Error::Incomplete { needed } => Some(*needed),
+            _ => None,
+        }
+    }
+    fn garbage(skipped: usize) -> Error {
+        Error::Garbage { skipped }
+    }
+    fn truncated(have: usize, expected: usize) -> Error {
+        Error::Truncated { have, expected }
+    }
+}
+
 /// Incremental decoder over the serial byte stream; resynchronises on garbage.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    buf: Vec<u8>,
-    stats: DecoderStats,
+    stream: FrameStream<Hci>,
 }
 
 impl Decoder {
@@ -446,45 +471,27 @@ impl Decoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.stream.push(bytes);
     }
 
     pub fn stats(&self) -> DecoderStats {
-        self.stats
+        self.stream.stats()
     }
 
     /// Bytes waiting for the rest of a message.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.stream.pending()
     }
 
     /// Next well-formed frame, an error describing skipped bytes, or None if more input
     /// is needed. Call until None after every push.
     pub fn next_frame(&mut self) -> Option<Result<HciFrame, Error>> {
-        super::next_binary_frame(
-            &mut self.buf,
-            &mut self.stats,
-            SOF,
-            HciFrame::parse,
-            |e| matches!(e, Error::Incomplete { .. }),
-            |skipped| Error::Garbage { skipped },
-        )
+        self.stream.next_frame()
     }
 
     /// Next decoded message (see [`Decoder::next_frame`]).
     pub fn next_message(&mut self) -> Option<Result<Message, Error>> {
-        match self.next_frame()? {
-            Ok(frame) => {
-                let item = Message::from_frame(frame);
-                if item.is_ok() {
-                    self.stats.messages += 1;
-                } else {
-                    self.stats.bad_frames += 1;
-                }
-                Some(item)
-            }
-            Err(e) => Some(Err(e)),
-        }
+        self.stream.next_message(Message::from_frame)
     }
 
     /// The line went idle with a partial message buffered: give it up as truncated.
@@ -492,17 +499,7 @@ impl Decoder {
     /// Drops the start byte and returns the error; call `next_message` afterwards,
     /// since a real frame may start later in the buffered bytes.
     pub fn flush_stale(&mut self) -> Option<Error> {
-        if self.buf.is_empty() {
-            return None;
-        }
-        let have = self.buf.len();
-        let expected = match HciFrame::parse(&self.buf) {
-            Err(Error::Incomplete { needed }) => have + needed,
-            _ => have,
-        };
-        self.buf.drain(..1);
-        self.stats.bad_frames += 1;
-        Some(Error::Truncated { have, expected })
+        self.stream.flush_stale()
     }
 }
 

@@ -20,6 +20,7 @@ pub mod cul;
 pub mod im871a;
 pub mod replay;
 pub mod rtlwmbus;
+mod stream;
 
 #[cfg(feature = "daemon")]
 mod error;
@@ -197,40 +198,6 @@ pub struct DecoderStats {
     pub bad_frames: u64,
     /// Bytes skipped while looking for the start of the next frame.
     pub garbage_bytes: u64,
-}
-
-/// One step of a binary stream decoder whose frames start with `sof` (iM871A 0xA5, Amber
-/// 0xFF): skip garbage up to the next start byte, parse a frame, or wait for more bytes.
-/// On a bad frame only the start byte is dropped, because a real frame may begin inside
-/// the bytes the false one claimed. `garbage` builds the codec's "skipped N bytes" error,
-/// `incomplete` recognises its "need more bytes" error.
-pub(crate) fn next_binary_frame<F, E>(
-    buf: &mut Vec<u8>,
-    stats: &mut DecoderStats,
-    sof: u8,
-    parse: impl FnOnce(&[u8]) -> Result<(F, usize), E>,
-    incomplete: impl FnOnce(&E) -> bool,
-    garbage: impl FnOnce(usize) -> E,
-) -> Option<Result<F, E>> {
-    let first = *buf.first()?;
-    if first != sof {
-        let skipped = buf.iter().position(|&b| b == sof).unwrap_or(buf.len());
-        buf.drain(..skipped);
-        stats.garbage_bytes += skipped as u64;
-        return Some(Err(garbage(skipped)));
-    }
-    match parse(buf) {
-        Ok((frame, used)) => {
-            buf.drain(..used.min(buf.len()));
-            Some(Ok(frame))
-        }
-        Err(e) if incomplete(&e) => None,
-        Err(e) => {
-            buf.drain(..1);
-            stats.bad_frames += 1;
-            Some(Err(e))
-        }
-    }
 }
 
 /// Decodes hex digits, ignoring nothing: `s` must have even length and only hex digits.
