@@ -133,43 +133,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RadioDriver {
-    Im871a,
-    Amb8465,
-    Cul,
-    RtlWmbus,
-    Replay,
-    Auto,
-}
-
-impl RadioDriver {
-    pub const NAMES: &'static [&'static str] =
-        &["im871a", "amb8465", "cul", "rtlwmbus", "replay", "auto"];
-
-    pub fn parse(s: &str) -> Option<RadioDriver> {
-        match s {
-            "im871a" => Some(RadioDriver::Im871a),
-            "amb8465" => Some(RadioDriver::Amb8465),
-            "cul" => Some(RadioDriver::Cul),
-            "rtlwmbus" => Some(RadioDriver::RtlWmbus),
-            "replay" => Some(RadioDriver::Replay),
-            "auto" => Some(RadioDriver::Auto),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RadioDriver::Im871a => "im871a",
-            RadioDriver::Amb8465 => "amb8465",
-            RadioDriver::Cul => "cul",
-            RadioDriver::RtlWmbus => "rtlwmbus",
-            RadioDriver::Replay => "replay",
-            RadioDriver::Auto => "auto",
-        }
-    }
-}
+/// The radio layer's driver vocabulary; configuration files name one per `[[radio]]`.
+pub use crate::radio::DriverKind as RadioDriver;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {

@@ -549,8 +549,8 @@ enum Stage {
     Disconnecting,
 }
 
-/// State of one broker connection.
-struct Conn<'a> {
+/// One broker connection, from connect attempt to loss or shutdown.
+struct Session<'a> {
     cfg: &'a MqttConfig,
     spool: &'a SpoolHandle,
     retained: &'a RetainedPublisher,
@@ -580,7 +580,7 @@ async fn session(
     // (which frees its in-flight window) could stall behind our own blocked publish().
     let (ev_tx, mut events) = mpsc::unbounded_channel();
     let _poll = PollTask(tokio::spawn(poll_loop(eventloop, ev_tx)));
-    let mut c = Conn {
+    let mut c = Session {
         cfg,
         spool,
         retained,
@@ -599,7 +599,7 @@ async fn session(
     end
 }
 
-impl Conn<'_> {
+impl Session<'_> {
     async fn drive(
         &mut self,
         events: &mut mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
@@ -621,31 +621,8 @@ impl Conn<'_> {
                 state.send_replace(MqttState::ShuttingDown);
             }
             if self.connected && self.stage == Stage::Running {
-                if let Err(reason) = self.fill(now).await {
+                if let Err(reason) = self.publish_batch(now).await {
                     return lost(reason, self.connected);
-                }
-                // Retained documents too (health, discovery): a run that ends right after
-                // its input still leaves them on the broker.
-                let drained = nothing_left(self.spool)
-                    && self.spooled_inflight == 0
-                    && self.retained.undelivered() == 0;
-                if now.is_stop() && (drained || now.expired()) {
-                    if now.expired() && !drained {
-                        tracing::warn!(
-                            pending = self.spool.pending().unwrap_or(0),
-                            "mqtt: drain time is up; unacknowledged readings stay spooled"
-                        );
-                    }
-                    let status = self.cfg.status_topic();
-                    if let Err(e) = self
-                        .client
-                        .publish(status, QoS::AtLeastOnce, true, "offline")
-                        .await
-                    {
-                        return lost(format!("client closed: {e}"), self.connected);
-                    }
-                    self.handed.push_back(Sent::Offline);
-                    self.stage = Stage::Offline;
                 }
             }
             let deadline = now.deadline().map(|d| d + self.cfg.shutdown_timeout);
@@ -681,6 +658,34 @@ impl Conn<'_> {
                 tracing::error!("mqtt: acknowledgements not recorded: {e}");
             }
         }
+    }
+
+    /// Hands what is waiting to the client; once stopping and drained (or out of time),
+    /// publishes `offline`.
+    async fn publish_batch(&mut self, now: Stop) -> Result<(), String> {
+        self.fill(now).await?;
+        // Retained documents too (health, discovery): a run that ends right after its
+        // input still leaves them on the broker.
+        let drained = nothing_left(self.spool)
+            && self.spooled_inflight == 0
+            && self.retained.undelivered() == 0;
+        if !(now.is_stop() && (drained || now.expired())) {
+            return Ok(());
+        }
+        if now.expired() && !drained {
+            tracing::warn!(
+                pending = self.spool.pending().unwrap_or(0),
+                "mqtt: drain time is up; unacknowledged readings stay spooled"
+            );
+        }
+        let status = self.cfg.status_topic();
+        self.client
+            .publish(status, QoS::AtLeastOnce, true, "offline")
+            .await
+            .map_err(|e| format!("client closed: {e}"))?;
+        self.handed.push_back(Sent::Offline);
+        self.stage = Stage::Offline;
+        Ok(())
     }
 
     /// Hands spooled, not-durable and retained messages to the client while the in-flight

@@ -2,6 +2,8 @@
 //! [`ShutdownTrigger`] fires once, every task holds a [`Shutdown`] and `select!`s on
 //! [`Shutdown::recv`].
 
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 /// Fires the shutdown of every [`Shutdown`] made from it.
@@ -30,11 +32,6 @@ impl ShutdownTrigger {
         }
     }
 
-    /// For tasks that take the plain watch channel (radio sessions).
-    pub fn watch(&self) -> watch::Receiver<bool> {
-        self.tx.subscribe()
-    }
-
     pub fn fire(&self) {
         self.tx.send_replace(true);
     }
@@ -56,6 +53,14 @@ impl Shutdown {
     pub async fn recv(&mut self) {
         let _ = self.rx.wait_for(|fired| *fired).await;
     }
+
+    /// Sleeps `d`; false when the shutdown came first.
+    pub async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.recv() => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +79,14 @@ mod tests {
         // Later calls return at once.
         a.recv().await;
         assert!(a.is_shutdown() && b.is_shutdown());
+        assert!(!a.sleep(Duration::from_secs(60)).await);
+    }
+
+    #[tokio::test]
+    async fn sleep_runs_out_without_a_shutdown() {
+        let trigger = ShutdownTrigger::new();
+        let mut s = trigger.subscribe();
+        assert!(s.sleep(Duration::from_millis(1)).await);
     }
 
     #[tokio::test]

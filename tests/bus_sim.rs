@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use wmbusd::bus::config::BusConfig;
 use wmbusd::bus::port::Port;
 use wmbusd::bus::sim::{identity, run_bus_sim, Fault, SimBus, SimSlave, SimTelegram};
@@ -31,6 +31,7 @@ use wmbusd::frame::{LinkMode, RadioFrame};
 use wmbusd::keys::KeyStore;
 use wmbusd::radio::sim::Pty;
 use wmbusd::radio::RadioEvent;
+use wmbusd::shutdown::ShutdownTrigger;
 use wmbusd::wire::apl::{DataField, RecordRepr, Vib};
 use wmbusd::wire::mbus::{self, SecondaryAddress};
 
@@ -275,7 +276,8 @@ async fn dead_slave_is_missing_while_the_others_are_read_on_schedule() {
         Target::Secondary(SecondaryAddress::from_id(12_345_678).unwrap()),
     ];
     let (events_tx, mut events) = mpsc::channel(256);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = ShutdownTrigger::new();
+    let stop_rx = stop_tx.subscribe();
     let health = BusHealth::default();
     let handle = tokio::spawn(task::run(
         bus_config(&bus.path, meters, interval),
@@ -297,7 +299,7 @@ async fn dead_slave_is_missing_while_the_others_are_read_on_schedule() {
             Ok(None) => break,
         }
     }
-    stop_tx.send(true).unwrap();
+    stop_tx.fire();
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
         .unwrap()
@@ -577,7 +579,8 @@ async fn a_port_that_cannot_open_is_reported_and_retried() {
         (tcp.as_str(), "cannot connect to 127.0.0.1"),
     ] {
         let (events_tx, mut events) = mpsc::channel(16);
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = ShutdownTrigger::new();
+        let stop_rx = stop_tx.subscribe();
         let health = BusHealth::default();
         let config = bus_config(
             Path::new(device),
@@ -607,7 +610,7 @@ async fn a_port_that_cannot_open_is_reported_and_retried() {
             health.snapshot()["cellar"].port.starts_with("lost: ")
                 || health.snapshot()["cellar"].port == "opening"
         );
-        stop_tx.send(true).unwrap();
+        stop_tx.fire();
         tokio::time::timeout(Duration::from_secs(5), handle)
             .await
             .unwrap()

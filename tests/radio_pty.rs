@@ -15,11 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wmbusd::frame::LinkMode;
 use wmbusd::radio::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 use wmbusd::radio::{self, amb8465, cul, im871a, DriverKind, RadioEvent, RadioSpec, RadioState};
+use wmbusd::shutdown::ShutdownTrigger;
 
 /// OMS Vol.2 Annex N.1.1, security profile A (protocol.md §4.2.1).
 const PROFILE_A: &str = "2E449315785634123303 7A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3";
@@ -38,7 +39,7 @@ fn bytes(hex_text: &str) -> Vec<u8> {
 
 struct Session {
     events: mpsc::Receiver<RadioEvent>,
-    stop: watch::Sender<bool>,
+    stop: ShutdownTrigger,
     task: JoinHandle<()>,
 }
 
@@ -53,7 +54,8 @@ fn start_with_watchdog(
     watchdog: Duration,
 ) -> Session {
     let (tx, events) = mpsc::channel(256);
-    let (stop, stop_rx) = watch::channel(false);
+    let stop = ShutdownTrigger::new();
+    let stop_rx = stop.subscribe();
     let spec = RadioSpec {
         driver,
         device: device.to_string_lossy().into_owned(),
@@ -99,7 +101,7 @@ impl Session {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.fire();
         tokio::time::timeout(WAIT, self.task)
             .await
             .expect("run() returns after shutdown")

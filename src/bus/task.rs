@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::config::BusConfig;
 use super::master::{BusError, Master, Target};
 use super::port::Port;
 use crate::radio::{RadioEvent, RadioState};
+use crate::shutdown::Shutdown;
 use crate::wire::mbus::MbusLongFrame;
 
 /// Poll state of one meter of a bus.
@@ -76,11 +77,11 @@ pub fn meter_key(target: &Target) -> String {
     }
 }
 
-/// Starts one task per bus; they stop when `shutdown` turns true.
+/// Starts one task per bus; they stop when `shutdown` fires.
 pub fn spawn_all(
     buses: &[BusConfig],
     events: &mpsc::Sender<RadioEvent>,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &Shutdown,
 ) -> (BusHealth, Vec<JoinHandle<()>>) {
     let health = BusHealth::default();
     let tasks = buses
@@ -113,7 +114,7 @@ pub async fn run(
     bus: BusConfig,
     events: mpsc::Sender<RadioEvent>,
     health: BusHealth,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     health.update(&bus.name, |s| {
         s.device = bus.device.clone();
@@ -128,7 +129,7 @@ pub async fn run(
         }
     });
     let mut backoff = BACKOFF_MIN;
-    while !*shutdown.borrow() {
+    while !shutdown.is_shutdown() {
         if state(&events, &bus, RadioState::Opening).await.is_err() {
             return;
         }
@@ -165,10 +166,7 @@ pub async fn run(
         {
             return;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => {}
-        }
+        shutdown.sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
@@ -191,17 +189,17 @@ async fn poll_forever(
     mut master: Master<Port>,
     events: &mpsc::Sender<RadioEvent>,
     health: &BusHealth,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Shutdown,
 ) -> Result<(), std::io::Error> {
     let mut tick = tokio::time::interval(bus.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.recv() => return Ok(()),
         }
         for target in &bus.meters {
-            if *shutdown.borrow() {
+            if shutdown.is_shutdown() {
                 return Ok(());
             }
             let result = master.read(*target).await;

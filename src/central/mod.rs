@@ -26,9 +26,10 @@ use crate::billing::{Calendar, Facts, Medium};
 pub use crate::config::CentralSection;
 use crate::config::Config;
 use crate::decode::Decoder;
-use crate::mqtt::{self, MqttState, RetainedPublisher};
+use crate::mqtt::{self, MqttConfig, MqttState, RetainedPublisher};
 use crate::pipeline::{Outcome, Pipeline, PipelineConfig};
 use crate::reading::Reading;
+use crate::shutdown::Shutdown;
 use crate::spool::{Spool, SpoolHandle};
 use crate::store::postgres::{PgReading, PgStore};
 
@@ -150,68 +151,19 @@ impl Decoding {
     }
 }
 
-/// Runs one central instance until SIGTERM/SIGINT (or until `stop` says so, in tests).
-pub async fn run(
-    config: Config,
-    mut stop: watch::Receiver<bool>,
-) -> Result<CentralSummary, CentralError> {
+/// Runs one central instance until SIGTERM/SIGINT (or until `stop` fires, in tests).
+pub async fn run(config: Config, mut stop: Shutdown) -> Result<CentralSummary, CentralError> {
     let section = config.central.clone().unwrap_or_default();
-    let url = config
-        .store
-        .as_ref()
-        .and_then(|s| s.url.clone())
-        .filter(|u| u.starts_with("postgres"))
-        .ok_or_else(|| {
-            CentralError::Setup(
-                "needs [store] url = \"postgres://…\" (the shared store of all instances)".into(),
-            )
-        })?;
+    let url = store_url(&config)?;
     let mqtt_cfg = config
         .mqtt_config()?
         .ok_or_else(|| CentralError::Setup("needs an [mqtt] section (the broker)".into()))?;
     let mut store = PgStore::connect(&url).await?;
     let outbox_store = PgStore::connect(&url).await?;
-    let mut decoding = Decoding {
-        decoder: Decoder::with_drivers(
-            crate::daemon::key_store(&config)?,
-            crate::daemon::driver_set(&config)?,
-        ),
-        pipeline: Pipeline::new(PipelineConfig {
-            // Copies are merged in the store, across instances, not dropped here.
-            dedupe_window: Duration::ZERO,
-            only_configured: config.pipeline.only_configured_meters,
-            meters: config
-                .meters
-                .iter()
-                .map(|m| (m.id.clone(), m.name.clone()))
-                .collect(),
-            // Copies from several gateways carry the same counter and instances see
-            // different shares of the stream: the store's merge judges them, not a
-            // per-instance counter (zero turns the check off).
-            replay: crate::replay::Rule {
-                reset_after: Duration::ZERO,
-            },
-        }),
-        calendar: Calendar::new(&config.billing).map_err(|e| CentralError::Setup(e.to_string()))?,
-        prefix: mqtt_cfg.topic_prefix.clone(),
-        summary: CentralSummary::default(),
-    };
+    let mut decoding = Decoding::new(&config, &mqtt_cfg)?;
     let spool = SpoolHandle::new(Spool::open(config.spool.to_spool_config())?);
-    let (stop_tx, stop_rx) = watch::channel(mqtt::Stop::Running);
-    let (state_tx, _state_rx) = watch::channel(MqttState::default());
-    let publisher = tokio::spawn(mqtt::run(
-        mqtt_cfg.clone(),
-        spool.clone(),
-        RetainedPublisher::new(),
-        stop_rx,
-        state_tx,
-    ));
-    let outbox = outbox::Outbox::start(
-        outbox_store,
-        spool.clone(),
-        &section,
-        &mqtt_cfg.topic_prefix,
-    );
+    let publisher = Publisher::start(&mqtt_cfg, &spool);
+    let outbox = outbox::Outbox::start(outbox_store, spool, &section, &mqtt_cfg.topic_prefix);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut input = Input::start(
         &InputConfig {
@@ -231,23 +183,17 @@ pub async fn run(
     );
     let window_ms =
         i64::try_from(section.dedupe_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let result = main_loop(
-        &mut decoding,
-        &mut store,
-        &mut input,
-        &mut rx,
-        &mut stop,
-        section.batch_max.max(1),
-        window_ms,
-    )
-    .await;
+    let mut io = Io {
+        store: &mut store,
+        input: &mut input,
+        rx: &mut rx,
+        stop: &mut stop,
+    };
+    let result = main_loop(&mut decoding, &mut io, section.batch_max.max(1), window_ms).await;
     input.stop().await;
-    let published = outbox.stop().await;
-    decoding.summary.published = published;
-    stop_tx.send_replace(mqtt::Stop::drain_for(Some(Duration::from_secs(
-        config.spool.shutdown_drain_secs,
-    ))));
-    let _ = publisher.await;
+    decoding.summary.published = outbox.stop().await;
+    let drain = Duration::from_secs(config.spool.shutdown_drain_secs);
+    publisher.stop(drain).await;
     let s = decoding.summary;
     tracing::info!(
         "central stopped: {} frame(s), {} telegram(s) stored, {} copies merged, {} failed, {} published",
@@ -260,14 +206,91 @@ pub async fn run(
     result.map(|()| s)
 }
 
+/// The shared store of all instances: `[store] url` must name PostgreSQL.
+fn store_url(config: &Config) -> Result<String, CentralError> {
+    config
+        .store
+        .as_ref()
+        .and_then(|s| s.url.clone())
+        .filter(|u| u.starts_with("postgres"))
+        .ok_or_else(|| {
+            CentralError::Setup(
+                "needs [store] url = \"postgres://…\" (the shared store of all instances)".into(),
+            )
+        })
+}
+
+impl Decoding {
+    fn new(config: &Config, mqtt_cfg: &MqttConfig) -> Result<Decoding, CentralError> {
+        Ok(Decoding {
+            decoder: Decoder::with_drivers(
+                crate::daemon::key_store(config)?,
+                crate::daemon::driver_set(config)?,
+            ),
+            pipeline: Pipeline::new(PipelineConfig {
+                // Copies are merged in the store, across instances, not dropped here.
+                dedupe_window: Duration::ZERO,
+                only_configured: config.pipeline.only_configured_meters,
+                meters: config
+                    .meters
+                    .iter()
+                    .map(|m| (m.id.clone(), m.name.clone()))
+                    .collect(),
+                // Copies from several gateways carry the same counter and instances see
+                // different shares of the stream: the store's merge judges them, not a
+                // per-instance counter (zero turns the check off).
+                replay: crate::replay::Rule {
+                    reset_after: Duration::ZERO,
+                },
+            }),
+            calendar: Calendar::new(&config.billing)
+                .map_err(|e| CentralError::Setup(e.to_string()))?,
+            prefix: mqtt_cfg.topic_prefix.clone(),
+            summary: CentralSummary::default(),
+        })
+    }
+}
+
+/// The MQTT task publishing what the outbox spooled.
+struct Publisher {
+    stop: watch::Sender<mqtt::Stop>,
+    task: tokio::task::JoinHandle<Result<(), mqtt::MqttError>>,
+}
+
+impl Publisher {
+    fn start(cfg: &MqttConfig, spool: &SpoolHandle) -> Publisher {
+        let (stop, stop_rx) = watch::channel(mqtt::Stop::Running);
+        let (state_tx, _state_rx) = watch::channel(MqttState::default());
+        let task = tokio::spawn(mqtt::run(
+            cfg.clone(),
+            spool.clone(),
+            RetainedPublisher::new(),
+            stop_rx,
+            state_tx,
+        ));
+        Publisher { stop, task }
+    }
+
+    /// Delivers what is spooled for at most `drain`, then stops.
+    async fn stop(self, drain: Duration) {
+        self.stop.send_replace(mqtt::Stop::drain_for(Some(drain)));
+        let _ = self.task.await;
+    }
+}
+
+/// What the main loop reads from and writes to.
+struct Io<'a> {
+    store: &'a mut PgStore,
+    input: &'a mut Input,
+    rx: &'a mut mpsc::UnboundedReceiver<InputEvent>,
+    stop: &'a mut Shutdown,
+}
+
 /// Takes frames, decodes them into batches, commits each batch and then acknowledges
 /// its frames. A batch that cannot be stored is retried (frames stay unacknowledged).
 async fn main_loop(
     d: &mut Decoding,
-    store: &mut PgStore,
-    input: &mut Input,
-    rx: &mut mpsc::UnboundedReceiver<InputEvent>,
-    stop: &mut watch::Receiver<bool>,
+    io: &mut Io<'_>,
     batch_max: usize,
     window_ms: i64,
 ) -> Result<(), CentralError> {
@@ -280,12 +303,12 @@ async fn main_loop(
         let flush_now = batch.len() >= batch_max;
         if !flush_now {
             let event = tokio::select! {
-                ev = rx.recv() => ev,
+                ev = io.rx.recv() => ev,
                 // Whatever arrived is stored within 20 ms.
                 _ = tokio::time::sleep(Duration::from_millis(20)), if !batch.is_empty() => None,
                 _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                 _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-                _ = stop.changed() => break,
+                _ = io.stop.recv() => break,
             };
             match event {
                 Some(InputEvent::Frame(delivery)) => {
@@ -294,14 +317,14 @@ async fn main_loop(
                     continue;
                 }
                 Some(InputEvent::Connected(n)) => {
-                    input.set_connection(n);
+                    io.input.set_connection(n);
                     continue;
                 }
                 None if batch.is_empty() => break,
                 None => {}
             }
         }
-        commit(d, store, input, &mut batch, window_ms, stop).await;
+        commit(d, io, &mut batch, window_ms).await;
         if stats.elapsed() >= Duration::from_secs(10) {
             log_rate(&last, &d.summary, stats.elapsed());
             last = d.summary;
@@ -309,31 +332,24 @@ async fn main_loop(
         }
     }
     // Frames already taken are stored (and acknowledged) before the instance stops.
-    commit(d, store, input, &mut batch, window_ms, stop).await;
+    commit(d, io, &mut batch, window_ms).await;
     Ok(())
 }
 
-async fn commit(
-    d: &mut Decoding,
-    store: &mut PgStore,
-    input: &Input,
-    batch: &mut Vec<Pending>,
-    window_ms: i64,
-    stop: &watch::Receiver<bool>,
-) {
+async fn commit(d: &mut Decoding, io: &mut Io<'_>, batch: &mut Vec<Pending>, window_ms: i64) {
     if batch.is_empty() {
         return;
     }
     let rows: Vec<PgReading> = batch.iter().filter_map(|p| p.reading.clone()).collect();
     let mut wait = Duration::from_millis(200);
     loop {
-        match store.insert_batch(&rows, window_ms).await {
+        match io.store.insert_batch(&rows, window_ms).await {
             Ok(outcome) => {
                 d.summary.inserted += outcome.inserted as u64;
                 d.summary.merged += outcome.merged as u64;
                 break;
             }
-            Err(e) if *stop.borrow() => {
+            Err(e) if io.stop.is_shutdown() => {
                 tracing::error!("central: {e}; {} frame(s) left to the broker", batch.len());
                 batch.clear();
                 return;
@@ -346,7 +362,7 @@ async fn commit(
         }
     }
     for p in batch.drain(..) {
-        input.ack(&p.delivery).await;
+        io.input.ack(&p.delivery).await;
     }
 }
 

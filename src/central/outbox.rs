@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::spool::SpoolHandle;
 use crate::store::postgres::{Due, PgStore};
 
@@ -50,7 +50,7 @@ pub fn with_receivers(reading: &str, receivers: &[(String, Option<f32>)]) -> Str
 }
 
 pub struct Outbox {
-    stop: watch::Sender<bool>,
+    stop: ShutdownTrigger,
     task: JoinHandle<u64>,
 }
 
@@ -61,14 +61,14 @@ impl Outbox {
             topic: cfg.topic.clone(),
         };
         let hold = cfg.hold_ms as f64 / 1000.0;
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(run(store, spool, route, hold, rx));
+        let stop = ShutdownTrigger::new();
+        let task = tokio::spawn(run(store, spool, route, hold, stop.subscribe()));
         Outbox { stop, task }
     }
 
     /// Publishes what is due now, then stops; returns how many readings it published.
     pub async fn stop(self) -> u64 {
-        self.stop.send_replace(true);
+        self.stop.fire();
         self.task.await.unwrap_or(0)
     }
 }
@@ -80,11 +80,11 @@ async fn run(
     spool: SpoolHandle,
     route: Route,
     hold: f64,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Shutdown,
 ) -> u64 {
     let mut published = 0u64;
     loop {
-        let stopping = *stop.borrow();
+        let stopping = stop.is_shutdown();
         let spool = spool.clone();
         let route = route.clone();
         let deliver = move |due: Vec<Due>| {
@@ -111,10 +111,7 @@ async fn run(
             return published;
         }
         if n < ROUND as usize {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stop.changed() => {}
-            }
+            stop.sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -45,8 +45,8 @@ pub fn run(args: CentralArgs) -> ExitCode {
         }
     };
     // Never changed: signals stop the instance.
-    let (_keep, stop) = tokio::sync::watch::channel(false);
-    match runtime.block_on(crate::central::run(config, stop)) {
+    let keep = crate::shutdown::ShutdownTrigger::new();
+    match runtime.block_on(crate::central::run(config, keep.subscribe())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e @ crate::central::CentralError::Setup(_)) => {
             eprintln!("wmbusd: {e}");

@@ -306,10 +306,14 @@ struct Tally {
 impl Tally {
     async fn listen(&mut self, specs: Vec<RadioSpec>, duration: Duration) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = crate::shutdown::ShutdownTrigger::new();
         let mut tasks = Vec::new();
         for spec in specs {
-            tasks.push(tokio::spawn(radio::run(spec, tx.clone(), stop_rx.clone())));
+            tasks.push(tokio::spawn(radio::run(
+                spec,
+                tx.clone(),
+                stop_tx.subscribe(),
+            )));
         }
         drop(tx);
         let deadline = tokio::time::sleep(duration);
@@ -323,7 +327,7 @@ impl Tally {
                 },
             }
         }
-        let _ = stop_tx.send(true);
+        stop_tx.fire();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }

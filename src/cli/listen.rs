@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::table::format_table;
 use crate::config::Config;
@@ -297,8 +297,8 @@ async fn listen(
     };
     let replay = spec.driver == DriverKind::Replay;
     let (events_tx, mut events) = mpsc::channel::<RadioEvent>(256);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let radio_task = tokio::spawn(radio::run(spec, events_tx, shutdown_rx));
+    let shutdown_tx = crate::shutdown::ShutdownTrigger::new();
+    let radio_task = tokio::spawn(radio::run(spec, events_tx, shutdown_tx.subscribe()));
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?;
@@ -353,7 +353,7 @@ async fn listen(
             _ = sigterm.recv() => break,
         }
     }
-    let _ = shutdown_tx.send(true);
+    shutdown_tx.fire();
     let _ = tokio::time::timeout(Duration::from_secs(5), radio_task).await;
     if !args.json {
         screen.table(&listener.render());

@@ -68,8 +68,6 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("spool: {0}")]
     Spool(#[from] crate::spool::SpoolError),
-    #[error("radio {index}: {message}")]
-    Radio { index: usize, message: String },
     #[error("key of meter {meter}: {message}")]
     Key { meter: String, message: String },
     #[error("signals: {0}")]
@@ -152,13 +150,9 @@ fn pipeline_config(config: &Config) -> PipelineConfig {
     }
 }
 
-fn radio_spec(index: usize, r: &RadioConfig) -> Result<RadioSpec, DaemonError> {
-    let driver: DriverKind = r.driver.as_str().parse().map_err(|e| DaemonError::Radio {
-        index,
-        message: format!("{e}"),
-    })?;
-    Ok(RadioSpec {
-        driver,
+fn radio_spec(r: &RadioConfig) -> RadioSpec {
+    RadioSpec {
+        driver: r.driver,
         device: r.device.clone().unwrap_or_default(),
         modes: r.modes.clone(),
         baud: r.baud,
@@ -166,7 +160,7 @@ fn radio_spec(index: usize, r: &RadioConfig) -> Result<RadioSpec, DaemonError> {
         replay_interval: Duration::from_millis(r.replay_interval_ms.unwrap_or(0)),
         name: String::new(),
         recorded_clock: r.clock_recorded,
-    })
+    }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or, with `exit_after_replay`, until the replay
@@ -252,60 +246,24 @@ impl Daemon {
         let mut decoder = Decoder::with_drivers(key_store(&config)?, driver_set(&config)?);
         let mut pipeline = Pipeline::new(pipeline_config(&config));
         let mut alarms = Alarms::new(config.health.missing_factor, std::time::SystemTime::now());
-        let mut saver = None;
-        if let Some(path) = &opts.state_file {
-            state::restore(path, &mut decoder, &mut pipeline, &mut alarms);
-            match state::StateSaver::start(path.clone()) {
-                Ok(s) => {
-                    s.update(state::snapshot(&decoder, &pipeline, &alarms));
-                    saver = Some(s);
-                }
-                Err(e) => tracing::error!(
-                    "state file {}: cannot start its writer: {e}",
-                    path.display()
-                ),
-            }
-        }
+        let saver = opts
+            .state_file
+            .as_deref()
+            .and_then(|path| start_saver(path, &mut decoder, &mut pipeline, &mut alarms));
         let trigger = ShutdownTrigger::new();
         let (stop_tx, stop_rx) = watch::channel(mqtt::Stop::Running);
         let mqtt_cfg: Option<MqttConfig> = config.mqtt_config()?;
         let retained = RetainedPublisher::new();
-        let mut background = Vec::new();
-        let (mut mqtt_task, mut mqtt_state_rx, mut spool, mut writer) = (None, None, None, None);
-        if let Some(cfg) = &mqtt_cfg {
-            let spool_cfg = config.spool.to_spool_config();
-            let handle = SpoolHandle::new(Spool::open(spool_cfg.clone())?);
-            handle.set_not_durable_max(config.spool.not_durable_max);
-            let pending = handle.pending()?;
-            if pending > 0 {
-                tracing::info!(
-                    "spool: {pending} reading(s) from an earlier run wait for the broker"
-                );
-            }
-            if let FsyncPolicy::Interval(period) = spool_cfg.fsync {
-                background.push(tokio::spawn(
-                    handle
-                        .clone()
-                        .sync_periodically(period, trigger.subscribe()),
-                ));
-            }
-            let (state_tx, state_rx) = watch::channel(MqttState::default());
-            mqtt_state_rx = Some(state_rx);
-            let task = mqtt::run(
-                cfg.clone(),
-                handle.clone(),
-                retained.clone(),
-                stop_rx,
-                state_tx,
-            );
-            mqtt_task = Some(tokio::spawn(async move {
-                if let Err(e) = task.await {
-                    tracing::error!("mqtt task stopped: {e}");
-                }
-            }));
-            writer = Some(SpoolWriter::start(handle.clone()).map_err(DaemonError::Signal)?);
-            spool = Some(handle);
-        }
+        let Outbound {
+            mqtt_task,
+            mqtt_state_rx,
+            spool,
+            writer,
+            background,
+        } = match &mqtt_cfg {
+            Some(cfg) => start_outbound(&config, cfg, &retained, stop_rx, &trigger)?,
+            None => Outbound::default(),
+        };
         let billing = crate::store::sink::Billing::start(
             &config,
             crate::store::sink::Outputs {
@@ -400,7 +358,7 @@ impl Daemon {
             return Ok(());
         };
         for (index, r) in self.opts.config.radios.iter().enumerate() {
-            let spec = radio_spec(index, r)?;
+            let spec = radio_spec(r);
             if spec.driver == DriverKind::Replay {
                 self.replay_radios += 1;
             }
@@ -418,11 +376,14 @@ impl Daemon {
             self.radio_tasks.push(tokio::spawn(radio::run(
                 spec,
                 events_tx.clone(),
-                self.trigger.watch(),
+                self.trigger.subscribe(),
             )));
         }
-        let (buses, bus_tasks) =
-            crate::bus::task::spawn_all(&self.opts.config.buses, &events_tx, &self.trigger.watch());
+        let (buses, bus_tasks) = crate::bus::task::spawn_all(
+            &self.opts.config.buses,
+            &events_tx,
+            &self.trigger.subscribe(),
+        );
         self.buses = buses;
         self.radio_tasks.extend(bus_tasks);
         Ok(())
@@ -858,13 +819,10 @@ impl Daemon {
         );
     }
 
-    /// Stops the inputs, delivers (bounded), saves state; says what is left.
-    async fn shutdown(mut self, why: StopReason) -> Summary {
-        self.notifier.stopping();
-        self.trigger.fire();
-        // Keep taking the radios' events while they stop: a session blocked on a full
-        // channel would otherwise wait for a main loop that waits for it. Frames still
-        // queued are decoded and spooled, not dropped.
+    /// Keeps taking the radios' events while they stop: a session blocked on a full
+    /// channel would otherwise wait for a main loop that waits for it. Frames still
+    /// queued are decoded and spooled, not dropped.
+    async fn drain_events(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
@@ -878,6 +836,13 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Stops the inputs, delivers (bounded), saves state; says what is left.
+    async fn shutdown(mut self, why: StopReason) -> Summary {
+        self.notifier.stopping();
+        self.trigger.fire();
+        self.drain_events().await;
         for task in std::mem::take(&mut self.radio_tasks) {
             task.abort();
         }
@@ -918,23 +883,7 @@ impl Daemon {
         }
         // Stored readings and period closes are committed before the spool's last sync.
         self.billing.shutdown().await;
-        if let Some(spool) = &self.sinks.spool {
-            if let Err(e) = spool.sync().await {
-                tracing::error!("spool: final sync failed: {e}");
-            }
-            let left = spool.pending().unwrap_or(0);
-            self.summary.undelivered = left as u64;
-            if left > 0 {
-                let not_durable = spool.disk_health().not_durable;
-                if self.opts.temporary_spool {
-                    tracing::error!("{left} reading(s) NOT delivered to the broker; the demo's temporary spool is removed with them");
-                } else if not_durable > 0 {
-                    tracing::error!("{left} reading(s) NOT delivered: {} stay spooled for the next start, {not_durable} could not be spooled (disk full) and are lost", left - not_durable);
-                } else {
-                    tracing::warn!("{left} reading(s) not delivered; they stay spooled in {} for the next start", self.opts.config.spool.dir.display());
-                }
-            }
-        }
+        self.summary.undelivered = final_sync(self.sinks.spool.as_ref(), &self.opts).await;
         if let Some(saver) = self.saver.take() {
             saver.update(state::snapshot(&self.decoder, &self.pipeline, &self.alarms));
             let _ = tokio::task::spawn_blocking(move || saver.finish()).await;
@@ -953,6 +902,108 @@ impl Daemon {
         );
         self.summary
     }
+}
+
+/// The spool, its writer, the MQTT task and the spool's periodic sync (with `[mqtt]`).
+#[derive(Default)]
+struct Outbound {
+    mqtt_task: Option<JoinHandle<()>>,
+    mqtt_state_rx: Option<watch::Receiver<MqttState>>,
+    spool: Option<SpoolHandle>,
+    writer: Option<SpoolWriter>,
+    background: Vec<JoinHandle<()>>,
+}
+
+fn start_outbound(
+    config: &Config,
+    cfg: &MqttConfig,
+    retained: &RetainedPublisher,
+    stop_rx: watch::Receiver<mqtt::Stop>,
+    trigger: &ShutdownTrigger,
+) -> Result<Outbound, DaemonError> {
+    let spool_cfg = config.spool.to_spool_config();
+    let handle = SpoolHandle::new(Spool::open(spool_cfg.clone())?);
+    handle.set_not_durable_max(config.spool.not_durable_max);
+    let pending = handle.pending()?;
+    if pending > 0 {
+        tracing::info!("spool: {pending} reading(s) from an earlier run wait for the broker");
+    }
+    let mut background = Vec::new();
+    if let FsyncPolicy::Interval(period) = spool_cfg.fsync {
+        background.push(tokio::spawn(
+            handle
+                .clone()
+                .sync_periodically(period, trigger.subscribe()),
+        ));
+    }
+    let (state_tx, state_rx) = watch::channel(MqttState::default());
+    let task = mqtt::run(
+        cfg.clone(),
+        handle.clone(),
+        retained.clone(),
+        stop_rx,
+        state_tx,
+    );
+    let mqtt_task = tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!("mqtt task stopped: {e}");
+        }
+    });
+    Ok(Outbound {
+        mqtt_task: Some(mqtt_task),
+        mqtt_state_rx: Some(state_rx),
+        writer: Some(SpoolWriter::start(handle.clone()).map_err(DaemonError::Signal)?),
+        spool: Some(handle),
+        background,
+    })
+}
+
+/// Restores the state file and starts its writer thread (the loop never writes files).
+fn start_saver(
+    path: &Path,
+    decoder: &mut Decoder,
+    pipeline: &mut Pipeline,
+    alarms: &mut Alarms,
+) -> Option<state::StateSaver> {
+    state::restore(path, decoder, pipeline, alarms);
+    match state::StateSaver::start(path.to_path_buf()) {
+        Ok(s) => {
+            s.update(state::snapshot(decoder, pipeline, alarms));
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!(
+                "state file {}: cannot start its writer: {e}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// The spool's last sync; says how many readings stay undelivered.
+async fn final_sync(spool: Option<&SpoolHandle>, opts: &DaemonOptions) -> u64 {
+    let Some(spool) = spool else {
+        return 0;
+    };
+    if let Err(e) = spool.sync().await {
+        tracing::error!("spool: final sync failed: {e}");
+    }
+    let left = spool.pending().unwrap_or(0);
+    if left > 0 {
+        let not_durable = spool.disk_health().not_durable;
+        if opts.temporary_spool {
+            tracing::error!("{left} reading(s) NOT delivered to the broker; the demo's temporary spool is removed with them");
+        } else if not_durable > 0 {
+            tracing::error!("{left} reading(s) NOT delivered: {} stay spooled for the next start, {not_durable} could not be spooled (disk full) and are lost", left - not_durable);
+        } else {
+            tracing::warn!(
+                "{left} reading(s) not delivered; they stay spooled in {} for the next start",
+                opts.config.spool.dir.display()
+            );
+        }
+    }
+    left as u64
 }
 
 /// Sleeps until `due` (`None`: forever; the select branch is disabled then anyway).

@@ -7,6 +7,7 @@
 //!
 //! RSSI: CC1101 convention used by the module, `raw >= 128 ? (raw - 256) / 2 - 74 : raw / 2 - 74`.
 
+use super::stream::{FrameStream, Framing};
 use super::{check_canonical, DecoderStats, TelegramError};
 use crate::frame::LinkMode;
 
@@ -342,21 +343,44 @@ pub fn data_indication(canonical: &[u8], rssi: Option<u8>) -> Result<AmberFrame,
     Ok(AmberFrame::new(CMD_DATA_IND, payload))
 }
 
+/// The AMB8465's framing for the shared stream scaffold.
+#[derive(Debug)]
+pub(crate) struct Amber;
+
+impl Framing for Amber {
+    type Frame = AmberFrame;
+    type Error = Error;
+    const SOF: u8 = SOF;
+    fn parse(buf: &[u8]) -> Result<(AmberFrame, usize), Error> {
+        AmberFrame::parse(buf)
+    }
+    fn needs(e: &Error) -> Option<usize> {
+        match e {
+            Error::Incomplete { needed } => Some(*needed),
+            _ => None,
+        }
+    }
+    fn garbage(skipped: usize) -> Error {
+        Error::Garbage { skipped }
+    }
+    fn truncated(have: usize, expected: usize) -> Error {
+        Error::Truncated { have, expected }
+    }
+}
+
 /// Incremental decoder over the serial byte stream; resynchronises on garbage.
 #[derive(Debug)]
 pub struct Decoder {
-    buf: Vec<u8>,
+    stream: FrameStream<Amber>,
     rssi_enabled: bool,
-    stats: DecoderStats,
 }
 
 impl Decoder {
     /// `rssi_enabled`: the module's RSSI_Enable parameter (LEN of DATA_IND counts RSSI).
     pub fn new(rssi_enabled: bool) -> Self {
         Decoder {
-            buf: Vec::new(),
+            stream: FrameStream::default(),
             rssi_enabled,
-            stats: DecoderStats::default(),
         }
     }
 
@@ -365,59 +389,216 @@ impl Decoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.stream.push(bytes);
     }
 
     pub fn stats(&self) -> DecoderStats {
-        self.stats
+        self.stream.stats()
     }
 
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.stream.pending()
     }
 
     /// Next well-formed frame, an error describing skipped bytes, or None if more input
     /// is needed. Call until None after every push.
     pub fn next_frame(&mut self) -> Option<Result<AmberFrame, Error>> {
-        super::next_binary_frame(
-            &mut self.buf,
-            &mut self.stats,
-            SOF,
-            AmberFrame::parse,
-            |e| matches!(e, Error::Incomplete { .. }),
-            |skipped| Error::Garbage { skipped },
-        )
+        self.stream.next_frame()
     }
 
     /// Next decoded message (see [`Decoder::next_frame`]).
     pub fn next_message(&mut self) -> Option<Result<Message, Error>> {
-        match self.next_frame()? {
-            Ok(frame) => {
-                let item = Message::from_frame(frame, self.rssi_enabled);
-                if item.is_ok() {
-                    self.stats.messages += 1;
-                } else {
-                    self.stats.bad_frames += 1;
-                }
-                Some(item)
-            }
-            Err(e) => Some(Err(e)),
-        }
+        let rssi = self.rssi_enabled;
+        self.stream
+            .next_message(|frame| Message::from_frame(frame, rssi))
     }
 
     /// The line went idle with a partial frame buffered: give it up as truncated.
     pub fn flush_stale(&mut self) -> Option<Error> {
-        if self.buf.is_empty() {
-            return None;
+        self.stream.flush_stale()
+    }
+}
+
+/// The AMB8465 as a session drives it: its replies, initialisation and probe.
+#[cfg(feature = "daemon")]
+pub(crate) mod dongle {
+    use super::{
+        firmware_version, get_params, reset, set_mode, set_params, Decoder, Firmware, Message,
+        PARAM_AUTO_SLEEP, PARAM_RSSI_ENABLE, PARAM_UART_CMD_OUT_ENABLE,
+    };
+    use crate::frame::CrcState;
+    use crate::radio::link::{Dongle, Item, Port, Stop};
+    use crate::radio::{DongleInfo, DriverKind, RadioError};
+
+    const NAME: &str = "AMB8465";
+
+    /// The answers the session waits for.
+    pub(crate) enum Reply {
+        Firmware(Firmware),
+        SetMode(u8),
+        Get { addr: u8, values: Vec<u8> },
+        Set(u8),
+        Reset,
+    }
+
+    impl Dongle for Decoder {
+        type Reply = Reply;
+
+        fn fresh() -> Self {
+            Decoder::new(true)
         }
-        let have = self.buf.len();
-        let expected = match AmberFrame::parse(&self.buf) {
-            Err(Error::Incomplete { needed }) => have + needed,
-            _ => have,
-        };
-        self.buf.drain(..1);
-        self.stats.bad_frames += 1;
-        Some(Error::Truncated { have, expected })
+
+        fn push(&mut self, bytes: &[u8]) {
+            Decoder::push(self, bytes);
+        }
+
+        fn next_item(&mut self) -> Option<Item<Reply>> {
+            loop {
+                return Some(match self.next_message()? {
+                    Ok(Message::DataIndication {
+                        frame, rssi_dbm, ..
+                    }) => Item::Frame {
+                        bytes: frame,
+                        rssi_dbm,
+                        crc: CrcState::Checked(None),
+                    },
+                    Ok(Message::Firmware(f)) => Item::Reply(Reply::Firmware(f)),
+                    Ok(Message::SetModeRsp { status }) => Item::Reply(Reply::SetMode(status)),
+                    Ok(Message::GetRsp { addr, values }) => {
+                        Item::Reply(Reply::Get { addr, values })
+                    }
+                    Ok(Message::SetRsp { status }) => Item::Reply(Reply::Set(status)),
+                    Ok(Message::ResetRsp { .. }) => Item::Reply(Reply::Reset),
+                    Ok(other) => {
+                        tracing::debug!(?other, "AMB8465 message ignored");
+                        continue;
+                    }
+                    Err(e) => Item::Bad(e.to_string()),
+                });
+            }
+        }
+
+        fn flush_stale(&mut self) -> Option<String> {
+            Decoder::flush_stale(self).map(|e| e.to_string())
+        }
+
+        fn liveness_request(&self) -> Vec<u8> {
+            firmware_version().encode().unwrap_or_default()
+        }
+
+        fn probe_request() -> Vec<u8> {
+            firmware_version().encode().unwrap_or_default()
+        }
+
+        fn identify(reply: &Reply) -> Option<DongleInfo> {
+            let Reply::Firmware(f) = reply else {
+                return None;
+            };
+            Some(DongleInfo {
+                driver: DriverKind::Amb8465,
+                description: format!("AMB8465 fw {f}"),
+                id: None,
+            })
+        }
+
+        /// Firmware version, command output and RSSI on, auto-sleep check, mode.
+        async fn initialise(port: &mut Port<'_, Self>) -> Result<String, Stop> {
+            let mode = port.mode();
+            let req = firmware_version()
+                .encode()
+                .map_err(RadioError::request(NAME, "firmware version"))?;
+            let fw = port
+                .transact(&req, (NAME, "firmware version"), |r| match r {
+                    Reply::Firmware(f) => Some(*f),
+                    _ => None,
+                })
+                .await?;
+            enable_output_and_rssi(port).await?;
+            port.codec.set_rssi_enabled(true);
+            let sleep = get_param(port, PARAM_AUTO_SLEEP, "GET auto-sleep").await?;
+            if sleep != 0 {
+                tracing::warn!(source = %port.source(), value = sleep, "AMB8465 auto-sleep is enabled; telegrams may be lost");
+            }
+            let req = set_mode(mode)
+                .and_then(|f| f.encode())
+                .map_err(RadioError::request(NAME, "set mode"))?;
+            let status = port
+                .transact(&req, (NAME, "set mode"), |r| match r {
+                    Reply::SetMode(s) => Some(*s),
+                    _ => None,
+                })
+                .await?;
+            check_status(status, || format!("mode {mode}"))?;
+            Ok(format!("AMB8465 fw {fw}"))
+        }
+    }
+
+    fn check_status(status: u8, request: impl FnOnce() -> String) -> Result<(), Stop> {
+        if status == 0 {
+            return Ok(());
+        }
+        Err(RadioError::Rejected {
+            dongle: NAME,
+            request: request(),
+            status,
+        }
+        .into())
+    }
+
+    /// One byte of the module's parameter memory.
+    async fn get_param(
+        port: &mut Port<'_, Decoder>,
+        addr: u8,
+        what: &'static str,
+    ) -> Result<u8, Stop> {
+        let req = get_params(addr, 1)
+            .encode()
+            .map_err(RadioError::request(NAME, what))?;
+        port.transact(&req, (NAME, what), move |r| match r {
+            Reply::Get { addr: a, values } if *a == addr => values.first().copied(),
+            _ => None,
+        })
+        .await
+    }
+
+    /// UART_CMD_Out_Enable and RSSI_Enable must be 1. Both live in non-volatile memory and
+    /// apply after a reset; this write happens once per module, not on every reconnect.
+    async fn enable_output_and_rssi(port: &mut Port<'_, Decoder>) -> Result<(), Stop> {
+        for attempt in 0..2 {
+            let cmd_out =
+                get_param(port, PARAM_UART_CMD_OUT_ENABLE, "GET UART_CMD_Out_Enable").await?;
+            let rssi = get_param(port, PARAM_RSSI_ENABLE, "GET RSSI_Enable").await?;
+            if cmd_out == 1 && rssi == 1 {
+                return Ok(());
+            }
+            if attempt > 0 {
+                break;
+            }
+            for addr in [PARAM_UART_CMD_OUT_ENABLE, PARAM_RSSI_ENABLE] {
+                let req = set_params(addr, &[1])
+                    .and_then(|f| f.encode())
+                    .map_err(RadioError::request(NAME, "SET"))?;
+                let status = port
+                    .transact(&req, (NAME, "SET"), |r| match r {
+                        Reply::Set(s) => Some(*s),
+                        _ => None,
+                    })
+                    .await?;
+                check_status(status, || format!("SET of parameter 0x{addr:02X}"))?;
+            }
+            let req = reset()
+                .encode()
+                .map_err(RadioError::request(NAME, "reset"))?;
+            port.transact(&req, (NAME, "reset"), |r| {
+                matches!(r, Reply::Reset).then_some(())
+            })
+            .await?;
+        }
+        Err(RadioError::Misconfigured {
+            dongle: NAME,
+            problem: "did not keep UART_CMD_Out_Enable/RSSI_Enable after reset",
+        }
+        .into())
     }
 }
 

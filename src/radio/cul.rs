@@ -261,6 +261,131 @@ pub fn telegram_line(
     Ok(s)
 }
 
+/// A culfw stick as a session drives it: lines in, replies, initialisation and probe.
+#[cfg(feature = "daemon")]
+pub(crate) mod dongle {
+    use super::{
+        listen_command, parse_line, raw_telegram, CulLine, Error, CMD_REPORT_RSSI, CMD_VERSION,
+        MAX_LINE,
+    };
+    use crate::frame::{CrcState, LinkMode};
+    use crate::radio::link::{Dongle, Item, Port, Stop};
+    use crate::radio::{DongleInfo, DriverKind, Line, LineSplitter, RadioError};
+
+    const NAME: &str = "CUL";
+
+    /// The answers the session waits for.
+    pub(crate) enum Reply {
+        Version(String),
+        ModeAck(LinkMode),
+        /// Anything else the firmware prints; no request waits for it.
+        Status,
+    }
+
+    /// The stick's output split into lines; telegram lines carry LQI and RSSI (`X21`).
+    pub(crate) struct Stream {
+        lines: LineSplitter,
+    }
+
+    /// One non-empty line.
+    fn item(line: &str) -> Item<Reply> {
+        match parse_line(line, true) {
+            Ok(CulLine::Telegram(tg)) => Item::Frame {
+                bytes: tg.frame,
+                rssi_dbm: tg.rssi_dbm,
+                crc: CrcState::Checked(Some(tg.format)),
+            },
+            // Handed on with its CRCs: the decoder names the failing block and counts
+            // the error against the meter.
+            Err(Error::Crc { .. }) => match raw_telegram(line, true) {
+                Some((format, bytes, rssi_dbm)) => Item::Frame {
+                    bytes,
+                    rssi_dbm,
+                    crc: CrcState::Present(format),
+                },
+                None => Item::Bad(format!("cul: unreadable CRC-failed line {line:?}")),
+            },
+            Ok(CulLine::Version(v)) => Item::Reply(Reply::Version(v)),
+            Ok(CulLine::ModeAck(m)) => Item::Reply(Reply::ModeAck(m)),
+            Ok(CulLine::Status(s)) => {
+                tracing::debug!(status = %s, "CUL status line");
+                Item::Reply(Reply::Status)
+            }
+            Err(e) => Item::Bad(e.to_string()),
+        }
+    }
+
+    impl Dongle for Stream {
+        type Reply = Reply;
+
+        fn fresh() -> Self {
+            Stream {
+                lines: LineSplitter::new(MAX_LINE),
+            }
+        }
+
+        fn push(&mut self, bytes: &[u8]) {
+            self.lines.push(bytes);
+        }
+
+        fn next_item(&mut self) -> Option<Item<Reply>> {
+            loop {
+                return Some(match self.lines.next_line()? {
+                    Line::Overlong { discarded } => {
+                        Item::Bad(Error::Overlong { discarded }.to_string())
+                    }
+                    Line::Text(t) if t.trim().is_empty() => continue,
+                    Line::Text(t) => item(&t),
+                });
+            }
+        }
+
+        /// A line without newline just waits; culfw always ends lines.
+        fn flush_stale(&mut self) -> Option<String> {
+            None
+        }
+
+        fn liveness_request(&self) -> Vec<u8> {
+            CMD_VERSION.as_bytes().to_vec()
+        }
+
+        fn probe_request() -> Vec<u8> {
+            CMD_VERSION.as_bytes().to_vec()
+        }
+
+        fn identify(reply: &Reply) -> Option<DongleInfo> {
+            let Reply::Version(v) = reply else {
+                return None;
+            };
+            Some(DongleInfo {
+                driver: DriverKind::Cul,
+                description: v.clone(),
+                id: None,
+            })
+        }
+
+        /// Version, then RSSI reporting and the listen command in one write.
+        async fn initialise(port: &mut Port<'_, Self>) -> Result<String, Stop> {
+            let mode = port.mode();
+            let version = port
+                .transact(CMD_VERSION.as_bytes(), (NAME, "version"), |r| match r {
+                    Reply::Version(v) => Some(v.clone()),
+                    _ => None,
+                })
+                .await?;
+            let listen = listen_command(mode).map_err(RadioError::request(NAME, "listen"))?;
+            let mut req = CMD_REPORT_RSSI.as_bytes().to_vec();
+            req.extend_from_slice(listen.as_bytes());
+            port.transact(&req, (NAME, "listen command"), |r| match r {
+                Reply::ModeAck(m) if *m == mode => Some(()),
+                _ => None,
+            })
+            .await?;
+            Ok(version)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! is continuous over the whole byte range; the alternative piecewise formula clamps
 //! at raw 230 and disagrees by a few dB.
 
+use super::stream::{FrameStream, Framing};
 use super::{check_canonical, DecoderStats, TelegramError};
 use crate::frame::LinkMode;
 use crate::wire::crc::crc16_x25;
@@ -433,11 +434,35 @@ pub fn set_link_mode(mode: LinkMode) -> Result<HciFrame, Error> {
     ))
 }
 
+/// The iM871A's framing for the shared stream scaffold.
+#[derive(Debug)]
+pub(crate) struct Hci;
+
+impl Framing for Hci {
+    type Frame = HciFrame;
+    type Error = Error;
+    const SOF: u8 = SOF;
+    fn parse(buf: &[u8]) -> Result<(HciFrame, usize), Error> {
+        HciFrame::parse(buf)
+    }
+    fn needs(e: &Error) -> Option<usize> {
+        match e {
+            Error::Incomplete { needed } => Some(*needed),
+            _ => None,
+        }
+    }
+    fn garbage(skipped: usize) -> Error {
+        Error::Garbage { skipped }
+    }
+    fn truncated(have: usize, expected: usize) -> Error {
+        Error::Truncated { have, expected }
+    }
+}
+
 /// Incremental decoder over the serial byte stream; resynchronises on garbage.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    buf: Vec<u8>,
-    stats: DecoderStats,
+    stream: FrameStream<Hci>,
 }
 
 impl Decoder {
@@ -446,45 +471,27 @@ impl Decoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        self.stream.push(bytes);
     }
 
     pub fn stats(&self) -> DecoderStats {
-        self.stats
+        self.stream.stats()
     }
 
     /// Bytes waiting for the rest of a message.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.stream.pending()
     }
 
     /// Next well-formed frame, an error describing skipped bytes, or None if more input
     /// is needed. Call until None after every push.
     pub fn next_frame(&mut self) -> Option<Result<HciFrame, Error>> {
-        super::next_binary_frame(
-            &mut self.buf,
-            &mut self.stats,
-            SOF,
-            HciFrame::parse,
-            |e| matches!(e, Error::Incomplete { .. }),
-            |skipped| Error::Garbage { skipped },
-        )
+        self.stream.next_frame()
     }
 
     /// Next decoded message (see [`Decoder::next_frame`]).
     pub fn next_message(&mut self) -> Option<Result<Message, Error>> {
-        match self.next_frame()? {
-            Ok(frame) => {
-                let item = Message::from_frame(frame);
-                if item.is_ok() {
-                    self.stats.messages += 1;
-                } else {
-                    self.stats.bad_frames += 1;
-                }
-                Some(item)
-            }
-            Err(e) => Some(Err(e)),
-        }
+        self.stream.next_message(Message::from_frame)
     }
 
     /// The line went idle with a partial message buffered: give it up as truncated.
@@ -492,17 +499,119 @@ impl Decoder {
     /// Drops the start byte and returns the error; call `next_message` afterwards,
     /// since a real frame may start later in the buffered bytes.
     pub fn flush_stale(&mut self) -> Option<Error> {
-        if self.buf.is_empty() {
-            return None;
+        self.stream.flush_stale()
+    }
+}
+
+/// The iM871A as a session drives it: its replies, initialisation and probe.
+#[cfg(feature = "daemon")]
+pub(crate) mod dongle {
+    use super::{get_device_info, ping, set_link_mode, Decoder, DeviceInfo, Message};
+    use crate::frame::CrcState;
+    use crate::radio::link::{Dongle, Item, Port, Stop};
+    use crate::radio::{DongleInfo, DriverKind, RadioError};
+
+    const NAME: &str = "iM871A";
+
+    /// The answers the session waits for.
+    pub(crate) enum Reply {
+        Ping,
+        DeviceInfo(DeviceInfo),
+        SetConfig(Option<u8>),
+    }
+
+    impl Dongle for Decoder {
+        type Reply = Reply;
+
+        fn fresh() -> Self {
+            Decoder::new()
         }
-        let have = self.buf.len();
-        let expected = match HciFrame::parse(&self.buf) {
-            Err(Error::Incomplete { needed }) => have + needed,
-            _ => have,
-        };
-        self.buf.drain(..1);
-        self.stats.bad_frames += 1;
-        Some(Error::Truncated { have, expected })
+
+        fn push(&mut self, bytes: &[u8]) {
+            Decoder::push(self, bytes);
+        }
+
+        fn next_item(&mut self) -> Option<Item<Reply>> {
+            loop {
+                return Some(match self.next_message()? {
+                    Ok(Message::DataIndication {
+                        frame, rssi_dbm, ..
+                    }) => Item::Frame {
+                        bytes: frame,
+                        rssi_dbm,
+                        crc: CrcState::Checked(None),
+                    },
+                    Ok(Message::PingRsp) => Item::Reply(Reply::Ping),
+                    Ok(Message::DeviceInfo(i)) => Item::Reply(Reply::DeviceInfo(i)),
+                    Ok(Message::SetConfigRsp { status }) => Item::Reply(Reply::SetConfig(status)),
+                    Ok(other) => {
+                        tracing::debug!(?other, "iM871A message ignored");
+                        continue;
+                    }
+                    Err(e) => Item::Bad(e.to_string()),
+                });
+            }
+        }
+
+        fn flush_stale(&mut self) -> Option<String> {
+            Decoder::flush_stale(self).map(|e| e.to_string())
+        }
+
+        fn liveness_request(&self) -> Vec<u8> {
+            ping().encode().unwrap_or_default()
+        }
+
+        fn probe_request() -> Vec<u8> {
+            get_device_info().encode().unwrap_or_default()
+        }
+
+        fn identify(reply: &Reply) -> Option<DongleInfo> {
+            let Reply::DeviceInfo(i) = reply else {
+                return None;
+            };
+            Some(DongleInfo {
+                driver: DriverKind::Im871a,
+                description: i.description(),
+                id: Some(format!("{:08X}", i.uid)),
+            })
+        }
+
+        /// Ping, device info, link mode.
+        async fn initialise(port: &mut Port<'_, Self>) -> Result<String, Stop> {
+            let mode = port.mode();
+            let req = ping().encode().map_err(RadioError::request(NAME, "ping"))?;
+            port.transact(&req, (NAME, "ping"), |r| {
+                matches!(r, Reply::Ping).then_some(())
+            })
+            .await?;
+            let req = get_device_info()
+                .encode()
+                .map_err(RadioError::request(NAME, "device info"))?;
+            let info = port
+                .transact(&req, (NAME, "device info"), |r| match r {
+                    Reply::DeviceInfo(i) => Some(*i),
+                    _ => None,
+                })
+                .await?;
+            let req = set_link_mode(mode)
+                .and_then(|f| f.encode())
+                .map_err(RadioError::request(NAME, "set link mode"))?;
+            let status = port
+                .transact(&req, (NAME, "set link mode"), |r| match r {
+                    Reply::SetConfig(s) => Some(*s),
+                    _ => None,
+                })
+                .await?;
+            if let Some(status @ 1..) = status {
+                return Err(RadioError::Rejected {
+                    dongle: NAME,
+                    request: format!("link mode {mode}"),
+                    status,
+                }
+                .into());
+            }
+            Ok(info.description())
+        }
     }
 }
 

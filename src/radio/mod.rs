@@ -20,7 +20,14 @@ pub mod cul;
 pub mod im871a;
 pub mod replay;
 pub mod rtlwmbus;
+mod stream;
 
+#[cfg(feature = "daemon")]
+mod error;
+#[cfg(feature = "daemon")]
+mod events;
+#[cfg(feature = "daemon")]
+mod link;
 #[cfg(feature = "daemon")]
 pub mod ports;
 #[cfg(feature = "daemon")]
@@ -29,7 +36,11 @@ pub mod session;
 pub mod sim;
 
 #[cfg(feature = "daemon")]
-pub use session::{probe, run, ProbeError, RadioEvent, RadioSpec, RadioState};
+pub use error::{ProbeError, RadioError};
+#[cfg(feature = "daemon")]
+pub use events::{RadioEvent, RadioState};
+#[cfg(feature = "daemon")]
+pub use session::{probe, run, RadioSpec};
 
 use crate::frame::LinkMode;
 
@@ -46,6 +57,23 @@ pub enum DriverKind {
 }
 
 impl DriverKind {
+    /// The names of [`DriverKind::parse`], as configuration files spell them.
+    pub const NAMES: &'static [&'static str] =
+        &["im871a", "amb8465", "cul", "rtlwmbus", "replay", "auto"];
+
+    /// The driver of a configuration file's `driver = "..."` (exact spelling).
+    pub fn parse(s: &str) -> Option<DriverKind> {
+        match s {
+            "im871a" => Some(DriverKind::Im871a),
+            "amb8465" => Some(DriverKind::Amb8465),
+            "cul" => Some(DriverKind::Cul),
+            "rtlwmbus" => Some(DriverKind::RtlWmbus),
+            "replay" => Some(DriverKind::Replay),
+            "auto" => Some(DriverKind::Auto),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DriverKind::Im871a => "im871a",
@@ -82,16 +110,10 @@ pub struct UnknownDriver(pub String);
 impl std::str::FromStr for DriverKind {
     type Err = UnknownDriver;
 
+    /// Command-line spelling: case and surrounding blanks do not matter.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "im871a" => Ok(DriverKind::Im871a),
-            "amb8465" => Ok(DriverKind::Amb8465),
-            "cul" => Ok(DriverKind::Cul),
-            "rtlwmbus" => Ok(DriverKind::RtlWmbus),
-            "replay" => Ok(DriverKind::Replay),
-            "auto" => Ok(DriverKind::Auto),
-            _ => Err(UnknownDriver(s.to_string())),
-        }
+        DriverKind::parse(s.trim().to_ascii_lowercase().as_str())
+            .ok_or_else(|| UnknownDriver(s.to_string()))
     }
 }
 
@@ -178,40 +200,6 @@ pub struct DecoderStats {
     pub bad_frames: u64,
     /// Bytes skipped while looking for the start of the next frame.
     pub garbage_bytes: u64,
-}
-
-/// One step of a binary stream decoder whose frames start with `sof` (iM871A 0xA5, Amber
-/// 0xFF): skip garbage up to the next start byte, parse a frame, or wait for more bytes.
-/// On a bad frame only the start byte is dropped, because a real frame may begin inside
-/// the bytes the false one claimed. `garbage` builds the codec's "skipped N bytes" error,
-/// `incomplete` recognises its "need more bytes" error.
-pub(crate) fn next_binary_frame<F, E>(
-    buf: &mut Vec<u8>,
-    stats: &mut DecoderStats,
-    sof: u8,
-    parse: impl FnOnce(&[u8]) -> Result<(F, usize), E>,
-    incomplete: impl FnOnce(&E) -> bool,
-    garbage: impl FnOnce(usize) -> E,
-) -> Option<Result<F, E>> {
-    let first = *buf.first()?;
-    if first != sof {
-        let skipped = buf.iter().position(|&b| b == sof).unwrap_or(buf.len());
-        buf.drain(..skipped);
-        stats.garbage_bytes += skipped as u64;
-        return Some(Err(garbage(skipped)));
-    }
-    match parse(buf) {
-        Ok((frame, used)) => {
-            buf.drain(..used.min(buf.len()));
-            Some(Ok(frame))
-        }
-        Err(e) if incomplete(&e) => None,
-        Err(e) => {
-            buf.drain(..1);
-            stats.bad_frames += 1;
-            Some(Err(e))
-        }
-    }
 }
 
 /// Decodes hex digits, ignoring nothing: `s` must have even length and only hex digits.
