@@ -264,17 +264,7 @@ impl Daemon {
             Some(cfg) => start_outbound(&config, cfg, &retained, stop_rx, &trigger)?,
             None => Outbound::default(),
         };
-        let billing = crate::store::sink::Billing::start(
-            &config,
-            crate::store::sink::Outputs {
-                retained: retained.clone(),
-                prefix: mqtt_cfg
-                    .as_ref()
-                    .map_or_else(|| "wmbus".to_owned(), |c| c.topic_prefix.clone()),
-                gateway: gateway.clone(),
-            },
-        )
-        .await?;
+        let billing = start_billing(&config, mqtt_cfg.as_ref(), &retained).await?;
         let (events_tx, events) = mpsc::channel::<RadioEvent>(1024);
         let formats_known = decoder.formats().len();
         let discovery = discovery::Discovery::start(
@@ -331,16 +321,7 @@ impl Daemon {
         daemon.start_radios()?;
         release_startup_memory();
         daemon.notifier.ready();
-        tracing::info!(
-            "wmbusd {} started: gateway {gateway}, {} radio(s), {} meter(s) configured, {}",
-            env!("CARGO_PKG_VERSION"),
-            config.radios.len(),
-            config.meters.len(),
-            match &mqtt_cfg {
-                Some(c) => format!("MQTT {}:{}", c.host, c.port),
-                None => "no MQTT (stdout only)".to_owned(),
-            }
-        );
+        log_started(&config, mqtt_cfg.as_ref());
         Ok(daemon)
     }
 
@@ -1004,6 +985,34 @@ async fn final_sync(spool: Option<&SpoolHandle>, opts: &DaemonOptions) -> u64 {
         }
     }
     left as u64
+}
+
+/// The reading store and billing periods, publishing on the daemon's topics.
+async fn start_billing(
+    config: &Config,
+    mqtt: Option<&MqttConfig>,
+    retained: &RetainedPublisher,
+) -> Result<crate::store::sink::Billing, DaemonError> {
+    let outputs = crate::store::sink::Outputs {
+        retained: retained.clone(),
+        prefix: mqtt.map_or_else(|| "wmbus".to_owned(), |c| c.topic_prefix.clone()),
+        gateway: config.gateway.id.clone(),
+    };
+    Ok(crate::store::sink::Billing::start(config, outputs).await?)
+}
+
+fn log_started(config: &Config, mqtt: Option<&MqttConfig>) {
+    tracing::info!(
+        "wmbusd {} started: gateway {}, {} radio(s), {} meter(s) configured, {}",
+        env!("CARGO_PKG_VERSION"),
+        config.gateway.id,
+        config.radios.len(),
+        config.meters.len(),
+        match mqtt {
+            Some(c) => format!("MQTT {}:{}", c.host, c.port),
+            None => "no MQTT (stdout only)".to_owned(),
+        }
+    );
 }
 
 /// Sleeps until `due` (`None`: forever; the select branch is disabled then anyway).
