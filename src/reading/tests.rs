@@ -144,7 +144,7 @@ fn rare_reading() -> Reading {
             ],
         }),
     };
-    let reading = Reading {
+    Reading {
         schema: SCHEMA_VERSION,
         meter: Meter {
             id: "76348799".to_owned(),
@@ -193,8 +193,7 @@ fn rare_reading() -> Reading {
                 rssi_dbm: None,
             },
         ],
-    };
-    reading
+    }
 }
 
 /// The JSON of readings with rare members, pinned: the serde derive's output, which
