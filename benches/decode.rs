@@ -14,7 +14,6 @@ use wmbusd::decode::Decoder;
 use wmbusd::drivers::DriverSet;
 use wmbusd::frame::{parse_hex, RadioFrame};
 use wmbusd::keys::KeyStore;
-use wmbusd::reading::JsonWriter;
 
 /// Sontex heat cost allocator, unencrypted (protocol reference §1.2 / §5.12).
 const PLAIN: &str = "3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000";
@@ -49,26 +48,15 @@ fn bench_one(c: &mut Criterion, name: &str, hex: &str, key: Option<(&str, &str)>
             black_box(&out);
         })
     });
-    // The same bytes through `Reading::write_json`, the writer `wmbusd decode` uses.
-    group.bench_function(format!("{name}_direct_json"), |b| {
-        b.iter(|| {
-            out.clear();
-            let reading = decoder.decode(black_box(&frame)).expect("decodes");
-            reading.write_json(&mut out).expect("serialises");
-            black_box(&out);
-        })
-    });
-    // Decoding into one reusable `Reading` and writing through a `JsonWriter`, as
-    // `wmbusd decode` does.
+    // Decoding into one reusable `Reading`, as `wmbusd decode` does.
     let mut reading = decoder.decode(&frame).expect("decodes");
-    let mut writer = JsonWriter::new();
     group.bench_function(format!("{name}_into_json"), |b| {
         b.iter(|| {
             out.clear();
             decoder
                 .decode_into(black_box(&frame), &mut reading)
                 .expect("decodes");
-            writer.write(&reading, &mut out).expect("serialises");
+            serde_json::to_writer(&mut out, &reading).expect("serialises");
             black_box(&out);
         })
     });
@@ -79,14 +67,13 @@ fn bench_one(c: &mut Criterion, name: &str, hex: &str, key: Option<(&str, &str)>
     }
     let mut generic = Decoder::with_drivers(keys, DriverSet::empty());
     let mut reading = generic.decode(&frame).expect("decodes");
-    let mut writer = JsonWriter::new();
     group.bench_function(format!("{name}_into_json_no_drivers"), |b| {
         b.iter(|| {
             out.clear();
             generic
                 .decode_into(black_box(&frame), &mut reading)
                 .expect("decodes");
-            writer.write(&reading, &mut out).expect("serialises");
+            serde_json::to_writer(&mut out, &reading).expect("serialises");
             black_box(&out);
         })
     });

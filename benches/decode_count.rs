@@ -2,8 +2,8 @@
 //! criterion's timing loop would only add noise: decodes one bench telegram N times.
 //!
 //! `decode_count CASE PATH N [empty]`: CASE `plain`, `mode5`, `ell` or `izar`; PATH `serde`
-//! (decode + serde_json), `direct` (decode + write_json) or `into` (decode_into +
-//! JsonWriter); `empty` uses no drivers. Instructions per telegram are the difference
+//! (decode + serde_json) or `into` (decode_into a reused reading + serde_json); `empty`
+//! uses no drivers. Instructions per telegram are the difference
 //! of two runs with different N divided by the difference of N.
 //!
 //! `decode_count CASE paired N`: wall time of the `into` path with and without drivers,
@@ -26,7 +26,6 @@ use wmbusd::decode::Decoder;
 use wmbusd::drivers::DriverSet;
 use wmbusd::frame::{parse_hex, RadioFrame};
 use wmbusd::keys::KeyStore;
-use wmbusd::reading::JsonWriter;
 
 const PLAIN: &str = "3444EE4D8139292716087A51000000046D1912A62B036E000000426CE1F1436E00000002FF2C00000259D4090265FC0902FD66A000";
 const MODE5: &str = "2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3";
@@ -70,7 +69,6 @@ fn main() {
     }
     let mut out = Vec::with_capacity(2048);
     let mut reading = decoder.decode(&frame).expect("decodes");
-    let mut writer = JsonWriter::new();
     for _ in 0..n {
         out.clear();
         match args[1].as_str() {
@@ -78,47 +76,40 @@ fn main() {
                 let r = decoder.decode(black_box(&frame)).expect("decodes");
                 serde_json::to_writer(&mut out, &r).expect("serialises");
             }
-            "direct" => {
-                let r = decoder.decode(black_box(&frame)).expect("decodes");
-                r.write_json(&mut out).expect("serialises");
-            }
             _ => {
                 decoder
                     .decode_into(black_box(&frame), &mut reading)
                     .expect("decodes");
-                writer.write(&reading, &mut out).expect("serialises");
+                serde_json::to_writer(&mut out, &reading).expect("serialises");
             }
         }
         black_box(&out);
     }
 }
 
-/// Times `decode_into` + `JsonWriter::write` of `frame` with both decoders in
+/// Times `decode_into` + serde_json of `frame` with both decoders in
 /// alternating batches; prints the fastest batch of each, per telegram.
 fn paired(mut drivers: Decoder, mut generic: Decoder, frame: &RadioFrame, batches: usize) {
     const BATCH: u32 = 1000;
-    let batch = |decoder: &mut Decoder,
-                 reading: &mut wmbusd::reading::Reading,
-                 writer: &mut JsonWriter,
-                 out: &mut Vec<u8>| {
-        let start = std::time::Instant::now();
-        for _ in 0..BATCH {
-            out.clear();
-            decoder
-                .decode_into(black_box(frame), reading)
-                .expect("decodes");
-            writer.write(reading, out).expect("serialises");
-            black_box(&out);
-        }
-        start.elapsed() / BATCH
-    };
+    let batch =
+        |decoder: &mut Decoder, reading: &mut wmbusd::reading::Reading, out: &mut Vec<u8>| {
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                out.clear();
+                decoder
+                    .decode_into(black_box(frame), reading)
+                    .expect("decodes");
+                serde_json::to_writer(&mut *out, reading).expect("serialises");
+                black_box(&out);
+            }
+            start.elapsed() / BATCH
+        };
     let (mut r1, mut r2) = (Default::default(), Default::default());
-    let (mut w1, mut w2) = (JsonWriter::new(), JsonWriter::new());
     let mut out = Vec::with_capacity(2048);
     let (mut best_drivers, mut best_generic) = (std::time::Duration::MAX, std::time::Duration::MAX);
     for _ in 0..batches.max(1) {
-        best_drivers = best_drivers.min(batch(&mut drivers, &mut r1, &mut w1, &mut out));
-        best_generic = best_generic.min(batch(&mut generic, &mut r2, &mut w2, &mut out));
+        best_drivers = best_drivers.min(batch(&mut drivers, &mut r1, &mut out));
+        best_generic = best_generic.min(batch(&mut generic, &mut r2, &mut out));
     }
     let ns = |d: std::time::Duration| d.as_secs_f64() * 1e9;
     println!(

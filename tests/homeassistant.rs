@@ -1,6 +1,15 @@
 //! Home Assistant discovery against a real mosquitto: the demo meters announced from their
 //! real telegrams, each sensor's `value_template` resolving in the reading the daemon
 //! published, and a meter that leaves the configuration removed after a restart.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

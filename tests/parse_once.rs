@@ -3,6 +3,15 @@
 //! pipeline (read, dedupe, decode, filter, count), gathering, the reading's JSON and
 //! the meter's health document — on this thread, and the wire layer's per-thread
 //! counter of link-header parses must have moved by one. Success and failure paths.
+// Tests and benches may unwrap, index and panic: a failure is the report.
+// Long test bodies read as one scenario top to bottom.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod support;
 

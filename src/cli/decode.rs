@@ -9,7 +9,7 @@ use clap::Args;
 use crate::decode::{DecodeError, Decoder};
 use crate::frame::{parse_hex, parse_hex_into, CrcState, FrameFormat, RadioFrame};
 use crate::keys::KeyStore;
-use crate::reading::{JsonWriter, Reading};
+use crate::reading::Reading;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -118,120 +118,130 @@ fn parse_crc(text: &str) -> Result<CrcState, String> {
 }
 
 pub fn run(args: DecodeArgs) -> ExitCode {
-    let keys = match load_keys(&args) {
-        Ok(k) => k,
+    let (mut decoder, book) = match prepare(&args) {
+        Ok(prepared) => prepared,
         Err(message) => {
             eprintln!("wmbusd decode: {message}");
             return ExitCode::from(2);
         }
     };
-    let drivers = match super::drivers::load(args.drivers.as_ref()) {
-        Ok(d) => d,
-        Err(message) => {
-            eprintln!("wmbusd decode: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut book = match replay_book(&args) {
-        Ok(b) => b,
-        Err(message) => {
-            eprintln!("wmbusd decode: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut decoder = Decoder::with_drivers(keys, drivers);
-    let explain = args.explain;
-    let mut count = 0usize;
+    let mut session = Session::new(&args, book);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut failed = 0usize;
-    let mut line_buf = Vec::with_capacity(1024);
-    // Decoded into over and over, so its buffers serve every telegram.
-    let mut reading = Reading::default();
-    // One frame whose byte buffer every telegram is parsed into.
-    let mut frame = RadioFrame {
-        crc: args.crc,
-        lenient_length: args.lenient_length,
-        ..RadioFrame::new(Vec::with_capacity(256))
-    };
-    let (crc, lenient_length) = (args.crc, args.lenient_length);
-    // Remembers each record's constant JSON text across the telegrams of the call.
-    let mut writer = JsonWriter::new();
-
-    let mut emit = |decoder: &mut Decoder,
-                    input: &str,
-                    rssi_dbm: Option<f32>,
-                    out: &mut BufWriter<_>|
-     -> std::io::Result<()> {
-        count += 1;
-        frame.rssi_dbm = rssi_dbm;
-        let ok = if explain {
-            let frame = RadioFrame {
-                crc,
-                lenient_length,
-                rssi_dbm,
-                ..RadioFrame::new(Vec::new())
-            };
-            explain_one(decoder, input, count, frame, (&mut line_buf, book.as_mut()))
-        } else {
-            decode_one(
-                decoder,
-                input,
-                args.pretty,
-                (&mut frame, &mut reading),
-                (&mut writer, &mut line_buf),
-            )
-        };
-        if !ok {
-            failed += 1;
-        }
-        out.write_all(&line_buf)?;
-        out.write_all(b"\n")
-    };
-
-    let result = (|| -> std::io::Result<()> {
-        for arg in &args.telegrams {
-            if arg == "-" {
-                let stdin = std::io::stdin();
-                let mut reader = stdin.lock();
-                let mut line = String::new();
-                let mut number = 0usize;
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line)? == 0 {
-                        break;
-                    }
-                    number += 1;
-                    let input = line.trim();
-                    if input.starts_with("//") {
-                        continue;
-                    }
-                    // Lines as the replay radio reads them: `#` comments, `rssi;` and
-                    // `time;` prefixes. A malformed prefix is reported as input error.
-                    match crate::radio::replay::split_line(input, number) {
-                        Ok(None) => continue,
-                        Ok(Some(parts)) => emit(&mut decoder, parts.hex, parts.rssi_dbm, &mut out)?,
-                        Err(_) => emit(&mut decoder, input, None, &mut out)?,
-                    }
-                }
-            } else {
-                emit(&mut decoder, arg, None, &mut out)?;
-            }
-        }
-        out.flush()
-    })();
-
+    let result = args
+        .telegrams
+        .iter()
+        .try_for_each(|arg| match arg.as_str() {
+            "-" => session.stdin(&mut decoder, &mut out),
+            telegram => session.emit(&mut decoder, telegram, None, &mut out),
+        })
+        .and_then(|()| out.flush());
+    let failed = session.failed > 0;
     match result {
         // A closed pipe (`| head`) is not an error of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::from(u8::from(failed > 0))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(u8::from(failed)),
         Err(e) => {
             eprintln!("wmbusd decode: {e}");
             ExitCode::from(2)
         }
-        Ok(()) if failed > 0 => ExitCode::from(1),
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(u8::from(failed)),
+    }
+}
+
+/// The decoder with its keys and drivers, and the replay book of `--explain`.
+fn prepare(args: &DecodeArgs) -> Result<(Decoder, Option<crate::replay::Book>), String> {
+    let keys = load_keys(args)?;
+    let drivers = super::drivers::load(args.drivers.as_ref())?;
+    let book = replay_book(args)?;
+    Ok((Decoder::with_drivers(keys, drivers), book))
+}
+
+/// The state of one `wmbusd decode` call: its options, the buffers every telegram is
+/// decoded into, and the count of failed telegrams.
+struct Session {
+    pretty: bool,
+    explain: bool,
+    book: Option<crate::replay::Book>,
+    /// The frame every telegram's bytes are parsed into, with the call's CRC and
+    /// L-field options.
+    frame: RadioFrame,
+    reading: Reading,
+    line: Vec<u8>,
+    count: usize,
+    failed: usize,
+}
+
+impl Session {
+    fn new(args: &DecodeArgs, book: Option<crate::replay::Book>) -> Session {
+        Session {
+            pretty: args.pretty,
+            explain: args.explain,
+            book,
+            frame: RadioFrame {
+                crc: args.crc,
+                lenient_length: args.lenient_length,
+                ..RadioFrame::new(Vec::with_capacity(256))
+            },
+            reading: Reading::default(),
+            line: Vec::with_capacity(1024),
+            count: 0,
+            failed: 0,
+        }
+    }
+
+    /// Every telegram line of stdin, read the way the replay radio reads its file.
+    fn stdin(&mut self, decoder: &mut Decoder, out: &mut impl Write) -> std::io::Result<()> {
+        let mut reader = std::io::stdin().lock();
+        let mut line = String::new();
+        let mut number = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            number += 1;
+            let input = line.trim();
+            if input.starts_with("//") {
+                continue;
+            }
+            // Lines as the replay radio reads them: `#` comments, `rssi;` and `time;`
+            // prefixes. A malformed prefix is reported as input error.
+            match crate::radio::replay::split_line(input, number) {
+                Ok(None) => {}
+                Ok(Some(parts)) => self.emit(decoder, parts.hex, parts.rssi_dbm, out)?,
+                Err(_) => self.emit(decoder, input, None, out)?,
+            }
+        }
+    }
+
+    /// Decodes (or explains) one telegram and writes its line.
+    fn emit(
+        &mut self,
+        decoder: &mut Decoder,
+        input: &str,
+        rssi_dbm: Option<f32>,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        self.count += 1;
+        self.frame.rssi_dbm = rssi_dbm;
+        let ok = if self.explain {
+            let frame = RadioFrame {
+                crc: self.frame.crc,
+                lenient_length: self.frame.lenient_length,
+                rssi_dbm,
+                ..RadioFrame::new(Vec::new())
+            };
+            let book = self.book.as_mut();
+            explain_one(decoder, input, self.count, frame, (&mut self.line, book))
+        } else {
+            let buffers = (&mut self.frame, &mut self.reading);
+            decode_one(decoder, input, self.pretty, buffers, &mut self.line)
+        };
+        if !ok {
+            self.failed += 1;
+        }
+        out.write_all(&self.line)?;
+        out.write_all(b"\n")
     }
 }
 
@@ -258,7 +268,7 @@ fn decode_one(
     input: &str,
     pretty: bool,
     (frame, reading): (&mut RadioFrame, &mut Reading),
-    (writer, out): (&mut JsonWriter, &mut Vec<u8>),
+    out: &mut Vec<u8>,
 ) -> bool {
     out.clear();
     match parse_hex_into(input, &mut frame.bytes) {
@@ -278,13 +288,7 @@ fn decode_one(
     }
     match decoder.decode_into(frame, reading) {
         Ok(()) => {
-            if pretty {
-                write_json(out, reading, true);
-            } else if writer.write(reading, out).is_err() {
-                // Same bytes as serde_json, several times faster; keep a line regardless.
-                out.clear();
-                write_json(out, reading, false);
-            }
+            write_json(out, reading, pretty);
             true
         }
         Err(err) => {

@@ -247,7 +247,7 @@ impl Rules {
                 let at = record as usize;
                 if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
                     *slot = Value::Number(*n);
-                    return Fill::CopyOf(at);
+                    return Fill::Value;
                 }
             }
             self.fill(i, slot, &mut sources)
@@ -296,7 +296,7 @@ impl Rules {
         ) = (pick, &rules.record)
         {
             let at = record as usize;
-            match records.get(at).map(|r| rule.take(at, r, factor, slot)) {
+            match records.get(at).map(|r| rule.take(r, factor, slot)) {
                 None | Some(Fill::Absent) => {}
                 Some(filled) => return filled,
             }
@@ -603,7 +603,7 @@ impl RecordRule {
     }
 
     /// True when a number of a record with this factor is the field's value as it is
-    /// (what [`RecordRule::take`] gives as [`Fill::CopyOf`]).
+    /// (what [`RecordRule::take`] copies unconverted).
     fn copies_number(&self, factor: Factor) -> bool {
         match self.kind {
             FieldKind::Unit { .. } => matches!(factor, Factor::At(at)
@@ -613,10 +613,10 @@ impl RecordRule {
         }
     }
 
-    /// Writes the field's value from `record`, the reading's record `at` and the
-    /// first this rule selects, into `slot`. `factor` is [`RecordRule::factor`] of
+    /// Writes the field's value from `record`, the first this rule selects, into
+    /// `slot`. `factor` is [`RecordRule::factor`] of
     /// the record.
-    fn take(&self, at: usize, record: &Record, factor: Factor, slot: &mut Value) -> Fill {
+    fn take(&self, record: &Record, factor: Factor, slot: &mut Value) -> Fill {
         let n = match (&record.value, self.kind) {
             (Value::Number(n), _) => n,
             // The meter sent no valid value.
@@ -666,10 +666,10 @@ impl RecordRule {
             FieldKind::Plain => Some(*n),
         };
         match value {
-            // The record's number as it is: the JSON writer copies its text.
+            // The record's number as it is.
             Some(v) => {
                 *slot = Value::Number(v);
-                Fill::CopyOf(at)
+                Fill::Value
             }
             None => Fill::Absent,
         }

@@ -13,7 +13,6 @@ mod profile;
 mod value;
 mod vib;
 
-pub(crate) use decimal::push_u64;
 pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
 pub use memo::HeaderMemo;
