@@ -22,8 +22,10 @@
 # CPU per telegram = (CPU with N telegrams - CPU with 1 telegram) / (N - 1), so the
 # start-up cost (argument parsing, driver tables) is not counted; median of BENCH_RUNS runs.
 #
-# Env: BENCH_TELEGRAMS (50000), BENCH_RUNS (3), BENCH_DRIVERS, WMBUSD_BIN (default: cargo
-# build --release, target/release/wmbusd), WMBUSD_CORPUS (../shared/corpus/...jsonl).
+# Env: BENCH_TELEGRAMS (50000), BENCH_RUNS (3), BENCH_DRIVERS (corpus `driver` names),
+# WMBUSMETERS_DRIVER (the driver given to wmbusmeters for every meter, e.g. auto; default:
+# each entry's own), WMBUSD_BIN (default: cargo build --release, target/release/wmbusd),
+# WMBUSD_CORPUS (../shared/corpus/wmbusmeters-public.jsonl).
 # Needs python3. Prints one line per program and a RATIO line.
 set -eu
 
@@ -66,15 +68,18 @@ fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# Candidates, one a line: driver meter_id key hex (separators removed).
-python3 - "$CORPUS" $DRIVERS > "$WORK/candidates" <<'EOF'
+# Candidates, one a line: driver meter_id key hex (separators removed). The driver is the
+# name wmbusmeters printed for the entry (`expected.meter`: drivers were renamed over time,
+# e.g. engelmann-faw became engelmann_faw), or WMBUSMETERS_DRIVER (e.g. auto) for all.
+python3 - "$CORPUS" "${WMBUSMETERS_DRIVER:-}" $DRIVERS > "$WORK/candidates" <<'EOF'
 import json, re, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-for driver in sys.argv[2:]:
+for driver in sys.argv[3:]:
     for r in rows:
         if (r.get("driver") == driver and r.get("key") and r.get("frame") == "wmbus"
                 and not r.get("prior_telegrams") and r.get("reproduced")):
-            print(driver, r["meter_id"], r["key"], re.sub(r"[^0-9A-Fa-f]", "", r["telegram"]))
+            name = sys.argv[2] or r.get("expected", {}).get("meter") or driver
+            print(name, r["meter_id"], r["key"], re.sub(r"[^0-9A-Fa-f]", "", r["telegram"]))
             break
     else:
         print(f"compare-wmbusmeters: no telegram for driver {driver}", file=sys.stderr)
