@@ -19,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value as Json;
+use support::bus_pty::run_bus_sim;
 use support::daemon::{Daemon, TestConfig};
 use support::mosquitto::Mosquitto;
+use support::sim::{self, Im871aSim, Pty, SimInput};
 use support::subscriber::Subscriber;
 use tokio::sync::mpsc;
-use wmbusd::bus::sim::{identity, run_bus_sim, Fault, SimBus, SimSlave};
-use wmbusd::radio::sim::{self, Im871aSim, Pty, SimInput};
+use wmbusd::bus::sim::{identity, Fault, SimBus, SimSlave};
 use wmbusd::wire::apl::{DataField, RecordRepr, Vib};
 
 const GW: &str = "gw-bus";

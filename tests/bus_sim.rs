@@ -15,21 +15,24 @@
     clippy::too_many_lines
 )]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use support::bus_pty::run_bus_sim;
+use support::sim::Pty;
 use tokio::sync::mpsc;
 use wmbusd::bus::config::BusConfig;
 use wmbusd::bus::port::Port;
-use wmbusd::bus::sim::{identity, run_bus_sim, Fault, SimBus, SimSlave, SimTelegram};
+use wmbusd::bus::sim::{identity, Fault, SimBus, SimSlave, SimTelegram};
 use wmbusd::bus::task::{self, BusHealth};
 use wmbusd::bus::{BusError, Master, Target, Timing};
 use wmbusd::decode::Decoder;
 use wmbusd::frame::{LinkMode, RadioFrame};
 use wmbusd::keys::KeyStore;
-use wmbusd::radio::sim::Pty;
 use wmbusd::radio::RadioEvent;
 use wmbusd::shutdown::ShutdownTrigger;
 use wmbusd::wire::apl::{DataField, RecordRepr, Vib};

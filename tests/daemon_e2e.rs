@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use support::daemon::{run_to_exit, Daemon, TestConfig};
 use support::mosquitto::{free_port, Mosquitto};
+use support::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 use support::subscriber::{Message, Subscriber};
 use support::telegrams::{synthetic, synthetic_litres};
 use tokio::sync::mpsc;
@@ -32,7 +33,6 @@ use tokio::task::JoinHandle;
 use wmbusd::decode::Decoder;
 use wmbusd::frame::RadioFrame;
 use wmbusd::keys::KeyStore;
-use wmbusd::radio::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 use wmbusd::radio::{amb8465, im871a};
 use wmbusd::spool::{Spool, SpoolConfig};
 

@@ -22,9 +22,9 @@ use rumqttc::QoS;
 use serde_json::Value as Json;
 use support::daemon::Daemon;
 use support::mosquitto::Mosquitto;
+use support::sim::{self, Im871aSim, Pty, SimInput};
 use support::subscriber::Subscriber;
 use support::telegrams::{synthetic, synthetic_litres, write_replay};
-use wmbusd::radio::sim::{self, Im871aSim, Pty, SimInput};
 
 const GW: &str = "gw-scale";
 const FIRST_ID: u32 = 92_000_000;

@@ -23,13 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use support::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use wmbusd::config::Config;
 use wmbusd::decode::{Decoder, FailureKind};
 use wmbusd::frame::RadioFrame;
 use wmbusd::pipeline::{Pipeline, PipelineConfig};
-use wmbusd::radio::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wmbusd");
 

@@ -12,13 +12,15 @@
     clippy::too_many_lines
 )]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use support::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wmbusd::frame::LinkMode;
-use wmbusd::radio::sim::{self, Amb8465Sim, Im871aSim, Pty, SimInput};
 use wmbusd::radio::{self, amb8465, cul, im871a, DriverKind, RadioEvent, RadioSpec, RadioState};
 use wmbusd::shutdown::ShutdownTrigger;
 
@@ -480,4 +482,65 @@ async fn cul_lines_with_crcs_and_rssi() {
     assert!(bad.iter().any(|r| r.contains("odd")), "{bad:?}");
     s.stop().await;
     task.abort();
+}
+
+/// The pseudo terminal and the iM871A simulator's SET_CONFIG parsing themselves.
+mod sim_self {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    use super::support::sim::{apply_set_config, im871a_mode_of, Pty};
+    use wmbusd::frame::LinkMode;
+
+    #[tokio::test]
+    async fn master_survives_slave_close_and_reopen() {
+        let pty = Pty::open().unwrap();
+        for round in 0..2u8 {
+            let mut slave = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(pty.slave_path())
+                .unwrap();
+            pty.write_all(&[0xA5, round]).await.unwrap();
+            let mut got = [0u8; 2];
+            slave.read_exact(&mut got).unwrap();
+            assert_eq!(got, [0xA5, round]);
+            slave.write_all(&[0x0D, 0x0A]).unwrap();
+            let mut back = [0u8; 2];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(2), pty.read(&mut back))
+                .await
+                .unwrap()
+                .unwrap();
+            // Raw mode: no CR/LF translation, no echo.
+            assert_eq!(back.get(..n), Some(&[0x0D, 0x0A][..n]));
+            drop(slave);
+        }
+    }
+
+    #[tokio::test]
+    async fn pty_descriptors_are_close_on_exec() {
+        let pty = Pty::open().unwrap();
+        for fd in [pty.master.get_ref().as_raw_fd(), pty._slave.as_raw_fd()] {
+            // SAFETY: F_GETFD on descriptors the Pty owns.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert!(
+                flags >= 0 && flags & libc::FD_CLOEXEC != 0,
+                "fd {fd}: {flags}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_config_fields() {
+        assert_eq!(
+            apply_set_config(&[0x00, 0x02, 0x03, 0x30, 0x01, 0x00]),
+            (Some(0x03), Some(true), 0)
+        );
+        assert_eq!(
+            apply_set_config(&[0x00, 0x03, 0x00, 0x06, 0x08, 0x00]),
+            (Some(0x06), None, 0)
+        );
+        assert_eq!(apply_set_config(&[0x00, 0x02]), (None, None, 1));
+        assert_eq!(im871a_mode_of(0x0A), Some(LinkMode::C1T1));
+    }
 }

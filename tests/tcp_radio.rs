@@ -19,10 +19,10 @@ use std::time::Duration;
 use serde_json::Value;
 use support::daemon::{Daemon, TestConfig};
 use support::mosquitto::{free_port, Mosquitto};
+use support::sim::{self, Im871aSim, Pty, SimInput};
 use support::subscriber::Subscriber;
 use tokio::sync::mpsc;
 use tokio_serial::SerialPortBuilderExt;
-use wmbusd::radio::sim::{self, Im871aSim, Pty, SimInput};
 
 const LIMIT: Duration = Duration::from_secs(30);
 

@@ -10,6 +10,8 @@
     clippy::too_many_lines
 )]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -557,7 +559,7 @@ fn help_of_every_new_command_has_examples_and_exit_codes() {
 /// `--listen` through the real serial session against the simulated iM871A on a pty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_listen_on_a_simulated_im871a() {
-    use wmbusd::radio::sim::{self, Im871aSim, Pty, SimInput};
+    use support::sim::{self, Im871aSim, Pty, SimInput};
 
     let dir = tempfile::tempdir().unwrap();
     let pty = Pty::open().expect("pty");

@@ -10,7 +10,8 @@
 //!   masks digit by digit where answers collide.
 //! * With the `daemon` feature: [`port`] (serial 8E1 or `tcp://host:port`), [`task`] (the
 //!   daemon's poll loop and per-meter health), [`config`] (the `[[bus]]` section) and
-//!   [`sim`] (a simulated bus of slaves on a pseudo terminal, for tests).
+//!   [`sim`] (a simulated bus of slaves for tests; `tests/support/bus_pty.rs` serves it on a
+//!   pseudo terminal).
 //!
 //! Frames themselves (emit and parse) live in [`crate::wire::mbus`].
 

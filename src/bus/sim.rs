@@ -1,20 +1,18 @@
-//! A simulated wired M-Bus for tests: slaves with primary and secondary addresses behind a
-//! pseudo terminal, answering like real slaves (EN 13757-2), with the faults a real bus
-//! shows: colliding answers, slow and dead slaves, damaged checksums, multi-telegram
-//! answers.
+//! A simulated wired M-Bus for tests: slaves with primary and secondary addresses,
+//! answering like real slaves (EN 13757-2), with the faults a real bus shows: colliding
+//! answers, slow and dead slaves, damaged checksums, multi-telegram answers.
 //!
-//! [`SimBus`] is the pure core (request bytes in, answer bytes out); [`run_bus_sim`] puts it
-//! on a [`Pty`]; [`SimTransport`] calls it directly for fast unit tests of the master.
+//! [`SimBus`] is the pure core (request bytes in, answer bytes out); [`SimTransport`] calls
+//! it directly for fast unit tests of the master. The integration tests serve it on a
+//! pseudo terminal (`tests/support/bus_pty.rs`).
 //!
 //! Collisions: when several slaves answer, their bits overlap on the bus. The model here
 //! ANDs the answers byte by byte (a space, current drawn by any slave, wins) and clears
 //! bit 6 of every byte for the bit-time offset between the senders, so two ACKs never
 //! look like one: the master sees garbled bytes, as on a real bus.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::radio::sim::Pty;
 use crate::wire::address::Address;
 use crate::wire::mbus::{
     self, MbusLongFrame, SecondaryAddress, WiredFrame, ADDRESS_BROADCAST, ADDRESS_BROADCAST_REPLY,
@@ -282,38 +280,6 @@ fn collide(mut answers: Vec<(Vec<u8>, Duration)>) -> Answer {
                 })
                 .collect();
             Answer { bytes, delay }
-        }
-    }
-}
-
-/// Serves `bus` on `pty` until the pty fails: reads request frames, answers each after its
-/// delay. Bytes that start no frame are dropped, as a slave's UART would.
-pub async fn run_bus_sim(pty: Pty, bus: Arc<Mutex<SimBus>>) -> std::io::Result<()> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        let n = pty.read(&mut buf).await?;
-        pending.extend_from_slice(buf.get(..n).unwrap_or_default());
-        while let Some(&first) = pending.first() {
-            let Some(len) = mbus::frame_len(&pending) else {
-                if first != mbus::START {
-                    pending.remove(0);
-                    continue;
-                }
-                break;
-            };
-            if pending.len() < len {
-                break;
-            }
-            let request: Vec<u8> = pending.drain(..len).collect();
-            let answer = match bus.lock() {
-                Ok(mut bus) => bus.answer(&request),
-                Err(_) => return Ok(()),
-            };
-            if !answer.bytes.is_empty() {
-                tokio::time::sleep(answer.delay).await;
-                pty.write_all(&answer.bytes).await?;
-            }
         }
     }
 }

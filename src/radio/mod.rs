@@ -13,7 +13,7 @@
 //! * [`replay`]: hex telegrams from a file, one per line.
 //!
 //! With the `daemon` feature, [`session`] runs a receiver (open, initialise, read,
-//! reconnect) and [`sim`] provides dongle simulators on pseudo terminals for tests.
+//! reconnect). The dongle simulators the tests drive it with live in `tests/support/sim.rs`.
 
 pub mod amb8465;
 pub mod cul;
@@ -32,8 +32,6 @@ mod link;
 pub mod ports;
 #[cfg(feature = "daemon")]
 pub mod session;
-#[cfg(feature = "daemon")]
-pub mod sim;
 
 #[cfg(feature = "daemon")]
 pub use error::{ProbeError, RadioError};

@@ -1,4 +1,4 @@
-//! Dongle simulators on pseudo terminals, for integration tests and demos.
+//! Dongle simulators on pseudo terminals, for integration tests.
 //!
 //! A [`Pty`] is a master/slave pair; the code under test opens the slave path like a
 //! serial device while a simulator speaks the dongle's real wire protocol on the master.
@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
-use super::{amb8465, im871a};
-use crate::frame::LinkMode;
+use wmbusd::frame::LinkMode;
+use wmbusd::radio::{amb8465, im871a};
 
 /// A pseudo-terminal pair with a non-blocking, async master.
 #[derive(Debug)]
 pub struct Pty {
-    master: AsyncFd<OwnedFd>,
+    /// Visible to the test crates for `tests/radio_pty.rs`'s close-on-exec check.
+    pub(crate) master: AsyncFd<OwnedFd>,
     /// Held open on purpose, see the module docs.
-    _slave: OwnedFd,
+    pub(crate) _slave: OwnedFd,
     slave_path: PathBuf,
 }
 
@@ -279,7 +280,7 @@ pub async fn run_im871a_sim(
 }
 
 /// Reads link mode and RSSI attachment from a SET_CONFIG payload; status 0 OK, 1 malformed.
-fn apply_set_config(p: &[u8]) -> (Option<u8>, Option<bool>, u8) {
+pub(crate) fn apply_set_config(p: &[u8]) -> (Option<u8>, Option<bool>, u8) {
     let mut it = p.iter().copied();
     let (Some(_nvm), Some(flag1)) = (it.next(), it.next()) else {
         return (None, None, 1);
@@ -494,62 +495,4 @@ pub fn im871a_mode_of(byte: u8) -> Option<LinkMode> {
     [LinkMode::S1, LinkMode::T1, LinkMode::C1, LinkMode::C1T1]
         .into_iter()
         .find(|m| im871a::link_mode_byte(*m) == Ok(byte))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-
-    #[tokio::test]
-    async fn master_survives_slave_close_and_reopen() {
-        let pty = Pty::open().unwrap();
-        for round in 0..2u8 {
-            let mut slave = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(pty.slave_path())
-                .unwrap();
-            pty.write_all(&[0xA5, round]).await.unwrap();
-            let mut got = [0u8; 2];
-            slave.read_exact(&mut got).unwrap();
-            assert_eq!(got, [0xA5, round]);
-            slave.write_all(&[0x0D, 0x0A]).unwrap();
-            let mut back = [0u8; 2];
-            let n = tokio::time::timeout(std::time::Duration::from_secs(2), pty.read(&mut back))
-                .await
-                .unwrap()
-                .unwrap();
-            // Raw mode: no CR/LF translation, no echo.
-            assert_eq!(back.get(..n), Some(&[0x0D, 0x0A][..n]));
-            drop(slave);
-        }
-    }
-
-    #[tokio::test]
-    async fn pty_descriptors_are_close_on_exec() {
-        let pty = Pty::open().unwrap();
-        for fd in [pty.master.get_ref().as_raw_fd(), pty._slave.as_raw_fd()] {
-            // SAFETY: F_GETFD on descriptors the Pty owns.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            assert!(
-                flags >= 0 && flags & libc::FD_CLOEXEC != 0,
-                "fd {fd}: {flags}"
-            );
-        }
-    }
-
-    #[test]
-    fn set_config_fields() {
-        assert_eq!(
-            apply_set_config(&[0x00, 0x02, 0x03, 0x30, 0x01, 0x00]),
-            (Some(0x03), Some(true), 0)
-        );
-        assert_eq!(
-            apply_set_config(&[0x00, 0x03, 0x00, 0x06, 0x08, 0x00]),
-            (Some(0x06), None, 0)
-        );
-        assert_eq!(apply_set_config(&[0x00, 0x02]), (None, None, 1));
-        assert_eq!(im871a_mode_of(0x0A), Some(LinkMode::C1T1));
-    }
 }
