@@ -108,18 +108,32 @@ async fn kill_mid_replay(dir: &Path, n: u32, kill_at: usize, store: bool) -> Aft
         .into_iter()
         .map(String::into_bytes)
         .collect();
-    // A message the broker acknowledged reaches the subscriber shortly after: wait until
-    // the count stops moving.
-    let mut last = usize::MAX;
-    while sub.messages().len() != last {
-        last = sub.messages().len();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let delivered = sub.messages().into_iter().map(|m| m.payload).collect();
     let mut spool = Spool::open(SpoolConfig::new(dir.join("spool"))).expect("reopen spool");
     let entries = spool.peek_from(None, 1_000_000).expect("read spool");
     assert_eq!(entries.len(), spool.pending());
-    let spooled = entries.into_iter().map(|e| e.payload).collect();
+    let spooled: std::collections::HashSet<Vec<u8>> =
+        entries.into_iter().map(|e| e.payload).collect();
+    // A message the broker acknowledged (so left the spool) reaches the subscriber shortly
+    // after; on a loaded machine "shortly" can exceed any fixed pause, so wait (bounded)
+    // until the count stops moving for 2 s or every printed reading not spooled arrived.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = (usize::MAX, std::time::Instant::now());
+    loop {
+        let seen: std::collections::HashSet<Vec<u8>> =
+            sub.messages().into_iter().map(|m| m.payload).collect();
+        let all_in = printed
+            .iter()
+            .all(|p| spooled.contains(p) || seen.contains(p));
+        if seen.len() != last.0 {
+            last = (seen.len(), std::time::Instant::now());
+        }
+        let still = last.1.elapsed() >= Duration::from_secs(2);
+        if all_in || still || std::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = sub.messages().into_iter().map(|m| m.payload).collect();
     AfterKill {
         printed,
         delivered,
