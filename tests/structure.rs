@@ -35,12 +35,37 @@ fn the_tree_keeps_its_shape() {
     problems.extend(long_functions(&sources, MAX_FN_LINES));
     problems.extend(long_files(root));
     problems.extend(removed_words(root));
+    problems.extend(undocumented_modules(root, &sources));
     assert!(
         problems.is_empty(),
         "{} structure violation(s):\n  {}",
         problems.len(),
         problems.join("\n  ")
     );
+}
+
+/// Every module file of `src/` (test-only files aside) has its line in README's layout
+/// table, and the table names no file that is gone.
+fn undocumented_modules(root: &Path, sources: &[Source]) -> Vec<String> {
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let listed: BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `src/")?.split('`').next())
+        .filter(|p| p.ends_with(".rs"))
+        .collect();
+    let is_test = |rel: &str| rel.ends_with("/tests.rs") || rel.contains("/tests/");
+    let files: BTreeSet<&str> = sources
+        .iter()
+        .filter_map(|s| s.rel.strip_prefix("src/"))
+        .filter(|rel| !is_test(rel))
+        .collect();
+    let missing = files
+        .difference(&listed)
+        .map(|f| format!("README layout lacks src/{f}"));
+    let gone = listed
+        .difference(&files)
+        .map(|f| format!("README layout names src/{f}, which is gone"));
+    missing.chain(gone).collect()
 }
 
 // ---- sources --------------------------------------------------------------------------------

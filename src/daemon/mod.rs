@@ -607,7 +607,6 @@ impl Daemon {
         match self.payload {
             PayloadFormat::Compact => Some(publish::compact_json(reading)),
             PayloadFormat::Full => {
-                // The direct writer: byte-identical to serde_json (tested), several times faster.
                 let mut json = Vec::with_capacity(1024);
                 match reading.write_json(&mut json) {
                     Ok(()) => Some(json),

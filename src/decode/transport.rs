@@ -193,7 +193,7 @@ impl Decoder {
             records: &parsed.records,
             manufacturer_data: parsed.manufacturer_data,
         };
-        if let Err(e) = driver.apply_frame(reading, &frame, None) {
+        if let Err(e) = driver.apply_frame(reading, &frame) {
             reading.driver_error = Some(e.to_string());
         }
     }

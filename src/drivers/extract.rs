@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use super::layout::{next_rules_id, LayoutMemo, Picks};
 use super::model::{
     field_kind, BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source, StepDef,
 };
@@ -66,22 +65,17 @@ struct FieldRules {
 }
 
 impl FieldRules {
-    /// Which record of `records` the field takes, and how: the search a
-    /// [`LayoutMemo`] remembers per layout.
+    /// Which record of `records` the field takes, and how.
     fn pick(&self, records: &[Record]) -> FieldPick {
         let selected = self.record.as_ref().and_then(|rule| {
             let at = records.iter().position(|r| rule.selects(r))?;
             Some((rule, u32::try_from(at).ok()?, records.get(at)?))
         });
         match selected {
-            Some((rule, record, r)) => {
-                let factor = rule.factor(r);
-                if rule.copies_number(factor) {
-                    FieldPick::Number { record, factor }
-                } else {
-                    FieldPick::Record { record, factor }
-                }
-            }
+            Some((rule, record, r)) => FieldPick::Record {
+                record,
+                factor: rule.factor(r),
+            },
             None if self.bytes.is_none() => FieldPick::Absent,
             None => FieldPick::Bytes,
         }
@@ -113,8 +107,6 @@ impl RecordHeader {
 /// A validated definition in the form applied per telegram.
 #[derive(Debug, Clone)]
 pub(super) struct Rules {
-    /// Identity for [`LayoutMemo`]: picks made for these rules.
-    id: u64,
     /// The driver's name, shared by every reading it fills.
     driver: Arc<str>,
     /// Every field name once, in name order, shared by every reading it fills.
@@ -166,7 +158,6 @@ impl Rules {
             })
             .collect();
         Ok(Rules {
-            id: next_rules_id(),
             driver: Arc::from(definition.name.as_str()),
             names,
             fields,
@@ -180,30 +171,14 @@ impl Rules {
         self.step.is_some()
     }
 
-    /// Which record each rule takes from `records`: the search the picks of a
-    /// [`LayoutMemo`] stand for.
-    fn pick(&self, records: &[Record], picks: &mut Picks) {
-        picks
-            .fields
-            .extend(self.fields.iter().map(|rules| rules.pick(records)));
-        picks.headers.extend(
-            self.record_headers
-                .iter()
-                .map(|h| first_with_header(records, &h.text)),
-        );
-    }
-
     /// Fills `reading.driver` and `reading.fields`. `frame` is what the driver reads
     /// of the telegram beyond the reading: the step's inputs, and the vendor bytes and
     /// record data as bytes. Without it (readings rebuilt from JSON) step fields are
     /// left out and bytes are read from the reading's hex texts.
-    /// `memo` remembers which records the rules took in each layout; only for readings
-    /// the decoder built (see [`LayoutMemo`]).
     pub(super) fn apply(
         &self,
         reading: &mut Reading,
         frame: Option<&FrameContext<'_>>,
-        memo: Option<&mut LayoutMemo>,
     ) -> Result<(), StepError> {
         let Reading {
             records,
@@ -221,16 +196,8 @@ impl Rules {
             (None, Some(hex)) if self.reads_vendor_bytes => unhex(hex, &mut [], &mut vendor_text),
             (None, _) => None,
         };
-        let (name, picks) = match memo {
-            Some(memo) => (
-                memo.driver(&self.driver),
-                memo.picks(self.id, records, |p| self.pick(records, p)),
-            ),
-            None => (self.driver.clone(), None),
-        };
         let mut sources = Sources {
             records,
-            picks,
             vendor,
             step_output: None,
             apl: frame.map(|f| f.apl),
@@ -240,19 +207,8 @@ impl Rules {
             (Some(rule), Some(frame)) => self.run_step(rule, frame, &mut sources),
             _ => Ok(()),
         };
-        fields.refill(&self.names, |i, slot| {
-            // The usual case of a known layout, kept small: a record's number.
-            if let Some(FieldPick::Number { record, .. }) = picks.and_then(|p| p.field(i)) {
-                // Widening: a `u32` index always fits a `usize` here.
-                let at = record as usize;
-                if let Some(Value::Number(n)) = records.get(at).map(|r| &r.value) {
-                    *slot = Value::Number(*n);
-                    return Fill::Value;
-                }
-            }
-            self.fill(i, slot, &mut sources)
-        });
-        *driver = Some(name);
+        fields.refill(&self.names, |i, slot| self.fill(i, slot, &mut sources));
+        *driver = Some(self.driver.clone());
         step_result
     }
 
@@ -278,23 +234,16 @@ impl Rules {
         Ok(())
     }
 
-    /// Fills the slot of field `i` from `sources` (every case but a known layout's
-    /// record number, which [`Rules::apply`] copies itself).
+    /// Fills the slot of field `i` from `sources`.
     fn fill(&self, i: usize, slot: &mut Value, sources: &mut Sources<'_>) -> Fill {
         let Some(rules) = self.fields.get(i) else {
             return Fill::Absent;
         };
         let records = sources.records;
-        let pick = match sources.picks.and_then(|p| p.field(i)) {
-            Some(pick) => pick,
-            None => rules.pick(records),
-        };
+        let pick = rules.pick(records);
         // A name defined both ways takes the record when the telegram has it.
-        if let (
-            FieldPick::Number { record, factor } | FieldPick::Record { record, factor },
-            Some(rule),
-        ) = (pick, &rules.record)
-        {
+        if let (FieldPick::Record { record, factor }, Some(rule)) = (pick, &rules.record) {
+            // Widening: a `u32` index always fits a `usize` here.
             let at = record as usize;
             match records.get(at).map(|r| rule.take(r, factor, slot)) {
                 None | Some(Fill::Absent) => {}
@@ -320,8 +269,6 @@ impl Rules {
 /// What the fields of one telegram are filled from.
 struct Sources<'a> {
     records: &'a [Record],
-    /// The remembered picks for the records' layout, if any.
-    picks: Option<&'a Picks>,
     /// The manufacturer data as bytes, when the definition reads them.
     vendor: Option<&'a [u8]>,
     step_output: Option<Vec<u8>>,
@@ -337,10 +284,7 @@ impl Sources<'_> {
             Input::Step => self.step_output.as_deref(),
             Input::Apl => self.apl,
             Input::Record(at) => {
-                let first = match self.picks {
-                    Some(picks) => picks.header(at),
-                    None => first_with_header(self.records, &headers.get(at)?.text),
-                };
+                let first = first_with_header(self.records, &headers.get(at)?.text);
                 let record = first.and_then(|k| self.records.get(k));
                 self.record_data.get(at, headers.get(at)?, record)
             }
@@ -589,8 +533,7 @@ impl RecordRule {
             }
     }
 
-    /// The conversion factor for `record`'s unit. It follows from the record's header
-    /// (a record's unit does), so a [`LayoutMemo`] keeps it with the record's pick.
+    /// The conversion factor for `record`'s unit.
     fn factor(&self, record: &Record) -> Factor {
         let Some(unit) = record.unit.as_deref() else {
             // No unit: text values (which unit fields skip), or nothing to convert.
@@ -599,17 +542,6 @@ impl RecordRule {
         match self.factors.iter().position(|(u, _)| same_text(u, unit)) {
             Some(at) => u8::try_from(at).map_or(Factor::Unknown, Factor::At),
             None => Factor::Missing,
-        }
-    }
-
-    /// True when a number of a record with this factor is the field's value as it is
-    /// (what [`RecordRule::take`] copies unconverted).
-    fn copies_number(&self, factor: Factor) -> bool {
-        match self.kind {
-            FieldKind::Unit { .. } => matches!(factor, Factor::At(at)
-                if self.factors.get(usize::from(at)).is_some_and(|(_, f)| f.is_none())),
-            FieldKind::Plain => true,
-            FieldKind::Date => false,
         }
     }
 
@@ -639,10 +571,6 @@ impl RecordRule {
             // has no unit, its quantity names it, and the number is taken as sent.
             FieldKind::Unit { .. } if self.factors.is_empty() && record.unit.is_none() => Some(*n),
             FieldKind::Unit { .. } => {
-                let factor = match factor {
-                    Factor::Unknown => self.factor(record),
-                    known => known,
-                };
                 let factor = match factor {
                     Factor::At(at) => self.factors.get(usize::from(at)),
                     Factor::Missing | Factor::Unknown => None,

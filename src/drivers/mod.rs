@@ -51,7 +51,6 @@
 //! a telegram are left out.
 
 mod extract;
-mod layout;
 mod model;
 mod pick;
 pub mod steps;
@@ -61,7 +60,6 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-pub use layout::LayoutMemo;
 pub use model::{BytesDef, Definition, Encoding, FieldDef, FieldKind, OneOrMany, Source, StepDef};
 
 pub use steps::StepError;
@@ -279,7 +277,7 @@ impl Driver {
     /// (a reading without its frame: fields from the named step are left out).
     pub fn apply(&self, reading: &mut Reading) {
         // Without a frame no step runs, so there is no step error to report.
-        let _ = self.rules.apply(reading, None, None);
+        let _ = self.rules.apply(reading, None);
     }
 
     /// Where each of `reading`'s fields came from (a record, or source bytes with their
@@ -290,64 +288,12 @@ impl Driver {
 
     /// Fills `reading.driver` and `reading.fields`, running the named step on `frame`.
     /// A step error leaves that step's fields out and is returned for the reading.
-    /// `memo` (the decoder's) remembers which records the fields took per record
-    /// layout; pass one only for readings the decoder built.
     pub fn apply_frame(
         &self,
         reading: &mut Reading,
         frame: &FrameContext<'_>,
-        memo: Option<&mut LayoutMemo>,
     ) -> Result<(), StepError> {
-        self.rules.apply(reading, Some(frame), memo)
-    }
-}
-
-/// Which driver each meter model and CI selected from one [`DriverSet`]; one per
-/// decoder. Direct-mapped: a model whose slot is taken selects again.
-#[derive(Debug, Default)]
-pub struct SelectionMemo {
-    /// The index of the set the choices are from, held so that its address is not
-    /// reused by another set while the choices are kept.
-    index: Option<Arc<[(Selector, usize)]>>,
-    /// Model key (0: empty) and the chosen driver's index in the set.
-    slots: Vec<(u64, Option<usize>)>,
-}
-
-/// A gateway hears a few dozen models; a miss costs one selection.
-const SELECTION_SLOTS: usize = 64;
-
-impl SelectionMemo {
-    pub fn new() -> SelectionMemo {
-        SelectionMemo::default()
-    }
-
-    /// The model key of a meter and CI; never 0.
-    fn key(meter: &Address, ci: u8) -> u64 {
-        1 << 40
-            | u64::from(meter.manufacturer().masked()) << 24
-            | u64::from(meter.version) << 16
-            | u64::from(meter.device_type) << 8
-            | u64::from(ci)
-    }
-
-    /// The slot of `key` among the choices from the set with this index.
-    fn slot(
-        &mut self,
-        index: &Arc<[(Selector, usize)]>,
-        key: u64,
-    ) -> Option<&mut (u64, Option<usize>)> {
-        if !self
-            .index
-            .as_ref()
-            .is_some_and(|held| Arc::ptr_eq(held, index))
-        {
-            // Another set (a reload): forget every choice.
-            self.index = Some(index.clone());
-            self.slots.clear();
-            self.slots.resize(SELECTION_SLOTS, (0, None));
-        }
-        let at = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % SELECTION_SLOTS;
-        self.slots.get_mut(at)
+        self.rules.apply(reading, Some(frame))
     }
 }
 
@@ -455,31 +401,6 @@ impl DriverSet {
         self.select_index(meter, ci)
             .and_then(|i| self.drivers.get(i))
             .map(|d| &**d)
-    }
-
-    /// [`DriverSet::select_address`] through `memo`, which remembers the choice per
-    /// meter model (manufacturer, version, device type) and CI: selection runs for
-    /// every telegram, and a building has a few dozen models at most.
-    pub fn select_remembered(
-        &self,
-        memo: &mut SelectionMemo,
-        meter: &Address,
-        ci: u8,
-    ) -> Option<&Driver> {
-        if self.drivers.is_empty() {
-            return None;
-        }
-        let key = SelectionMemo::key(meter, ci);
-        let index = match memo.slot(&self.by_manufacturer, key) {
-            Some(slot) if slot.0 == key => slot.1,
-            Some(slot) => {
-                let index = self.select_index(meter, ci);
-                *slot = (key, index);
-                index
-            }
-            None => self.select_index(meter, ci),
-        };
-        index.and_then(|i| self.drivers.get(i)).map(|d| &**d)
     }
 
     fn select_index(&self, meter: &Address, ci: u8) -> Option<usize> {

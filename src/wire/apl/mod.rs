@@ -8,14 +8,12 @@
 
 mod decimal;
 mod dib;
-mod memo;
 mod profile;
 mod value;
 mod vib;
 
 pub use decimal::{Decimal, ParseDecimalError};
 pub use dib::{DataField, Dib, Function, MAX_EXTENSIONS};
-pub use memo::HeaderMemo;
 pub use profile::{time_point_record, CompactProfile, Increment, Position, ProfileKind, Spacing};
 pub use value::{bcd, le_signed, le_unsigned, type_f, type_g, type_i, type_j};
 pub use value::{Date, DateTime, Time, Value};
@@ -141,17 +139,12 @@ pub fn parse(apl: &[u8]) -> Result<Apl<'_>> {
 /// in [`Apl::unparsed`]. Reserved special-function DIFs (0x3F–0x7F, data field 0xF
 /// with the extension bit) also stop parsing there.
 pub fn parse_lenient(apl: &[u8]) -> Apl<'_> {
-    parse_lenient_in(apl, Vec::new(), None)
+    parse_lenient_in(apl, Vec::new())
 }
 
 /// [`parse_lenient`] collecting the records in `records` (cleared first), so that a
-/// caller parsing telegram after telegram can reuse one vector (see [`recycle`]), and
-/// taking record headers seen before from `memo` (the result is the same).
-pub fn parse_lenient_in<'a>(
-    apl: &'a [u8],
-    mut records: Vec<DataRecord<'a>>,
-    mut memo: Option<&mut HeaderMemo>,
-) -> Apl<'a> {
+/// caller parsing telegram after telegram can reuse one vector (see [`recycle`]).
+pub fn parse_lenient_in<'a>(apl: &'a [u8], mut records: Vec<DataRecord<'a>>) -> Apl<'a> {
     records.clear();
     // Two bytes per record at least; most records take four to seven.
     records.reserve((apl.len() / 4).min(64));
@@ -177,7 +170,7 @@ pub fn parse_lenient_in<'a>(
         let record = if dif & 0x0F == 0x0F {
             Err(Error::unsupported(Layer::Apl, pos, "special-function DIF"))
         } else {
-            parse_record(apl, pos, memo.as_deref_mut())
+            parse_record(apl, pos)
         };
         match record {
             Ok((record, next)) => {
@@ -278,22 +271,9 @@ fn vif_is_fc(bytes: &[u8], start: usize) -> bool {
     }
 }
 
-fn parse_record<'a>(
-    apl: &'a [u8],
-    start: usize,
-    memo: Option<&mut HeaderMemo>,
-) -> Result<(DataRecord<'a>, usize)> {
-    let first = match memo {
-        Some(memo) => memo
-            .header(apl, start, |apl, start| {
-                let h = parse_header_at(apl, start, TextPosition::AfterVib)?;
-                let meaning = h.vib.meaning(h.dib.data_field);
-                Ok((h, meaning))
-            })
-            .and_then(|(h, meaning)| parse_data_with(apl, start, h, meaning)),
-        None => parse_header_at(apl, start, TextPosition::AfterVib)
-            .and_then(|h| parse_data(apl, start, h)),
-    };
+fn parse_record(apl: &[u8], start: usize) -> Result<(DataRecord<'_>, usize)> {
+    let first =
+        parse_header_at(apl, start, TextPosition::AfterVib).and_then(|h| parse_data(apl, start, h));
     match first {
         Err(e) if vif_is_fc(apl, start) => parse_header_at(apl, start, TextPosition::AfterVif)
             .and_then(|h| parse_data(apl, start, h))
@@ -379,16 +359,6 @@ fn parse_header_at(apl: &[u8], start: usize, text_at: TextPosition) -> Result<Re
 
 fn parse_data(apl: &[u8], start: usize, h: RecordHeader) -> Result<(DataRecord<'_>, usize)> {
     let meaning = h.vib.meaning(h.dib.data_field);
-    parse_data_with(apl, start, h, meaning)
-}
-
-/// [`parse_data`] with the header's meaning already known.
-fn parse_data_with(
-    apl: &[u8],
-    start: usize,
-    h: RecordHeader,
-    meaning: Meaning,
-) -> Result<(DataRecord<'_>, usize)> {
     let header = slice(apl, start, h.len)?;
     let mut pos = start + h.len;
     let (lvar, len) = match h.dib.data_field.data_len() {

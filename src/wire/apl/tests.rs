@@ -522,14 +522,14 @@ fn type_f_hundred_year_bits_follow_the_standard() {
 #[test]
 fn recycled_record_vector_keeps_its_allocation() {
     let first = [0x04, 0x13, 0x01, 0x00, 0x00, 0x00, 0x02, 0x59, 0xD4, 0x09];
-    let parsed = parse_lenient_in(&first, Vec::new(), None);
+    let parsed = parse_lenient_in(&first, Vec::new());
     assert_eq!(parsed.records.len(), 2);
     let capacity = parsed.records.capacity();
     let spare = recycle(parsed.records);
     assert!(spare.is_empty());
     assert_eq!(spare.capacity(), capacity);
     let second = [0x02, 0x59, 0xD4, 0x09];
-    let again = parse_lenient_in(&second, spare, None);
+    let again = parse_lenient_in(&second, spare);
     assert_eq!(again, parse_lenient(&second));
 }
 
